@@ -1,0 +1,1 @@
+"""Root conftest: shared fixtures live in tests/conftest.py; this file only anchors rootdir."""

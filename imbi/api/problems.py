@@ -1,0 +1,132 @@
+"""RFC 9457 problem+json: every API error has a stable ``code``.
+
+``Problem`` is raised by service code; ``exception_handler`` turns it, DRF's own exceptions
+and plugin errors into ``application/problem+json`` responses. Messages never carry
+secret values: callers build them from names, never from credential data.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+logger = logging.getLogger(__name__)
+
+
+class Problem(Exception):
+    """An error the API reports as problem+json."""
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        detail: str,
+        *,
+        title: str | None = None,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.code = code
+        self.detail = detail
+        self.title = title or code.replace("_", " ").capitalize()
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+    def body(self, instance: str = "") -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "type": f"https://imbi.dev/problems/{self.code}",
+            "title": self.title,
+            "status": self.status_code,
+            "code": self.code,
+            "detail": self.detail,
+        }
+        if instance:
+            data["instance"] = instance
+        data.update(self.extra)
+        return data
+
+
+def problem_response(problem: Problem, instance: str = "") -> Response:
+    response = Response(
+        problem.body(instance), status=problem.status_code, content_type=PROBLEM_CONTENT_TYPE
+    )
+    for name, value in problem.headers.items():
+        response[name] = value
+    return response
+
+
+_DRF_CODES: dict[type[exceptions.APIException], str] = {
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "throttled",
+    exceptions.ParseError: "malformed_request",
+    exceptions.ValidationError: "invalid_input",
+}
+
+
+def _from_drf(exc: exceptions.APIException) -> Problem:
+    code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
+    if isinstance(exc, exceptions.ValidationError):
+        fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        return Problem(400, code, "The request has invalid fields.", extra={"errors": fields})
+    return Problem(exc.status_code, code, str(exc.detail))
+
+
+def to_problem(exc: Exception) -> Problem | None:
+    """Map a known exception to a Problem; ``None`` for anything unexpected."""
+    from plugins_core.sdk.errors import PluginError
+
+    if isinstance(exc, Problem):
+        return exc
+    if isinstance(exc, PluginError):
+        extra: dict[str, Any] = {}
+        headers: dict[str, str] = {}
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:
+            headers["Retry-After"] = str(int(retry_after))
+            extra["retry_after"] = int(retry_after)
+        fields = getattr(exc, "fields", None)
+        if fields:
+            extra["errors"] = dict(fields)
+        return Problem(exc.http_status, exc.code, exc.detail, extra=extra, headers=headers)
+    if isinstance(exc, Http404):
+        return Problem(404, "not_found", "Not found.")
+    if isinstance(exc, DjangoPermissionDenied):
+        return Problem(403, "permission_denied", "You do not have permission to do this.")
+    if isinstance(exc, exceptions.APIException):
+        problem = _from_drf(exc)
+        if getattr(exc, "wait", None):
+            problem.headers["Retry-After"] = str(int(exc.wait or 1))
+        return problem
+    return None
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    problem = to_problem(exc)
+    if problem is None:
+        response = drf_exception_handler(exc, context)
+        if response is not None:
+            return response
+        # Unexpected: log it with its traceback server-side, show the client no internals.
+        logger.exception("unhandled API error", exc_info=exc)
+        problem = Problem(500, "internal_error", "An unexpected error occurred.")
+    request = context.get("request")
+    response = problem_response(problem, request.path if request is not None else "")
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        response.status_code = status.HTTP_401_UNAUTHORIZED
+        response["WWW-Authenticate"] = 'Token realm="api"'
+    return response

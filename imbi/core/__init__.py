@@ -1,0 +1,1 @@
+"""The core domain: organizations, memberships, project types, projects, encryption, audit."""

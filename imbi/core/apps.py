@@ -1,0 +1,12 @@
+"""App config for the core domain."""
+
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    name = "imbi.core"
+    label = "core"
+    verbose_name = "Imbi"
+
+    def ready(self) -> None:
+        from imbi import celery  # noqa: F401  (register the Celery app with Django)

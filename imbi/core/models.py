@@ -1,0 +1,145 @@
+"""Core domain rows: organizations, memberships with a role, project types and projects.
+
+Every project-scoped row carries its organization so that cross-organization references can
+be refused by the database (composite foreign keys on PostgreSQL, see the migrations) as well
+as by ``clean()``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer", "Viewer"
+    EDITOR = "editor", "Editor"
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+
+
+ROLE_RANK: dict[str, int] = {Role.VIEWER: 1, Role.EDITOR: 2, Role.OWNER: 3, Role.ADMIN: 4}
+
+
+class Organization(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering: ClassVar = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """A user's role in an organization. ``can_read_secrets`` is granted explicitly."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    can_read_secrets = models.BooleanField(
+        default=False, help_text="May reveal secret configuration values (audited)."
+    )
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["user", "organization"], name="membership_unique"),
+            models.CheckConstraint(
+                condition=models.Q(role__in=[r.value for r in Role]), name="membership_role_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization.slug} ({self.role})"
+
+
+class ProjectType(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="project_types"
+    )
+    slug = models.SlugField(max_length=64)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering: ClassVar = ["organization__slug", "slug"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["organization", "slug"], name="projecttype_slug_org"),
+            # Target of composite foreign keys (id, organization) from bindings.
+            models.UniqueConstraint(fields=["id", "organization"], name="projecttype_id_org"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Project(models.Model):
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="projects"
+    )
+    project_type = models.ForeignKey(ProjectType, on_delete=models.PROTECT, related_name="projects")
+    slug = models.SlugField(max_length=64)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    owners = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="owned_projects"
+    )
+
+    class Meta:
+        ordering: ClassVar = ["organization__slug", "slug"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["organization", "slug"], name="project_slug_org"),
+            models.UniqueConstraint(fields=["id", "organization"], name="project_id_org"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        if self.project_type_id and self.organization_id:
+            if self.project_type.organization_id != self.organization_id:
+                raise ValidationError(
+                    {"project_type": "The project type belongs to another organization."}
+                )
+
+
+class AuditEvent(models.Model):
+    """Who did what to which configuration key or secret. Never holds a value."""
+
+    class Action(models.TextChoices):
+        CONFIG_SET = "config.set", "Configuration value set"
+        CONFIG_DELETE = "config.delete", "Configuration key deleted"
+        SECRET_READ = "secret.read", "Secret value read"
+        CREDENTIALS_SET = "credentials.set", "Credentials changed"
+        BINDING_CHANGE = "binding.change", "Binding changed"
+        PLUGIN_INSTALL = "plugin.install", "Plugin installed"
+        PLUGIN_STATE = "plugin.state", "Plugin enabled or disabled"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL)
+    plugin_slug = models.CharField(max_length=64, blank=True)
+    key = models.CharField(max_length=255, blank=True)
+    action = models.CharField(max_length=32, choices=Action.choices)
+    detail = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering: ClassVar = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.key}"
