@@ -1,0 +1,130 @@
+"""What the host hands a plugin for one call, besides the request itself.
+
+Owns ``Credentials`` (a read-only mapping that never shows its values), the
+``KeyValueStore`` protocol with an in-memory ``MemoryKeyValueStore``, and
+``PluginContext`` (who is asking, with which options, within how much time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, NoReturn, Protocol, runtime_checkable
+
+__all__ = ["Credentials", "KeyValueStore", "MemoryKeyValueStore", "PluginContext"]
+
+
+class Credentials(Mapping[str, str]):
+    """Read-only credential values. ``repr``/``str`` show names only, never values.
+
+    Pickling is refused so values cannot leak into caches, task queues or logs by
+    accident; a host that must move them does so explicitly with ``dict(credentials)``.
+    """
+
+    __slots__ = ("_values",)
+    _values: Mapping[str, str]
+
+    def __init__(self, values: Mapping[str, str] | None = None, /, **more: str) -> None:
+        merged = {**(values or {}), **more}
+        for name, value in merged.items():
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise TypeError(f"credential {name!r}: names and values must be strings")
+        object.__setattr__(self, "_values", MappingProxyType(merged))
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Credentials({', '.join(f'{name}=***' for name in self._values)})"
+
+    __str__ = __repr__
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError("Credentials are read-only")
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("Credentials cannot be pickled; pass dict(credentials) explicitly")
+
+    def __copy__(self) -> Credentials:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Credentials:
+        return self
+
+
+@runtime_checkable
+class KeyValueStore(Protocol):
+    """Small per-plugin string storage the host offers when ``permissions.storage``."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def set(self, key: str, value: str) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def keys(self, prefix: str = "") -> list[str]: ...
+
+
+class MemoryKeyValueStore:
+    """A dict-backed ``KeyValueStore`` for tests and the contract test kit."""
+
+    def __init__(self, initial: Mapping[str, str] | None = None) -> None:
+        self._data: dict[str, str] = dict(initial or {})
+
+    def get(self, key: str) -> str | None:
+        return self._data.get(key)
+
+    def set(self, key: str, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError("values must be strings")
+        self._data[key] = value
+
+    def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+    def keys(self, prefix: str = "") -> list[str]:
+        return sorted(key for key in self._data if key.startswith(prefix))
+
+
+def _default_logger() -> logging.Logger:
+    return logging.getLogger("imbi.plugins")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PluginContext:
+    """Who is asking and with what settings.
+
+    ``options`` are already merged and validated by the host; ``search_template`` is
+    already expanded ("" if none). ``timeout`` is the seconds the call may take: pass it
+    to your HTTP/SDK clients. ``storage`` is set only when the manifest declares
+    ``permissions.storage``.
+    """
+
+    organization: str
+    project_id: int | None = None
+    project_slug: str | None = None
+    project_type: str | None = None
+    tab: str = ""
+    options: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    search_template: str = ""
+    timeout: float = 10.0
+    logger: logging.Logger = dataclasses.field(default_factory=_default_logger)
+    storage: KeyValueStore | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.organization, str) or not self.organization:
+            raise ValueError("organization: must be a non-empty slug")
+        if isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float):
+            raise ValueError("timeout: expected seconds as a number")
+        if self.timeout <= 0:
+            raise ValueError("timeout: must be > 0")
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))

@@ -1,0 +1,171 @@
+"""Errors of the plugin SDK.
+
+Owns two families:
+
+* ``PluginError`` and its subclasses: what a plugin raises at run time. Each has a
+  stable snake_case ``code`` (the host puts it in problem+json), an ``http_status``
+  hint and a human ``detail``. ``to_dict()``/``PluginError.from_dict()`` let an error
+  cross a process boundary and come back as the same subclass.
+* ``ManifestError`` and ``OptionValidationError``: plain ``ValueError``s raised while
+  validating a manifest, or the options and credentials an admin entered.
+
+SECURITY: ``detail`` (and every message here) is shown to users and written to logs.
+It must never contain a secret value: no credential, token, password or secret
+configuration value. Name the field, never echo the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+__all__ = [
+    "Conflict",
+    "CredentialsInvalid",
+    "CredentialsMissing",
+    "CursorExpired",
+    "InvalidInput",
+    "ManifestError",
+    "NotFound",
+    "NotSupported",
+    "OptionValidationError",
+    "PermissionDenied",
+    "PluginError",
+    "PluginTimeout",
+    "UpstreamUnavailable",
+]
+
+
+class PluginError(Exception):
+    """Base of every error a plugin may raise on purpose."""
+
+    code: ClassVar[str] = "plugin_error"
+    http_status: ClassVar[int] = 500
+    _by_code: ClassVar[dict[str, type[PluginError]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # First class to claim a code wins: a plugin's own NotFound subclass must not
+        # replace NotFound when errors are rebuilt from dicts.
+        PluginError._by_code.setdefault(cls.code, cls)
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail or self.code
+
+    def extra(self) -> dict[str, Any]:
+        """Subclass-specific, JSON-safe fields (keyword arguments of ``__init__``)."""
+        return {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "detail": self.detail, **self.extra()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PluginError:
+        """Rebuild an error; the subclass is chosen by ``code`` (unknown: PluginError)."""
+        kind = PluginError._by_code.get(str(data.get("code", "")), PluginError)
+        extra = {key: value for key, value in data.items() if key not in ("code", "detail")}
+        try:
+            return kind(str(data.get("detail", "")), **extra)
+        except TypeError:  # extra fields this version does not know
+            return kind(str(data.get("detail", "")))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (PluginError.from_dict, (self.to_dict(),))
+
+
+class NotFound(PluginError):
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(PluginError):
+    code = "conflict"
+    http_status = 409
+
+
+class InvalidInput(PluginError):
+    """Bad input; ``fields`` maps a field name to what is wrong with it."""
+
+    code = "invalid_input"
+    http_status = 400
+
+    def __init__(self, detail: str = "", *, fields: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.fields: dict[str, str] = dict(fields or {})
+
+    def extra(self) -> dict[str, Any]:
+        return {"fields": dict(self.fields)} if self.fields else {}
+
+
+class CredentialsMissing(PluginError):
+    code = "credentials_missing"
+    http_status = 503
+
+
+class CredentialsInvalid(PluginError):
+    code = "credentials_invalid"
+    http_status = 502
+
+
+class UpstreamUnavailable(PluginError):
+    """The backend is down or throttling; ``retry_after`` is in seconds when known."""
+
+    code = "upstream_unavailable"
+    http_status = 503
+
+    def __init__(self, detail: str = "", *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    def extra(self) -> dict[str, Any]:
+        return {"retry_after": self.retry_after} if self.retry_after is not None else {}
+
+
+class PluginTimeout(PluginError):
+    code = "plugin_timeout"
+    http_status = 504
+
+
+class CursorExpired(PluginError):
+    code = "cursor_expired"
+    http_status = 409
+
+
+class NotSupported(PluginError):
+    code = "not_supported"
+    http_status = 501
+
+
+class PermissionDenied(PluginError):
+    """The plugin used something (a host, storage) its manifest did not declare."""
+
+    code = "plugin_permission_denied"
+    http_status = 403
+
+
+class ManifestError(ValueError):
+    """An invalid manifest or handler class; ``field`` is the dotted path at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+    def prefixed(self, prefix: str) -> ManifestError:
+        """The same error, seen from the enclosing object (``options[1]`` + ``type``)."""
+        return ManifestError(f"{prefix}.{self.field}", self.message)
+
+
+class OptionValidationError(ValueError):
+    """Options or credentials rejected; ``errors`` maps every bad field to a message.
+
+    Build it with a mapping of all errors, or with one ``(field_name, message)``.
+    """
+
+    def __init__(self, errors: Mapping[str, str] | str, message: str = "") -> None:
+        self.errors: dict[str, str] = {errors: message} if isinstance(errors, str) else dict(errors)
+        super().__init__("; ".join(f"{name}: {msg}" for name, msg in self.errors.items()))

@@ -1,0 +1,263 @@
+"""Contract test kit: plugin authors run it against their own handler, without Django.
+
+Owns ``run_contract`` (returns a ``ContractReport`` of every check and failure),
+``assert_contract`` (pytest-friendly: raises ``AssertionError``) and ``make_context``.
+
+Example::
+
+    def test_contract():
+        assert_contract(
+            lambda: MyPlugin(make_context(options={...}), Credentials(token="t")),
+            sample_write=("contract-test-key", ConfigWrite(data_type="string", value="v")),
+        )
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn, Protocol
+
+from .context import MemoryKeyValueStore, PluginContext
+from .interfaces import ConfigurationPlugin, LogsPlugin, PluginHandler, check_handler_class
+from .manifest import PluginManifest
+from .types import (
+    ConfigKey,
+    ConfigValue,
+    ConfigWrite,
+    ConnectionResult,
+    Histogram,
+    LogQuery,
+    LogResult,
+)
+
+__all__ = ["ContractReport", "assert_contract", "make_context", "run_contract"]
+
+
+class _Serializable(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@dataclasses.dataclass(slots=True)
+class ContractReport:
+    """The checks run and the failures found, each a short sentence."""
+
+    handler: str = ""
+    checks: list[str] = dataclasses.field(default_factory=list)
+    failures: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def assert_ok(self) -> None:
+        if self.failures:
+            lines = "\n".join(f"  - {failure}" for failure in self.failures)
+            raise AssertionError(
+                f"{self.handler} failed {len(self.failures)} of {len(self.checks)} "
+                f"contract checks:\n{lines}"
+            )
+
+    @contextlib.contextmanager
+    def check(self, name: str) -> Iterator[None]:
+        """Run one check; an ``AssertionError`` or any exception is recorded as a failure."""
+        self.checks.append(name)
+        try:
+            yield
+        except AssertionError as exc:
+            self.failures.append(f"{name}: {exc}")
+        except Exception as exc:
+            self.failures.append(f"{name}: raised {type(exc).__name__}: {exc}")
+
+
+def _fail(message: str) -> NoReturn:
+    raise AssertionError(message)
+
+
+def _expect(condition: bool, message: str) -> None:
+    if not condition:
+        _fail(message)
+
+
+def _is_list_of(value: object, kind: type[Any], what: str) -> None:
+    if not isinstance(value, list):
+        _fail(f"{what} returned {type(value).__name__}, not a list")
+    for item in value:
+        _expect(isinstance(item, kind), f"{what} returned a {type(item).__name__} item")
+
+
+def _round_trips(obj: _Serializable) -> None:
+    """to_dict -> json.dumps -> json.loads -> from_dict gives an equal object."""
+    data = json.loads(json.dumps(obj.to_dict()))
+    back = type(obj).from_dict(data)  # type: ignore[attr-defined]
+    _expect(back == obj, f"{type(obj).__name__} does not round-trip through JSON: {obj!r}")
+
+
+def make_context(**overrides: Any) -> PluginContext:
+    """A context for tests: organization ``contract-test``, in-memory storage."""
+    values: dict[str, Any] = {
+        "organization": "contract-test",
+        "project_id": 1,
+        "project_slug": "contract-test-project",
+        "project_type": "api",
+        "storage": MemoryKeyValueStore(),
+    }
+    values.update(overrides)
+    return PluginContext(**values)
+
+
+def run_contract(
+    handler_factory: Callable[[], PluginHandler],
+    *,
+    sample_write: tuple[str, ConfigWrite] | None = None,
+    sample_query: LogQuery | None = None,
+) -> ContractReport:
+    """Check a handler against the SDK contract; ``handler_factory`` makes a fresh one.
+
+    ``sample_write`` (configuration) enables the write/delete checks: the key is created,
+    read back and deleted, so use a key the backend may safely own.
+    """
+    report = ContractReport()
+    try:
+        handler = handler_factory()
+    except Exception as exc:
+        report.checks.append("construct")
+        report.failures.append(f"construct: handler_factory raised {type(exc).__name__}: {exc}")
+        return report
+    report.handler = f"{type(handler).__module__}.{type(handler).__qualname__}"
+
+    with report.check("manifest is valid and the class passes check_handler_class"):
+        manifest = check_handler_class(type(handler))
+        _expect(
+            PluginManifest.from_dict(json.loads(json.dumps(manifest.to_dict()))) == manifest,
+            "manifest does not round-trip through JSON",
+        )
+    if not report.passed:
+        return report
+
+    with report.check("test_connection returns a ConnectionResult"):
+        result = handler.test_connection()
+        _expect(isinstance(result, ConnectionResult), f"got {type(result).__name__}")
+        _round_trips(result)
+
+    if isinstance(handler, ConfigurationPlugin):
+        _check_configuration(report, handler, sample_write)
+    elif isinstance(handler, LogsPlugin):
+        _check_logs(report, handler, sample_query or LogQuery.ending_now())
+    return report
+
+
+def assert_contract(
+    handler_factory: Callable[[], PluginHandler],
+    *,
+    sample_write: tuple[str, ConfigWrite] | None = None,
+    sample_query: LogQuery | None = None,
+) -> ContractReport:
+    """``run_contract`` then ``assert_ok``: for use inside a pytest test."""
+    report = run_contract(handler_factory, sample_write=sample_write, sample_query=sample_query)
+    report.assert_ok()
+    return report
+
+
+def _check_configuration(
+    report: ContractReport,
+    handler: ConfigurationPlugin,
+    sample_write: tuple[str, ConfigWrite] | None,
+) -> None:
+    listed: list[str] = []
+    missing = f"definitely-missing-key-{uuid.uuid4().hex}"
+
+    with report.check("list_keys returns ConfigKeys, unique, JSON round trip"):
+        keys = handler.list_keys()
+        _is_list_of(keys, ConfigKey, "list_keys")
+        listed = [item.key for item in keys]
+        _expect(len(set(listed)) == len(listed), "list_keys returned duplicate keys")
+        for item in keys:
+            _round_trips(item)
+
+    with report.check("get_values(None) returns ConfigValues for listed keys only"):
+        values = handler.get_values(None)
+        _is_list_of(values, ConfigValue, "get_values(None)")
+        extra = {value.key for value in values} - set(listed)
+        _expect(not extra, f"get_values(None) returned unlisted keys {sorted(extra)}")
+        for value in values:
+            _round_trips(value)
+
+    with report.check("get_values omits missing keys"):
+        got = handler.get_values([missing])
+        _expect(got == [], f"get_values([missing key]) returned {len(got)} value(s), not []")
+
+    with report.check("get_values(keys) returns exactly the requested keys that exist"):
+        wanted = listed[:2]
+        got = handler.get_values([*wanted, missing])
+        _is_list_of(got, ConfigValue, "get_values(keys)")
+        returned = [value.key for value in got]
+        _expect(
+            set(returned) <= set(wanted),
+            f"returned keys not requested: {sorted(set(returned) - set(wanted))}",
+        )
+        _expect(set(returned) == set(wanted), f"requested {wanted}, got {returned}")
+        _expect(len(returned) == len(set(returned)), "returned a key more than once")
+
+    if sample_write is None:
+        return
+    key, write = sample_write
+
+    with report.check("set_value then get_values returns the written value"):
+        written = handler.set_value(key, write)
+        _expect(isinstance(written, ConfigKey), f"set_value returned {type(written).__name__}")
+        _expect(written.key == key, f"set_value returned key {written.key!r}, not {key!r}")
+        got = handler.get_values([key])
+        _expect(len(got) == 1, f"get_values([{key!r}]) returned {len(got)} values, not 1")
+        _expect(got[0].value == write.value, "read-back value differs from the written one")
+        _expect(got[0].data_type == write.data_type, "read-back data_type differs")
+        _expect(key in [k.key for k in handler.list_keys()], "written key is not listed")
+
+    with report.check("delete_key is idempotent and the key disappears"):
+        handler.delete_key(key)
+        handler.delete_key(key)
+        _expect(handler.get_values([key]) == [], "deleted key still has a value")
+        _expect(key not in [k.key for k in handler.list_keys()], "deleted key is still listed")
+
+
+def _check_page(result: object, query: LogQuery, what: str) -> LogResult:
+    if not isinstance(result, LogResult):
+        _fail(f"{what} returned {type(result).__name__}")
+    _expect(
+        len(result.entries) <= query.limit,
+        f"{what} returned {len(result.entries)} entries, limit is {query.limit}",
+    )
+    for entry in result.entries:
+        _expect(
+            query.start <= entry.timestamp <= query.end,
+            f"{what} returned an entry at {entry.timestamp.isoformat()} outside "
+            f"[{query.start.isoformat()}, {query.end.isoformat()}]",
+        )
+    _round_trips(result)
+    return result
+
+
+def _check_logs(report: ContractReport, handler: LogsPlugin, query: LogQuery) -> None:
+    first: LogResult | None = None
+    with report.check("search returns a LogResult within range and limit, JSON round trip"):
+        first = _check_page(handler.search(query), query, "search")
+
+    if first is not None and first.next_cursor is not None:
+        with report.check("search with next_cursor returns a LogResult"):
+            following = dataclasses.replace(query, cursor=first.next_cursor)
+            _check_page(handler.search(following), following, "search(cursor)")
+
+    if handler.manifest.hints.supports_histogram:
+        with report.check("histogram returns a Histogram overlapping the range"):
+            histogram = handler.histogram(query, 10)
+            _expect(isinstance(histogram, Histogram), f"got {type(histogram).__name__}")
+            _expect(len(histogram.buckets) <= 10, "more buckets than bucket_count")
+            for bucket in histogram.buckets:
+                _expect(
+                    bucket.end > query.start and bucket.start < query.end,
+                    "a bucket lies outside the query range",
+                )
+            _round_trips(histogram)
