@@ -106,7 +106,8 @@ class PluginContext:
     ``options`` are already merged and validated by the host; ``search_template`` is
     already expanded ("" if none). ``timeout`` is the seconds the call may take: pass it
     to your HTTP/SDK clients. ``storage`` is set only when the manifest declares
-    ``permissions.storage``.
+    ``permissions.storage``. ``service_settings`` are the non-secret per-tenant settings
+    of the third-party service (account, region, base_url); credentials come separately.
     """
 
     organization: str
@@ -119,6 +120,7 @@ class PluginContext:
     timeout: float = 10.0
     logger: logging.Logger = dataclasses.field(default_factory=_default_logger)
     storage: KeyValueStore | None = None
+    service_settings: Mapping[str, object] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.organization, str) or not self.organization:
@@ -128,3 +130,6 @@ class PluginContext:
         if self.timeout <= 0:
             raise ValueError("timeout: must be > 0")
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+        object.__setattr__(
+            self, "service_settings", MappingProxyType(dict(self.service_settings))
+        )
