@@ -249,3 +249,23 @@ class ProjectPlugin(Binding):
 
     def __str__(self) -> str:
         return f"{self.project} {self.tab}: {self.plugin}"
+
+
+class PluginStorage(models.Model):
+    """Host key-value storage for plugins that declare ``permissions.storage``.
+
+    Scoped to one installed plugin; values are encrypted at rest.
+    """
+
+    plugin = models.ForeignKey(Plugin, on_delete=models.CASCADE, related_name="storage")
+    key = models.CharField(max_length=512)
+    value = EncryptedJSONField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["plugin", "key"], name="pluginstorage_unique_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plugin.slug}:{self.key}"

@@ -88,10 +88,13 @@ def _from_drf(exc: exceptions.APIException) -> Problem:
 
 def to_problem(exc: Exception) -> Problem | None:
     """Map a known exception to a Problem; ``None`` for anything unexpected."""
+    from plugins_core.resolution import ResolutionError
     from plugins_core.sdk.errors import PluginError
 
     if isinstance(exc, Problem):
         return exc
+    if isinstance(exc, ResolutionError):
+        return Problem(exc.http_status, exc.code, exc.detail, extra=dict(exc.extra))
     if isinstance(exc, PluginError):
         extra: dict[str, Any] = {}
         headers: dict[str, str] = {}
@@ -125,8 +128,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         logger.exception("unhandled API error", exc_info=exc)
         problem = Problem(500, "internal_error", "An unexpected error occurred.")
     request = context.get("request")
-    response = problem_response(problem, request.path if request is not None else "")
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
-        response.status_code = status.HTTP_401_UNAUTHORIZED
-        response["WWW-Authenticate"] = 'Token realm="api"'
-    return response
+        problem.status_code = status.HTTP_401_UNAUTHORIZED
+        problem.headers["WWW-Authenticate"] = 'Token realm="api"'
+    return problem_response(problem, request.path if request is not None else "")

@@ -8,7 +8,11 @@ Superusers are admins everywhere. A user with no membership sees nothing (caller
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+from django.db.models import OuterRef, Subquery
+from django.http import Http404
 
 from .models import ROLE_RANK, Membership, Organization, Project, Role
 
@@ -57,3 +61,80 @@ def can_bind_project(user: Any, project: Project) -> bool:
     if _rank(user, organization) < ROLE_RANK[Role.OWNER]:
         return False
     return project.owners.filter(pk=user.pk).exists()
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a user may do in one organization, loaded with the object in one query."""
+
+    role: str
+    read_secrets: bool
+
+    @property
+    def rank(self) -> int:
+        return ROLE_RANK.get(self.role, 0)
+
+    def at_least(self, role: str) -> bool:
+        return self.rank >= ROLE_RANK[role]
+
+
+def _grant_annotations(user: Any, org_ref: str) -> dict[str, Any]:
+    members = Membership.objects.filter(user_id=user.pk, organization_id=OuterRef(org_ref))
+    return {
+        "grant_role": Subquery(members.values("role")[:1]),
+        "grant_secrets": Subquery(members.values("can_read_secrets")[:1]),
+    }
+
+
+def _grant(user: Any, obj: Any) -> Grant | None:
+    if getattr(user, "is_superuser", False):
+        return Grant(role=Role.ADMIN, read_secrets=True)
+    if not obj.grant_role:
+        return None
+    return Grant(role=obj.grant_role, read_secrets=bool(obj.grant_secrets))
+
+
+def load_project(user: Any, org_slug: str, project_id: int) -> tuple[Project, Grant]:
+    """The project and the user's grant in its organization, in one query.
+
+    Raises ``Http404`` when the project does not exist, is in another organization, or the
+    user is not a member: another organization's resources are indistinguishable from none.
+    """
+    if not getattr(user, "is_authenticated", False):
+        raise Http404
+    project = (
+        Project.objects.select_related("organization", "project_type")
+        .annotate(**_grant_annotations(user, "organization_id"))
+        .filter(organization__slug=org_slug, pk=project_id)
+        .first()
+    )
+    grant = _grant(user, project) if project is not None else None
+    if project is None or grant is None:
+        raise Http404
+    return project, grant
+
+
+def load_organization(user: Any, org_slug: str) -> tuple[Organization, Grant]:
+    """The organization and the user's grant in it, in one query (``Http404`` otherwise)."""
+    if not getattr(user, "is_authenticated", False):
+        raise Http404
+    org = (
+        Organization.objects.annotate(**_grant_annotations(user, "pk"))
+        .filter(slug=org_slug)
+        .first()
+    )
+    grant = _grant(user, org) if org is not None else None
+    if org is None or grant is None:
+        raise Http404
+    return org, grant
+
+
+def owns_project(user: Any, project: Project) -> bool:
+    return project.owners.filter(pk=user.pk).exists()
+
+
+def can_bind_project_grant(user: Any, grant: Grant, project: Project) -> bool:
+    """Org admins bind anywhere; owners (role owner) bind on projects they own."""
+    if grant.at_least(Role.ADMIN):
+        return True
+    return grant.at_least(Role.OWNER) and owns_project(user, project)

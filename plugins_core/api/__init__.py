@@ -1,0 +1,1 @@
+"""The tab REST API: serializers (wire shapes), views (thin), urls."""

@@ -1,0 +1,214 @@
+"""Wire shapes of the tab API: query parsing on the way in, documented shapes on the way out.
+
+Log filters are ``field:op:value``. A field name cannot contain ':' and operators are a fixed
+set, so splitting on the first two colons is unambiguous: everything after the second colon
+is the value, colons included (``url:starts_with:http://svc:8080/``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rest_framework import serializers
+
+from plugins_core.models import Plugin, ProjectPlugin, ProjectTypePlugin, Tab
+from plugins_core.sdk import DataType, FilterOp, LogFilter, LogLevel, LogQuery
+from plugins_core.sdk.errors import InvalidInput
+
+_FIELD = re.compile(r"^[A-Za-z_@][A-Za-z0-9_.@-]{0,127}$")
+
+
+def parse_filter(text: str) -> LogFilter:
+    parts = text.split(":", 2)
+    if len(parts) < 2:
+        raise serializers.ValidationError(f"'{text}': expected field:op:value")
+    field, op = parts[0], parts[1]
+    value = parts[2] if len(parts) == 3 else ""
+    if not _FIELD.match(field):
+        raise serializers.ValidationError(f"'{field}' is not a valid field name")
+    if op not in FilterOp._value2member_map_:
+        ops = ", ".join(o.value for o in FilterOp)
+        raise serializers.ValidationError(f"'{op}' is not an operator; use one of {ops}")
+    if op != FilterOp.EXISTS and len(parts) < 3:
+        raise serializers.ValidationError(f"'{text}': the {op} operator needs a value")
+    return LogFilter(field=field, op=FilterOp(op), value=value)
+
+
+class SourceQuery(serializers.Serializer):  # type: ignore[type-arg]
+    source = serializers.SlugField(required=False, help_text="Plugin slug to use.")
+
+
+class ValuesQuery(SourceQuery):
+    keys = serializers.CharField(required=False,
+                                 help_text="Comma-separated keys; all keys when omitted.")
+    reveal = serializers.BooleanField(required=False, default=False,
+                                      help_text="Reveal secret values (read-secrets only).")
+
+
+class LogsQuery(SourceQuery):
+    start = serializers.DateTimeField(required=False, help_text="Default: 30 minutes ago.")
+    end = serializers.DateTimeField(required=False, help_text="Default: now.")
+    filter = serializers.ListField(child=serializers.CharField(), required=False,
+                                   help_text="Repeatable field:op:value.")
+    level = serializers.ListField(
+        child=serializers.ChoiceField(choices=[lvl.value for lvl in LogLevel]), required=False
+    )
+    q = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
+    cursor = serializers.CharField(required=False, max_length=4096)
+
+    def validate_filter(self, value: list[str]) -> list[LogFilter]:
+        return [parse_filter(text) for text in value]
+
+    def to_query(self) -> LogQuery:
+        data = self.validated_data
+        end = data.get("end") or datetime.now(UTC)
+        start = data.get("start") or end - timedelta(minutes=30)
+        try:
+            return LogQuery(start=start, end=end, filters=tuple(data.get("filter", ())),
+                            levels=tuple(LogLevel(lvl) for lvl in data.get("level", ())),
+                            text=data.get("q", ""), limit=data["limit"],
+                            cursor=data.get("cursor"))
+        except InvalidInput as exc:
+            raise serializers.ValidationError({"start": [exc.detail]}) from None
+
+
+class ConfigKeyOut(serializers.Serializer):  # type: ignore[type-arg]
+    key = serializers.CharField()
+    data_type = serializers.ChoiceField(choices=[d.value for d in DataType])
+    secret = serializers.BooleanField()
+    last_modified = serializers.DateTimeField(allow_null=True)
+
+
+class ConfigValueOut(ConfigKeyOut):
+    value = serializers.JSONField(allow_null=True,
+                                  help_text="null when masked (secret and not revealed).")
+    masked = serializers.BooleanField()
+
+
+class ConfigWriteIn(serializers.Serializer):  # type: ignore[type-arg]
+    data_type = serializers.ChoiceField(choices=[d.value for d in DataType])
+    value = serializers.JSONField()
+    secret = serializers.BooleanField(required=False, default=False)
+
+
+class SourceOut(serializers.Serializer):  # type: ignore[type-arg]
+    slug = serializers.CharField()
+    name = serializers.CharField()
+
+
+class KeysOut(serializers.Serializer):  # type: ignore[type-arg]
+    source = SourceOut()
+    keys = ConfigKeyOut(many=True)
+
+
+class ValuesOut(serializers.Serializer):  # type: ignore[type-arg]
+    source = SourceOut()
+    values = ConfigValueOut(many=True)
+
+
+class KeyOut(serializers.Serializer):  # type: ignore[type-arg]
+    source = SourceOut()
+    key = ConfigKeyOut()
+
+
+class LogEntryOut(serializers.Serializer):  # type: ignore[type-arg]
+    timestamp = serializers.DateTimeField()
+    level = serializers.CharField(allow_null=True)
+    message = serializers.CharField(allow_blank=True)
+    fields = serializers.DictField(child=serializers.JSONField(allow_null=True))
+
+
+class LogsOut(serializers.Serializer):  # type: ignore[type-arg]
+    source = SourceOut()
+    entries = LogEntryOut(many=True)
+    next_cursor = serializers.CharField(allow_null=True)
+    warnings = serializers.ListField(child=serializers.CharField())
+
+
+class TabSourceOut(serializers.Serializer):  # type: ignore[type-arg]
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    scope = serializers.ChoiceField(choices=["project", "project_type"])
+    default = serializers.BooleanField()
+    selected = serializers.BooleanField(help_text="Serves requests without ?source=.")
+    status = serializers.CharField(help_text="'ok' or the problem code that stops it.")
+    reason = serializers.CharField(allow_blank=True)
+
+
+class TabOut(serializers.Serializer):  # type: ignore[type-arg]
+    tab = serializers.CharField()
+    sources = TabSourceOut(many=True)
+
+
+class TabsOut(serializers.Serializer):  # type: ignore[type-arg]
+    tabs = TabOut(many=True)
+
+
+class BindingIn(serializers.Serializer):  # type: ignore[type-arg]
+    plugin = serializers.SlugField()
+    tab = serializers.ChoiceField(choices=Tab.choices, required=False)
+    default = serializers.BooleanField(required=False)
+    search_template = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    options = serializers.DictField(required=False, child=serializers.JSONField())
+
+
+class BindingPatch(serializers.Serializer):  # type: ignore[type-arg]
+    default = serializers.BooleanField(required=False)
+    search_template = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    options = serializers.DictField(required=False, child=serializers.JSONField())
+
+
+class BindingOut(serializers.Serializer):  # type: ignore[type-arg]
+    id = serializers.IntegerField()
+    plugin = serializers.CharField(source="plugin.slug")
+    tab = serializers.CharField()
+    default = serializers.BooleanField()
+    search_template = serializers.CharField(allow_blank=True)
+    options = serializers.DictField(child=serializers.JSONField(allow_null=True))
+
+
+class RegistryEntryOut(serializers.Serializer):  # type: ignore[type-arg]
+    name = serializers.CharField()
+    slug = serializers.CharField()
+    distribution = serializers.CharField(allow_blank=True)
+    version = serializers.CharField(allow_blank=True)
+    status = serializers.CharField()
+    reason = serializers.CharField(allow_blank=True)
+    plugin_type = serializers.CharField(allow_null=True)
+    api_version = serializers.CharField(allow_null=True)
+
+
+class RegistryOut(serializers.Serializer):  # type: ignore[type-arg]
+    generation = serializers.IntegerField()
+    entries = RegistryEntryOut(many=True)
+
+
+class InstalledPluginOut(serializers.Serializer):  # type: ignore[type-arg]
+    slug = serializers.CharField()
+    name = serializers.CharField(allow_blank=True)
+    plugin_type = serializers.CharField()
+    handler = serializers.CharField()
+    service = serializers.CharField(source="service.slug")
+    enabled = serializers.BooleanField()
+    status = serializers.CharField()
+    reason = serializers.CharField(allow_blank=True)
+
+
+def binding_out(binding: ProjectPlugin | ProjectTypePlugin) -> dict[str, Any]:
+    return dict(BindingOut(binding).data)
+
+
+def installed_out(plugin: Plugin, status: str, reason: str) -> dict[str, Any]:
+    data = dict(InstalledPluginOut(plugin, context={}).to_representation(
+        _WithStatus(plugin, status, reason)))
+    return data
+
+
+class _WithStatus:
+    def __init__(self, plugin: Plugin, status: str, reason: str) -> None:
+        self.slug, self.name, self.plugin_type = plugin.slug, plugin.name, plugin.plugin_type
+        self.handler, self.service, self.enabled = plugin.handler, plugin.service, plugin.enabled
+        self.status, self.reason = status, reason

@@ -1,0 +1,125 @@
+"""Binding services: create, change and remove tab bindings for projects and project types.
+
+Validation happens here, at save time, so that a bad binding is a field error now rather than
+a failure at call time: the plugin must be installed in the same organization, the search
+template may use only the allowed variables, and the merged options must satisfy the
+plugin's manifest. Database invariants (one default per tab) surface as a 409 ``conflict``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from imbi.core import audit
+from imbi.core.models import AuditEvent, Organization, Project, ProjectType
+
+from .models import Binding, Plugin, ProjectPlugin, ProjectTypePlugin
+from .resolution import ResolutionError, TemplateError, manifest_for, validate_search_template
+from .sdk import OptionValidationError
+from .sdk.errors import InvalidInput
+
+EDITABLE = ("default", "search_template", "options")
+
+
+class BindingConflict(ResolutionError):
+    code, http_status = "conflict", 409
+
+
+def _plugin(org: Organization, slug: str) -> Plugin:
+    plugin = Plugin.objects.select_related("service").filter(organization=org, slug=slug).first()
+    if plugin is None:
+        raise InvalidInput(f"no plugin '{slug}' is installed in this organization",
+                           fields={"plugin": "not installed in this organization"})
+    return plugin
+
+
+def _validate(binding: Binding, inherited_options: dict[str, Any]) -> None:
+    errors: dict[str, str] = {}
+    try:
+        validate_search_template(binding.search_template)
+    except TemplateError as exc:
+        errors["search_template"] = str(exc)
+    if not isinstance(binding.options, dict):
+        errors["options"] = "must be a JSON object"
+    else:
+        manifest = manifest_for(binding.plugin)
+        if manifest is not None:
+            merged = {**binding.plugin.options, **inherited_options, **binding.options}
+            try:
+                manifest.validate_options(merged)
+            except OptionValidationError as exc:
+                errors.update({f"options.{k}": v for k, v in exc.errors.items()})
+    try:
+        binding.full_clean(exclude=["organization"], validate_constraints=False)
+    except ValidationError as exc:
+        errors.update({k: "; ".join(v) for k, v in exc.message_dict.items()})
+    if errors:
+        raise InvalidInput("the binding has invalid fields", fields=errors)
+
+
+def _save(binding: Binding, actor: Any, project: Project | None, verb: str) -> Binding:
+    try:
+        with transaction.atomic():
+            binding.save()
+    except IntegrityError as exc:
+        if "one_default" in str(exc):
+            raise BindingConflict(
+                f"another plugin is already the default for the {binding.tab} tab here",
+                errors={"default": "another binding is the default for this tab"},
+            ) from None
+        if "_unique" in str(exc):
+            raise BindingConflict(
+                f"plugin '{binding.plugin.slug}' is already bound here",
+                errors={"plugin": "already bound"},
+            ) from None
+        raise
+    audit.record(AuditEvent.Action.BINDING_CHANGE, actor=actor,
+                 organization=binding.plugin.organization, project=project,
+                 plugin_slug=binding.plugin.slug, detail=f"{verb} {binding.tab} binding")
+    return binding
+
+
+def _inherited(project: Project, plugin: Plugin) -> dict[str, Any]:
+    row = ProjectTypePlugin.objects.filter(project_type_id=project.project_type_id,
+                                           plugin=plugin).first()
+    return dict(row.options) if row else {}
+
+
+def create_project_binding(project: Project, data: dict[str, Any], actor: Any) -> ProjectPlugin:
+    plugin = _plugin(project.organization, data["plugin"])
+    binding = ProjectPlugin(project=project, organization=project.organization, plugin=plugin,
+                            tab=data.get("tab") or plugin.plugin_type,
+                            **{k: data[k] for k in EDITABLE if k in data})
+    _validate(binding, _inherited(project, plugin))
+    return _save(binding, actor, project, "created")  # type: ignore[return-value]
+
+
+def create_type_binding(project_type: ProjectType, data: dict[str, Any], actor: Any
+                        ) -> ProjectTypePlugin:
+    plugin = _plugin(project_type.organization, data["plugin"])
+    binding = ProjectTypePlugin(project_type=project_type,
+                                organization=project_type.organization, plugin=plugin,
+                                tab=data.get("tab") or plugin.plugin_type,
+                                **{k: data[k] for k in EDITABLE if k in data})
+    _validate(binding, {})
+    return _save(binding, actor, None, "created")  # type: ignore[return-value]
+
+
+def update_binding(binding: Binding, data: dict[str, Any], actor: Any) -> Binding:
+    for name in EDITABLE:
+        if name in data:
+            setattr(binding, name, data[name])
+    project = binding.project if isinstance(binding, ProjectPlugin) else None
+    _validate(binding, _inherited(project, binding.plugin) if project else {})
+    return _save(binding, actor, project, "changed")
+
+
+def delete_binding(binding: Binding, actor: Any) -> None:
+    project = binding.project if isinstance(binding, ProjectPlugin) else None
+    binding.delete()
+    audit.record(AuditEvent.Action.BINDING_CHANGE, actor=actor,
+                 organization=binding.plugin.organization, project=project,
+                 plugin_slug=binding.plugin.slug, detail=f"deleted {binding.tab} binding")

@@ -1,0 +1,231 @@
+"""The plugin registry: an immutable snapshot of the ``imbi.plugins`` entry-point group.
+
+``build_snapshot()`` is the one way to make a snapshot. It imports each entry point, checks
+its handler class and manifest, accepts an ``api_version`` whose major equals the host's and
+whose minor is at most the host's, and refuses duplicate slugs. A plugin that fails never
+stops the service: it is recorded with a ``Status`` and a reason (shown in the admin, the API
+and ``manage.py plugin list``). With ``strict=True`` (``IMBI_PLUGINS_STRICT=1``) the first
+failure raises its named error instead.
+
+``current()`` returns the process's snapshot; ``rebuild()`` swaps in a new one with the next
+generation number. A request that already holds a snapshot keeps it (in-flight calls finish
+against the handlers they started with). This module imports nothing from Django.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import MappingProxyType
+
+from plugins_core.sdk import (
+    SDK_API_VERSION,
+    ApiVersion,
+    ManifestError,
+    PluginHandler,
+    PluginManifest,
+    check_handler_class,
+    is_compatible,
+)
+
+ENTRY_POINT_GROUP = "imbi.plugins"
+HOST_API_VERSION = ApiVersion.parse(SDK_API_VERSION)
+
+
+class RegistryError(Exception):
+    """Base of the errors a strict registry build raises."""
+
+
+class PluginImportError(RegistryError):
+    """An entry point could not be imported."""
+
+
+class InvalidPluginError(RegistryError):
+    """An entry point's object is not a valid handler class or its manifest is invalid."""
+
+
+class IncompatiblePluginError(RegistryError):
+    """A plugin targets a contract version this host does not support."""
+
+
+class DuplicatePluginError(RegistryError):
+    """Two entry points declare the same manifest slug."""
+
+
+class Status(enum.StrEnum):
+    LOADED = "loaded"
+    IMPORT_FAILED = "import_failed"
+    INVALID = "invalid"
+    INCOMPATIBLE = "incompatible"
+    DUPLICATE = "duplicate"
+
+
+_ERRORS: Mapping[Status, type[RegistryError]] = {
+    Status.IMPORT_FAILED: PluginImportError,
+    Status.INVALID: InvalidPluginError,
+    Status.INCOMPATIBLE: IncompatiblePluginError,
+    Status.DUPLICATE: DuplicatePluginError,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One discovered entry point and what became of it."""
+
+    name: str
+    target: str
+    distribution: str
+    version: str
+    status: Status
+    reason: str = ""
+    handler: type[PluginHandler] | None = None
+    manifest: PluginManifest | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.LOADED
+
+    @property
+    def slug(self) -> str:
+        return self.manifest.slug if self.manifest else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """An immutable view of every entry point; look handlers up by entry-point name."""
+
+    generation: int
+    entries: Mapping[str, Entry]
+    built_at: float = field(default_factory=time.time)
+    host_api: ApiVersion = HOST_API_VERSION
+
+    def get(self, name: str) -> Entry | None:
+        return self.entries.get(name)
+
+    def loaded(self) -> list[Entry]:
+        return [entry for entry in self.entries.values() if entry.ok]
+
+    def failed(self) -> list[Entry]:
+        return [entry for entry in self.entries.values() if not entry.ok]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """Input to ``build_snapshot``: an entry point not yet imported."""
+
+    name: str
+    target: str
+    distribution: str
+    version: str
+    load: object  # a zero-argument callable returning the handler class
+
+
+def discover(group: str = ENTRY_POINT_GROUP) -> list[Candidate]:
+    """Enumerate installed entry points in ``group`` through importlib.metadata."""
+    found = []
+    for ep in metadata.entry_points(group=group):
+        dist = ep.dist
+        found.append(
+            Candidate(
+                name=ep.name,
+                target=ep.value,
+                distribution=dist.name if dist else "",
+                version=dist.version if dist else "",
+                load=ep.load,
+            )
+        )
+    return sorted(found, key=lambda c: (c.name, c.distribution))
+
+
+def _summary(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip().rstrip(":")
+
+
+def _examine(candidate: Candidate) -> Entry:
+    def entry(status: Status, reason: str = "", **kw: object) -> Entry:
+        return Entry(candidate.name, candidate.target, candidate.distribution,
+                     candidate.version, status, reason, **kw)  # type: ignore[arg-type]
+
+    try:
+        obj = candidate.load()  # type: ignore[operator]
+    except ManifestError as exc:
+        return entry(Status.INVALID, f"invalid manifest: {exc}")
+    except Exception as exc:  # any import-time failure is recorded, never raised
+        return entry(Status.IMPORT_FAILED, _summary(exc))
+    if not isinstance(obj, type):
+        return entry(Status.INVALID, f"{candidate.target} is not a handler class")
+    manifest = getattr(obj, "manifest", None)
+    if isinstance(manifest, PluginManifest):
+        compatible, reason = is_compatible(manifest.api, HOST_API_VERSION)
+        if not compatible:
+            return entry(Status.INCOMPATIBLE, reason, manifest=manifest)
+    try:
+        manifest = check_handler_class(obj)
+    except ManifestError as exc:
+        return entry(Status.INVALID, str(exc))
+    return entry(Status.LOADED, handler=obj, manifest=manifest)
+
+
+def build_snapshot(
+    candidates: Iterable[Candidate], *, generation: int, strict: bool = False
+) -> Snapshot:
+    """Import and validate every candidate; the only constructor of a ``Snapshot``."""
+    entries: dict[str, Entry] = {}
+    by_slug: dict[str, str] = {}
+    for candidate in candidates:
+        if candidate.name in entries:
+            raise DuplicatePluginError(
+                f"entry point {candidate.name!r} is registered by both "
+                f"{entries[candidate.name].distribution} and {candidate.distribution}"
+            )
+        entry = _examine(candidate)
+        if entry.manifest is not None and entry.ok:
+            first = by_slug.get(entry.manifest.slug)
+            if first is not None:
+                entry = Entry(entry.name, entry.target, entry.distribution, entry.version,
+                              Status.DUPLICATE,
+                              f"slug {entry.manifest.slug!r} is already provided by entry "
+                              f"point {first!r}", manifest=entry.manifest)
+            else:
+                by_slug[entry.manifest.slug] = entry.name
+        if strict and not entry.ok:
+            raise _ERRORS[entry.status](f"plugin {entry.name!r}: {entry.reason}")
+        entries[entry.name] = entry
+    return Snapshot(generation=generation, entries=MappingProxyType(entries))
+
+
+_lock = threading.Lock()
+_current: Snapshot | None = None
+
+
+def current() -> Snapshot:
+    """This process's snapshot, built on first use."""
+    snapshot = _current
+    return snapshot if snapshot is not None else rebuild()
+
+
+def rebuild(*, strict: bool | None = None) -> Snapshot:
+    """Build a new snapshot from the installed distributions and make it current."""
+    global _current
+    if strict is None:
+        import os
+
+        strict = os.environ.get("IMBI_PLUGINS_STRICT", "") in {"1", "true", "yes"}
+    with _lock:
+        generation = (_current.generation + 1) if _current else 1
+        metadata_cache_clear()
+        snapshot = build_snapshot(discover(), generation=generation, strict=strict)
+        _current = snapshot
+    return snapshot
+
+
+def metadata_cache_clear() -> None:
+    """Forget importlib's path caches so distributions installed since start are seen."""
+    import importlib
+
+    importlib.invalidate_caches()

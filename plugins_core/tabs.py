@@ -1,0 +1,148 @@
+"""Tab services: what the REST API (and the project page) call to read and write tab data.
+
+Each function takes the caller, the project and the caller's grant, authorizes, resolves the
+plugin (``resolution``), invokes it (``runner``), masks secrets and writes the audit trail.
+Secret values are masked unless the caller asks to reveal them *and* holds the read-secrets
+grant; every revealed secret and every write is audited, never with its value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from imbi.core import audit
+from imbi.core.access import Grant
+from imbi.core.models import AuditEvent, Project, Role
+
+from . import registry
+from .resolution import EffectiveBinding, ResolutionError, Resolved, effective_bindings, resolve
+from .runner import Runner, default_runner
+from .sdk import ConfigKey, ConfigValue, ConfigWrite, LogQuery, LogResult, validate_config_key
+from .sdk.errors import InvalidInput
+from .storage import DatabaseKeyValueStore
+
+
+class Forbidden(ResolutionError):
+    code, http_status = "permission_denied", 403
+
+
+def _resolve(project: Project, tab: str, source: str | None) -> Resolved:
+    return resolve(project, tab, source, timeout=settings.IMBI_PLUGIN_TIMEOUT,
+                   storage_factory=DatabaseKeyValueStore)
+
+
+def _require(grant: Grant, role: str, what: str) -> None:
+    if not grant.at_least(role):
+        raise Forbidden(f"{what} needs the {role} role or above")
+
+
+# --- the tabs a project shows ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TabSource:
+    binding: EffectiveBinding
+    status: str
+    reason: str
+    selected: bool
+
+
+def project_tabs(project: Project) -> dict[str, list[TabSource]]:
+    """Every tab with bindings, its sources, and which one a plain request would use."""
+    snapshot = registry.current()
+    from .resolution import check_entry, select
+
+    bindings = effective_bindings(project)
+    tabs: dict[str, list[TabSource]] = {}
+    for tab in sorted({b.tab for b in bindings}):
+        try:
+            chosen: EffectiveBinding | None = select(bindings, tab, None)
+        except ResolutionError:
+            chosen = None
+        sources = []
+        for binding in (b for b in bindings if b.tab == tab):
+            try:
+                check_entry(binding.plugin, snapshot)
+                status, reason = "ok", ""
+            except ResolutionError as exc:
+                status, reason = exc.code, exc.detail
+            sources.append(TabSource(binding, status, reason, binding is chosen))
+        tabs[tab] = sources
+    return tabs
+
+
+# --- configuration -----------------------------------------------------------------
+
+
+def list_keys(project: Project, grant: Grant, source: str | None, *,
+              runner: Runner | None = None) -> tuple[Resolved, list[ConfigKey]]:
+    resolved = _resolve(project, "configuration", source)
+    keys = (runner or default_runner()).call(resolved, "list_keys")
+    return resolved, list(keys)
+
+
+def get_values(project: Project, grant: Grant, user: Any, source: str | None,
+               keys: Sequence[str] | None, *, reveal: bool = False,
+               runner: Runner | None = None) -> tuple[Resolved, list[ConfigValue]]:
+    if reveal and not grant.read_secrets:
+        raise Forbidden("revealing secret values needs the read-secrets permission")
+    if keys is not None:
+        for key in keys:
+            _check_key(key)
+    resolved = _resolve(project, "configuration", source)
+    values: list[ConfigValue] = list(
+        (runner or default_runner()).call(resolved, "get_values", list(keys) if keys else None)
+    )
+    if not reveal:
+        return resolved, [v.masked() if v.secret else v for v in values]
+    for value in values:
+        if value.secret:
+            audit.record(AuditEvent.Action.SECRET_READ, actor=user,
+                         organization=project.organization, project=project,
+                         plugin_slug=resolved.plugin.slug, key=value.key)
+    return resolved, values
+
+
+def _check_key(key: str) -> None:
+    try:
+        validate_config_key(key)
+    except InvalidInput as exc:
+        raise InvalidInput(exc.detail, fields={"key": exc.detail}) from None
+
+
+def set_value(project: Project, grant: Grant, user: Any, source: str | None, key: str,
+              write: ConfigWrite, *, runner: Runner | None = None
+              ) -> tuple[Resolved, ConfigKey]:
+    _require(grant, Role.EDITOR, "changing configuration")
+    _check_key(key)
+    resolved = _resolve(project, "configuration", source)
+    result: ConfigKey = (runner or default_runner()).call(resolved, "set_value", key, write)
+    audit.record(AuditEvent.Action.CONFIG_SET, actor=user, organization=project.organization,
+                 project=project, plugin_slug=resolved.plugin.slug, key=key,
+                 detail=f"{write.data_type.value}{' secret' if write.secret else ''}")
+    return resolved, result
+
+
+def delete_key(project: Project, grant: Grant, user: Any, source: str | None, key: str, *,
+               runner: Runner | None = None) -> Resolved:
+    _require(grant, Role.EDITOR, "deleting configuration")
+    _check_key(key)
+    resolved = _resolve(project, "configuration", source)
+    (runner or default_runner()).call(resolved, "delete_key", key)
+    audit.record(AuditEvent.Action.CONFIG_DELETE, actor=user, organization=project.organization,
+                 project=project, plugin_slug=resolved.plugin.slug, key=key)
+    return resolved
+
+
+# --- logs ----------------------------------------------------------------------------
+
+
+def search_logs(project: Project, grant: Grant, source: str | None, query: LogQuery, *,
+                runner: Runner | None = None) -> tuple[Resolved, LogResult]:
+    resolved = _resolve(project, "logs", source)
+    result: LogResult = (runner or default_runner()).call(resolved, "search", query)
+    return resolved, result
