@@ -7,3 +7,11 @@ class PluginsCoreConfig(AppConfig):
     name = "plugins_core"
     label = "plugins_core"
     verbose_name = "Plugins"
+
+    def ready(self) -> None:
+        from django.conf import settings
+
+        from . import checks, registry  # noqa: F401  (registers the system check)
+
+        if settings.IMBI_PLUGINS_STRICT:
+            registry.rebuild(strict=True)  # a broken plugin stops start-up, by request

@@ -31,8 +31,10 @@ class BindingConflict(ResolutionError):
 def _plugin(org: Organization, slug: str) -> Plugin:
     plugin = Plugin.objects.select_related("service").filter(organization=org, slug=slug).first()
     if plugin is None:
-        raise InvalidInput(f"no plugin '{slug}' is installed in this organization",
-                           fields={"plugin": "not installed in this organization"})
+        raise InvalidInput(
+            f"no plugin '{slug}' is installed in this organization",
+            fields={"plugin": "not installed in this organization"},
+        )
     return plugin
 
 
@@ -76,34 +78,48 @@ def _save(binding: Binding, actor: Any, project: Project | None, verb: str) -> B
                 errors={"plugin": "already bound"},
             ) from None
         raise
-    audit.record(AuditEvent.Action.BINDING_CHANGE, actor=actor,
-                 organization=binding.plugin.organization, project=project,
-                 plugin_slug=binding.plugin.slug, detail=f"{verb} {binding.tab} binding")
+    audit.record(
+        AuditEvent.Action.BINDING_CHANGE,
+        actor=actor,
+        organization=binding.plugin.organization,
+        project=project,
+        plugin_slug=binding.plugin.slug,
+        detail=f"{verb} {binding.tab} binding",
+    )
     return binding
 
 
 def _inherited(project: Project, plugin: Plugin) -> dict[str, Any]:
-    row = ProjectTypePlugin.objects.filter(project_type_id=project.project_type_id,
-                                           plugin=plugin).first()
+    row = ProjectTypePlugin.objects.filter(
+        project_type_id=project.project_type_id, plugin=plugin
+    ).first()
     return dict(row.options) if row else {}
 
 
 def create_project_binding(project: Project, data: dict[str, Any], actor: Any) -> ProjectPlugin:
     plugin = _plugin(project.organization, data["plugin"])
-    binding = ProjectPlugin(project=project, organization=project.organization, plugin=plugin,
-                            tab=data.get("tab") or plugin.plugin_type,
-                            **{k: data[k] for k in EDITABLE if k in data})
+    binding = ProjectPlugin(
+        project=project,
+        organization=project.organization,
+        plugin=plugin,
+        tab=data.get("tab") or plugin.plugin_type,
+        **{k: data[k] for k in EDITABLE if k in data},
+    )
     _validate(binding, _inherited(project, plugin))
     return _save(binding, actor, project, "created")  # type: ignore[return-value]
 
 
-def create_type_binding(project_type: ProjectType, data: dict[str, Any], actor: Any
-                        ) -> ProjectTypePlugin:
+def create_type_binding(
+    project_type: ProjectType, data: dict[str, Any], actor: Any
+) -> ProjectTypePlugin:
     plugin = _plugin(project_type.organization, data["plugin"])
-    binding = ProjectTypePlugin(project_type=project_type,
-                                organization=project_type.organization, plugin=plugin,
-                                tab=data.get("tab") or plugin.plugin_type,
-                                **{k: data[k] for k in EDITABLE if k in data})
+    binding = ProjectTypePlugin(
+        project_type=project_type,
+        organization=project_type.organization,
+        plugin=plugin,
+        tab=data.get("tab") or plugin.plugin_type,
+        **{k: data[k] for k in EDITABLE if k in data},
+    )
     _validate(binding, {})
     return _save(binding, actor, None, "created")  # type: ignore[return-value]
 
@@ -120,6 +136,11 @@ def update_binding(binding: Binding, data: dict[str, Any], actor: Any) -> Bindin
 def delete_binding(binding: Binding, actor: Any) -> None:
     project = binding.project if isinstance(binding, ProjectPlugin) else None
     binding.delete()
-    audit.record(AuditEvent.Action.BINDING_CHANGE, actor=actor,
-                 organization=binding.plugin.organization, project=project,
-                 plugin_slug=binding.plugin.slug, detail=f"deleted {binding.tab} binding")
+    audit.record(
+        AuditEvent.Action.BINDING_CHANGE,
+        actor=actor,
+        organization=binding.plugin.organization,
+        project=project,
+        plugin_slug=binding.plugin.slug,
+        detail=f"deleted {binding.tab} binding",
+    )

@@ -69,7 +69,9 @@ class ThirdPartyService(models.Model):
         help_text="Distinguishes two accounts of one vendor (e.g. an AWS account id).",
     )
     settings = models.JSONField(
-        default=dict, blank=True, validators=[validate_service_settings],
+        default=dict,
+        blank=True,
+        validators=[validate_service_settings],
         help_text="Non-secret per-tenant settings: account, region, base URL.",
     )
     managed_by_manifest = models.BooleanField(
@@ -117,12 +119,8 @@ class ServiceApplication(models.Model):
 class Plugin(models.Model):
     """One installed capability of a service, e.g. aws-ssm on "AWS Production"."""
 
-    organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="plugins"
-    )
-    service = models.ForeignKey(
-        ThirdPartyService, on_delete=models.CASCADE, related_name="plugins"
-    )
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="plugins")
+    service = models.ForeignKey(ThirdPartyService, on_delete=models.CASCADE, related_name="plugins")
     slug = models.SlugField(max_length=64)
     name = models.CharField(max_length=200, blank=True)
     plugin_type = models.CharField(max_length=16, choices=PluginType.choices)
@@ -147,9 +145,12 @@ class Plugin(models.Model):
         return self.name or self.slug
 
     def clean(self) -> None:
-        if self.service_id and self.organization_id:
-            if self.service.organization_id != self.organization_id:
-                raise ValidationError({"service": "The service belongs to another organization."})
+        if (
+            self.service_id
+            and self.organization_id
+            and self.service.organization_id != self.organization_id
+        ):
+            raise ValidationError({"service": "The service belongs to another organization."})
         if not isinstance(self.options, dict):
             raise ValidationError({"options": "Options must be a JSON object."})
 
@@ -177,6 +178,11 @@ class Binding(models.Model):
 
     scope_field: ClassVar[str]
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.organization_id and getattr(self, f"{self.scope_field}_id", None):
+            self.organization_id = self.scope().organization_id
+        super().save(*args, **kwargs)
+
     def scope(self) -> Any:
         return getattr(self, self.scope_field)
 
@@ -195,7 +201,7 @@ class Binding(models.Model):
                 errors["tab"] = (
                     f"A {self.plugin.plugin_type} plugin cannot serve the {self.tab} tab."
                 )
-        if self.identity_plugin_id:
+        if self.identity_plugin_id and self.identity_plugin is not None:
             if self.identity_plugin.plugin_type != PluginType.IDENTITY:
                 errors["identity_plugin"] = "Choose a plugin of type identity."
             elif org_id and self.identity_plugin.organization_id != org_id:
@@ -204,11 +210,6 @@ class Binding(models.Model):
             errors["options"] = "Options must be a JSON object."
         if errors:
             raise ValidationError(errors)
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self.organization_id and getattr(self, f"{self.scope_field}_id", None):
-            self.organization_id = self.scope().organization_id
-        super().save(*args, **kwargs)
 
 
 def _binding_constraints(scope: str, prefix: str) -> list[models.BaseConstraint]:

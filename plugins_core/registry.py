@@ -147,9 +147,23 @@ def _summary(exc: BaseException) -> str:
 
 
 def _examine(candidate: Candidate) -> Entry:
-    def entry(status: Status, reason: str = "", **kw: object) -> Entry:
-        return Entry(candidate.name, candidate.target, candidate.distribution,
-                     candidate.version, status, reason, **kw)  # type: ignore[arg-type]
+    def entry(
+        status: Status,
+        reason: str = "",
+        *,
+        handler: type[PluginHandler] | None = None,
+        manifest: PluginManifest | None = None,
+    ) -> Entry:
+        return Entry(
+            candidate.name,
+            candidate.target,
+            candidate.distribution,
+            candidate.version,
+            status,
+            reason,
+            handler,
+            manifest,
+        )
 
     try:
         obj = candidate.load()  # type: ignore[operator]
@@ -171,32 +185,52 @@ def _examine(candidate: Candidate) -> Entry:
     return entry(Status.LOADED, handler=obj, manifest=manifest)
 
 
+def _duplicate(entry: Entry, reason: str) -> Entry:
+    return Entry(
+        entry.name,
+        entry.target,
+        entry.distribution,
+        entry.version,
+        Status.DUPLICATE,
+        reason,
+        None,
+        entry.manifest,
+    )
+
+
 def build_snapshot(
     candidates: Iterable[Candidate], *, generation: int, strict: bool = False
 ) -> Snapshot:
     """Import and validate every candidate; the only constructor of a ``Snapshot``."""
+    examined = [_examine(candidate) for candidate in candidates]
+    # Who keeps a contested slug: the entry point named after it, then the first by name.
+    examined.sort(key=lambda e: (e.slug != e.name, e.name, e.distribution))
+    owners: dict[str, Entry] = {}
+    for entry in examined:
+        if entry.ok and entry.manifest is not None:
+            owners.setdefault(entry.manifest.slug, entry)
     entries: dict[str, Entry] = {}
-    by_slug: dict[str, str] = {}
-    for candidate in candidates:
-        if candidate.name in entries:
-            raise DuplicatePluginError(
-                f"entry point {candidate.name!r} is registered by both "
-                f"{entries[candidate.name].distribution} and {candidate.distribution}"
+    for entry in sorted(examined, key=lambda e: e.name):  # stable: owners stay first
+        key = entry.name
+        if key in entries:
+            key = f"{entry.name}@{entry.distribution}"
+            entry = _duplicate(
+                entry,
+                f"entry point {entry.name!r} is also registered by "
+                f"{entries[entry.name].distribution}",
             )
-        entry = _examine(candidate)
-        if entry.manifest is not None and entry.ok:
-            first = by_slug.get(entry.manifest.slug)
-            if first is not None:
-                entry = Entry(entry.name, entry.target, entry.distribution, entry.version,
-                              Status.DUPLICATE,
-                              f"slug {entry.manifest.slug!r} is already provided by entry "
-                              f"point {first!r}", manifest=entry.manifest)
-            else:
-                by_slug[entry.manifest.slug] = entry.name
+        elif entry.ok and entry.manifest is not None:
+            owner = owners[entry.manifest.slug]
+            if owner is not entry:
+                entry = _duplicate(
+                    entry,
+                    f"slug {entry.manifest.slug!r} is already provided "
+                    f"by entry point {owner.name!r}",
+                )
         if strict and not entry.ok:
             raise _ERRORS[entry.status](f"plugin {entry.name!r}: {entry.reason}")
-        entries[entry.name] = entry
-    return Snapshot(generation=generation, entries=MappingProxyType(entries))
+        entries[key] = entry
+    return Snapshot(generation=generation, entries=MappingProxyType(dict(sorted(entries.items()))))
 
 
 _lock = threading.Lock()

@@ -29,8 +29,8 @@ from imbi.core import crypto
 from imbi.core.models import Project
 
 from . import registry
-from .models import ProjectPlugin, ProjectTypePlugin
 from .models import Plugin as PluginRow
+from .models import ProjectPlugin, ProjectTypePlugin
 from .sdk import Credentials, ManifestError, OptionValidationError, PluginContext, PluginManifest
 
 logger = logging.getLogger(__name__)
@@ -98,7 +98,9 @@ class TemplateError(ValueError):
 
 # --- search templates ---------------------------------------------------------------
 
-_PLACEHOLDER = re.compile(r"\$(?:\{(?P<braced>[^}]*)\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*)|(?P<other>.?))")
+_PLACEHOLDER = re.compile(
+    r"\$(?:\{(?P<braced>[^}]*)\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*)|(?P<other>.?))"
+)
 
 
 def validate_search_template(template: str) -> None:
@@ -147,35 +149,42 @@ class EffectiveBinding:
 _RELATED = ("plugin", "plugin__service")
 # The service's credentials ride along as ciphertext (decrypted only in credentials_for), so
 # listing bindings never decrypts and a whole resolution stays at two binding queries.
-_TOKEN = ExpressionWrapper(F("plugin__service__application__credentials"),
-                           output_field=TextField())
+_TOKEN = ExpressionWrapper(F("plugin__service__application__credentials"), output_field=TextField())
 
 
 def effective_bindings(project: Project, tab: str | None = None) -> list[EffectiveBinding]:
     """The project's bindings merged over its type's, ordered by tab then plugin slug."""
-    type_rows = ProjectTypePlugin.objects.filter(project_type_id=project.project_type_id)
-    project_rows = ProjectPlugin.objects.filter(project_id=project.pk)
+    type_rows: Any = ProjectTypePlugin.objects.filter(project_type_id=project.project_type_id)
+    project_rows: Any = ProjectPlugin.objects.filter(project_id=project.pk)
     if tab is not None:
         type_rows, project_rows = type_rows.filter(tab=tab), project_rows.filter(tab=tab)
     merged: dict[tuple[str, int], EffectiveBinding] = {}
     for row in type_rows.select_related(*_RELATED).annotate(token=_TOKEN):
         merged[(row.tab, row.plugin_id)] = EffectiveBinding(
-            plugin=row.plugin, tab=row.tab, default=row.default, project_default=False,
-            search_template=row.search_template, options=dict(row.options),
-            scope="project_type", type_binding_id=row.pk, credentials_token=row.token,
+            plugin=row.plugin,
+            tab=row.tab,
+            default=row.default,
+            project_default=False,
+            search_template=row.search_template,
+            options=dict(row.options),
+            scope="project_type",
+            type_binding_id=row.pk,
+            credentials_token=row.token,
         )
     for row in project_rows.select_related(*_RELATED).annotate(token=_TOKEN):
         inherited = merged.get((row.tab, row.plugin_id))
         options = {**(inherited.options if inherited else {}), **row.options}
         merged[(row.tab, row.plugin_id)] = EffectiveBinding(
-            plugin=row.plugin, tab=row.tab,
+            plugin=row.plugin,
+            tab=row.tab,
             default=row.default or bool(inherited and inherited.default),
             project_default=row.default,
-            search_template=row.search_template or (inherited.search_template if inherited
-                                                    else ""),
-            options=options, scope="project",
+            search_template=row.search_template or (inherited.search_template if inherited else ""),
+            options=options,
+            scope="project",
             type_binding_id=inherited.type_binding_id if inherited else None,
-            project_binding_id=row.pk, credentials_token=row.token,
+            project_binding_id=row.pk,
+            credentials_token=row.token,
         )
     return sorted(merged.values(), key=lambda b: (b.tab, b.plugin.slug))
 
@@ -195,8 +204,7 @@ def select(bindings: list[EffectiveBinding], tab: str, source: str | None) -> Ef
         )
     if not candidates:
         raise NothingBound(f"no plugin is bound to the {tab} tab of this project")
-    defaults = [b for b in candidates if b.project_default] or [b for b in candidates
-                                                                if b.default]
+    defaults = [b for b in candidates if b.project_default] or [b for b in candidates if b.default]
     if len(defaults) == 1:
         return defaults[0]
     if len(candidates) == 1:
@@ -242,8 +250,9 @@ def check_entry(plugin: PluginRow, snapshot: registry.Snapshot) -> registry.Entr
     return entry
 
 
-def merged_options(manifest: PluginManifest, plugin: PluginRow,
-                   binding_options: Mapping[str, Any]) -> dict[str, object]:
+def merged_options(
+    manifest: PluginManifest, plugin: PluginRow, binding_options: Mapping[str, Any]
+) -> dict[str, object]:
     try:
         return manifest.validate_options({**plugin.options, **binding_options})
     except OptionValidationError as exc:
@@ -259,8 +268,11 @@ def credentials_for(manifest: PluginManifest, binding: EffectiveBinding) -> Cred
     stored: dict[str, str] = {}
     if binding.credentials_token:
         try:
-            stored = dict(crypto.decrypt_json(binding.credentials_token,
-                                              where=f"credentials of {plugin.service.slug}"))
+            stored = dict(
+                crypto.decrypt_json(
+                    binding.credentials_token, where=f"credentials of {plugin.service.slug}"
+                )
+            )
         except crypto.DecryptionError:
             logger.error("credentials of service %s cannot be decrypted", plugin.service.slug)
             raise CredentialsUnreadable(
@@ -271,7 +283,8 @@ def credentials_for(manifest: PluginManifest, binding: EffectiveBinding) -> Cred
     if missing:
         raise CredentialsMissing(
             f"service '{plugin.service.slug}' has no {', '.join(missing)} credentials; "
-            "an administrator must add them", missing=missing,
+            "an administrator must add them",
+            missing=missing,
         )
     known = {f.name for f in manifest.credentials}
     return Credentials({k: v for k, v in stored.items() if k in known})
@@ -295,8 +308,11 @@ def resolve(
         template = expand_search_template(binding.search_template, project, tab)
     except (TemplateError, ValueError) as exc:
         raise PluginMisconfigured(f"search template: {exc}") from None
-    storage = (storage_factory(binding.plugin.pk)
-               if storage_factory and manifest.permissions.storage else None)
+    storage = (
+        storage_factory(binding.plugin.pk)
+        if storage_factory and manifest.permissions.storage
+        else None
+    )
     context = PluginContext(
         organization=project.organization.slug,
         project_id=project.pk,
@@ -310,22 +326,46 @@ def resolve(
         storage=storage,
         service_settings=dict(binding.plugin.service.settings),
     )
-    return Resolved(binding=binding, entry=entry, manifest=manifest, context=context,
-                    credentials=credentials_for(manifest, binding))
+    return Resolved(
+        binding=binding,
+        entry=entry,
+        manifest=manifest,
+        context=context,
+        credentials=credentials_for(manifest, binding),
+    )
 
 
-def manifest_for(plugin: PluginRow, snapshot: registry.Snapshot | None = None
-                 ) -> PluginManifest | None:
+def manifest_for(
+    plugin: PluginRow, snapshot: registry.Snapshot | None = None
+) -> PluginManifest | None:
     """The manifest of an installed plugin's handler, if it is loaded."""
     entry = (snapshot or registry.current()).get(plugin.handler)
     return entry.manifest if entry is not None else None
 
 
 __all__ = [
-    "TEMPLATE_VARIABLES", "AmbiguousSource", "CredentialsMissing", "CredentialsUnreadable",
-    "EffectiveBinding", "ManifestError", "NothingBound", "PluginDisabled",
-    "PluginIncompatible", "PluginMisconfigured", "PluginUnavailable", "Resolved",
-    "ResolutionError", "SourceNotBound", "TemplateError", "check_entry", "credentials_for",
-    "effective_bindings", "expand_search_template", "manifest_for", "merged_options", "resolve",
-    "select", "validate_search_template",
+    "TEMPLATE_VARIABLES",
+    "AmbiguousSource",
+    "CredentialsMissing",
+    "CredentialsUnreadable",
+    "EffectiveBinding",
+    "ManifestError",
+    "NothingBound",
+    "PluginDisabled",
+    "PluginIncompatible",
+    "PluginMisconfigured",
+    "PluginUnavailable",
+    "ResolutionError",
+    "Resolved",
+    "SourceNotBound",
+    "TemplateError",
+    "check_entry",
+    "credentials_for",
+    "effective_bindings",
+    "expand_search_template",
+    "manifest_for",
+    "merged_options",
+    "resolve",
+    "select",
+    "validate_search_template",
 ]

@@ -48,9 +48,13 @@ class InProcessRunner:
         finally:
             elapsed = time.monotonic() - started
             if elapsed > resolved.context.timeout:
-                logger.warning("plugin %s.%s took %.1fs (timeout %.1fs)",
-                               resolved.manifest.slug, method, elapsed,
-                               resolved.context.timeout)
+                logger.warning(
+                    "plugin %s.%s took %.1fs (timeout %.1fs)",
+                    resolved.manifest.slug,
+                    method,
+                    elapsed,
+                    resolved.context.timeout,
+                )
 
 
 _default = InProcessRunner()

@@ -31,8 +31,13 @@ class Forbidden(ResolutionError):
 
 
 def _resolve(project: Project, tab: str, source: str | None) -> Resolved:
-    return resolve(project, tab, source, timeout=settings.IMBI_PLUGIN_TIMEOUT,
-                   storage_factory=DatabaseKeyValueStore)
+    return resolve(
+        project,
+        tab,
+        source,
+        timeout=settings.IMBI_PLUGIN_TIMEOUT,
+        storage_factory=DatabaseKeyValueStore,
+    )
 
 
 def _require(grant: Grant, role: str, what: str) -> None:
@@ -78,16 +83,24 @@ def project_tabs(project: Project) -> dict[str, list[TabSource]]:
 # --- configuration -----------------------------------------------------------------
 
 
-def list_keys(project: Project, grant: Grant, source: str | None, *,
-              runner: Runner | None = None) -> tuple[Resolved, list[ConfigKey]]:
+def list_keys(
+    project: Project, grant: Grant, source: str | None, *, runner: Runner | None = None
+) -> tuple[Resolved, list[ConfigKey]]:
     resolved = _resolve(project, "configuration", source)
     keys = (runner or default_runner()).call(resolved, "list_keys")
     return resolved, list(keys)
 
 
-def get_values(project: Project, grant: Grant, user: Any, source: str | None,
-               keys: Sequence[str] | None, *, reveal: bool = False,
-               runner: Runner | None = None) -> tuple[Resolved, list[ConfigValue]]:
+def get_values(
+    project: Project,
+    grant: Grant,
+    user: Any,
+    source: str | None,
+    keys: Sequence[str] | None,
+    *,
+    reveal: bool = False,
+    runner: Runner | None = None,
+) -> tuple[Resolved, list[ConfigValue]]:
     if reveal and not grant.read_secrets:
         raise Forbidden("revealing secret values needs the read-secrets permission")
     if keys is not None:
@@ -101,9 +114,14 @@ def get_values(project: Project, grant: Grant, user: Any, source: str | None,
         return resolved, [v.masked() if v.secret else v for v in values]
     for value in values:
         if value.secret:
-            audit.record(AuditEvent.Action.SECRET_READ, actor=user,
-                         organization=project.organization, project=project,
-                         plugin_slug=resolved.plugin.slug, key=value.key)
+            audit.record(
+                AuditEvent.Action.SECRET_READ,
+                actor=user,
+                organization=project.organization,
+                project=project,
+                plugin_slug=resolved.plugin.slug,
+                key=value.key,
+            )
     return resolved, values
 
 
@@ -114,35 +132,67 @@ def _check_key(key: str) -> None:
         raise InvalidInput(exc.detail, fields={"key": exc.detail}) from None
 
 
-def set_value(project: Project, grant: Grant, user: Any, source: str | None, key: str,
-              write: ConfigWrite, *, runner: Runner | None = None
-              ) -> tuple[Resolved, ConfigKey]:
+def set_value(
+    project: Project,
+    grant: Grant,
+    user: Any,
+    source: str | None,
+    key: str,
+    write: ConfigWrite,
+    *,
+    runner: Runner | None = None,
+) -> tuple[Resolved, ConfigKey]:
     _require(grant, Role.EDITOR, "changing configuration")
     _check_key(key)
     resolved = _resolve(project, "configuration", source)
     result: ConfigKey = (runner or default_runner()).call(resolved, "set_value", key, write)
-    audit.record(AuditEvent.Action.CONFIG_SET, actor=user, organization=project.organization,
-                 project=project, plugin_slug=resolved.plugin.slug, key=key,
-                 detail=f"{write.data_type.value}{' secret' if write.secret else ''}")
+    audit.record(
+        AuditEvent.Action.CONFIG_SET,
+        actor=user,
+        organization=project.organization,
+        project=project,
+        plugin_slug=resolved.plugin.slug,
+        key=key,
+        detail=f"{write.data_type.value}{' secret' if write.secret else ''}",
+    )
     return resolved, result
 
 
-def delete_key(project: Project, grant: Grant, user: Any, source: str | None, key: str, *,
-               runner: Runner | None = None) -> Resolved:
+def delete_key(
+    project: Project,
+    grant: Grant,
+    user: Any,
+    source: str | None,
+    key: str,
+    *,
+    runner: Runner | None = None,
+) -> Resolved:
     _require(grant, Role.EDITOR, "deleting configuration")
     _check_key(key)
     resolved = _resolve(project, "configuration", source)
     (runner or default_runner()).call(resolved, "delete_key", key)
-    audit.record(AuditEvent.Action.CONFIG_DELETE, actor=user, organization=project.organization,
-                 project=project, plugin_slug=resolved.plugin.slug, key=key)
+    audit.record(
+        AuditEvent.Action.CONFIG_DELETE,
+        actor=user,
+        organization=project.organization,
+        project=project,
+        plugin_slug=resolved.plugin.slug,
+        key=key,
+    )
     return resolved
 
 
 # --- logs ----------------------------------------------------------------------------
 
 
-def search_logs(project: Project, grant: Grant, source: str | None, query: LogQuery, *,
-                runner: Runner | None = None) -> tuple[Resolved, LogResult]:
+def search_logs(
+    project: Project,
+    grant: Grant,
+    source: str | None,
+    query: LogQuery,
+    *,
+    runner: Runner | None = None,
+) -> tuple[Resolved, LogResult]:
     resolved = _resolve(project, "logs", source)
     result: LogResult = (runner or default_runner()).call(resolved, "search", query)
     return resolved, result

@@ -112,8 +112,9 @@ def to_problem(exc: Exception) -> Problem | None:
         return Problem(403, "permission_denied", "You do not have permission to do this.")
     if isinstance(exc, exceptions.APIException):
         problem = _from_drf(exc)
-        if getattr(exc, "wait", None):
-            problem.headers["Retry-After"] = str(int(exc.wait or 1))
+        wait = getattr(exc, "wait", None)
+        if wait:
+            problem.headers["Retry-After"] = str(int(wait))
         return problem
     return None
 

@@ -40,8 +40,15 @@ class ProjectAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("created_at", "actor_name", "action", "organization", "project",
-                    "plugin_slug", "key")
+    list_display = (
+        "created_at",
+        "actor_name",
+        "action",
+        "organization",
+        "project",
+        "plugin_slug",
+        "key",
+    )
     list_filter = ("action", "organization")
     search_fields = ("actor_name", "key", "plugin_slug")
 

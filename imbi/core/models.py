@@ -105,11 +105,14 @@ class Project(models.Model):
         return self.name
 
     def clean(self) -> None:
-        if self.project_type_id and self.organization_id:
-            if self.project_type.organization_id != self.organization_id:
-                raise ValidationError(
-                    {"project_type": "The project type belongs to another organization."}
-                )
+        if (
+            self.project_type_id
+            and self.organization_id
+            and self.project_type.organization_id != self.organization_id
+        ):
+            raise ValidationError(
+                {"project_type": "The project type belongs to another organization."}
+            )
 
 
 class AuditEvent(models.Model):
@@ -129,9 +132,7 @@ class AuditEvent(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     actor_name = models.CharField(max_length=150, blank=True)
-    organization = models.ForeignKey(
-        Organization, null=True, blank=True, on_delete=models.SET_NULL
-    )
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.SET_NULL)
     project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL)
     plugin_slug = models.CharField(max_length=64, blank=True)
     key = models.CharField(max_length=255, blank=True)

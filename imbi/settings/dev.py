@@ -25,9 +25,7 @@ def _key_file(name: str, make: str) -> str:
 
 
 DEBUG = env.bool("DEBUG", default=True)
-SECRET_KEY = env.str("SECRET_KEY", default="") or _key_file(
-    "secret.key", secrets.token_urlsafe(50)
-)
+SECRET_KEY = env.str("SECRET_KEY", default="") or _key_file("secret.key", secrets.token_urlsafe(50))
 IMBI_ENCRYPTION_KEYS = env.list("IMBI_ENCRYPTION_KEYS", default=[]) or [
     _key_file("encryption.key", Fernet.generate_key().decode())
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from .base import *  # noqa: F403
 from .base import env
 
-SECRET_KEY = "test-secret-key-not-for-production-" + "x" * 30  # noqa: S105
+SECRET_KEY = "test-secret-key-not-for-production-" + "x" * 30
 IMBI_ENCRYPTION_KEYS = env.list(
     "IMBI_ENCRYPTION_KEYS",
     default=["mSNzGj0qWfBfYQz-VrNqKx9Dg1P5w9oAqz0qkCbP3x8="],

@@ -52,7 +52,7 @@ def postgres_bindir() -> Path:
     found = shutil.which("initdb")
     if found:
         return Path(found).parent
-    raise ServiceError(f"PostgreSQL server binaries (initdb) not found; install them: {INSTALL_HINT}")
+    raise ServiceError(f"PostgreSQL server binaries not found; install them: {INSTALL_HINT}")
 
 
 @dataclass
@@ -89,8 +89,19 @@ def start_postgres(services: Services) -> None:
         shutil.chown(data, user="postgres")
         prefix = ["runuser", "-u", "postgres", "--"]
     _run(
-        [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "imbi", "--auth=trust",
-         "--no-sync", "-E", "UTF8", "--locale=C"],
+        [
+            *prefix,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "imbi",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ],
         "initdb",
     )
     port = free_port()
@@ -99,8 +110,20 @@ def start_postgres(services: Services) -> None:
         "-c synchronous_commit=off -c max_connections=100"
     )
     _run(
-        [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
-         str(data / "server.log"), "-w", "-t", "60", "start"],
+        [
+            *prefix,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(data / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
         "pg_ctl start",
     )
     services._stops.append(
@@ -119,9 +142,25 @@ def start_redis(services: Services) -> None:
     port = free_port()
     pidfile = data / "redis.pid"
     _run(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--daemonize", "yes",
-         "--pidfile", str(pidfile), "--dir", str(data), "--save", "", "--appendonly", "no",
-         "--logfile", str(data / "redis.log")],
+        [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(pidfile),
+            "--dir",
+            str(data),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--logfile",
+            str(data / "redis.log"),
+        ],
         "redis-server",
     )
     services._stops.append(["sh", "-c", f"kill $(cat {pidfile}) 2>/dev/null || true"])

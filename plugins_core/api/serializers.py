@@ -13,7 +13,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from plugins_core.models import Plugin, ProjectPlugin, ProjectTypePlugin, Tab
+from plugins_core.models import Binding, Plugin, Tab
 from plugins_core.sdk import DataType, FilterOp, LogFilter, LogLevel, LogQuery
 from plugins_core.sdk.errors import InvalidInput
 
@@ -37,21 +37,24 @@ def parse_filter(text: str) -> LogFilter:
 
 
 class SourceQuery(serializers.Serializer):  # type: ignore[type-arg]
-    source = serializers.SlugField(required=False, help_text="Plugin slug to use.")
+    source = serializers.SlugField(required=False, help_text="Plugin slug to use.")  # type: ignore[assignment]
 
 
 class ValuesQuery(SourceQuery):
-    keys = serializers.CharField(required=False,
-                                 help_text="Comma-separated keys; all keys when omitted.")
-    reveal = serializers.BooleanField(required=False, default=False,
-                                      help_text="Reveal secret values (read-secrets only).")
+    keys = serializers.CharField(
+        required=False, help_text="Comma-separated keys; all keys when omitted."
+    )
+    reveal = serializers.BooleanField(
+        required=False, default=False, help_text="Reveal secret values (read-secrets only)."
+    )
 
 
 class LogsQuery(SourceQuery):
     start = serializers.DateTimeField(required=False, help_text="Default: 30 minutes ago.")
     end = serializers.DateTimeField(required=False, help_text="Default: now.")
-    filter = serializers.ListField(child=serializers.CharField(), required=False,
-                                   help_text="Repeatable field:op:value.")
+    filter = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Repeatable field:op:value."
+    )
     level = serializers.ListField(
         child=serializers.ChoiceField(choices=[lvl.value for lvl in LogLevel]), required=False
     )
@@ -67,10 +70,15 @@ class LogsQuery(SourceQuery):
         end = data.get("end") or datetime.now(UTC)
         start = data.get("start") or end - timedelta(minutes=30)
         try:
-            return LogQuery(start=start, end=end, filters=tuple(data.get("filter", ())),
-                            levels=tuple(LogLevel(lvl) for lvl in data.get("level", ())),
-                            text=data.get("q", ""), limit=data["limit"],
-                            cursor=data.get("cursor"))
+            return LogQuery(
+                start=start,
+                end=end,
+                filters=tuple(data.get("filter", ())),
+                levels=tuple(LogLevel(lvl) for lvl in data.get("level", ())),
+                text=data.get("q", ""),
+                limit=data["limit"],
+                cursor=data.get("cursor"),
+            )
         except InvalidInput as exc:
             raise serializers.ValidationError({"start": [exc.detail]}) from None
 
@@ -83,8 +91,9 @@ class ConfigKeyOut(serializers.Serializer):  # type: ignore[type-arg]
 
 
 class ConfigValueOut(ConfigKeyOut):
-    value = serializers.JSONField(allow_null=True,
-                                  help_text="null when masked (secret and not revealed).")
+    value = serializers.JSONField(
+        allow_null=True, help_text="null when masked (secret and not revealed)."
+    )
     masked = serializers.BooleanField()
 
 
@@ -100,17 +109,17 @@ class SourceOut(serializers.Serializer):  # type: ignore[type-arg]
 
 
 class KeysOut(serializers.Serializer):  # type: ignore[type-arg]
-    source = SourceOut()
+    source = SourceOut()  # type: ignore[assignment]
     keys = ConfigKeyOut(many=True)
 
 
 class ValuesOut(serializers.Serializer):  # type: ignore[type-arg]
-    source = SourceOut()
+    source = SourceOut()  # type: ignore[assignment]
     values = ConfigValueOut(many=True)
 
 
 class KeyOut(serializers.Serializer):  # type: ignore[type-arg]
-    source = SourceOut()
+    source = SourceOut()  # type: ignore[assignment]
     key = ConfigKeyOut()
 
 
@@ -118,11 +127,11 @@ class LogEntryOut(serializers.Serializer):  # type: ignore[type-arg]
     timestamp = serializers.DateTimeField()
     level = serializers.CharField(allow_null=True)
     message = serializers.CharField(allow_blank=True)
-    fields = serializers.DictField(child=serializers.JSONField(allow_null=True))
+    fields = serializers.DictField(child=serializers.JSONField(allow_null=True))  # type: ignore[assignment]
 
 
 class LogsOut(serializers.Serializer):  # type: ignore[type-arg]
-    source = SourceOut()
+    source = SourceOut()  # type: ignore[assignment]
     entries = LogEntryOut(many=True)
     next_cursor = serializers.CharField(allow_null=True)
     warnings = serializers.ListField(child=serializers.CharField())
@@ -197,13 +206,16 @@ class InstalledPluginOut(serializers.Serializer):  # type: ignore[type-arg]
     reason = serializers.CharField(allow_blank=True)
 
 
-def binding_out(binding: ProjectPlugin | ProjectTypePlugin) -> dict[str, Any]:
+def binding_out(binding: Binding) -> dict[str, Any]:
     return dict(BindingOut(binding).data)
 
 
 def installed_out(plugin: Plugin, status: str, reason: str) -> dict[str, Any]:
-    data = dict(InstalledPluginOut(plugin, context={}).to_representation(
-        _WithStatus(plugin, status, reason)))
+    data = dict(
+        InstalledPluginOut(plugin, context={}).to_representation(
+            _WithStatus(plugin, status, reason)
+        )
+    )
     return data
 
 

@@ -9,20 +9,32 @@ project_type = "orgs/<slug:org>/project-types/<slug:type_slug>"
 
 urlpatterns = [
     path("plugins", views.RegistryView.as_view(), name="plugin-registry"),
-    path("orgs/<slug:org>/plugins", views.InstalledPluginsView.as_view(),
-         name="installed-plugins"),
+    path("orgs/<slug:org>/plugins", views.InstalledPluginsView.as_view(), name="installed-plugins"),
     path(f"{project}/tabs", views.ProjectTabsView.as_view(), name="project-tabs"),
-    path(f"{project}/configuration", views.ConfigurationKeysView.as_view(),
-         name="configuration-keys"),
-    path(f"{project}/configuration/values", views.ConfigurationValuesView.as_view(),
-         name="configuration-values"),
-    path(f"{project}/configuration/keys/<path:key>", views.ConfigurationKeyView.as_view(),
-         name="configuration-key"),
+    path(
+        f"{project}/configuration", views.ConfigurationKeysView.as_view(), name="configuration-keys"
+    ),
+    path(
+        f"{project}/configuration/values",
+        views.ConfigurationValuesView.as_view(),
+        name="configuration-values",
+    ),
+    path(
+        f"{project}/configuration/keys/<path:key>",
+        views.ConfigurationKeyView.as_view(),
+        name="configuration-key",
+    ),
     path(f"{project}/logs", views.LogsView.as_view(), name="logs"),
     path(f"{project}/bindings", views.ProjectBindingsView.as_view(), name="project-bindings"),
-    path(f"{project}/bindings/<int:binding_id>", views.ProjectBindingView.as_view(),
-         name="project-binding"),
+    path(
+        f"{project}/bindings/<int:binding_id>",
+        views.ProjectBindingView.as_view(),
+        name="project-binding",
+    ),
     path(f"{project_type}/bindings", views.TypeBindingsView.as_view(), name="type-bindings"),
-    path(f"{project_type}/bindings/<int:binding_id>", views.TypeBindingView.as_view(),
-         name="type-binding"),
+    path(
+        f"{project_type}/bindings/<int:binding_id>",
+        views.TypeBindingView.as_view(),
+        name="type-binding",
+    ),
 ]

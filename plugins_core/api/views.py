@@ -29,8 +29,12 @@ from . import serializers as s
 
 PROBLEM = {"description": "problem+json with a stable `code`"}
 ERRORS = {code: PROBLEM for code in (400, 403, 404, 409, 502, 503, 504)}
-KEY_PARAM = OpenApiParameter("key", OpenApiTypes.STR, OpenApiParameter.PATH,
-                             description="Configuration key (may contain '/').")
+KEY_PARAM = OpenApiParameter(
+    "key",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description="Configuration key (may contain '/').",
+)
 
 
 def _parse(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:  # type: ignore[type-arg]
@@ -44,8 +48,12 @@ def _source(resolved: Resolved) -> dict[str, str]:
 
 
 def _key(key: ConfigKey) -> dict[str, Any]:
-    return {"key": key.key, "data_type": key.data_type.value, "secret": key.secret,
-            "last_modified": key.last_modified}
+    return {
+        "key": key.key,
+        "data_type": key.data_type.value,
+        "secret": key.secret,
+        "last_modified": key.last_modified,
+    }
 
 
 def _value(value: ConfigValue) -> dict[str, Any]:
@@ -58,20 +66,32 @@ class ProjectTabsView(APIView):
     def get(self, request: Request, org: str, project_id: int) -> Response:
         project, _ = load_project(request.user, org, project_id)
         result = [
-            {"tab": tab, "sources": [
-                {"slug": src.binding.plugin.slug,
-                 "name": src.binding.plugin.name or src.binding.plugin.slug,
-                 "scope": src.binding.scope, "default": src.binding.default,
-                 "selected": src.selected, "status": src.status, "reason": src.reason}
-                for src in sources]}
+            {
+                "tab": tab,
+                "sources": [
+                    {
+                        "slug": src.binding.plugin.slug,
+                        "name": src.binding.plugin.name or src.binding.plugin.slug,
+                        "scope": src.binding.scope,
+                        "default": src.binding.default,
+                        "selected": src.selected,
+                        "status": src.status,
+                        "reason": src.reason,
+                    }
+                    for src in sources
+                ],
+            }
             for tab, sources in tabs.project_tabs(project).items()
         ]
         return Response({"tabs": result})
 
 
 class ConfigurationKeysView(APIView):
-    @extend_schema(parameters=[s.SourceQuery], responses={200: s.KeysOut, **ERRORS},
-                   operation_id="configuration_keys")
+    @extend_schema(
+        parameters=[s.SourceQuery],
+        responses={200: s.KeysOut, **ERRORS},
+        operation_id="configuration_keys",
+    )
     def get(self, request: Request, org: str, project_id: int) -> Response:
         query = _parse(s.SourceQuery, request.query_params)
         project, grant = load_project(request.user, org, project_id)
@@ -80,35 +100,48 @@ class ConfigurationKeysView(APIView):
 
 
 class ConfigurationValuesView(APIView):
-    @extend_schema(parameters=[s.ValuesQuery], responses={200: s.ValuesOut, **ERRORS},
-                   operation_id="configuration_values")
+    @extend_schema(
+        parameters=[s.ValuesQuery],
+        responses={200: s.ValuesOut, **ERRORS},
+        operation_id="configuration_values",
+    )
     def get(self, request: Request, org: str, project_id: int) -> Response:
         query = _parse(s.ValuesQuery, request.query_params)
         keys = [k for k in query["keys"].split(",") if k] if query.get("keys") else None
         project, grant = load_project(request.user, org, project_id)
-        resolved, values = tabs.get_values(project, grant, request.user, query.get("source"),
-                                           keys, reveal=query["reveal"])
+        resolved, values = tabs.get_values(
+            project, grant, request.user, query.get("source"), keys, reveal=query["reveal"]
+        )
         return Response({"source": _source(resolved), "values": [_value(v) for v in values]})
 
 
 class ConfigurationKeyView(APIView):
-    @extend_schema(parameters=[s.SourceQuery, KEY_PARAM], request=s.ConfigWriteIn,
-                   responses={200: s.KeyOut, **ERRORS}, operation_id="configuration_set")
+    @extend_schema(
+        parameters=[s.SourceQuery, KEY_PARAM],
+        request=s.ConfigWriteIn,
+        responses={200: s.KeyOut, **ERRORS},
+        operation_id="configuration_set",
+    )
     def put(self, request: Request, org: str, project_id: int, key: str) -> Response:
         query = _parse(s.SourceQuery, request.query_params)
         body = _parse(s.ConfigWriteIn, request.data)
         try:
-            write = ConfigWrite(data_type=DataType(body["data_type"]), value=body["value"],
-                                secret=body["secret"])
+            write = ConfigWrite(
+                data_type=DataType(body["data_type"]), value=body["value"], secret=body["secret"]
+            )
         except InvalidInput as exc:
             raise InvalidInput(exc.detail, fields={"value": exc.detail}) from None
         project, grant = load_project(request.user, org, project_id)
-        resolved, result = tabs.set_value(project, grant, request.user, query.get("source"),
-                                          key, write)
+        resolved, result = tabs.set_value(
+            project, grant, request.user, query.get("source"), key, write
+        )
         return Response({"source": _source(resolved), "key": _key(result)})
 
-    @extend_schema(parameters=[s.SourceQuery, KEY_PARAM], responses={204: None, **ERRORS},
-                   operation_id="configuration_delete")
+    @extend_schema(
+        parameters=[s.SourceQuery, KEY_PARAM],
+        responses={204: None, **ERRORS},
+        operation_id="configuration_delete",
+    )
     def delete(self, request: Request, org: str, project_id: int, key: str) -> Response:
         query = _parse(s.SourceQuery, request.query_params)
         project, grant = load_project(request.user, org, project_id)
@@ -117,42 +150,58 @@ class ConfigurationKeyView(APIView):
 
 
 class LogsView(APIView):
-    @extend_schema(parameters=[s.LogsQuery], responses={200: s.LogsOut, **ERRORS},
-                   operation_id="logs_search")
+    @extend_schema(
+        parameters=[s.LogsQuery], responses={200: s.LogsOut, **ERRORS}, operation_id="logs_search"
+    )
     def get(self, request: Request, org: str, project_id: int) -> Response:
-        serializer = s.LogsQuery(data={
-            **{k: v for k, v in request.query_params.items() if k not in {"filter", "level"}},
-            "filter": request.query_params.getlist("filter"),
-            "level": request.query_params.getlist("level"),
-        })
+        serializer = s.LogsQuery(
+            data={
+                **{k: v for k, v in request.query_params.items() if k not in {"filter", "level"}},
+                "filter": request.query_params.getlist("filter"),
+                "level": request.query_params.getlist("level"),
+            }
+        )
         serializer.is_valid(raise_exception=True)
         query = serializer.to_query()
         project, grant = load_project(request.user, org, project_id)
-        resolved, result = tabs.search_logs(project, grant, serializer.validated_data.get(
-            "source"), query)
-        return Response({
-            "source": _source(resolved),
-            "entries": [{"timestamp": e.timestamp, "level": e.level.value if e.level else None,
-                         "message": e.message, "fields": dict(e.fields)}
-                        for e in result.entries],
-            "next_cursor": result.next_cursor,
-            "warnings": list(result.warnings),
-        })
+        resolved, result = tabs.search_logs(
+            project, grant, serializer.validated_data.get("source"), query
+        )
+        return Response(
+            {
+                "source": _source(resolved),
+                "entries": [
+                    {
+                        "timestamp": e.timestamp,
+                        "level": e.level.value if e.level else None,
+                        "message": e.message,
+                        "fields": dict(e.fields),
+                    }
+                    for e in result.entries
+                ],
+                "next_cursor": result.next_cursor,
+                "warnings": list(result.warnings),
+            }
+        )
 
 
 # --- bindings --------------------------------------------------------------------------
 
 
 class ProjectBindingsView(APIView):
-    @extend_schema(responses={200: s.BindingOut(many=True), **ERRORS},
-                   operation_id="project_bindings_list")
+    @extend_schema(
+        responses={200: s.BindingOut(many=True), **ERRORS}, operation_id="project_bindings_list"
+    )
     def get(self, request: Request, org: str, project_id: int) -> Response:
         project, _ = load_project(request.user, org, project_id)
         rows = ProjectPlugin.objects.filter(project=project).select_related("plugin")
         return Response([s.binding_out(row) for row in rows.order_by("tab", "plugin__slug")])
 
-    @extend_schema(request=s.BindingIn, responses={201: s.BindingOut, **ERRORS},
-                   operation_id="project_bindings_create")
+    @extend_schema(
+        request=s.BindingIn,
+        responses={201: s.BindingOut, **ERRORS},
+        operation_id="project_bindings_create",
+    )
     def post(self, request: Request, org: str, project_id: int) -> Response:
         body = _parse(s.BindingIn, request.data)
         project, grant = load_project(request.user, org, project_id)
@@ -163,11 +212,15 @@ class ProjectBindingsView(APIView):
 
 
 class ProjectBindingView(APIView):
-    def _load(self, request: Request, org: str, project_id: int, binding_id: int
-              ) -> tuple[ProjectPlugin, Any]:
+    def _load(
+        self, request: Request, org: str, project_id: int, binding_id: int
+    ) -> tuple[ProjectPlugin, Any]:
         project, grant = load_project(request.user, org, project_id)
-        binding = ProjectPlugin.objects.select_related("plugin", "project").filter(
-            project=project, pk=binding_id).first()
+        binding = (
+            ProjectPlugin.objects.select_related("plugin", "project")
+            .filter(project=project, pk=binding_id)
+            .first()
+        )
         if binding is None:
             raise Http404
         return binding, grant
@@ -181,14 +234,16 @@ class ProjectBindingView(APIView):
         binding, _ = self._load(request, org, project_id, binding_id)
         return Response(s.binding_out(binding))
 
-    @extend_schema(request=s.BindingPatch, responses={200: s.BindingOut, **ERRORS},
-                   operation_id="project_binding_update")
+    @extend_schema(
+        request=s.BindingPatch,
+        responses={200: s.BindingOut, **ERRORS},
+        operation_id="project_binding_update",
+    )
     def patch(self, request: Request, org: str, project_id: int, binding_id: int) -> Response:
         body = _parse(s.BindingPatch, request.data)
         binding, grant = self._load(request, org, project_id, binding_id)
         self._check(request, binding, grant)
-        return Response(s.binding_out(binding_service.update_binding(binding, body,
-                                                                     request.user)))
+        return Response(s.binding_out(binding_service.update_binding(binding, body, request.user)))
 
     @extend_schema(responses={204: None, **ERRORS}, operation_id="project_binding_delete")
     def delete(self, request: Request, org: str, project_id: int, binding_id: int) -> Response:
@@ -212,16 +267,19 @@ def _require_admin(grant: Any) -> None:
 
 
 class TypeBindingsView(APIView):
-    @extend_schema(responses={200: s.BindingOut(many=True), **ERRORS},
-                   operation_id="type_bindings_list")
+    @extend_schema(
+        responses={200: s.BindingOut(many=True), **ERRORS}, operation_id="type_bindings_list"
+    )
     def get(self, request: Request, org: str, type_slug: str) -> Response:
         project_type, _ = _project_type(request, org, type_slug)
-        rows = ProjectTypePlugin.objects.filter(project_type=project_type).select_related(
-            "plugin")
+        rows = ProjectTypePlugin.objects.filter(project_type=project_type).select_related("plugin")
         return Response([s.binding_out(row) for row in rows.order_by("tab", "plugin__slug")])
 
-    @extend_schema(request=s.BindingIn, responses={201: s.BindingOut, **ERRORS},
-                   operation_id="type_bindings_create")
+    @extend_schema(
+        request=s.BindingIn,
+        responses={201: s.BindingOut, **ERRORS},
+        operation_id="type_bindings_create",
+    )
     def post(self, request: Request, org: str, type_slug: str) -> Response:
         body = _parse(s.BindingIn, request.data)
         project_type, grant = _project_type(request, org, type_slug)
@@ -231,11 +289,15 @@ class TypeBindingsView(APIView):
 
 
 class TypeBindingView(APIView):
-    def _load(self, request: Request, org: str, type_slug: str, binding_id: int
-              ) -> tuple[ProjectTypePlugin, Any]:
+    def _load(
+        self, request: Request, org: str, type_slug: str, binding_id: int
+    ) -> tuple[ProjectTypePlugin, Any]:
         project_type, grant = _project_type(request, org, type_slug)
-        binding = ProjectTypePlugin.objects.select_related("plugin").filter(
-            project_type=project_type, pk=binding_id).first()
+        binding = (
+            ProjectTypePlugin.objects.select_related("plugin")
+            .filter(project_type=project_type, pk=binding_id)
+            .first()
+        )
         if binding is None:
             raise Http404
         return binding, grant
@@ -245,14 +307,16 @@ class TypeBindingView(APIView):
         binding, _ = self._load(request, org, type_slug, binding_id)
         return Response(s.binding_out(binding))
 
-    @extend_schema(request=s.BindingPatch, responses={200: s.BindingOut, **ERRORS},
-                   operation_id="type_binding_update")
+    @extend_schema(
+        request=s.BindingPatch,
+        responses={200: s.BindingOut, **ERRORS},
+        operation_id="type_binding_update",
+    )
     def patch(self, request: Request, org: str, type_slug: str, binding_id: int) -> Response:
         body = _parse(s.BindingPatch, request.data)
         binding, grant = self._load(request, org, type_slug, binding_id)
         _require_admin(grant)
-        return Response(s.binding_out(binding_service.update_binding(binding, body,
-                                                                     request.user)))
+        return Response(s.binding_out(binding_service.update_binding(binding, body, request.user)))
 
     @extend_schema(responses={204: None, **ERRORS}, operation_id="type_binding_delete")
     def delete(self, request: Request, org: str, type_slug: str, binding_id: int) -> Response:
@@ -266,23 +330,34 @@ class TypeBindingView(APIView):
 
 
 def entry_out(entry: registry.Entry) -> dict[str, Any]:
-    return {"name": entry.name, "slug": entry.slug, "distribution": entry.distribution,
-            "version": entry.version, "status": entry.status.value, "reason": entry.reason,
-            "plugin_type": entry.manifest.plugin_type.value if entry.manifest else None,
-            "api_version": entry.manifest.api_version if entry.manifest else None}
+    return {
+        "name": entry.name,
+        "slug": entry.slug,
+        "distribution": entry.distribution,
+        "version": entry.version,
+        "status": entry.status.value,
+        "reason": entry.reason,
+        "plugin_type": entry.manifest.plugin_type.value if entry.manifest else None,
+        "api_version": entry.manifest.api_version if entry.manifest else None,
+    }
 
 
 class RegistryView(APIView):
     @extend_schema(responses={200: s.RegistryOut}, operation_id="plugin_registry")
     def get(self, request: Request) -> Response:
         snapshot = registry.current()
-        return Response({"generation": snapshot.generation,
-                         "entries": [entry_out(e) for e in snapshot.entries.values()]})
+        return Response(
+            {
+                "generation": snapshot.generation,
+                "entries": [entry_out(e) for e in snapshot.entries.values()],
+            }
+        )
 
 
 class InstalledPluginsView(APIView):
-    @extend_schema(responses={200: s.InstalledPluginOut(many=True), **ERRORS},
-                   operation_id="installed_plugins")
+    @extend_schema(
+        responses={200: s.InstalledPluginOut(many=True), **ERRORS}, operation_id="installed_plugins"
+    )
     def get(self, request: Request, org: str) -> Response:
         organization, _ = load_organization(request.user, org)
         snapshot = registry.current()

@@ -15,17 +15,27 @@ GOOD_SECRET = "k3J9-q0Zx7Lw2Vb8Nn5Rt4Yy6Uu1Ii0Oo9Pp8Aa7Ss6Dd5Ff4Gg3Hh2Jj1Kk0Ll9M
 
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items()
-             if k not in {"SECRET_KEY", "IMBI_ENCRYPTION_KEYS", "DJANGO_SETTINGS_MODULE"}}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"SECRET_KEY", "IMBI_ENCRYPTION_KEYS", "DJANGO_SETTINGS_MODULE"}
+    }
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env},
-        capture_output=True, text=True, timeout=120, check=False,
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
 def test_production_refuses_to_start_without_keys() -> None:
-    result = manage("check", env={"DJANGO_SETTINGS_MODULE": "imbi.settings.production",
-                                  "SECRET_KEY": GOOD_SECRET})
+    result = manage(
+        "check",
+        env={"DJANGO_SETTINGS_MODULE": "imbi.settings.production", "SECRET_KEY": GOOD_SECRET},
+    )
     assert result.returncode != 0
     assert result.stderr.strip() == (
         "imbi: refusing to start: IMBI_ENCRYPTION_KEYS must list at least one Fernet key "
@@ -34,16 +44,27 @@ def test_production_refuses_to_start_without_keys() -> None:
 
 
 def test_production_refuses_to_start_without_secret_key() -> None:
-    result = manage("check", env={"DJANGO_SETTINGS_MODULE": "imbi.settings.production",
-                                  "IMBI_ENCRYPTION_KEYS": Fernet.generate_key().decode()})
+    result = manage(
+        "check",
+        env={
+            "DJANGO_SETTINGS_MODULE": "imbi.settings.production",
+            "IMBI_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        },
+    )
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1
     assert "SECRET_KEY must be set" in result.stderr
 
 
 def test_production_refuses_a_bad_key() -> None:
-    result = manage("check", env={"DJANGO_SETTINGS_MODULE": "imbi.settings.production",
-                                  "SECRET_KEY": GOOD_SECRET, "IMBI_ENCRYPTION_KEYS": "nope"})
+    result = manage(
+        "check",
+        env={
+            "DJANGO_SETTINGS_MODULE": "imbi.settings.production",
+            "SECRET_KEY": GOOD_SECRET,
+            "IMBI_ENCRYPTION_KEYS": "nope",
+        },
+    )
     assert result.returncode != 0
     assert "entry 1 is not a valid Fernet key" in result.stderr
     assert "nope" not in result.stderr
@@ -52,25 +73,38 @@ def test_production_refuses_a_bad_key() -> None:
 def test_check_deploy_is_clean_under_production_settings() -> None:
     keys = f"{Fernet.generate_key().decode()},{Fernet.generate_key().decode()}"
     result = manage(
-        "check", "--deploy", "--fail-level", "WARNING",
-        env={"DJANGO_SETTINGS_MODULE": "imbi.settings.production", "SECRET_KEY": GOOD_SECRET,
-             "IMBI_ENCRYPTION_KEYS": keys, "ALLOWED_HOSTS": "imbi.example.com"},
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        env={
+            "DJANGO_SETTINGS_MODULE": "imbi.settings.production",
+            "SECRET_KEY": GOOD_SECRET,
+            "IMBI_ENCRYPTION_KEYS": keys,
+            "ALLOWED_HOSTS": "imbi.example.com",
+        },
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
 
 
 def test_migrations_are_complete(tmp_path: Path) -> None:
-    result = manage("makemigrations", "--check", "--dry-run",
-                    env={"IMBI_DATA_DIR": str(tmp_path), "DATABASE_URL": ""})
+    result = manage(
+        "makemigrations",
+        "--check",
+        "--dry-run",
+        env={"IMBI_DATA_DIR": str(tmp_path), "DATABASE_URL": ""},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No changes detected" in result.stdout
 
 
 def test_embedded_default_generates_and_keeps_its_keys(tmp_path: Path) -> None:
     env = {"IMBI_DATA_DIR": str(tmp_path), "DATABASE_URL": "", "REDIS_URL": ""}
-    code = ("from django.conf import settings as s; "
-            "print(s.IMBI_ENCRYPTION_KEYS[0]); print(s.DATABASES['default']['ENGINE'])")
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.IMBI_ENCRYPTION_KEYS[0]); print(s.DATABASES['default']['ENGINE'])"
+    )
     first = manage("shell", "-c", code, env=env)
     assert first.returncode == 0, first.stderr
     second = manage("shell", "-c", code, env=env)

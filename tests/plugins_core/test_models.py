@@ -17,11 +17,18 @@ from plugins_core.models import (
 )
 
 
-def make_plugin(org: Organization, slug: str = "aws-ssm", plugin_type: str = "configuration",
-                service: ThirdPartyService | None = None) -> Plugin:
-    service = service or ThirdPartyService.objects.get_or_create(
-        organization=org, slug="svc", defaults={"vendor": "aws", "name": "AWS"}
-    )[0]
+def make_plugin(
+    org: Organization,
+    slug: str = "aws-ssm",
+    plugin_type: str = "configuration",
+    service: ThirdPartyService | None = None,
+) -> Plugin:
+    service = (
+        service
+        or ThirdPartyService.objects.get_or_create(
+            organization=org, slug="svc", defaults={"vendor": "aws", "name": "AWS"}
+        )[0]
+    )
     return Plugin.objects.create(
         organization=org, service=service, slug=slug, plugin_type=plugin_type, handler=slug
     )
@@ -46,11 +53,13 @@ def test_second_default_for_a_tab_is_rejected_by_the_database(
 def test_second_default_on_a_project_is_rejected_by_the_database(
     project: Project, org: Organization
 ) -> None:
-    ProjectPlugin.objects.create(project=project, plugin=make_plugin(org, "a", "logs"),
-                                 tab="logs", default=True)
+    ProjectPlugin.objects.create(
+        project=project, plugin=make_plugin(org, "a", "logs"), tab="logs", default=True
+    )
     with pytest.raises(IntegrityError), transaction.atomic():
-        ProjectPlugin.objects.create(project=project, plugin=make_plugin(org, "b", "logs"),
-                                     tab="logs", default=True)
+        ProjectPlugin.objects.create(
+            project=project, plugin=make_plugin(org, "b", "logs"), tab="logs", default=True
+        )
 
 
 def test_cross_org_binding_is_rejected(
@@ -75,10 +84,12 @@ def test_cross_org_binding_is_rejected(
         )
 
 
-def test_plugin_on_another_orgs_service_is_rejected(org: Organization,
-                                                    other_org: Organization) -> None:
-    service = ThirdPartyService.objects.create(organization=other_org, vendor="x", name="X",
-                                               slug="x")
+def test_plugin_on_another_orgs_service_is_rejected(
+    org: Organization, other_org: Organization
+) -> None:
+    service = ThirdPartyService.objects.create(
+        organization=other_org, vendor="x", name="X", slug="x"
+    )
     plugin = Plugin(organization=org, service=service, slug="p", plugin_type="logs", handler="p")
     with pytest.raises(ValidationError):
         plugin.full_clean()
@@ -86,8 +97,9 @@ def test_plugin_on_another_orgs_service_is_rejected(org: Organization,
         plugin.save()
 
 
-def test_project_with_another_orgs_type_is_rejected(org: Organization,
-                                                    other_org: Organization) -> None:
+def test_project_with_another_orgs_type_is_rejected(
+    org: Organization, other_org: Organization
+) -> None:
     foreign_type = ProjectType.objects.create(organization=other_org, slug="t", name="T")
     project = Project(organization=org, project_type=foreign_type, slug="p", name="P")
     with pytest.raises(ValidationError):
@@ -118,8 +130,9 @@ def test_slugs_are_unique_per_organization(org: Organization, other_org: Organiz
 
 
 def test_service_settings_refuse_secrets(org: Organization) -> None:
-    service = ThirdPartyService(organization=org, vendor="v", name="V", slug="v",
-                                settings={"api_token": "abc"})
+    service = ThirdPartyService(
+        organization=org, vendor="v", name="V", slug="v", settings={"api_token": "abc"}
+    )
     with pytest.raises(ValidationError) as caught:
         service.full_clean()
     assert "settings" in caught.value.message_dict
@@ -127,8 +140,10 @@ def test_service_settings_refuse_secrets(org: Organization) -> None:
     service.full_clean()
 
 
-def test_binding_organization_is_derived_from_its_scope(project: Project, org: Organization,
-                                                        **_: Any) -> None:
-    binding = ProjectPlugin.objects.create(project=project, plugin=make_plugin(org),
-                                           tab="configuration")
+def test_binding_organization_is_derived_from_its_scope(
+    project: Project, org: Organization, **_: Any
+) -> None:
+    binding = ProjectPlugin.objects.create(
+        project=project, plugin=make_plugin(org), tab="configuration"
+    )
     assert binding.organization_id == org.pk

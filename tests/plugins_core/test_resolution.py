@@ -30,8 +30,9 @@ def test_nothing_bound(project: Project) -> None:
         resolve(project, "configuration")
 
 
-def test_single_candidate_is_chosen_without_default(project: Project, config_plugin: Any,
-                                                    bind_type: Any) -> None:
+def test_single_candidate_is_chosen_without_default(
+    project: Project, config_plugin: Any, bind_type: Any
+) -> None:
     bind_type(config_plugin)
     assert resolve(project, "configuration").plugin == config_plugin
 
@@ -43,8 +44,9 @@ def test_default_wins_among_several(project: Project, install: Any, bind_type: A
     assert resolve(project, "configuration").plugin == second
 
 
-def test_ambiguous_without_default_lists_candidates(project: Project, install: Any,
-                                                    bind_type: Any) -> None:
+def test_ambiguous_without_default_lists_candidates(
+    project: Project, install: Any, bind_type: Any
+) -> None:
     bind_type(install("example-config", "cfg-a"))
     bind_type(install("example-static", "cfg-b"))
     with pytest.raises(AmbiguousSource) as caught:
@@ -53,8 +55,9 @@ def test_ambiguous_without_default_lists_candidates(project: Project, install: A
     assert caught.value.extra["candidates"] == ["cfg-a", "cfg-b"]
 
 
-def test_source_picks_a_plugin_and_unknown_source_is_404(project: Project, install: Any,
-                                                         bind_type: Any) -> None:
+def test_source_picks_a_plugin_and_unknown_source_is_404(
+    project: Project, install: Any, bind_type: Any
+) -> None:
     a, b = install("example-config", "cfg-a"), install("example-static", "cfg-b")
     bind_type(a, default=True)
     bind_type(b)
@@ -64,8 +67,9 @@ def test_source_picks_a_plugin_and_unknown_source_is_404(project: Project, insta
     assert caught.value.extra["available"] == ["cfg-a", "cfg-b"]
 
 
-def test_project_binding_overrides_type_binding(project: Project, install: Any,
-                                                bind_type: Any, bind_project: Any) -> None:
+def test_project_binding_overrides_type_binding(
+    project: Project, install: Any, bind_type: Any, bind_project: Any
+) -> None:
     a, b = install("example-config", "cfg-a"), install("example-static", "cfg-b")
     bind_type(a, default=True, search_template="type/${project}/", options={"prefix": "t"})
     # Same plugin on the project: options merge over the type's, template overrides.
@@ -81,10 +85,10 @@ def test_project_binding_overrides_type_binding(project: Project, install: Any,
     assert resolve(project, "configuration").plugin == b
 
 
-def test_options_merge_plugin_then_type_then_project(project: Project, install: Any,
-                                                     bind_type: Any, bind_project: Any) -> None:
-    plugin = install("example-config", options={"prefix": "p", "mode": "normal",
-                                                "max_keys": 3})
+def test_options_merge_plugin_then_type_then_project(
+    project: Project, install: Any, bind_type: Any, bind_project: Any
+) -> None:
+    plugin = install("example-config", options={"prefix": "p", "mode": "normal", "max_keys": 3})
     bind_type(plugin, options={"prefix": "t", "max_keys": 4})
     bind_project(plugin, options={"prefix": "x"})
     options = resolve(project, "configuration").context.options
@@ -98,10 +102,11 @@ def test_disabled_plugin_is_503(project: Project, install: Any, bind_type: Any) 
     assert caught.value.http_status == 503
 
 
-def test_incompatible_api_version_is_503_with_reason(project: Project, install: Any,
-                                                     bind_type: Any) -> None:
+def test_incompatible_api_version_is_503_with_reason(
+    project: Project, install: Any, bind_type: Any
+) -> None:
     bind_type(install("example-future"))
-    with pytest.raises(PluginIncompatible, match="plugin targets api 2.0"):
+    with pytest.raises(PluginIncompatible, match=r"plugin targets api 2\.0"):
         resolve(project, "configuration")
 
 
@@ -114,10 +119,12 @@ def test_missing_handler_is_503(project: Project, install: Any, bind_type: Any) 
         resolve(project, "configuration", "broken")
 
 
-def test_missing_credentials_is_503(project: Project, org: Any, install: Any,
-                                    bind_type: Any) -> None:
-    bare = ThirdPartyService.objects.create(organization=org, vendor="example", identity="2",
-                                            name="Bare", slug="bare")
+def test_missing_credentials_is_503(
+    project: Project, org: Any, install: Any, bind_type: Any
+) -> None:
+    bare = ThirdPartyService.objects.create(
+        organization=org, vendor="example", identity="2", name="Bare", slug="bare"
+    )
     bind_type(install("example-config", svc=bare))
     with pytest.raises(CredentialsMissing) as caught:
         resolve(project, "configuration")
@@ -127,8 +134,9 @@ def test_missing_credentials_is_503(project: Project, org: Any, install: Any,
         resolve(project, "configuration")
 
 
-def test_credentials_are_decrypted_and_never_in_repr(project: Project, config_plugin: Any,
-                                                     bind_type: Any) -> None:
+def test_credentials_are_decrypted_and_never_in_repr(
+    project: Project, config_plugin: Any, bind_type: Any
+) -> None:
     from tests.plugins_core.conftest import API_TOKEN
 
     bind_type(config_plugin)
@@ -137,8 +145,9 @@ def test_credentials_are_decrypted_and_never_in_repr(project: Project, config_pl
     assert API_TOKEN not in repr(resolved) and API_TOKEN not in str(resolved.credentials)
 
 
-def test_invalid_stored_options_are_503_naming_the_field(project: Project, install: Any,
-                                                         bind_type: Any) -> None:
+def test_invalid_stored_options_are_503_naming_the_field(
+    project: Project, install: Any, bind_type: Any
+) -> None:
     bind_type(install("example-config", options={"mode": "bogus"}))
     with pytest.raises(PluginMisconfigured) as caught:
         resolve(project, "configuration")
@@ -154,8 +163,9 @@ def test_search_template_allowlist() -> None:
         resolution.validate_search_template("/$/")
 
 
-def test_resolution_queries_do_not_grow_with_bindings(project: Project, install: Any,
-                                                      bind_type: Any, bind_project: Any) -> None:
+def test_resolution_queries_do_not_grow_with_bindings(
+    project: Project, install: Any, bind_type: Any, bind_project: Any
+) -> None:
     for index in range(40):
         plugin = install("example-static", f"s{index}", plugin_type="configuration")
         bind_type(plugin, default=index == 0)

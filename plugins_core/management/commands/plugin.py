@@ -22,10 +22,12 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="action", required=True)
         listing = sub.add_parser("list", help="Show every entry point and its status.")
         listing.add_argument("--json", action="store_true", help="Machine-readable output.")
-        listing.add_argument("--strict", action="store_true",
-                             help="Fail if any entry point failed to load.")
-        install = sub.add_parser("install-template",
-                                 help="Install a plugin from its manifest's service template.")
+        listing.add_argument(
+            "--strict", action="store_true", help="Fail if any entry point failed to load."
+        )
+        install = sub.add_parser(
+            "install-template", help="Install a plugin from its manifest's service template."
+        )
         install.add_argument("entry_point")
         install.add_argument("--org", required=True, help="Organization slug.")
 
@@ -42,10 +44,22 @@ class Command(BaseCommand):
             raise CommandError(f"{type(exc).__name__}: {exc}") from None
         entries = list(snapshot.entries.values())
         if as_json:
-            self.stdout.write(json.dumps([
-                {"name": e.name, "slug": e.slug, "distribution": e.distribution,
-                 "version": e.version, "status": e.status.value, "reason": e.reason}
-                for e in entries], indent=2))
+            self.stdout.write(
+                json.dumps(
+                    [
+                        {
+                            "name": e.name,
+                            "slug": e.slug,
+                            "distribution": e.distribution,
+                            "version": e.version,
+                            "status": e.status.value,
+                            "reason": e.reason,
+                        }
+                        for e in entries
+                    ],
+                    indent=2,
+                )
+            )
             return
         width = max((len(e.name) for e in entries), default=10)
         for e in entries:
@@ -54,8 +68,10 @@ class Command(BaseCommand):
                 line += f"  -- {e.reason}"
             self.stdout.write(line)
         failed = len(snapshot.failed())
-        self.stdout.write(f"{len(entries)} entry points, {len(entries) - failed} loaded, "
-                          f"{failed} not loaded (generation {snapshot.generation})")
+        self.stdout.write(
+            f"{len(entries)} entry points, {len(entries) - failed} loaded, "
+            f"{failed} not loaded (generation {snapshot.generation})"
+        )
 
     def _install(self, entry_point: str, org_slug: str) -> None:
         from imbi.core.models import Organization

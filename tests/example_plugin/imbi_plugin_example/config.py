@@ -42,10 +42,12 @@ class ExampleConfiguration(ConfigurationPlugin):
         options=(
             OptionField(name="prefix", label="Key prefix", default=""),
             OptionField(name="max_keys", label="Max keys", type=OptionType.INTEGER, default=500),
-            OptionField(name="read_only", label="Read only", type=OptionType.BOOLEAN,
-                        default=False),
-            OptionField(name="mode", label="Mode", choices=("normal", "flaky", "denied"),
-                        default="normal"),
+            OptionField(
+                name="read_only", label="Read only", type=OptionType.BOOLEAN, default=False
+            ),
+            OptionField(
+                name="mode", label="Mode", choices=("normal", "flaky", "denied"), default="normal"
+            ),
         ),
         credentials=(CredentialField(name="api_token", label="API token", secret=True),),
         permissions=Permissions(storage=True, network_hosts=("api.example.com",)),
@@ -80,14 +82,18 @@ class ExampleConfiguration(ConfigurationPlugin):
         for name in store.keys(prefix):
             raw = store.get(name)
             if raw is not None:
-                records[name[len(prefix):]] = json.loads(raw)
+                records[name[len(prefix) :]] = json.loads(raw)
         return records
 
     def list_keys(self) -> list[ConfigKey]:
         self._mode_check()
         return [
-            ConfigKey(key=key, data_type=DataType(rec["data_type"]), secret=bool(rec["secret"]),
-                      last_modified=datetime.fromisoformat(str(rec["modified"])))
+            ConfigKey(
+                key=key,
+                data_type=DataType(rec["data_type"]),
+                secret=bool(rec["secret"]),
+                last_modified=datetime.fromisoformat(str(rec["modified"])),
+            )
             for key, rec in sorted(self._records().items())
         ]
 
@@ -95,9 +101,13 @@ class ExampleConfiguration(ConfigurationPlugin):
         self._mode_check()
         wanted = None if keys is None else set(keys)
         return [
-            ConfigValue(key=key, data_type=DataType(rec["data_type"]), value=rec["value"],
-                        secret=bool(rec["secret"]),
-                        last_modified=datetime.fromisoformat(str(rec["modified"])))
+            ConfigValue(
+                key=key,
+                data_type=DataType(rec["data_type"]),
+                value=rec["value"],
+                secret=bool(rec["secret"]),
+                last_modified=datetime.fromisoformat(str(rec["modified"])),
+            )
             for key, rec in sorted(self._records().items())
             if wanted is None or key in wanted
         ]
@@ -109,11 +119,16 @@ class ExampleConfiguration(ConfigurationPlugin):
         if len(self._records()) >= int(self.context.options.get("max_keys", 500)):  # type: ignore[call-overload]
             raise InvalidInput("too many keys", fields={"key": "limit reached"})
         modified = datetime.now(UTC)
-        record = {"data_type": value.data_type.value, "value": value.value,
-                  "secret": value.secret, "modified": modified.isoformat()}
+        record = {
+            "data_type": value.data_type.value,
+            "value": value.value,
+            "secret": value.secret,
+            "modified": modified.isoformat(),
+        }
         self._store().set(self._prefix() + key, json.dumps(record))
-        return ConfigKey(key=key, data_type=value.data_type, secret=value.secret,
-                         last_modified=modified)
+        return ConfigKey(
+            key=key, data_type=value.data_type, secret=value.secret, last_modified=modified
+        )
 
     def delete_key(self, key: str) -> None:
         self._mode_check()
@@ -130,8 +145,7 @@ class StaticConfiguration(ConfigurationPlugin):
         version="1.2.0",
         api_version="1.0",
         plugin_type=PluginType.CONFIGURATION,
-        options=(OptionField(name="values", label="Values", type=OptionType.MAPPING,
-                             default={}),),
+        options=(OptionField(name="values", label="Values", type=OptionType.MAPPING, default={}),),
     )
 
     def test_connection(self) -> ConnectionResult:
@@ -145,8 +159,11 @@ class StaticConfiguration(ConfigurationPlugin):
 
     def get_values(self, keys: Sequence[str] | None = None) -> list[ConfigValue]:
         values = self._values()
-        return [ConfigValue(key=k, value=str(v)) for k, v in sorted(values.items())
-                if keys is None or k in keys]
+        return [
+            ConfigValue(key=k, value=str(v))
+            for k, v in sorted(values.items())
+            if keys is None or k in keys
+        ]
 
     def set_value(self, key: str, value: ConfigWrite) -> ConfigKey:
         raise InvalidInput("static configuration is read only")

@@ -17,8 +17,12 @@ from plugins_core.sdk import (
 
 class FuturePlugin(ConfigurationPlugin):
     manifest = PluginManifest(
-        slug="example-future", name="Example from the future", description="Targets api 2.0.",
-        version="9.0.0", api_version="2.0", plugin_type=PluginType.CONFIGURATION,
+        slug="example-future",
+        name="Example from the future",
+        description="Targets api 2.0.",
+        version="9.0.0",
+        api_version="2.0",
+        plugin_type=PluginType.CONFIGURATION,
     )
 
     def test_connection(self) -> ConnectionResult:

@@ -38,8 +38,11 @@ class ExampleLogs(LogsPlugin):
         version="1.2.0",
         api_version="1.0",
         plugin_type=PluginType.LOGS,
-        options=(OptionField(name="interval_seconds", label="Interval",
-                             type=OptionType.INTEGER, default=60),),
+        options=(
+            OptionField(
+                name="interval_seconds", label="Interval", type=OptionType.INTEGER, default=60
+            ),
+        ),
         hints=Hints(supports_histogram=True),
         service_template=TEMPLATE,
     )
@@ -55,13 +58,19 @@ class ExampleLogs(LogsPlugin):
         while moment <= query.end:
             if moment >= query.start:
                 level = LEVELS[index % len(LEVELS)]
-                entries.append(LogEntry(
-                    timestamp=moment, level=level,
-                    message=f"{self.context.project_slug} request {index} "
-                            f"path=/v1/items/{index % 5}",
-                    fields={"index": index, "path": f"/v1/items/{index % 5}",
-                            "url": f"http://svc:8080/v1/items/{index % 5}"},
-                ))
+                entries.append(
+                    LogEntry(
+                        timestamp=moment,
+                        level=level,
+                        message=f"{self.context.project_slug} request {index} "
+                        f"path=/v1/items/{index % 5}",
+                        fields={
+                            "index": index,
+                            "path": f"/v1/items/{index % 5}",
+                            "url": f"http://svc:8080/v1/items/{index % 5}",
+                        },
+                    )
+                )
             moment += step
             index += 1
         return [e for e in entries if self._matches(e, query)]
@@ -95,10 +104,13 @@ class ExampleLogs(LogsPlugin):
             except (ValueError, KeyError, TypeError):
                 raise CursorExpired("the cursor is not valid for this query") from None
         matched = sorted(self._all(query), key=lambda e: e.timestamp, reverse=True)
-        page = matched[offset: offset + query.limit]
+        page = matched[offset : offset + query.limit]
         more = offset + query.limit < len(matched)
-        cursor = (base64.urlsafe_b64encode(json.dumps({"o": offset + query.limit}).encode())
-                  .decode() if more else None)
+        cursor = (
+            base64.urlsafe_b64encode(json.dumps({"o": offset + query.limit}).encode()).decode()
+            if more
+            else None
+        )
         return LogResult(entries=tuple(page), next_cursor=cursor)
 
     def histogram(self, query: LogQuery, bucket_count: int) -> Histogram:
@@ -108,7 +120,10 @@ class ExampleLogs(LogsPlugin):
         for i in range(bucket_count):
             start = query.start + span * i
             end = start + span
-            count = sum(1 for e in entries if start <= e.timestamp < end
-                        or (i == bucket_count - 1 and e.timestamp == end))
+            count = sum(
+                1
+                for e in entries
+                if start <= e.timestamp < end or (i == bucket_count - 1 and e.timestamp == end)
+            )
             buckets.append(HistogramBucket(start=start, end=end, count=count))
         return Histogram(buckets=tuple(buckets))

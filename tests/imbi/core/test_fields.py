@@ -73,8 +73,10 @@ def test_saving_never_double_encrypts(service: ThirdPartyService) -> None:
 
 def test_missing_key_is_a_clear_error(service: ThirdPartyService) -> None:
     with override_settings(IMBI_ENCRYPTION_KEYS=[]):
-        with pytest.raises(crypto.EncryptionKeyError, match="IMBI_ENCRYPTION_KEYS is empty"), \
-                transaction.atomic():
+        with (
+            pytest.raises(crypto.EncryptionKeyError, match="IMBI_ENCRYPTION_KEYS is empty"),
+            transaction.atomic(),
+        ):
             ServiceApplication.objects.create(service=service, credentials={"a": "b"})
     assert not ServiceApplication.objects.exists()
 
@@ -98,12 +100,17 @@ def test_rotation_reencrypts_every_row(org: Any) -> None:
     with override_settings(IMBI_ENCRYPTION_KEYS=[KEY_A]):
         for index in range(3):
             service = ThirdPartyService.objects.create(
-                organization=org, vendor="v", identity=str(index), name=f"S{index}",
+                organization=org,
+                vendor="v",
+                identity=str(index),
+                name=f"S{index}",
                 slug=f"s{index}",
             )
-            apps.append(ServiceApplication.objects.create(
-                service=service, credentials={"token": f"t{index}"}
-            ))
+            apps.append(
+                ServiceApplication.objects.create(
+                    service=service, credentials={"token": f"t{index}"}
+                )
+            )
         before = {app.pk: raw_column(app) for app in apps}
     with override_settings(IMBI_ENCRYPTION_KEYS=[KEY_B, KEY_A]):
         call_command("rotate_encryption_keys")

@@ -25,7 +25,9 @@ def test_healthz_is_503_when_redis_is_down(client: Client, db: Any) -> None:
         response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["checks"]["redis"] == {
-        "ok": False, "error": "ConnectionError", "ms": response.json()["checks"]["redis"]["ms"]
+        "ok": False,
+        "error": "ConnectionError",
+        "ms": response.json()["checks"]["redis"]["ms"],
     }
 
 

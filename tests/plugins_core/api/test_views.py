@@ -34,25 +34,38 @@ def configured(project: Project, config_plugin: Any, bind_type: Any) -> Project:
     return project
 
 
-def put(client: APIClient, project: Project, key: str, value: Any, data_type: str = "string",
-        secret: bool = False, **params: str) -> Any:
+def put(
+    client: APIClient,
+    project: Project,
+    key: str,
+    value: Any,
+    data_type: str = "string",
+    secret: bool = False,
+    **params: str,
+) -> Any:
     query = "?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else ""
-    return client.put(url(project, f"configuration/keys/{key}{query}"),
-                      {"data_type": data_type, "value": value, "secret": secret}, format="json")
+    return client.put(
+        url(project, f"configuration/keys/{key}{query}"),
+        {"data_type": data_type, "value": value, "secret": secret},
+        format="json",
+    )
 
 
 def test_configuration_round_trip_with_masking_and_audit(configured: Project, api: Any) -> None:
     editor = api(Role.EDITOR, secrets=False)
     assert put(editor, configured, "DB_HOST", "db.internal").status_code == 200
     assert put(editor, configured, "DB_PORT", 5432, "number").status_code == 200
-    assert put(editor, configured, "DB_PASSWORD", "hunter2-secret", "secret", True
-               ).status_code == 200
+    assert (
+        put(editor, configured, "DB_PASSWORD", "hunter2-secret", "secret", True).status_code == 200
+    )
 
     keys = editor.get(url(configured, "configuration")).json()
     assert keys["source"]["slug"] == "example-config"
     assert [(k["key"], k["data_type"], k["secret"]) for k in keys["keys"]] == [
-        ("DB_HOST", "string", False), ("DB_PASSWORD", "secret", True),
-        ("DB_PORT", "number", False)]
+        ("DB_HOST", "string", False),
+        ("DB_PASSWORD", "secret", True),
+        ("DB_PORT", "number", False),
+    ]
 
     values = editor.get(url(configured, "configuration/values")).json()["values"]
     by_key = {v["key"]: v for v in values}
@@ -62,8 +75,9 @@ def test_configuration_round_trip_with_masking_and_audit(configured: Project, ap
     assert [v["key"] for v in only["values"]] == ["DB_HOST"]
 
     # Revealing needs the read-secrets grant.
-    body = assert_problem(editor.get(url(configured, "configuration/values?reveal=true")),
-                          403, "permission_denied")
+    body = assert_problem(
+        editor.get(url(configured, "configuration/values?reveal=true")), 403, "permission_denied"
+    )
     assert "read-secrets" in body["detail"]
     reader = api(Role.VIEWER, secrets=True, username="reader")
     revealed = reader.get(url(configured, "configuration/values?reveal=true")).json()
@@ -84,35 +98,46 @@ def test_keys_with_slashes_and_idempotent_delete(configured: Project, api: Any) 
     editor = api(Role.EDITOR)
     assert put(editor, configured, "app/feature/flag", True, "boolean").status_code == 200
     assert editor.get(url(configured, "configuration")).json()["keys"][0]["key"] == (
-        "app/feature/flag")
+        "app/feature/flag"
+    )
     for _ in range(2):
-        assert editor.delete(url(configured, "configuration/keys/app/feature/flag")
-                             ).status_code == 204
+        assert (
+            editor.delete(url(configured, "configuration/keys/app/feature/flag")).status_code == 204
+        )
     assert editor.get(url(configured, "configuration")).json()["keys"] == []
 
 
 def test_viewers_cannot_write(configured: Project, api: Any) -> None:
     viewer = api(Role.VIEWER)
     assert_problem(put(viewer, configured, "K", "v"), 403, "permission_denied")
-    assert_problem(viewer.delete(url(configured, "configuration/keys/K")), 403,
-                   "permission_denied")
+    assert_problem(viewer.delete(url(configured, "configuration/keys/K")), 403, "permission_denied")
     assert not AuditEvent.objects.exists()
 
 
 def test_bad_write_bodies_are_field_errors(configured: Project, api: Any) -> None:
     editor = api(Role.EDITOR)
-    body = assert_problem(put(editor, configured, "K", "not-a-number", "number"), 400,
-                          "invalid_input")
+    body = assert_problem(
+        put(editor, configured, "K", "not-a-number", "number"), 400, "invalid_input"
+    )
     assert "value" in body["errors"]
-    body = assert_problem(editor.put(url(configured, "configuration/keys/K"), {"value": 1},
-                                     format="json"), 400, "invalid_input")
+    body = assert_problem(
+        editor.put(url(configured, "configuration/keys/K"), {"value": 1}, format="json"),
+        400,
+        "invalid_input",
+    )
     assert "data_type" in body["errors"]
-    assert_problem(editor.put(url(configured, "configuration/keys/K"), "{not json",
-                              content_type="application/json"), 400, "malformed_request")
+    assert_problem(
+        editor.put(
+            url(configured, "configuration/keys/K"), "{not json", content_type="application/json"
+        ),
+        400,
+        "malformed_request",
+    )
 
 
-def test_plugin_errors_map_to_problems(project: Project, install: Any, bind_type: Any,
-                                       api: Any) -> None:
+def test_plugin_errors_map_to_problems(
+    project: Project, install: Any, bind_type: Any, api: Any
+) -> None:
     bind_type(install("example-config", "flaky", options={"mode": "flaky"}))
     bind_type(install("example-config", "denied", options={"mode": "denied"}), default=True)
     client = api()
@@ -122,8 +147,9 @@ def test_plugin_errors_map_to_problems(project: Project, install: Any, bind_type
     assert_problem(client.get(url(project, "configuration")), 502, "credentials_invalid")
 
 
-def test_resolution_branches_over_http(project: Project, install: Any, bind_type: Any,
-                                       bind_project: Any, api: Any, org: Organization) -> None:
+def test_resolution_branches_over_http(
+    project: Project, install: Any, bind_type: Any, bind_project: Any, api: Any, org: Organization
+) -> None:
     client = api()
     assert_problem(client.get(url(project, "configuration")), 404, "no_plugin_bound")
     bind_type(install("example-config", "a"))
@@ -131,31 +157,31 @@ def test_resolution_branches_over_http(project: Project, install: Any, bind_type
     body = assert_problem(client.get(url(project, "configuration")), 400, "ambiguous_source")
     assert body["candidates"] == ["a", "b"]
     assert client.get(url(project, "configuration?source=b")).status_code == 200
-    assert_problem(client.get(url(project, "configuration?source=zzz")), 404,
-                   "source_not_bound")
+    assert_problem(client.get(url(project, "configuration?source=zzz")), 404, "source_not_bound")
     bind_project(install("example-future", "future"), default=True)
-    body = assert_problem(client.get(url(project, "configuration")), 503,
-                          "plugin_incompatible")
+    body = assert_problem(client.get(url(project, "configuration")), 503, "plugin_incompatible")
     assert "api 2.0" in body["detail"]
     disabled = install("example-static", "off", enabled=False)
     bind_type(disabled)
-    assert_problem(client.get(url(project, "configuration?source=off")), 503,
-                   "plugin_disabled")
+    assert_problem(client.get(url(project, "configuration?source=off")), 503, "plugin_disabled")
 
 
-def test_missing_credentials_over_http(project: Project, org: Organization, install: Any,
-                                       bind_type: Any, api: Any) -> None:
+def test_missing_credentials_over_http(
+    project: Project, org: Organization, install: Any, bind_type: Any, api: Any
+) -> None:
     from plugins_core.models import ThirdPartyService
 
-    bare = ThirdPartyService.objects.create(organization=org, vendor="example", identity="x",
-                                            name="Bare", slug="bare")
+    bare = ThirdPartyService.objects.create(
+        organization=org, vendor="example", identity="x", name="Bare", slug="bare"
+    )
     bind_type(install("example-config", svc=bare))
     body = assert_problem(api().get(url(project, "configuration")), 503, "credentials_missing")
     assert body["missing"] == ["api_token"]
 
 
-def test_another_organization_is_404_never_data(configured: Project, api: Any,
-                                                other_org: Organization) -> None:
+def test_another_organization_is_404_never_data(
+    configured: Project, api: Any, other_org: Organization
+) -> None:
     outsider = api(Role.ADMIN, organization=other_org, username="outsider")
     for path in ("configuration", "configuration/values", "logs", "tabs", "bindings"):
         assert_problem(outsider.get(url(configured, path)), 404, "not_found")
@@ -163,16 +189,18 @@ def test_another_organization_is_404_never_data(configured: Project, api: Any,
     member = api(Role.ADMIN, username="member")
     foreign_url = f"/api/orgs/{other_org.slug}/projects/{configured.pk}/configuration"
     assert_problem(member.get(foreign_url), 404, "not_found")
-    assert_problem(outsider.get(f"/api/orgs/{configured.organization.slug}/plugins"), 404,
-                   "not_found")
+    assert_problem(
+        outsider.get(f"/api/orgs/{configured.organization.slug}/plugins"), 404, "not_found"
+    )
 
 
 def test_unauthenticated_is_401_problem(configured: Project) -> None:
     assert_problem(APIClient().get(url(configured, "configuration")), 401, "not_authenticated")
 
 
-def test_logs_filters_levels_and_cursor_paging(project: Project, logs_plugin: Any,
-                                               bind_type: Any, api: Any) -> None:
+def test_logs_filters_levels_and_cursor_paging(
+    project: Project, logs_plugin: Any, bind_type: Any, api: Any
+) -> None:
     bind_type(logs_plugin)
     client = api()
     end = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -190,106 +218,160 @@ def test_logs_filters_levels_and_cursor_paging(project: Project, logs_plugin: An
         cursor = f"&cursor={page['next_cursor']}"
     assert seen == [e["timestamp"] for e in everything["entries"]]
     # A value containing colons parses unambiguously: field:op:value splits twice only.
-    flt = client.get(url(project, base + "&filter=url:starts_with:http://svc:8080/v1/items/3"
-                         "&level=error&level=info")).json()
+    flt = client.get(
+        url(
+            project,
+            base + "&filter=url:starts_with:http://svc:8080/v1/items/3&level=error&level=info",
+        )
+    ).json()
     assert flt["entries"]
     for entry in flt["entries"]:
         assert entry["fields"]["url"].startswith("http://svc:8080/v1/items/3")
         assert entry["level"] in {"error", "info"}
 
 
-@pytest.mark.parametrize(("query", "field"), [
-    ("filter=bad field:eq:x", "filter"),
-    ("filter=path:like:x", "filter"),
-    ("filter=path:eq", "filter"),
-    ("limit=0", "limit"),
-    ("limit=1001", "limit"),
-    ("level=loud", "level"),
-    ("start=yesterday", "start"),
-])
-def test_bad_log_queries_are_400_with_the_field(project: Project, logs_plugin: Any,
-                                                bind_type: Any, api: Any, query: str,
-                                                field: str) -> None:
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("filter=bad field:eq:x", "filter"),
+        ("filter=path:like:x", "filter"),
+        ("filter=path:eq", "filter"),
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("level=loud", "level"),
+        ("start=yesterday", "start"),
+    ],
+)
+def test_bad_log_queries_are_400_with_the_field(
+    project: Project, logs_plugin: Any, bind_type: Any, api: Any, query: str, field: str
+) -> None:
     bind_type(logs_plugin)
     body = assert_problem(api().get(url(project, f"logs?{query}")), 400, "invalid_input")
     assert field in body["errors"]
 
 
-def test_end_before_start_is_400(project: Project, logs_plugin: Any, bind_type: Any,
-                                 api: Any) -> None:
+def test_end_before_start_is_400(
+    project: Project, logs_plugin: Any, bind_type: Any, api: Any
+) -> None:
     bind_type(logs_plugin)
-    assert_problem(api().get(url(project, "logs?start=2026-01-02T00:00:00Z"
-                                          "&end=2026-01-01T00:00:00Z")), 400, "invalid_input")
+    assert_problem(
+        api().get(url(project, "logs?start=2026-01-02T00:00:00Z&end=2026-01-01T00:00:00Z")),
+        400,
+        "invalid_input",
+    )
 
 
-def test_tabs_show_sources_and_status(project: Project, install: Any, bind_type: Any,
-                                      bind_project: Any, api: Any) -> None:
+def test_tabs_show_sources_and_status(
+    project: Project, install: Any, bind_type: Any, bind_project: Any, api: Any
+) -> None:
     bind_type(install("example-config", "cfg"), default=True)
     bind_project(install("example-broken", "broken"))
     bind_type(install("example-logs"))
     tabs = {t["tab"]: t["sources"] for t in api().get(url(project, "tabs")).json()["tabs"]}
     assert [(s["slug"], s["selected"], s["status"]) for s in tabs["configuration"]] == [
-        ("broken", False, "plugin_unavailable"), ("cfg", True, "ok")]
+        ("broken", False, "plugin_unavailable"),
+        ("cfg", True, "ok"),
+    ]
     assert [(s["slug"], s["scope"]) for s in tabs["logs"]] == [("example-logs", "project_type")]
 
 
-def test_project_owner_binds_own_project_only(project: Project, project_type: ProjectType,
-                                              org: Organization, config_plugin: Any,
-                                              api: Any) -> None:
+def test_project_owner_binds_own_project_only(
+    project: Project, project_type: ProjectType, org: Organization, config_plugin: Any, api: Any
+) -> None:
     owner = api(Role.OWNER)
     project.owners.add(owner.user)
-    other = Project.objects.create(organization=org, project_type=project_type, slug="other",
-                                   name="Other")
-    created = owner.post(url(project, "bindings"),
-                         {"plugin": "example-config", "default": True,
-                          "search_template": "${project}/", "options": {"prefix": "x"}},
-                         format="json")
+    other = Project.objects.create(
+        organization=org, project_type=project_type, slug="other", name="Other"
+    )
+    created = owner.post(
+        url(project, "bindings"),
+        {
+            "plugin": "example-config",
+            "default": True,
+            "search_template": "${project}/",
+            "options": {"prefix": "x"},
+        },
+        format="json",
+    )
     assert created.status_code == 201, created.content
     assert created.json()["tab"] == "configuration"
-    assert_problem(owner.post(url(other, "bindings"), {"plugin": "example-config"},
-                              format="json"), 403, "permission_denied")
+    assert_problem(
+        owner.post(url(other, "bindings"), {"plugin": "example-config"}, format="json"),
+        403,
+        "permission_denied",
+    )
     assert not ProjectPlugin.objects.filter(project=other).exists()
     viewer = api(Role.VIEWER, username="v")
-    assert_problem(viewer.post(url(project, "bindings"), {"plugin": "example-config"},
-                               format="json"), 403, "permission_denied")
+    assert_problem(
+        viewer.post(url(project, "bindings"), {"plugin": "example-config"}, format="json"),
+        403,
+        "permission_denied",
+    )
     binding_url = url(project, f"bindings/{created.json()['id']}")
-    assert owner.patch(binding_url, {"options": {"max_keys": 5}}, format="json"
-                       ).json()["options"] == {"max_keys": 5}
+    assert owner.patch(binding_url, {"options": {"max_keys": 5}}, format="json").json()[
+        "options"
+    ] == {"max_keys": 5}
     assert owner.delete(binding_url).status_code == 204
     assert AuditEvent.objects.filter(action="binding.change").count() == 3
 
 
-def test_binding_validation_at_save_time(project: Project, project_type: ProjectType,
-                                         config_plugin: Any, install: Any, api: Any) -> None:
+def test_binding_validation_at_save_time(
+    project: Project, project_type: ProjectType, config_plugin: Any, install: Any, api: Any
+) -> None:
     admin = api(Role.ADMIN)
     type_url = f"/api/orgs/{project.organization.slug}/project-types/{project_type.slug}/bindings"
-    body = assert_problem(admin.post(type_url, {"plugin": "example-config",
-                                                "search_template": "/${password}/"},
-                                     format="json"), 400, "invalid_input")
+    body = assert_problem(
+        admin.post(
+            type_url,
+            {"plugin": "example-config", "search_template": "/${password}/"},
+            format="json",
+        ),
+        400,
+        "invalid_input",
+    )
     assert "unknown variable ${password}" in body["errors"]["search_template"]
-    body = assert_problem(admin.post(type_url, {"plugin": "example-config",
-                                                "options": {"max_keys": "many", "nope": 1}},
-                                     format="json"), 400, "invalid_input")
+    body = assert_problem(
+        admin.post(
+            type_url,
+            {"plugin": "example-config", "options": {"max_keys": "many", "nope": 1}},
+            format="json",
+        ),
+        400,
+        "invalid_input",
+    )
     assert {"options.max_keys", "options.nope"} <= set(body["errors"])
-    body = assert_problem(admin.post(type_url, {"plugin": "example-config", "tab": "logs"},
-                                     format="json"), 400, "invalid_input")
+    body = assert_problem(
+        admin.post(type_url, {"plugin": "example-config", "tab": "logs"}, format="json"),
+        400,
+        "invalid_input",
+    )
     assert "tab" in body["errors"]
-    body = assert_problem(admin.post(type_url, {"plugin": "not-installed"}, format="json"),
-                          400, "invalid_input")
+    body = assert_problem(
+        admin.post(type_url, {"plugin": "not-installed"}, format="json"), 400, "invalid_input"
+    )
     assert "plugin" in body["errors"]
-    assert admin.post(type_url, {"plugin": "example-config", "default": True},
-                      format="json").status_code == 201
+    assert (
+        admin.post(
+            type_url, {"plugin": "example-config", "default": True}, format="json"
+        ).status_code
+        == 201
+    )
     install("example-static")
-    body = assert_problem(admin.post(type_url, {"plugin": "example-static", "default": True},
-                                     format="json"), 409, "conflict")
+    body = assert_problem(
+        admin.post(type_url, {"plugin": "example-static", "default": True}, format="json"),
+        409,
+        "conflict",
+    )
     assert "default" in body["errors"]
     editor = api(Role.EDITOR, username="ed")
-    assert_problem(editor.post(type_url, {"plugin": "example-static"}, format="json"), 403,
-                   "permission_denied")
+    assert_problem(
+        editor.post(type_url, {"plugin": "example-static"}, format="json"), 403, "permission_denied"
+    )
 
 
-def test_registry_and_installed_plugins(project: Project, config_plugin: Any, install: Any,
-                                        api: Any) -> None:
+def test_registry_and_installed_plugins(
+    project: Project, config_plugin: Any, install: Any, api: Any
+) -> None:
     install("example-future")
     client = api()
     registry = client.get("/api/plugins").json()
@@ -297,14 +379,16 @@ def test_registry_and_installed_plugins(project: Project, config_plugin: Any, in
     assert statuses["example-config"] == "loaded"
     assert statuses["example-broken"] == "import_failed"
     assert statuses["example-future"] == "incompatible"
-    installed = {p["slug"]: p for p in client.get(
-        f"/api/orgs/{project.organization.slug}/plugins").json()}
+    installed = {
+        p["slug"]: p for p in client.get(f"/api/orgs/{project.organization.slug}/plugins").json()
+    }
     assert installed["example-config"]["status"] == "ok"
     assert installed["example-future"]["status"] == "plugin_incompatible"
 
 
-def test_no_secret_in_any_response_or_log(configured: Project, api: Any,
-                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_no_secret_in_any_response_or_log(
+    configured: Project, api: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     editor = api(Role.EDITOR)
     put(editor, configured, "TOKEN", "s3cr3t-value-xyz", "secret", True)

@@ -37,7 +37,7 @@ class Command(BaseCommand):
 
     def _rotate(self, model: Any, field: EncryptedJSONField, dry_run: bool) -> tuple[int, int]:
         table = connection.ops.quote_name(model._meta.db_table)
-        column = connection.ops.quote_name(field.column)
+        column = connection.ops.quote_name(str(field.column))
         pk = connection.ops.quote_name(model._meta.pk.column)
         rotated = current = 0
         with connection.cursor() as cursor:

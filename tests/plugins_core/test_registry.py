@@ -1,0 +1,123 @@
+"""The registry over real installed distributions (the example plugin is pip-installed)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from plugins_core import registry
+from plugins_core.registry import Status
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_discovers_every_entry_point_of_the_example_distribution() -> None:
+    snapshot = registry.build_snapshot(registry.discover(), generation=1)
+    example = {n: e for n, e in snapshot.entries.items() if e.distribution == "imbi-plugin-example"}
+    assert {n: e.status for n, e in example.items()} == {
+        "example-config": Status.LOADED,
+        "example-logs": Status.LOADED,
+        "example-static": Status.LOADED,
+        "example-broken": Status.IMPORT_FAILED,
+        "example-future": Status.INCOMPATIBLE,
+        "example-not-a-handler": Status.INVALID,
+    }
+    assert example["example-config"].version == "1.2.0"
+    assert example["example-config"].manifest is not None
+    assert "No module named" in example["example-broken"].reason
+    assert "api 2.0" in example["example-future"].reason
+    assert example["example-future"].handler is None  # never handed out
+
+
+@pytest.fixture
+def extra_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A second real distribution on sys.path (a dist-info folder importlib.metadata reads)."""
+    info = tmp_path / "imbi_plugin_dup-0.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: imbi-plugin-dup\nVersion: 0.3\n")
+    (info / "entry_points.txt").write_text(
+        "[imbi.plugins]\n"
+        "dup-of-slug = imbi_plugin_example.config:ExampleConfiguration\n"
+        "example-config = imbi_plugin_example.logs:ExampleLogs\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def test_duplicates_are_recorded_not_fatal(extra_site: Path) -> None:
+    snapshot = registry.build_snapshot(registry.discover(), generation=1)
+    assert snapshot.entries["dup-of-slug"].status is Status.DUPLICATE
+    assert (
+        "already provided by entry point 'example-config'" in snapshot.entries["dup-of-slug"].reason
+    )
+    clash = [
+        e
+        for e in snapshot.entries.values()
+        if e.name == "example-config" and e.status is Status.DUPLICATE
+    ]
+    assert len(clash) == 1 and "also registered by" in clash[0].reason
+    assert snapshot.get("example-config").ok  # type: ignore[union-attr]
+
+
+def test_strict_build_raises_a_named_error(extra_site: Path) -> None:
+    ours = [c for c in registry.discover()
+            if c.distribution in {"imbi-plugin-example", "imbi-plugin-dup"}]
+    with pytest.raises(registry.DuplicatePluginError, match="dup-of-slug"):
+        registry.build_snapshot(ours, generation=1, strict=True)
+
+
+def test_snapshots_are_immutable_and_rebuilds_bump_generation() -> None:
+    first = registry.rebuild()
+    second = registry.rebuild()
+    assert second.generation == first.generation + 1
+    assert registry.current() is second
+    with pytest.raises(TypeError):
+        first.entries["x"] = first.entries["example-config"]  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        first.generation = 99  # type: ignore[misc]
+    # An in-flight request keeps the snapshot (and handler classes) it started with.
+    assert first.get("example-config").handler is not None  # type: ignore[union-attr]
+
+
+def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "DJANGO_SETTINGS_MODULE": "imbi.settings.test", **env}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_plugin_list_shows_status_and_reason() -> None:
+    result = _manage("plugin", "list")
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    assert " loaded " in lines["example-config"]
+    assert (
+        "import_failed" in lines["example-broken"]
+        and "ModuleNotFoundError" in lines["example-broken"]
+    )
+    assert "incompatible" in lines["example-future"] and "api 2.0" in lines["example-future"]
+
+
+def test_strict_mode_is_fatal_with_one_line() -> None:
+    result = _manage("plugin", "list", "--strict")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith("CommandError: PluginImportError")
+    startup = _manage("check", IMBI_PLUGINS_STRICT="1")
+    assert startup.returncode != 0
+    assert "PluginImportError" in startup.stderr
+
+
+def test_system_check_warns_about_failed_plugins() -> None:
+    result = _manage("check")
+    assert result.returncode == 0
+    assert "plugins.W001" in result.stderr and "example-broken" in result.stderr
