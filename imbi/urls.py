@@ -13,3 +13,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/", include("imbi.api.urls")),
 ]
+
+handler404 = "imbi.api.problems.handler404"
+handler500 = "imbi.api.problems.handler500"

@@ -133,3 +133,33 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         problem.status_code = status.HTTP_401_UNAUTHORIZED
         problem.headers["WWW-Authenticate"] = 'Token realm="api"'
     return problem_response(problem, request.path if request is not None else "")
+
+
+def _page_or_problem(request: Any, problem: Problem, fallback: Any, *args: Any) -> Any:
+    if not request.path.startswith("/api/"):
+        return fallback(request, *args)
+    from django.http import JsonResponse
+
+    response = JsonResponse(problem.body(request.path), status=problem.status_code)
+    response["Content-Type"] = PROBLEM_CONTENT_TYPE
+    return response
+
+
+def handler404(request: Any, exception: Exception | None = None) -> Any:
+    """URLs outside every route: problem+json under /api/, Django's page elsewhere."""
+    from django.views import defaults
+
+    return _page_or_problem(
+        request, Problem(404, "not_found", "Not found."), defaults.page_not_found, exception
+    )
+
+
+def handler500(request: Any) -> Any:
+    """Unhandled errors outside DRF: never a traceback, problem+json under /api/."""
+    from django.views import defaults
+
+    return _page_or_problem(
+        request,
+        Problem(500, "internal_error", "An unexpected error occurred."),
+        defaults.server_error,
+    )

@@ -23,6 +23,8 @@ class WhoAmIView(APIView):
     )
     def get(self, request: Request) -> Response:
         roles = dict(
-            Membership.objects.filter(user_id=int(request.user.pk or 0)).values_list("organization__slug", "role")
+            Membership.objects.filter(user_id=int(request.user.pk or 0)).values_list(
+                "organization__slug", "role"
+            )
         )
         return Response({"username": request.user.get_username(), "organizations": roles})

@@ -131,7 +131,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Normalized Configuration and Logs tab data served by plugins.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "imbi.api.schema.problem_responses",
+    ],
 }
 
 LOGGING = {

@@ -27,8 +27,7 @@ from plugins_core.sdk.errors import InvalidInput
 
 from . import serializers as s
 
-PROBLEM = {"description": "problem+json with a stable `code`"}
-ERRORS = {code: PROBLEM for code in (400, 403, 404, 409, 502, 503, 504)}
+ERRORS: dict[int, Any] = {}  # error responses are added to every operation by imbi.api.schema
 KEY_PARAM = OpenApiParameter(
     "key",
     OpenApiTypes.STR,
