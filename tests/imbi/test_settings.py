@@ -77,6 +77,8 @@ def test_check_deploy_is_clean_under_production_settings() -> None:
         "--deploy",
         "--fail-level",
         "WARNING",
+        "--tag",
+        "security",
         env={
             "DJANGO_SETTINGS_MODULE": "imbi.settings.production",
             "SECRET_KEY": GOOD_SECRET,
@@ -86,6 +88,25 @@ def test_check_deploy_is_clean_under_production_settings() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+def test_check_deploy_reports_only_the_deliberately_broken_example_plugins() -> None:
+    keys = Fernet.generate_key().decode()
+    result = manage(
+        "check",
+        "--deploy",
+        env={
+            "DJANGO_SETTINGS_MODULE": "imbi.settings.production",
+            "SECRET_KEY": GOOD_SECRET,
+            "IMBI_ENCRYPTION_KEYS": keys,
+            "ALLOWED_HOSTS": "imbi.example.com",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    findings = [line for line in result.stderr.splitlines() if line.startswith("?:")]
+    assert len(findings) == 3, result.stderr
+    for line in findings:
+        assert "(plugins.W001)" in line and "imbi-plugin-example" in line, line
 
 
 def test_migrations_are_complete(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 import schemathesis
-from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import ignored_auth, positive_data_acceptance
 
 from imbi.core.models import Membership, Organization, Project, ProjectType, Role
 from plugins_core.models import (
