@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/", include("imbi.api.urls")),
+    path("", include("plugins_core.urls")),
 ]
 
 handler404 = "imbi.api.problems.handler404"

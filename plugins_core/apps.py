@@ -11,7 +11,9 @@ class PluginsCoreConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
-        from . import checks, registry  # noqa: F401  (registers the system check)
+        from . import checks, invalidation, registry  # noqa: F401  (registers the check)
+
+        invalidation.connect()
 
         if settings.IMBI_PLUGINS_STRICT:
             registry.rebuild(strict=True)  # a broken plugin stops start-up, by request

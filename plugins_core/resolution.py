@@ -19,11 +19,21 @@ from __future__ import annotations
 import logging
 import re
 import string
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from django.db.models import ExpressionWrapper, F, TextField
+from django.db.models import (
+    ExpressionWrapper,
+    F,
+    JSONField,
+    OuterRef,
+    Subquery,
+    TextField,
+    Value,
+)
 
 from imbi.core import crypto
 from imbi.core.models import Project
@@ -131,8 +141,20 @@ def expand_search_template(template: str, project: Project, tab: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Candidate:
+    """A plugin bound to a tab, after merging: just enough to choose one (the hot path)."""
+
+    plugin_id: int
+    slug: str
+    tab: str
+    default: bool
+    project_default: bool
+    scope: str  # "project" or "project_type"
+
+
+@dataclass(frozen=True, slots=True)
 class EffectiveBinding:
-    """One plugin serving one tab of a project, after merging type and project bindings."""
+    """One plugin serving one tab of a project, fully loaded, after merging."""
 
     plugin: PluginRow
     tab: str
@@ -141,76 +163,145 @@ class EffectiveBinding:
     search_template: str
     options: Mapping[str, Any]
     scope: str  # "project" or "project_type"
-    type_binding_id: int | None = None
-    project_binding_id: int | None = None
     credentials_token: str | None = field(default=None, repr=False)
 
+    @property
+    def slug(self) -> str:
+        return self.plugin.slug
 
-_RELATED = ("plugin", "plugin__service")
+
 # The service's credentials ride along as ciphertext (decrypted only in credentials_for), so
-# listing bindings never decrypts and a whole resolution stays at two binding queries.
-_TOKEN = ExpressionWrapper(F("plugin__service__application__credentials"), output_field=TextField())
+# loading a binding never decrypts anything it does not need.
+_TOKEN = ExpressionWrapper(F("service__application__credentials"), output_field=TextField())
 
 
-def effective_bindings(project: Project, tab: str | None = None) -> list[EffectiveBinding]:
-    """The project's bindings merged over its type's, ordered by tab then plugin slug."""
+def _scoped(project: Project, tab: str | None) -> tuple[Any, Any]:
     type_rows: Any = ProjectTypePlugin.objects.filter(project_type_id=project.project_type_id)
     project_rows: Any = ProjectPlugin.objects.filter(project_id=project.pk)
     if tab is not None:
         type_rows, project_rows = type_rows.filter(tab=tab), project_rows.filter(tab=tab)
-    merged: dict[tuple[str, int], EffectiveBinding] = {}
-    for row in type_rows.select_related(*_RELATED).annotate(token=_TOKEN):
-        merged[(row.tab, row.plugin_id)] = EffectiveBinding(
-            plugin=row.plugin,
-            tab=row.tab,
-            default=row.default,
-            project_default=False,
-            search_template=row.search_template,
-            options=dict(row.options),
-            scope="project_type",
-            type_binding_id=row.pk,
-            credentials_token=row.token,
+    return type_rows, project_rows
+
+
+def candidates(project: Project, tab: str | None = None) -> list[Candidate]:
+    """Merge the type's and the project's bindings by (tab, plugin): one query, no JSON."""
+    type_rows, project_rows = _scoped(project, tab)
+    columns = ("plugin_id", "plugin__slug", "tab", "default", "scope")
+    rows = (
+        type_rows.annotate(scope=Value("project_type"))
+        .values_list(*columns)
+        .union(project_rows.annotate(scope=Value("project")).values_list(*columns), all=True)
+    )
+    merged: dict[tuple[str, int], Candidate] = {}
+    for plugin_id, slug, row_tab, default, scope in sorted(rows, key=lambda r: r[4] == "project"):
+        inherited = merged.get((row_tab, plugin_id))
+        project_row = scope == "project"
+        merged[(row_tab, plugin_id)] = Candidate(
+            plugin_id=plugin_id,
+            slug=slug,
+            tab=row_tab,
+            default=default or bool(inherited and inherited.default),
+            project_default=default and project_row,
+            scope=scope,
         )
-    for row in project_rows.select_related(*_RELATED).annotate(token=_TOKEN):
-        inherited = merged.get((row.tab, row.plugin_id))
-        options = {**(inherited.options if inherited else {}), **row.options}
-        merged[(row.tab, row.plugin_id)] = EffectiveBinding(
-            plugin=row.plugin,
-            tab=row.tab,
-            default=row.default or bool(inherited and inherited.default),
-            project_default=row.default,
-            search_template=row.search_template or (inherited.search_template if inherited else ""),
-            options=options,
-            scope="project",
-            type_binding_id=inherited.type_binding_id if inherited else None,
-            project_binding_id=row.pk,
-            credentials_token=row.token,
+    return sorted(merged.values(), key=lambda c: (c.tab, c.slug))
+
+
+def _binding_columns(model: Any, scope_filter: dict[str, Any], name: str) -> dict[str, Any]:
+    rows = model.objects.filter(
+        plugin_id=OuterRef("pk"), tab=OuterRef("plugin_type"), **scope_filter
+    )
+    return {
+        f"{name}_options": Subquery(rows.values("options")[:1], output_field=JSONField()),
+        f"{name}_template": Subquery(rows.values("search_template")[:1]),
+    }
+
+
+def load_binding(project: Project, chosen: Candidate) -> EffectiveBinding:
+    """The chosen plugin with its service, credentials token and both bindings: one query."""
+    plugin: Any = (
+        PluginRow.objects.select_related("service")
+        .defer("service__icon")
+        .annotate(
+            token=_TOKEN,
+            **_binding_columns(
+                ProjectTypePlugin, {"project_type_id": project.project_type_id}, "type"
+            ),
+            **_binding_columns(ProjectPlugin, {"project_id": project.pk}, "project"),
         )
-    return sorted(merged.values(), key=lambda b: (b.tab, b.plugin.slug))
+        .get(pk=chosen.plugin_id)
+    )
+    return EffectiveBinding(
+        plugin=plugin,
+        tab=chosen.tab,
+        default=chosen.default,
+        project_default=chosen.project_default,
+        search_template=plugin.project_template or plugin.type_template or "",
+        options={**(plugin.type_options or {}), **(plugin.project_options or {})},
+        scope=chosen.scope,
+        credentials_token=plugin.token,
+    )
+
+
+def effective_bindings(project: Project, tab: str | None = None) -> list[EffectiveBinding]:
+    """Every merged binding, fully loaded (for listings; resolution loads only the chosen)."""
+    chosen = candidates(project, tab)
+    plugins = {
+        p.pk: p
+        for p in PluginRow.objects.select_related("service")
+        .defer("service__icon")
+        .filter(pk__in=[c.plugin_id for c in chosen])
+    }
+    return [
+        EffectiveBinding(
+            plugin=plugins[c.plugin_id],
+            tab=c.tab,
+            default=c.default,
+            project_default=c.project_default,
+            search_template="",
+            options={},
+            scope=c.scope,
+        )
+        for c in chosen
+    ]
 
 
 # --- 2. select -----------------------------------------------------------------------
 
 
-def select(bindings: list[EffectiveBinding], tab: str, source: str | None) -> EffectiveBinding:
-    candidates = [b for b in bindings if b.tab == tab]
-    slugs = [b.plugin.slug for b in candidates]
+class _Choosable(Protocol):
+    @property
+    def slug(self) -> str: ...
+    @property
+    def tab(self) -> str: ...
+    @property
+    def default(self) -> bool: ...
+    @property
+    def project_default(self) -> bool: ...
+
+
+T = TypeVar("T", bound=_Choosable)
+
+
+def select(bound: list[T], tab: str, source: str | None) -> T:
+    choices = [b for b in bound if b.tab == tab]
+    slugs = [b.slug for b in choices]
     if source:
-        for binding in candidates:
-            if binding.plugin.slug == source:
+        for binding in choices:
+            if binding.slug == source:
                 return binding
         raise SourceNotBound(
             f"no plugin '{source}' serves the {tab} tab of this project", available=slugs
         )
-    if not candidates:
+    if not choices:
         raise NothingBound(f"no plugin is bound to the {tab} tab of this project")
-    defaults = [b for b in candidates if b.project_default] or [b for b in candidates if b.default]
+    defaults = [b for b in choices if b.project_default] or [b for b in choices if b.default]
     if len(defaults) == 1:
         return defaults[0]
-    if len(candidates) == 1:
-        return candidates[0]
+    if len(choices) == 1:
+        return choices[0]
     raise AmbiguousSource(
-        f"{len(candidates)} plugins serve the {tab} tab and none is the default; "
+        f"{len(choices)} plugins serve the {tab} tab and none is the default; "
         "choose one with ?source=",
         candidates=slugs,
     )
@@ -290,6 +381,60 @@ def credentials_for(manifest: PluginManifest, binding: EffectiveBinding) -> Cred
     return Credentials({k: v for k, v in stored.items() if k in known})
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What resolution decides for (project, tab, source), minus per-request state."""
+
+    binding: EffectiveBinding
+    entry: registry.Entry
+    manifest: PluginManifest
+    options: Mapping[str, object]
+    search_template: str
+
+
+_plans: OrderedDict[tuple[Any, ...], Plan] = OrderedDict()
+_plans_lock = threading.Lock()
+PLAN_CACHE_SIZE = 2048
+
+
+def plan(project: Project, tab: str, source: str | None, snapshot: registry.Snapshot) -> Plan:
+    """Choose and load the binding, check its handler, merge options, expand the template."""
+    binding = load_binding(project, select(candidates(project, tab), tab, source))
+    entry = check_entry(binding.plugin, snapshot)
+    manifest = entry.manifest
+    assert manifest is not None  # checked by check_entry
+    try:
+        template = expand_search_template(binding.search_template, project, tab)
+    except (TemplateError, ValueError) as exc:
+        raise PluginMisconfigured(f"search template: {exc}") from None
+    return Plan(
+        binding,
+        entry,
+        manifest,
+        merged_options(manifest, binding.plugin, binding.options),
+        template,
+    )
+
+
+def cached_plan(
+    project: Project, tab: str, source: str | None, snapshot: registry.Snapshot
+) -> Plan:
+    """``plan()`` memoized per process, keyed by the organization's ``config_version`` and the
+    registry generation; ``project`` must be freshly loaded for this request."""
+    key = (project.pk, tab, source or "", project.organization.config_version, snapshot.generation)
+    with _plans_lock:
+        found = _plans.get(key)
+        if found is not None:
+            _plans.move_to_end(key)
+            return found
+    made = plan(project, tab, source, snapshot)
+    with _plans_lock:
+        _plans[key] = made
+        while len(_plans) > PLAN_CACHE_SIZE:
+            _plans.popitem(last=False)
+    return made
+
+
 def resolve(
     project: Project,
     tab: str,
@@ -298,19 +443,15 @@ def resolve(
     snapshot: registry.Snapshot | None = None,
     timeout: float = 10.0,
     storage_factory: Any = None,
+    cached: bool = False,
 ) -> Resolved:
+    """Everything needed to call the plugin serving ``tab``. With ``cached=True`` the plan is
+    reused while nothing in the organization changed (see ``plugins_core.invalidation``)."""
     snapshot = snapshot or registry.current()
-    binding = select(effective_bindings(project, tab), tab, source)
-    entry = check_entry(binding.plugin, snapshot)
-    manifest = entry.manifest
-    assert manifest is not None  # checked by check_entry
-    try:
-        template = expand_search_template(binding.search_template, project, tab)
-    except (TemplateError, ValueError) as exc:
-        raise PluginMisconfigured(f"search template: {exc}") from None
+    chosen = (cached_plan if cached else plan)(project, tab, source, snapshot)
     storage = (
-        storage_factory(binding.plugin.pk)
-        if storage_factory and manifest.permissions.storage
+        storage_factory(chosen.binding.plugin.pk)
+        if storage_factory and chosen.manifest.permissions.storage
         else None
     )
     context = PluginContext(
@@ -319,19 +460,19 @@ def resolve(
         project_slug=project.slug,
         project_type=project.project_type.slug,
         tab=tab,
-        options=merged_options(manifest, binding.plugin, binding.options),
-        search_template=template,
+        options=chosen.options,
+        search_template=chosen.search_template,
         timeout=timeout,
-        logger=logging.getLogger(f"imbi.plugins.{manifest.slug}"),
+        logger=logging.getLogger(f"imbi.plugins.{chosen.manifest.slug}"),
         storage=storage,
-        service_settings=dict(binding.plugin.service.settings),
+        service_settings=dict(chosen.binding.plugin.service.settings),
     )
     return Resolved(
-        binding=binding,
-        entry=entry,
-        manifest=manifest,
+        binding=chosen.binding,
+        entry=chosen.entry,
+        manifest=chosen.manifest,
         context=context,
-        credentials=credentials_for(manifest, binding),
+        credentials=credentials_for(chosen.manifest, chosen.binding),
     )
 
 

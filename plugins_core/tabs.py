@@ -37,6 +37,7 @@ def _resolve(project: Project, tab: str, source: str | None) -> Resolved:
         source,
         timeout=settings.IMBI_PLUGIN_TIMEOUT,
         storage_factory=DatabaseKeyValueStore,
+        cached=True,
     )
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
 from django.db.models import OuterRef, Subquery
 from django.http import Http404
 
-from .models import ROLE_RANK, Membership, Organization, Project, Role
+from .models import ROLE_RANK, Membership, Organization, Project, ProjectType, Role
 
 
 def membership(user: Any, organization: Organization) -> Membership | None:
@@ -94,23 +95,51 @@ def _grant(user: Any, obj: Any) -> Grant | None:
     return Grant(role=obj.grant_role, read_secrets=bool(obj.grant_secrets))
 
 
+# Hand-written because it runs on every tab request: the ORM spends longer compiling the
+# equivalent select_related + subquery annotation than PostgreSQL spends answering it.
+_PROJECT_SQL = """
+SELECT p.id, p.slug, p.name, p.organization_id, p.project_type_id,
+       o.slug, o.name, o.config_version, t.slug, t.name, m.role, m.can_read_secrets
+  FROM core_project p
+  JOIN core_organization o ON o.id = p.organization_id
+  JOIN core_projecttype t ON t.id = p.project_type_id
+  LEFT JOIN core_membership m ON m.organization_id = o.id AND m.user_id = %s
+ WHERE o.slug = %s AND p.id = %s
+"""
+
+
 def load_project(user: Any, org_slug: str, project_id: int) -> tuple[Project, Grant]:
-    """The project and the user's grant in its organization, in one query.
+    """The project (with its organization and type) and the user's grant, in one query.
 
     Raises ``Http404`` when the project does not exist, is in another organization, or the
     user is not a member: another organization's resources are indistinguishable from none.
     """
     if not getattr(user, "is_authenticated", False):
         raise Http404
-    project = (
-        Project.objects.select_related("organization", "project_type")
-        .annotate(**_grant_annotations(user, "organization_id"))
-        .filter(organization__slug=org_slug, pk=project_id)
-        .first()
-    )
-    grant = _grant(user, project) if project is not None else None
-    if project is None or grant is None:
+    with connection.cursor() as cursor:
+        cursor.execute(_PROJECT_SQL, [user.pk, org_slug, project_id])
+        row = cursor.fetchone()
+    if row is None:
         raise Http404
+    pid, slug, name, org_id, type_id, org_slug_, org_name, version, t_slug, t_name, role, sec = row
+    if getattr(user, "is_superuser", False):
+        grant = Grant(role=Role.ADMIN, read_secrets=True)
+    elif role:
+        grant = Grant(role=role, read_secrets=bool(sec))
+    else:
+        raise Http404
+    db = connection.alias
+    project = Project.from_db(
+        db,
+        ["id", "slug", "name", "organization_id", "project_type_id"],
+        [pid, slug, name, org_id, type_id],
+    )
+    project.organization = Organization.from_db(
+        db, ["id", "slug", "name", "config_version"], [org_id, org_slug_, org_name, version]
+    )
+    project.project_type = ProjectType.from_db(
+        db, ["id", "organization_id", "slug", "name"], [type_id, org_id, t_slug, t_name]
+    )
     return project, grant
 
 

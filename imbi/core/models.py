@@ -28,6 +28,12 @@ class Organization(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(auto_now_add=True)
+    config_version = models.BigIntegerField(
+        default=0,
+        editable=False,
+        help_text="Bumped on every change to this organization's plugins, services, "
+        "credentials or bindings; resolution plans cached under an older version are unused.",
+    )
 
     class Meta:
         ordering: ClassVar = ["slug"]

@@ -403,3 +403,34 @@ def test_no_secret_in_any_response_or_log(
         assert b"s3cr3t-value-xyz" not in body
         assert API_TOKEN.encode() not in body
     assert "s3cr3t-value-xyz" not in caplog.text and API_TOKEN not in caplog.text
+
+
+def test_query_counts_stay_constant_and_changes_invalidate_the_plan(
+    project: Project, install: Any, bind_type: Any, api: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for index in range(30):
+        bind_type(install("example-static", f"s{index:02}", options={"values": {"K": "v"}}),
+                  default=index == 0)
+    admin = api(Role.ADMIN, username="boss")
+    values_url = url(project, "configuration/values")
+    with CaptureQueriesContext(connection) as cold:
+        assert admin.get(values_url).json()["source"]["slug"] == "s00"
+    with CaptureQueriesContext(connection) as warm:
+        assert admin.get(values_url).json()["source"]["slug"] == "s00"
+    assert len(cold) == 4  # token, project + grant, candidates, chosen binding
+    assert len(warm) == 2  # token, project + grant (the plan is cached)
+    # A binding change through the API bumps the organization's version: the next request
+    # resolves again and sees it, in this process or any other.
+    created = admin.post(url(project, "bindings"), {"plugin": "s07", "default": True},
+                         format="json")
+    assert created.status_code == 201, created.content
+    assert admin.get(values_url).json()["source"]["slug"] == "s07"
+    from plugins_core.models import Plugin
+
+    plugin = Plugin.objects.get(slug="s07")
+    plugin.enabled = False
+    plugin.save()
+    assert_problem(admin.get(values_url), 503, "plugin_disabled")

@@ -47,12 +47,9 @@ class Command(BaseCommand):
                     )
             password = self._ensure_admin(org)
             self._ensure_members(org)
-        try:
-            from plugins_core.demo import seed_plugins
-        except ImportError:
-            seed_plugins = None
-        if seed_plugins is not None:
-            seed_plugins(org, stdout=self.stdout)
+        from plugins_core.demo import seed_plugins
+
+        seed_plugins(org, stdout=self.stdout)
         if password:
             self.stdout.write(
                 self.style.SUCCESS(
