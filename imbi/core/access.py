@@ -108,6 +108,13 @@ SELECT p.id, p.slug, p.name, p.organization_id, p.project_type_id,
 """
 
 
+def _instance(model: Any, db: str, **values: Any) -> Any:
+    """A model instance from selected columns; the rest stay deferred (loaded on access).
+    ``from_db`` pairs values with the model's concrete fields in *their* order."""
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
+    return model.from_db(db, names, [values[name] for name in names])
+
+
 def load_project(user: Any, org_slug: str, project_id: int) -> tuple[Project, Grant]:
     """The project (with its organization and type) and the user's grant, in one query.
 
@@ -129,16 +136,14 @@ def load_project(user: Any, org_slug: str, project_id: int) -> tuple[Project, Gr
     else:
         raise Http404
     db = connection.alias
-    project = Project.from_db(
-        db,
-        ["id", "slug", "name", "organization_id", "project_type_id"],
-        [pid, slug, name, org_id, type_id],
+    project = _instance(
+        Project, db, id=pid, slug=slug, name=name, organization_id=org_id, project_type_id=type_id
     )
-    project.organization = Organization.from_db(
-        db, ["id", "slug", "name", "config_version"], [org_id, org_slug_, org_name, version]
+    project.organization = _instance(
+        Organization, db, id=org_id, slug=org_slug_, name=org_name, config_version=version
     )
-    project.project_type = ProjectType.from_db(
-        db, ["id", "organization_id", "slug", "name"], [type_id, org_id, t_slug, t_name]
+    project.project_type = _instance(
+        ProjectType, db, id=type_id, organization_id=org_id, slug=t_slug, name=t_name
     )
     return project, grant
 

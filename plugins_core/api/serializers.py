@@ -132,6 +132,8 @@ class LogEntryOut(serializers.Serializer):  # type: ignore[type-arg]
 
 class LogsOut(serializers.Serializer):  # type: ignore[type-arg]
     source = SourceOut()  # type: ignore[assignment]
+    start = serializers.DateTimeField(help_text="The range searched; pass it back with cursor.")
+    end = serializers.DateTimeField(help_text="The range searched; pass it back with cursor.")
     entries = LogEntryOut(many=True)
     next_cursor = serializers.CharField(allow_null=True)
     warnings = serializers.ListField(child=serializers.CharField())

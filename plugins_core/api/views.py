@@ -169,6 +169,8 @@ class LogsView(APIView):
         return Response(
             {
                 "source": _source(resolved),
+                "start": query.start,
+                "end": query.end,
                 "entries": [
                     {
                         "timestamp": e.timestamp,

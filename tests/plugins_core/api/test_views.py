@@ -412,8 +412,10 @@ def test_query_counts_stay_constant_and_changes_invalidate_the_plan(
     from django.test.utils import CaptureQueriesContext
 
     for index in range(30):
-        bind_type(install("example-static", f"s{index:02}", options={"values": {"K": "v"}}),
-                  default=index == 0)
+        bind_type(
+            install("example-static", f"s{index:02}", options={"values": {"K": "v"}}),
+            default=index == 0,
+        )
     admin = api(Role.ADMIN, username="boss")
     values_url = url(project, "configuration/values")
     with CaptureQueriesContext(connection) as cold:
@@ -424,8 +426,9 @@ def test_query_counts_stay_constant_and_changes_invalidate_the_plan(
     assert len(warm) == 2  # token, project + grant (the plan is cached)
     # A binding change through the API bumps the organization's version: the next request
     # resolves again and sees it, in this process or any other.
-    created = admin.post(url(project, "bindings"), {"plugin": "s07", "default": True},
-                         format="json")
+    created = admin.post(
+        url(project, "bindings"), {"plugin": "s07", "default": True}, format="json"
+    )
     assert created.status_code == 201, created.content
     assert admin.get(values_url).json()["source"]["slug"] == "s07"
     from plugins_core.models import Plugin

@@ -1,0 +1,130 @@
+"""LocalConfiguration: the SDK contract, namespacing and the stored record format."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from imbi_plugin_local.config import LocalConfiguration
+
+from plugins_core.sdk import (
+    ConfigWrite,
+    Credentials,
+    DataType,
+    InvalidInput,
+    MemoryKeyValueStore,
+    UpstreamUnavailable,
+)
+from plugins_core.sdk.testkit import assert_contract, make_context
+
+
+def handler(store: MemoryKeyValueStore | None = None, **context: Any) -> LocalConfiguration:
+    context.setdefault("storage", store if store is not None else MemoryKeyValueStore())
+    return LocalConfiguration(make_context(**context), Credentials())
+
+
+def seeded_store() -> MemoryKeyValueStore:
+    record = {
+        "data_type": "string",
+        "value": "v",
+        "secret": False,
+        "modified": "2025-01-01T00:00:00+00:00",
+    }
+    return MemoryKeyValueStore(
+        {
+            "demo/billing/LOG_LEVEL": json.dumps({**record, "value": "info"}),
+            "demo/billing/PORT": json.dumps({**record, "data_type": "number", "value": 8080}),
+            "demo/billing-v2/OTHER": json.dumps(record),
+        }
+    )
+
+
+@pytest.mark.parametrize("template", ["", "demo/billing/", "demo/billing"])
+def test_contract(template: str) -> None:
+    store = seeded_store()
+    assert_contract(
+        lambda: handler(
+            store, search_template=template, organization="demo", project_slug="billing"
+        ),
+        sample_write=("CONTRACT_KEY", ConfigWrite(data_type=DataType.JSON, value={"a": [1]})),
+    )
+
+
+def test_keys_are_namespaced_by_the_search_template() -> None:
+    store = seeded_store()
+    plugin = handler(store, search_template="demo/billing/")
+    assert [k.key for k in plugin.list_keys()] == ["LOG_LEVEL", "PORT"]
+    # a template without the trailing slash must not see billing-v2's keys
+    assert [k.key for k in handler(store, search_template="demo/billing").list_keys()] == [
+        "LOG_LEVEL",
+        "PORT",
+    ]
+    values = {v.key: v.value for v in plugin.get_values(["PORT", "MISSING"])}
+    assert values == {"PORT": 8080}
+
+
+def test_default_namespace_is_organization_and_project() -> None:
+    store = MemoryKeyValueStore()
+    plugin = handler(store, organization="acme", project_slug="shop")
+    plugin.set_value("A", ConfigWrite(data_type=DataType.STRING, value="x"))
+    assert store.keys() == ["acme/shop/A"]
+
+
+def test_stored_record_format_and_secrets() -> None:
+    store = MemoryKeyValueStore()
+    plugin = handler(store, search_template="o/p/")
+    written = plugin.set_value("DB_PASSWORD", ConfigWrite(data_type=DataType.SECRET, value="s3"))
+    assert written.secret and written.last_modified is not None
+    record = json.loads(store.get("o/p/DB_PASSWORD") or "")
+    assert set(record) == {"data_type", "value", "secret", "modified"}
+    assert record["data_type"] == "secret" and record["secret"] is True
+    [value] = plugin.get_values(["DB_PASSWORD"])
+    assert value.value == "s3" and value.masked().value is None
+
+
+def test_every_data_type_round_trips() -> None:
+    plugin = handler()
+    writes = {
+        "S": ConfigWrite(data_type=DataType.STRING, value="a:b"),
+        "N": ConfigWrite(data_type=DataType.NUMBER, value=1.5),
+        "B": ConfigWrite(data_type=DataType.BOOLEAN, value=False),
+        "J": ConfigWrite(data_type=DataType.JSON, value=None),
+        "X": ConfigWrite(data_type=DataType.SECRET, value="hush"),
+    }
+    for key, write in writes.items():
+        plugin.set_value(key, write)
+    got = {v.key: (v.data_type, v.value) for v in plugin.get_values()}
+    assert got == {k: (w.data_type, w.value) for k, w in writes.items()}
+
+
+def test_unreadable_records_are_skipped() -> None:
+    store = MemoryKeyValueStore(
+        {
+            "o/p/BAD": "not json",
+            "o/p/ODD": json.dumps([1]),
+            "o/p/NAIVE": json.dumps({"value": "x", "modified": "2025-01-01T00:00:00"}),
+        }
+    )
+    plugin = handler(store, search_template="o/p/")
+    plugin.set_value("GOOD", ConfigWrite(data_type=DataType.STRING, value="ok"))
+    assert [k.key for k in plugin.list_keys()] == ["GOOD"]
+
+
+def test_delete_is_idempotent_and_invalid_keys_are_refused() -> None:
+    plugin = handler()
+    plugin.delete_key("never-there")
+    with pytest.raises(InvalidInput):
+        plugin.set_value(" padded ", ConfigWrite(data_type=DataType.STRING, value="x"))
+    with pytest.raises(InvalidInput):
+        handler(search_template="n" * 300).set_value(
+            "k" * 250, ConfigWrite(data_type=DataType.STRING, value="x")
+        )
+
+
+def test_without_storage() -> None:
+    plugin = handler(storage=None)
+    assert plugin.test_connection().ok is False
+    with pytest.raises(UpstreamUnavailable):
+        plugin.list_keys()
+    assert handler().test_connection().ok is True
