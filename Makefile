@@ -31,7 +31,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install
-	$(VENV)/bin/mypy imbi plugins_core
+	$(VENV)/bin/mypy imbi plugins_core bench $(filter-out %.egg-info,$(wildcard catalog/*/imbi_plugin_*))
 
 pytest: install services-deps
 	$(PY) -m pytest -q

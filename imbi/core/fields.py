@@ -20,6 +20,9 @@ from . import crypto
 
 class EncryptedJSONField(models.TextField):  # type: ignore[type-arg]
     description = "A JSON value encrypted at rest"
+    # What django-stubs types attribute access as: any JSON value, not the column's str.
+    _pyi_private_set_type: Any
+    _pyi_private_get_type: Any
 
     def from_db_value(self, value: str | None, expression: Any, connection: Any) -> Any:
         if value is None:
