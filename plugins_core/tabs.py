@@ -18,7 +18,7 @@ from imbi.core import audit
 from imbi.core.access import Grant
 from imbi.core.models import AuditEvent, Project, Role
 
-from . import registry
+from . import caching, registry
 from .resolution import EffectiveBinding, ResolutionError, Resolved, effective_bindings, resolve
 from .runner import Runner, default_runner
 from .sdk import ConfigKey, ConfigValue, ConfigWrite, LogQuery, LogResult, validate_config_key
@@ -88,8 +88,16 @@ def list_keys(
     project: Project, grant: Grant, source: str | None, *, runner: Runner | None = None
 ) -> tuple[Resolved, list[ConfigKey]]:
     resolved = _resolve(project, "configuration", source)
-    keys = (runner or default_runner()).call(resolved, "list_keys")
-    return resolved, list(keys)
+    keys = caching.cached(
+        resolved,
+        project.organization.config_version,
+        "list_keys",
+        None,
+        lambda: list((runner or default_runner()).call(resolved, "list_keys")),
+        ConfigKey.to_dict,
+        ConfigKey.from_dict,
+    )
+    return resolved, keys
 
 
 def get_values(
@@ -108,11 +116,23 @@ def get_values(
         for key in keys:
             _check_key(key)
     resolved = _resolve(project, "configuration", source)
-    values: list[ConfigValue] = list(
-        (runner or default_runner()).call(resolved, "get_values", list(keys) if keys else None)
-    )
-    if not reveal:
-        return resolved, [v.masked() if v.secret else v for v in values]
+    wanted = list(keys) if keys else None
+
+    def fetch() -> list[ConfigValue]:
+        return list((runner or default_runner()).call(resolved, "get_values", wanted))
+
+    if not reveal:  # masked results hold no secret value, so they may be cached
+        masked = caching.cached(
+            resolved,
+            project.organization.config_version,
+            "get_values",
+            wanted,
+            lambda: [v.masked() if v.secret else v for v in fetch()],
+            ConfigValue.to_dict,
+            ConfigValue.from_dict,
+        )
+        return resolved, masked
+    values = fetch()
     for value in values:
         if value.secret:
             audit.record(
@@ -146,7 +166,10 @@ def set_value(
     _require(grant, Role.EDITOR, "changing configuration")
     _check_key(key)
     resolved = _resolve(project, "configuration", source)
-    result: ConfigKey = (runner or default_runner()).call(resolved, "set_value", key, write)
+    try:
+        result: ConfigKey = (runner or default_runner()).call(resolved, "set_value", key, write)
+    finally:
+        caching.invalidate(resolved)
     audit.record(
         AuditEvent.Action.CONFIG_SET,
         actor=user,
@@ -171,7 +194,10 @@ def delete_key(
     _require(grant, Role.EDITOR, "deleting configuration")
     _check_key(key)
     resolved = _resolve(project, "configuration", source)
-    (runner or default_runner()).call(resolved, "delete_key", key)
+    try:
+        (runner or default_runner()).call(resolved, "delete_key", key)
+    finally:
+        caching.invalidate(resolved)
     audit.record(
         AuditEvent.Action.CONFIG_DELETE,
         actor=user,
