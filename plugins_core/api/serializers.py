@@ -226,3 +226,19 @@ class _WithStatus:
         self.slug, self.name, self.plugin_type = plugin.slug, plugin.name, plugin.plugin_type
         self.handler, self.service, self.enabled = plugin.handler, plugin.service, plugin.enabled
         self.status, self.reason = status, reason
+
+
+class InstallIn(serializers.Serializer):  # type: ignore[type-arg]
+    entry_point = serializers.CharField(
+        max_length=200, help_text="Any entry point declaring the template."
+    )
+
+
+class InstallOut(serializers.Serializer):  # type: ignore[type-arg]
+    service = serializers.CharField(help_text="Slug of the third-party service.")
+    created_service = serializers.BooleanField()
+    plugins = serializers.ListField(child=serializers.CharField())
+    created_plugins = serializers.ListField(child=serializers.CharField())
+    credentials_needed = serializers.ListField(
+        child=serializers.CharField(), help_text="Credential names to add before use."
+    )

@@ -10,6 +10,11 @@ project_type = "orgs/<slug:org>/project-types/<slug:type_slug>"
 urlpatterns = [
     path("plugins", views.RegistryView.as_view(), name="plugin-registry"),
     path("orgs/<slug:org>/plugins", views.InstalledPluginsView.as_view(), name="installed-plugins"),
+    path(
+        "orgs/<slug:org>/plugins/install",
+        views.InstallTemplateView.as_view(),
+        name="install-template",
+    ),
     path(f"{project}/tabs", views.ProjectTabsView.as_view(), name="project-tabs"),
     path(
         f"{project}/configuration", views.ConfigurationKeysView.as_view(), name="configuration-keys"

@@ -20,6 +20,7 @@ from imbi.core.access import can_bind_project_grant, load_organization, load_pro
 from imbi.core.models import ProjectType
 from plugins_core import bindings as binding_service
 from plugins_core import registry, tabs
+from plugins_core.install import InstallError, install_from_template
 from plugins_core.models import Plugin, ProjectPlugin, ProjectTypePlugin
 from plugins_core.resolution import ResolutionError, Resolved, check_entry
 from plugins_core.sdk import ConfigKey, ConfigValue, ConfigWrite, DataType
@@ -371,3 +372,41 @@ class InstalledPluginsView(APIView):
                 status, reason = exc.code, exc.detail
             out.append(s.installed_out(plugin, status, reason))
         return Response(out)
+
+
+class InstallTemplateView(APIView):
+    @extend_schema(
+        request=s.InstallIn,
+        responses={201: s.InstallOut, 200: s.InstallOut},
+        operation_id="install_from_template",
+    )
+    def post(self, request: Request, org: str) -> Response:
+        """One-click install from a manifest's service template (org admins)."""
+        body = _parse(s.InstallIn, request.data)
+        organization, grant = load_organization(request.user, org)
+        _require_admin(grant)
+        try:
+            result = install_from_template(organization, body["entry_point"], actor=request.user)
+        except InstallError as exc:
+            raise InvalidInput(exc.message, fields={"entry_point": exc.message}) from None
+        snapshot = registry.current()
+        needed = sorted(
+            {
+                field.name
+                for plugin in result.plugins
+                if (entry := snapshot.get(plugin.handler)) and entry.manifest
+                for field in entry.manifest.credentials
+                if field.required
+            }
+        )
+        created = result.created_service or bool(result.created_plugins)
+        return Response(
+            {
+                "service": result.service.slug,
+                "created_service": result.created_service,
+                "plugins": [p.slug for p in result.plugins],
+                "created_plugins": list(result.created_plugins),
+                "credentials_needed": needed,
+            },
+            status=201 if created else 200,
+        )

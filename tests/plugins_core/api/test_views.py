@@ -437,3 +437,32 @@ def test_query_counts_stay_constant_and_changes_invalidate_the_plan(
     plugin.enabled = False
     plugin.save()
     assert_problem(admin.get(values_url), 503, "plugin_disabled")
+
+
+def test_install_from_template_over_the_api(org: Organization, api: Any) -> None:
+    admin = api(Role.ADMIN, username="installer")
+    install_url = f"/api/orgs/{org.slug}/plugins/install"
+    first = admin.post(install_url, {"entry_point": "example-config"}, format="json")
+    assert first.status_code == 201, first.content
+    body = first.json()
+    assert sorted(body["plugins"]) == ["example-config", "example-logs"]
+    assert body["credentials_needed"] == ["api_token"]
+    again = admin.post(install_url, {"entry_point": "example-logs"}, format="json")
+    assert again.status_code == 200 and again.json()["created_plugins"] == []
+    body = assert_problem(
+        admin.post(install_url, {"entry_point": "example-static"}, format="json"),
+        400,
+        "invalid_input",
+    )
+    assert "entry_point" in body["errors"]
+    assert_problem(
+        admin.post(install_url, {"entry_point": "example-broken"}, format="json"),
+        400,
+        "invalid_input",
+    )
+    editor = api(Role.EDITOR, username="not-admin")
+    assert_problem(
+        editor.post(install_url, {"entry_point": "example-config"}, format="json"),
+        403,
+        "permission_denied",
+    )
