@@ -33,13 +33,17 @@ def project(org: Organization, project_type: ProjectType) -> Project:
 
 @pytest.fixture
 def make_member(db: Any, django_user_model: Any) -> Any:
-    def make(org: Organization, role: str = Role.VIEWER, *, secrets: bool = False,
-             username: str | None = None) -> Any:
+    def make(
+        org: Organization,
+        role: str = Role.VIEWER,
+        *,
+        secrets: bool = False,
+        username: str | None = None,
+    ) -> Any:
         user = django_user_model.objects.create_user(
             username=username or f"{role}-{org.slug}", password="pw-for-tests"
         )
-        Membership.objects.create(user=user, organization=org, role=role,
-                                  can_read_secrets=secrets)
+        Membership.objects.create(user=user, organization=org, role=role, can_read_secrets=secrets)
         return user
 
     return make

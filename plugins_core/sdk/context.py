@@ -130,6 +130,4 @@ class PluginContext:
         if self.timeout <= 0:
             raise ValueError("timeout: must be > 0")
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
-        object.__setattr__(
-            self, "service_settings", MappingProxyType(dict(self.service_settings))
-        )
+        object.__setattr__(self, "service_settings", MappingProxyType(dict(self.service_settings)))

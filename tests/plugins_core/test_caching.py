@@ -41,16 +41,30 @@ def test_cacheable_results_are_reused_and_writes_invalidate(
     bind_type(config_plugin, default=True)  # example-config declares cacheable, ttl 30
     runner = CountingRunner()
     p, grant = fresh(project, editor)
-    tabs.set_value(p, grant, editor, None, "A", ConfigWrite(data_type=DataType.STRING,
-                                                             value="1"), runner=runner)
+    tabs.set_value(
+        p,
+        grant,
+        editor,
+        None,
+        "A",
+        ConfigWrite(data_type=DataType.STRING, value="1"),
+        runner=runner,
+    )
     for _ in range(3):
         p, grant = fresh(project, editor)
         _, values = tabs.get_values(p, grant, editor, None, None, runner=runner)
         assert [(v.key, v.value) for v in values] == [("A", "1")]
     assert runner.calls.count("get_values") == 1
     p, grant = fresh(project, editor)
-    tabs.set_value(p, grant, editor, None, "A", ConfigWrite(data_type=DataType.STRING,
-                                                             value="2"), runner=runner)
+    tabs.set_value(
+        p,
+        grant,
+        editor,
+        None,
+        "A",
+        ConfigWrite(data_type=DataType.STRING, value="2"),
+        runner=runner,
+    )
     p, grant = fresh(project, editor)
     _, values = tabs.get_values(p, grant, editor, None, None, runner=runner)
     assert [(v.key, v.value) for v in values] == [("A", "2")]
@@ -67,9 +81,15 @@ def test_revealed_reads_always_call_the_plugin_and_no_secret_is_cached(
     bind_type(config_plugin, default=True)
     runner = CountingRunner()
     p, grant = fresh(project, editor)
-    tabs.set_value(p, grant, editor, None, "PW", ConfigWrite(data_type=DataType.SECRET,
-                                                              value=SECRET, secret=True),
-                   runner=runner)
+    tabs.set_value(
+        p,
+        grant,
+        editor,
+        None,
+        "PW",
+        ConfigWrite(data_type=DataType.SECRET, value=SECRET, secret=True),
+        runner=runner,
+    )
     for _ in range(2):
         p, grant = fresh(project, editor)
         _, masked = tabs.get_values(p, grant, editor, None, None, runner=runner)

@@ -64,8 +64,11 @@ def test_duplicates_are_recorded_not_fatal(extra_site: Path) -> None:
 
 
 def test_strict_build_raises_a_named_error(extra_site: Path) -> None:
-    ours = [c for c in registry.discover()
-            if c.distribution in {"imbi-plugin-example", "imbi-plugin-dup"}]
+    ours = [
+        c
+        for c in registry.discover()
+        if c.distribution in {"imbi-plugin-example", "imbi-plugin-dup"}
+    ]
     with pytest.raises(registry.DuplicatePluginError, match="dup-of-slug"):
         registry.build_snapshot(ours, generation=1, strict=True)
 
