@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from .resolution import Resolved
-from .sdk import PluginError
+from .sdk import (
+    ConfigKey,
+    ConfigValue,
+    ConnectionResult,
+    Histogram,
+    LogResult,
+    PluginError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +32,35 @@ class PluginFailed(PluginError):
 
     code = "plugin_failed"
     http_status = 502
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret value (4+ characters) replaced by ``***``."""
+    for value in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
+        text = text.replace(value, "***")
+    return text
+
+
+# What each method must return; anything else is a plugin bug, reported as plugin_failed.
+RESULTS: dict[str, tuple[type, type | None]] = {
+    "list_keys": (list, ConfigKey),
+    "get_values": (list, ConfigValue),
+    "set_value": (ConfigKey, None),
+    "delete_key": (type(None), None),
+    "search": (LogResult, None),
+    "histogram": (Histogram, None),
+    "test_connection": (ConnectionResult, None),
+}
+
+
+def check_result(slug: str, method: str, result: Any) -> Any:
+    outer, inner = RESULTS.get(method, (object, None))
+    if not isinstance(result, outer) or (
+        inner is not None and not all(isinstance(item, inner) for item in result)
+    ):
+        logger.error("plugin %s.%s returned %s", slug, method, type(result).__name__)
+        raise PluginFailed(f"plugin '{slug}' returned an invalid {method} result")
+    return result
 
 
 class Runner(Protocol):
@@ -36,15 +74,23 @@ class InProcessRunner:
         started = time.monotonic()
         try:
             handler = handler_cls(resolved.context, resolved.credentials)
-            return getattr(handler, method)(*args)
+            result = getattr(handler, method)(*args)
         except PluginError:
             raise
         except Exception as exc:
-            # The traceback stays in the server log; the client sees only the plugin's name.
-            logger.exception("plugin %s failed in %s", resolved.manifest.slug, method)
+            # The traceback goes to the server log with every credential value redacted (a
+            # plugin's message may quote one); the client sees only the plugin's name.
+            logger.error(
+                "plugin %s failed in %s:\n%s",
+                resolved.manifest.slug,
+                method,
+                redact("".join(traceback.format_exception(exc)), resolved.credentials.values()),
+            )
             raise PluginFailed(
                 f"plugin '{resolved.plugin.slug}' failed ({type(exc).__name__})"
             ) from None
+        else:
+            return check_result(resolved.plugin.slug, method, result)
         finally:
             elapsed = time.monotonic() - started
             if elapsed > resolved.context.timeout:

@@ -46,7 +46,10 @@ class ExampleConfiguration(ConfigurationPlugin):
                 name="read_only", label="Read only", type=OptionType.BOOLEAN, default=False
             ),
             OptionField(
-                name="mode", label="Mode", choices=("normal", "flaky", "denied"), default="normal"
+                name="mode",
+                label="Mode",
+                choices=("normal", "flaky", "denied", "crash", "garbage"),
+                default="normal",
             ),
         ),
         credentials=(CredentialField(name="api_token", label="API token", secret=True),),
@@ -61,6 +64,8 @@ class ExampleConfiguration(ConfigurationPlugin):
             raise UpstreamUnavailable("example backend is throttling", retry_after=7)
         if mode == "denied":
             raise CredentialsInvalid("example backend rejected the API token")
+        if mode == "crash":  # a plugin bug that quotes a secret in its message
+            raise RuntimeError(f"boom while using token {self.credentials['api_token']}")
 
     def _prefix(self) -> str:
         return f"{self.context.search_template}{self.context.options.get('prefix', '')}"
@@ -87,6 +92,8 @@ class ExampleConfiguration(ConfigurationPlugin):
 
     def list_keys(self) -> list[ConfigKey]:
         self._mode_check()
+        if self.context.options.get("mode") == "garbage":
+            return "not a list"  # type: ignore[return-value]
         return [
             ConfigKey(
                 key=key,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -466,3 +467,19 @@ def test_install_from_template_over_the_api(org: Organization, api: Any) -> None
         403,
         "permission_denied",
     )
+
+
+def test_plugin_bugs_are_502_and_logs_redact_credentials(
+    project: Project, install: Any, bind_type: Any, api: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    bind_type(install("example-config", "crashy", options={"mode": "crash"}))
+    bind_type(install("example-config", "garbage", options={"mode": "garbage"}))
+    client = api()
+    body = assert_problem(
+        client.get(url(project, "configuration?source=crashy")), 502, "plugin_failed"
+    )
+    assert API_TOKEN not in json.dumps(body)
+    assert "RuntimeError" in caplog.text and "boom while using token ***" in caplog.text
+    assert API_TOKEN not in caplog.text
+    assert_problem(client.get(url(project, "configuration?source=garbage")), 502, "plugin_failed")
