@@ -55,8 +55,9 @@ RESULTS: dict[str, tuple[type, type | None]] = {
 
 def check_result(slug: str, method: str, result: Any) -> Any:
     outer, inner = RESULTS.get(method, (object, None))
+    items: list[Any] = list(result) if isinstance(result, list) else []
     if not isinstance(result, outer) or (
-        inner is not None and not all(isinstance(item, inner) for item in result)
+        inner is not None and not all(isinstance(item, inner) for item in items)
     ):
         logger.error("plugin %s.%s returned %s", slug, method, type(result).__name__)
         raise PluginFailed(f"plugin '{slug}' returned an invalid {method} result")
