@@ -1,4 +1,18 @@
-"""Admin for plugin data. Credentials are write-only: never rendered back, only "set"."""
+"""Admin for plugin data, and the routes of the install wizard and the registry page.
+
+Owns the ``ModelAdmin`` classes of services, plugins and bindings, and wires
+``plugins_core.wizard`` (Install a plugin) and ``plugins_core.views.RegistryView`` into the
+admin site under ``/admin/plugins_core/plugin/``.
+
+Secrets are write-only here:
+- a service's credentials are edited on a form generated from the credential fields of the
+  manifests of its plugins; no value is ever rendered back, only "set" / "not set", and a
+  blank field keeps the stored value (a JSON "replace" box when no manifest is known);
+- a plugin's options are edited on a form generated from its manifest, secret options as
+  ``PasswordInput(render_value=False)``; without a loaded manifest only option names show.
+
+Staff who are not superusers see and change only rows of organizations they administer.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +20,24 @@ import json
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import URLPattern, path, reverse
 
 from imbi.core import audit
-from imbi.core.models import AuditEvent
+from imbi.core.models import AuditEvent, Organization
 
+from . import registry, views, wizard
+from .forms import (
+    apply_credentials,
+    collect_credentials,
+    collect_options,
+    credential_fields_for,
+    credential_form_fields,
+    option_fields,
+    stored_status,
+)
 from .models import (
     Plugin,
     ProjectPlugin,
@@ -19,10 +45,58 @@ from .models import (
     ServiceApplication,
     ThirdPartyService,
 )
+from .resolution import TemplateError, manifest_for, validate_search_template
+from .sdk import CredentialField, OptionValidationError, PluginManifest
+
+# --------------------------------------------------------------------------- scoping
+
+
+class OrgScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Non-superuser staff see and change only rows of organizations they administer."""
+
+    org_field = "organization"
+
+    def administered(self, request: HttpRequest) -> QuerySet[Organization]:
+        return wizard.installable_organizations(request.user)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(**{f"{self.org_field}__in": self.administered(request)})
+
+    def _allowed(self, request: HttpRequest, obj: Any) -> bool:
+        if obj is None or request.user.is_superuser:
+            return True
+        org_id = getattr(obj, f"{self.org_field}_id", None) or 0
+        return self.administered(request).filter(pk=org_id).exists()
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj) and self._allowed(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and self._allowed(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_delete_permission(request, obj) and self._allowed(request, obj)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if not request.user.is_superuser:
+            orgs = self.administered(request)
+            if db_field.name == "organization":
+                kwargs["queryset"] = orgs
+            elif db_field.related_model in (ThirdPartyService, Plugin) or (
+                db_field.name in ("project_type", "project")
+            ):
+                kwargs["queryset"] = db_field.related_model.objects.filter(organization__in=orgs)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+# --------------------------------------------------------------------------- credentials
 
 
 class ServiceApplicationForm(forms.ModelForm):  # type: ignore[type-arg]
-    """Credentials as a write-only JSON object; blank keeps what is stored."""
+    """Fallback when no manifest is known: a write-only JSON object; blank keeps it."""
 
     new_credentials = forms.CharField(
         label="Replace credentials",
@@ -35,6 +109,8 @@ class ServiceApplicationForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = ServiceApplication
         fields = ("service",)
+
+    credentials_changed = False
 
     def clean_new_credentials(self) -> dict[str, str] | None:
         raw = self.cleaned_data.get("new_credentials", "").strip()
@@ -51,49 +127,139 @@ class ServiceApplicationForm(forms.ModelForm):  # type: ignore[type-arg]
         return value
 
     def save(self, commit: bool = True) -> ServiceApplication:
-        instance = super().save(commit=False)
+        instance: ServiceApplication = super().save(commit=False)
         new = self.cleaned_data.get("new_credentials")
         if new is not None:
             instance.credentials = new
+            self.credentials_changed = True
         if commit:
             instance.save()
         return instance
 
 
+class ManifestCredentialsForm(forms.ModelForm):  # type: ignore[type-arg]
+    """Credentials from the manifests' schema; subclasses declare the fields (see below)."""
+
+    credential_fields: list[CredentialField] = []
+    credentials_changed = False
+
+    class Meta:
+        model = ServiceApplication
+        fields = ()
+
+    def _stored_names(self) -> set[str]:
+        if self.instance.pk and isinstance(self.instance.credentials, dict):
+            return set(self.instance.credentials)
+        return set()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        self.changes = collect_credentials(self, self.credential_fields, self._stored_names())
+        return cleaned
+
+    def has_changed(self) -> bool:
+        return bool(getattr(self, "changes", None)) or super().has_changed()
+
+    def save(self, commit: bool = True) -> ServiceApplication:
+        instance: ServiceApplication = super().save(commit=False)
+        stored = dict(instance.credentials) if isinstance(instance.credentials, dict) else {}
+        merged = apply_credentials(stored, self.changes)
+        self.credentials_changed = merged != stored
+        instance.credentials = merged
+        if commit:
+            instance.save()
+        return instance
+
+
+def service_manifests(service: ThirdPartyService | None) -> list[PluginManifest]:
+    if service is None or service.pk is None:
+        return []
+    snapshot = registry.current()
+    found = []
+    for plugin in Plugin.objects.filter(service=service).order_by("slug"):
+        manifest = manifest_for(plugin, snapshot)
+        if manifest is not None:
+            found.append(manifest)
+    return found
+
+
 class ServiceApplicationInline(admin.StackedInline):  # type: ignore[type-arg]
     model = ServiceApplication
     form = ServiceApplicationForm
-    fields = ("stored_names", "new_credentials")
     readonly_fields = ("stored_names",)
     can_delete = False
     extra = 0
+    max_num = 1
+    verbose_name = verbose_name_plural = "Credentials"
+
+    def _credential_fields(self, obj: ThirdPartyService | None) -> list[CredentialField]:
+        return credential_fields_for(service_manifests(obj))
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        fields = self._credential_fields(obj)
+        if fields:
+            app = ServiceApplication.objects.filter(service=obj).first() if obj else None
+            stored = set(app.credentials) if app and isinstance(app.credentials, dict) else set()
+            attrs: dict[str, Any] = {
+                **credential_form_fields(fields, stored),
+                "credential_fields": fields,
+                "__module__": __name__,
+            }
+            kwargs["form"] = type("ServiceCredentialsForm", (ManifestCredentialsForm,), attrs)
+            kwargs["fields"] = list(credential_form_fields(fields, stored))
+            self.extra = 1 if app is None else 0
+        else:
+            kwargs["form"] = ServiceApplicationForm
+            kwargs["fields"] = ["new_credentials"]
+            self.extra = 0
+        return super().get_formset(request, obj, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = self._credential_fields(obj)
+        if not fields:
+            return ["stored_names", "new_credentials"]
+        app = ServiceApplication.objects.filter(service=obj).first() if obj else None
+        stored = set(app.credentials) if app and isinstance(app.credentials, dict) else set()
+        return ["stored_names", *credential_form_fields(fields, stored)]
 
     @admin.display(description="Stored credentials")
     def stored_names(self, obj: ServiceApplication) -> str:
-        if not obj.pk or not obj.credentials:
+        if not obj or not obj.pk or not obj.credentials:
             return "not set"
-        return ", ".join(f"{name}: set" for name in sorted(obj.credentials))
+        return ", ".join(f"{name}: {stored_status(True)}" for name in sorted(obj.credentials))
 
 
 class PluginInline(admin.TabularInline):  # type: ignore[type-arg]
     model = Plugin
     fields = ("slug", "name", "plugin_type", "handler", "enabled")
+    readonly_fields = ("handler",)
     extra = 0
     show_change_link = True
 
 
 @admin.register(ThirdPartyService)
-class ThirdPartyServiceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("name", "vendor", "slug", "organization", "managed_by_manifest")
+class ThirdPartyServiceAdmin(OrgScopedAdmin):
+    list_display = (
+        "name",
+        "vendor",
+        "slug",
+        "organization",
+        "managed_by_manifest",
+        "credentials_status",
+    )
     list_filter = ("organization", "vendor")
     search_fields = ("name", "slug", "vendor")
     exclude = ("icon",)
     inlines = (ServiceApplicationInline, PluginInline)
 
+    @admin.display(description="Credentials")
+    def credentials_status(self, obj: ThirdPartyService) -> str:
+        return stored_status(ServiceApplication.objects.filter(service=obj).exists())
+
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         super().save_formset(request, form, formset, change)
         for inline_form in formset.forms:
-            if inline_form.cleaned_data.get("new_credentials") is not None:
+            if getattr(inline_form, "credentials_changed", False):
                 audit.record(
                     AuditEvent.Action.CREDENTIALS_SET,
                     actor=request.user,
@@ -102,17 +268,230 @@ class ThirdPartyServiceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 )
 
 
+# --------------------------------------------------------------------------- plugins
+
+
+class PluginOptionsForm(forms.ModelForm):  # type: ignore[type-arg]
+    """A plugin's options on fields generated from its manifest; subclasses add them."""
+
+    manifest: PluginManifest
+
+    class Meta:
+        model = Plugin
+        fields = ("organization", "service", "slug", "name", "plugin_type", "handler", "enabled")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if not self.errors:
+            options = collect_options(self, self.manifest, stored=self.instance.options or {})
+            if options is not None:
+                self.instance.options = options
+        return cleaned
+
+
+def _plugin_status(plugin: Plugin) -> tuple[str, str]:
+    entry = registry.current().get(plugin.handler)
+    if entry is None:
+        return "not installed", f"handler '{plugin.handler}' is not installed on this server"
+    return views.STATUS_LABELS[entry.status], entry.reason
+
+
 @admin.register(Plugin)
-class PluginAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("slug", "name", "plugin_type", "service", "organization", "enabled")
+class PluginAdmin(OrgScopedAdmin):
+    list_display = (
+        "slug",
+        "name",
+        "plugin_type",
+        "service",
+        "organization",
+        "enabled",
+        "handler_status",
+    )
     list_filter = ("organization", "plugin_type", "enabled")
     search_fields = ("slug", "name", "handler")
+    actions = ("enable_plugins", "disable_plugins")
+    readonly_fields = ("handler_status", "option_names")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        if obj is not None:  # changing these would re-target bindings and credentials
+            return ("handler", "plugin_type", "organization", "handler_status", "option_names")
+        return ("handler_status", "option_names")
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        manifest = manifest_for(obj) if obj is not None else None
+        if manifest is not None:
+            attrs: dict[str, Any] = {
+                **option_fields(manifest, stored=obj.options or {}),
+                "manifest": manifest,
+                "__module__": __name__,
+            }
+            kwargs["form"] = type("PluginManifestForm", (PluginOptionsForm,), attrs)
+        else:
+            kwargs.setdefault("exclude", ("options",))
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = [
+            "organization",
+            "service",
+            "slug",
+            "name",
+            "plugin_type",
+            "handler",
+            "enabled",
+            "handler_status",
+        ]
+        manifest = manifest_for(obj) if obj is not None else None
+        if manifest is not None:
+            fields += list(option_fields(manifest, stored=obj.options or {}))
+        else:
+            fields.append("option_names")
+        return fields
+
+    @admin.display(description="Status")
+    def handler_status(self, obj: Plugin) -> str:
+        if obj is None or obj.pk is None:
+            return "-"
+        label, reason = _plugin_status(obj)
+        if not obj.enabled:
+            label = f"disabled ({label})"
+        return f"{label}: {reason}" if reason else label
+
+    @admin.display(description="Options")
+    def option_names(self, obj: Plugin) -> str:
+        if obj is None or not obj.options:
+            return "(none)"
+        return "The handler is not loaded, so options cannot be edited. Stored: " + ", ".join(
+            sorted(obj.options)
+        )
+
+    def save_model(self, request: HttpRequest, obj: Plugin, form: Any, change: bool) -> None:
+        state_changed = change and "enabled" in form.changed_data
+        super().save_model(request, obj, form, change)
+        if state_changed:
+            audit.record(
+                AuditEvent.Action.PLUGIN_STATE,
+                actor=request.user,
+                organization=obj.organization,
+                plugin_slug=obj.slug,
+                detail="enabled" if obj.enabled else "disabled",
+            )
+
+    @admin.action(description="Enable selected plugins", permissions=["change"])
+    def enable_plugins(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None:
+        changed = sum(views.set_plugin_enabled(p, True, request.user) for p in queryset)
+        messages.success(request, f"Enabled {changed} plugin(s).")
+
+    @admin.action(description="Disable selected plugins", permissions=["change"])
+    def disable_plugins(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None:
+        changed = sum(views.set_plugin_enabled(p, False, request.user) for p in queryset)
+        messages.success(request, f"Disabled {changed} plugin(s).")
+
+    def get_urls(self) -> list[URLPattern]:
+        site = self.admin_site
+        wrap = site.admin_view
+        custom = [
+            path(
+                "registry/",
+                wrap(views.RegistryView.as_view(admin_site=site)),
+                name="plugins_core_registry",
+            ),
+            path(
+                "<int:plugin_id>/state/",
+                wrap(views.PluginStateView.as_view()),
+                name="plugins_core_plugin_state",
+            ),
+            path(
+                "install/",
+                wrap(wizard.StartView.as_view(admin_site=site)),
+                name="plugins_core_install_start",
+            ),
+            path(
+                "install/preview/",
+                wrap(wizard.PreviewView.as_view(admin_site=site)),
+                name="plugins_core_install_preview",
+            ),
+            path(
+                "install/<str:pid>/cancel/",
+                wrap(wizard.CancelView.as_view(admin_site=site)),
+                name="plugins_core_install_cancel",
+            ),
+            path(
+                "install/<str:pid>/done/",
+                wrap(wizard.DoneView.as_view(admin_site=site)),
+                name="plugins_core_install_done",
+            ),
+            path(
+                "install/<str:pid>/<slug:step>/",
+                wrap(wizard.StepView.as_view(admin_site=site)),
+                name="plugins_core_install_step",
+            ),
+        ]
+        return custom + super().get_urls()
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        extra = {
+            "registry_url": reverse("admin:plugins_core_registry"),
+            "install_url": reverse("admin:plugins_core_install_start"),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra)
 
 
-class BindingAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+# --------------------------------------------------------------------------- bindings
+
+
+class BindingAdminForm(forms.ModelForm):  # type: ignore[type-arg]
+    """Checks what the binding services check: the template allowlist and the options."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        try:
+            validate_search_template(cleaned.get("search_template") or "")
+        except TemplateError as exc:
+            self.add_error("search_template", str(exc))
+        plugin = cleaned.get("plugin")
+        options = cleaned.get("options")
+        manifest = manifest_for(plugin) if plugin is not None else None
+        if plugin is not None and manifest is not None and isinstance(options, dict):
+            try:
+                manifest.validate_options({**plugin.options, **options})
+            except OptionValidationError as exc:
+                self.add_error("options", "; ".join(f"{k}: {v}" for k, v in exc.errors.items()))
+        return cleaned
+
+
+class BindingAdmin(OrgScopedAdmin):
+    form = BindingAdminForm
     list_display = ("__str__", "tab", "plugin", "default", "search_template")
     list_filter = ("organization", "tab", "default")
     exclude = ("organization",)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        project = obj.project if isinstance(obj, ProjectPlugin) else None
+        audit.record(
+            AuditEvent.Action.BINDING_CHANGE,
+            actor=request.user,
+            organization=obj.plugin.organization,
+            project=project,
+            plugin_slug=obj.plugin.slug,
+            detail=f"{'changed' if change else 'created'} {obj.tab} binding (admin)",
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        project = obj.project if isinstance(obj, ProjectPlugin) else None
+        super().delete_model(request, obj)
+        audit.record(
+            AuditEvent.Action.BINDING_CHANGE,
+            actor=request.user,
+            organization=obj.plugin.organization,
+            project=project,
+            plugin_slug=obj.plugin.slug,
+            detail=f"deleted {obj.tab} binding (admin)",
+        )
 
 
 admin.site.register(ProjectTypePlugin, BindingAdmin)

@@ -1,0 +1,477 @@
+"""Server-rendered pages: the project page for project owners, and the admin registry page.
+
+Owns:
+
+* the project pages (``/projects/...``): a list of the caller's projects and one project's
+  page. The Configuration and Logs tabs are filled in the browser from the REST API
+  (``static/plugins_core/project.js``); the bindings section is rendered here, and owners of
+  the project (or org admins) bind, override and unbind plugins through
+  ``plugins_core.bindings``. Credentials never appear on these pages;
+* the admin registry page: every discovered entry point with its status, and the installed
+  plugins with enable/disable actions (``set_plugin_enabled``, audited);
+* the login page for members who are not staff (the admin login refuses them).
+
+Views stay thin: parse, authorize (``imbi.core.access``), call a service function, render.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.admin import AdminSite
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse, reverse_lazy
+from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import View
+
+from imbi.core import audit
+from imbi.core.access import Grant, can_bind_project_grant, load_project
+from imbi.core.models import AuditEvent, Organization, Project
+
+from . import bindings as binding_service
+from . import registry
+from .forms import AddBindingForm, BindingForm, OptionsForm
+from .models import Plugin, ProjectPlugin, ProjectTypePlugin, Tab
+from .resolution import ResolutionError, check_entry, manifest_for
+from .sdk import LogLevel, OptionType
+from .sdk.errors import InvalidInput
+from .wizard import installable_organizations, preview
+
+LOGIN_URL = reverse_lazy("ui:login")
+login = method_decorator(login_required(login_url=LOGIN_URL), name="dispatch")
+
+
+# --------------------------------------------------------------------------- project pages
+
+
+def _project(request: HttpRequest, org: str, project_id: int) -> tuple[Project, Grant]:
+    return load_project(request.user, org, project_id)
+
+
+def _require_bind(request: HttpRequest, project: Project, grant: Grant) -> None:
+    if not can_bind_project_grant(request.user, grant, project):
+        raise PermissionDenied("Binding plugins needs an org admin or an owner of this project.")
+
+
+@dataclass(frozen=True, slots=True)
+class BindingRow:
+    """One plugin on one tab of the project: its type binding, its own binding, or both.
+
+    Shows names of overridden options, never option values (a secret option could be one).
+    """
+
+    plugin: Plugin
+    tab: str
+    type_binding: ProjectTypePlugin | None
+    project_binding: ProjectPlugin | None
+    status: str
+    reason: str
+
+    @property
+    def scope(self) -> str:
+        return "project" if self.project_binding is not None else "project_type"
+
+    @property
+    def default(self) -> bool:
+        return any(b is not None and b.default for b in (self.project_binding, self.type_binding))
+
+    @property
+    def search_template(self) -> str:
+        own = self.project_binding.search_template if self.project_binding else ""
+        return own or (self.type_binding.search_template if self.type_binding else "")
+
+    @property
+    def overridden(self) -> list[str]:
+        return sorted(self.project_binding.options) if self.project_binding else []
+
+
+def binding_rows(project: Project) -> list[BindingRow]:
+    """The project's bindings merged over its type's by (tab, plugin); two queries."""
+    snapshot = registry.current()
+    merged: dict[tuple[str, int], dict[str, Any]] = {}
+    for type_row in ProjectTypePlugin.objects.filter(
+        project_type_id=project.project_type_id
+    ).select_related("plugin"):
+        merged[(type_row.tab, type_row.plugin_id)] = {
+            "plugin": type_row.plugin,
+            "type_binding": type_row,
+        }
+    for own in ProjectPlugin.objects.filter(project=project).select_related("plugin"):
+        merged.setdefault((own.tab, own.plugin_id), {"plugin": own.plugin})["project_binding"] = own
+    rows = []
+    for (tab, _), parts in sorted(merged.items(), key=lambda i: (i[0][0], i[1]["plugin"].slug)):
+        try:
+            check_entry(parts["plugin"], snapshot)
+            status, reason = "ok", ""
+        except ResolutionError as exc:
+            status, reason = exc.code, exc.detail
+        rows.append(
+            BindingRow(
+                plugin=parts["plugin"],
+                tab=tab,
+                type_binding=parts.get("type_binding"),
+                project_binding=parts.get("project_binding"),
+                status=status,
+                reason=reason,
+            )
+        )
+    return rows
+
+
+def _bindable_plugins(project: Project) -> QuerySet[Plugin]:
+    bound = ProjectPlugin.objects.filter(project=project).values("plugin_id")
+    return (
+        Plugin.objects.filter(
+            organization=project.organization, enabled=True, plugin_type__in=Tab.values
+        )
+        .exclude(pk__in=bound)
+        .order_by("plugin_type", "slug")
+    )
+
+
+def _api_urls(project: Project) -> dict[str, str]:
+    args = (project.organization.slug, project.pk)
+    return {
+        "tabs": reverse("project-tabs", args=args),
+        "values": reverse("configuration-values", args=args),
+        "logs": reverse("logs", args=args),
+    }
+
+
+@login
+class ProjectListView(View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        user_id = user.pk or 0
+        projects = Project.objects.select_related("organization", "project_type")
+        if not getattr(user, "is_superuser", False):
+            projects = projects.filter(organization__memberships__user_id=user_id)
+        owned = set(Project.objects.filter(owners__pk=user_id).values_list("pk", flat=True))
+        return render(
+            request,
+            "plugins_core/project_list.html",
+            {"projects": projects.order_by("organization__slug", "slug"), "owned": owned},
+        )
+
+
+@login
+class ProjectPageView(View):
+    """The project page: tabs from the REST API, bindings rendered here."""
+
+    def get(
+        self,
+        request: HttpRequest,
+        org: str,
+        project_id: int,
+        add_form: AddBindingForm | None = None,
+    ) -> HttpResponse:
+        project, grant = _project(request, org, project_id)
+        can_bind = can_bind_project_grant(request.user, grant, project)
+        if add_form is None and can_bind:
+            add_form = AddBindingForm(plugins=_bindable_plugins(project))
+        return render(
+            request,
+            "plugins_core/project.html",
+            {
+                "project": project,
+                "grant": grant,
+                "can_bind": can_bind,
+                "can_reveal": grant.read_secrets,
+                "rows": binding_rows(project),
+                "add_form": add_form,
+                "api": _api_urls(project),
+                "role": "admin (superuser)" if request.user.is_superuser else grant.role,
+                "levels": [level.value for level in LogLevel],
+            },
+        )
+
+
+@login
+class AddBindingView(View):
+    """Bind a plugin to this project (also "override" an inherited project-type binding)."""
+
+    def post(self, request: HttpRequest, org: str, project_id: int) -> HttpResponse:
+        project, grant = _project(request, org, project_id)
+        _require_bind(request, project, grant)
+        form = AddBindingForm(
+            request.POST,
+            plugins=Plugin.objects.filter(
+                organization=project.organization, plugin_type__in=Tab.values
+            ),
+        )
+        if form.is_valid():
+            data = {key: form.cleaned_data[key] for key in ("plugin", "default", "search_template")}
+            try:
+                binding = binding_service.create_project_binding(project, data, request.user)
+            except (InvalidInput, ResolutionError) as exc:
+                _form_errors(form, exc)
+            else:
+                messages.success(request, f"Bound {binding.plugin} to the {binding.tab} tab.")
+                return HttpResponseRedirect(
+                    reverse("ui:project-binding", args=(org, project.pk, binding.pk))
+                )
+        return ProjectPageView().get(request, org, project_id, add_form=form)
+
+
+def _form_errors(form: Any, exc: InvalidInput | ResolutionError, options: Any = None) -> None:
+    """Put a binding service's field errors on the forms; the rest on the main form."""
+    fields = exc.fields if isinstance(exc, InvalidInput) else dict(exc.extra.get("errors", {}))
+    placed = False
+    for name, message in fields.items():
+        if name.startswith("options.") and options is not None:
+            option = name.removeprefix("options.")
+            options.add_error(option if option in options.fields else None, message)
+        elif name in form.fields:
+            form.add_error(name, message)
+        else:
+            form.add_error(None, f"{name}: {message}")
+        placed = True
+    if not placed:
+        form.add_error(None, exc.detail)
+
+
+@login
+class BindingView(View):
+    """Edit one of the project's own bindings: default, search template, option overrides."""
+
+    def _load(
+        self, request: HttpRequest, org: str, project_id: int, binding_id: int
+    ) -> tuple[Project, ProjectPlugin]:
+        project, grant = _project(request, org, project_id)
+        _require_bind(request, project, grant)
+        binding = (
+            ProjectPlugin.objects.select_related("plugin", "plugin__service", "project")
+            .filter(project=project, pk=binding_id)
+            .first()
+        )
+        if binding is None:
+            raise Http404
+        return project, binding
+
+    def _forms(
+        self, binding: ProjectPlugin, data: Any = None
+    ) -> tuple[BindingForm, OptionsForm | None]:
+        form = BindingForm(
+            data, initial={"default": binding.default, "search_template": binding.search_template}
+        )
+        manifest = manifest_for(binding.plugin)
+        if manifest is None:
+            return form, None
+        type_row = ProjectTypePlugin.objects.filter(
+            project_type_id=binding.project.project_type_id, plugin=binding.plugin
+        ).first()
+        inherited = {**binding.plugin.options, **(type_row.options if type_row else {})}
+        return form, OptionsForm(
+            manifest, data, stored=binding.options, inherited=inherited, partial=True, prefix="opt"
+        )
+
+    def get(self, request: HttpRequest, org: str, project_id: int, binding_id: int) -> HttpResponse:
+        project, binding = self._load(request, org, project_id, binding_id)
+        form, options = self._forms(binding)
+        return self.show(request, project, binding, form, options)
+
+    def post(
+        self, request: HttpRequest, org: str, project_id: int, binding_id: int
+    ) -> HttpResponse:
+        project, binding = self._load(request, org, project_id, binding_id)
+        form, options = self._forms(binding, request.POST)
+        if form.is_valid() and (options is None or options.is_valid()):
+            data: dict[str, Any] = {
+                "default": form.cleaned_data["default"],
+                "search_template": form.cleaned_data["search_template"],
+            }
+            if options is not None:
+                data["options"] = options.options
+            try:
+                binding_service.update_binding(binding, data, request.user)
+            except (InvalidInput, ResolutionError) as exc:
+                _form_errors(form, exc, options)
+            else:
+                messages.success(request, f"Saved the {binding.tab} binding of {binding.plugin}.")
+                return HttpResponseRedirect(reverse("ui:project", args=(org, project.pk)))
+        return self.show(request, project, binding, form, options)
+
+    def show(
+        self,
+        request: HttpRequest,
+        project: Project,
+        binding: ProjectPlugin,
+        form: BindingForm,
+        options: OptionsForm | None,
+    ) -> HttpResponse:
+        return render(
+            request,
+            "plugins_core/binding.html",
+            {
+                "project": project,
+                "binding": binding,
+                "form": form,
+                "options": options,
+                "preview_url": reverse(
+                    "ui:project-preview", args=(project.organization.slug, project.pk)
+                ),
+            },
+        )
+
+
+@login
+class DeleteBindingView(View):
+    def post(
+        self, request: HttpRequest, org: str, project_id: int, binding_id: int
+    ) -> HttpResponse:
+        project, binding = BindingView()._load(request, org, project_id, binding_id)
+        binding_service.delete_binding(binding, request.user)
+        messages.success(request, f"Removed the {binding.tab} binding of {binding.plugin}.")
+        return HttpResponseRedirect(reverse("ui:project", args=(org, project.pk)))
+
+
+@login
+class ProjectPreviewView(View):
+    """JSON: the project's expansion of a search template (validated server-side)."""
+
+    def get(self, request: HttpRequest, org: str, project_id: int) -> JsonResponse:
+        project, _ = _project(request, org, project_id)
+        tab = request.GET.get("tab", "configuration")
+        return JsonResponse(preview(request.GET.get("template", ""), project, tab))
+
+
+# --------------------------------------------------------------------------- admin registry
+
+
+def set_plugin_enabled(plugin: Plugin, enabled: bool, actor: Any) -> bool:
+    """Enable or disable an installed plugin; audited. Returns whether anything changed."""
+    if plugin.enabled == enabled:
+        return False
+    plugin.enabled = enabled
+    plugin.save(update_fields=["enabled"])
+    audit.record(
+        AuditEvent.Action.PLUGIN_STATE,
+        actor=actor,
+        organization=plugin.organization,
+        plugin_slug=plugin.slug,
+        detail="enabled" if enabled else "disabled",
+    )
+    return True
+
+
+def administered(user: Any) -> QuerySet[Organization]:
+    return installable_organizations(user)
+
+
+def can_admin_plugin(user: Any, plugin: Plugin) -> bool:
+    if not (getattr(user, "is_staff", False) and getattr(user, "is_active", False)):
+        return False
+    return bool(
+        getattr(user, "is_superuser", False)
+        or administered(user).filter(pk=plugin.organization_id).exists()
+    )
+
+
+STATUS_LABELS = {
+    registry.Status.LOADED: "loaded",
+    registry.Status.IMPORT_FAILED: "import failed",
+    registry.Status.INVALID: "invalid",
+    registry.Status.INCOMPATIBLE: "incompatible",
+    registry.Status.DUPLICATE: "duplicate",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryRow:
+    entry: registry.Entry
+    installed: list[Plugin]
+
+    @property
+    def label(self) -> str:
+        return STATUS_LABELS[self.entry.status]
+
+    @property
+    def manifest(self) -> Any:
+        return self.entry.manifest
+
+    @property
+    def secret_options(self) -> list[str]:
+        manifest = self.entry.manifest
+        return [o.name for o in manifest.options if o.type is OptionType.SECRET] if manifest else []
+
+
+class RegistryView(View):
+    """Admin: every discovered entry point, and the installed plugins you administer."""
+
+    admin_site: AdminSite | None = None
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        if not getattr(request.user, "is_staff", False):
+            raise PermissionDenied
+        snapshot = registry.current()
+        plugins = Plugin.objects.select_related("organization", "service").order_by(
+            "organization__slug", "slug"
+        )
+        if not request.user.is_superuser:
+            plugins = plugins.filter(organization__in=administered(request.user))
+        by_handler: dict[str, list[Plugin]] = {}
+        for plugin in plugins:
+            by_handler.setdefault(plugin.handler, []).append(plugin)
+        rows = [
+            RegistryRow(entry, by_handler.pop(name, []))
+            for name, entry in sorted(snapshot.entries.items())
+        ]
+        orphans = [p for group in by_handler.values() for p in group]
+        context = self.admin_site.each_context(request) if self.admin_site else {}
+        return render(
+            request,
+            "admin/plugins_core/registry.html",
+            {
+                **context,
+                "title": "Plugin registry",
+                "rows": rows,
+                "orphans": orphans,
+                "snapshot": snapshot,
+                "host_api": registry.HOST_API_VERSION,
+                "can_install": request.user.is_superuser or administered(request.user).exists(),
+            },
+        )
+
+
+class PluginStateView(View):
+    """Admin: POST ``enabled=1|0`` to enable or disable one installed plugin."""
+
+    def post(self, request: HttpRequest, plugin_id: int) -> HttpResponse:
+        plugin = Plugin.objects.select_related("organization").filter(pk=plugin_id).first()
+        if plugin is None:
+            raise Http404
+        if not can_admin_plugin(request.user, plugin):
+            raise PermissionDenied
+        enabled = request.POST.get("enabled") == "1"
+        if set_plugin_enabled(plugin, enabled, request.user):
+            messages.success(
+                request,
+                f"{plugin.slug} in {plugin.organization.slug} is now "
+                f"{'enabled' if enabled else 'disabled'}.",
+            )
+        target = request.POST.get("next", "")
+        if not url_has_allowed_host_and_scheme(
+            target, {request.get_host()}, require_https=request.is_secure()
+        ):
+            target = reverse("admin:plugins_core_registry")
+        return HttpResponseRedirect(target)
+
+
+__all__ = [
+    "AddBindingView",
+    "BindingView",
+    "DeleteBindingView",
+    "PluginStateView",
+    "ProjectListView",
+    "ProjectPageView",
+    "ProjectPreviewView",
+    "RegistryView",
+    "set_plugin_enabled",
+]
