@@ -328,8 +328,7 @@ class PluginAdmin(OrgScopedAdmin):
                 "__module__": __name__,
             }
             kwargs["form"] = type("PluginManifestForm", (PluginOptionsForm,), attrs)
-        else:
-            kwargs.setdefault("exclude", ("options",))
+        # without a loaded manifest, get_fields() leaves the raw options out entirely
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:

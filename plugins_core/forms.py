@@ -68,7 +68,7 @@ def _join(*parts: str) -> str:
 def _choice_label(value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return str(value) if value != "" else "(empty)"
 
 
 def _option_field(

@@ -40,7 +40,7 @@ from . import registry
 from .forms import AddBindingForm, BindingForm, OptionsForm
 from .models import Plugin, ProjectPlugin, ProjectTypePlugin, Tab
 from .resolution import ResolutionError, check_entry, manifest_for
-from .sdk import LogLevel, OptionType
+from .sdk import LogLevel
 from .sdk.errors import InvalidInput
 from .wizard import installable_organizations, preview
 
@@ -395,11 +395,6 @@ class RegistryRow:
     @property
     def manifest(self) -> Any:
         return self.entry.manifest
-
-    @property
-    def secret_options(self) -> list[str]:
-        manifest = self.entry.manifest
-        return [o.name for o in manifest.options if o.type is OptionType.SECRET] if manifest else []
 
 
 class RegistryView(View):

@@ -118,6 +118,13 @@ def test_operator_installs_aws_with_the_wizard(
         page.wait_for_selector("text=is installed in Acme")
         shot(page, "wizard-done")
 
+        # the registry page lists every entry point, with the new plugins enabled
+        page.click("text=Plugin registry")
+        registry_text = page.inner_text("table.registry-table")
+        assert "aws-ssm" in registry_text and "import failed" in registry_text
+        assert "enabled" in registry_text
+        shot(page, "admin-registry")
+
     plugin = Plugin.objects.get(organization=org, handler="aws-ssm")
     service = plugin.service
     assert service.settings["base_url"] == moto_aws["url"]

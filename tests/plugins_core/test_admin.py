@@ -248,3 +248,9 @@ def test_project_owner_cannot_open_service_credentials(
         assert API_TOKEN not in client.get(url).content.decode()
     state = reverse("admin:plugins_core_plugin_state", args=(config_plugin.pk,))
     assert client.post(state, {"enabled": "0"}).status_code == 403
+
+
+def test_add_pages_render(superuser: Client) -> None:
+    for name in ("plugin", "thirdpartyservice", "projecttypeplugin", "projectplugin"):
+        response = superuser.get(reverse(f"admin:plugins_core_{name}_add"))
+        assert response.status_code == 200, name

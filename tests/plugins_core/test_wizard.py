@@ -357,3 +357,26 @@ def test_test_connection_scrubs_secret_values(org: Organization) -> None:
     crashing = dataclasses.replace(entry, handler=Crashing)
     outcome = wizard.test_connection(crashing, org, {}, {}, {"api_token": TOKEN})
     assert outcome == {"ok": False, "message": "the plugin failed (RuntimeError)", "details": {}}
+
+
+def test_test_connection_runs_in_the_sample_projects_context(
+    org: Organization, project: Project
+) -> None:
+    entry = registry.current().entries["example-static"]
+
+    class Echo(entry.handler):  # type: ignore[misc,name-defined]
+        def test_connection(self) -> Any:
+            from plugins_core.sdk import ConnectionResult
+
+            ctx = self.context
+            return ConnectionResult.success(
+                f"{ctx.project_slug} {ctx.project_type} {ctx.tab} {ctx.search_template}"
+            )
+
+    echo = dataclasses.replace(entry, handler=Echo)
+    outcome = wizard.test_connection(
+        echo, org, {}, {}, {}, project=project, search_template="/${org}/${project}/"
+    )
+    assert outcome["message"] == "billing api configuration /acme/billing/"
+    outcome = wizard.test_connection(echo, org, {}, {}, {})
+    assert outcome["message"] == "None None  "
