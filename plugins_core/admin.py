@@ -29,7 +29,9 @@ from imbi.core import audit
 from imbi.core.models import AuditEvent, Organization
 
 from . import registry, views, wizard
+from .bindings import keep_masked, mask_options
 from .forms import (
+    SecretTextarea,
     apply_credentials,
     collect_credentials,
     collect_options,
@@ -74,6 +76,13 @@ class OrgScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return super().has_view_permission(request, obj) and self._allowed(request, obj)
 
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        # The organization filter would list every organization's name: superusers only.
+        filters = super().get_list_filter(request)
+        if request.user.is_superuser:
+            return filters
+        return tuple(f for f in filters if f != self.org_field)
+
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return super().has_change_permission(request, obj) and self._allowed(request, obj)
 
@@ -101,7 +110,7 @@ class ServiceApplicationForm(forms.ModelForm):  # type: ignore[type-arg]
     new_credentials = forms.CharField(
         label="Replace credentials",
         required=False,
-        widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off"}),
+        widget=SecretTextarea(attrs={"rows": 4, "autocomplete": "off"}),
         help_text='JSON object of names to values, e.g. {"api_token": "..."}. '
         "Stored encrypted and never shown again. Leave blank to keep the stored values.",
     )
@@ -235,6 +244,9 @@ class PluginInline(admin.TabularInline):  # type: ignore[type-arg]
     readonly_fields = ("handler",)
     extra = 0
     show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # plugins are added by the install wizard or the plugin add page
 
 
 @admin.register(ThirdPartyService)
@@ -443,7 +455,28 @@ class PluginAdmin(OrgScopedAdmin):
 
 
 class BindingAdminForm(forms.ModelForm):  # type: ignore[type-arg]
-    """Checks what the binding services check: the template allowlist and the options."""
+    """Checks what the binding services check: the template allowlist and the options.
+
+    Secret-typed option values are write-only here too: rendered as ``SECRET_MASK`` (never
+    in a hidden initial either), and a mask submitted unchanged keeps the stored value.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields.get("options")
+        plugin = getattr(self.instance, "plugin", None) if self.instance.plugin_id else None
+        if field is not None and plugin is not None:
+            field.show_hidden_initial = False
+            prepare = field.prepare_value
+            field.prepare_value = lambda value: prepare(  # type: ignore[method-assign]
+                mask_options(plugin, value) if isinstance(value, dict) else value
+            )
+
+    def clean_options(self) -> Any:
+        options = self.cleaned_data.get("options")
+        if self.instance.pk and self.instance.plugin_id:
+            return keep_masked(self.instance.plugin, options, dict(self.instance.options))
+        return options
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -18,7 +18,7 @@ from imbi.core.models import AuditEvent, Organization, Project, ProjectType
 
 from .models import Binding, Plugin, ProjectPlugin, ProjectTypePlugin
 from .resolution import ResolutionError, TemplateError, manifest_for, validate_search_template
-from .sdk import OptionValidationError
+from .sdk import OptionType, OptionValidationError
 from .sdk.errors import InvalidInput
 
 EDITABLE = ("default", "search_template", "options")
@@ -38,6 +38,34 @@ def _plugin(org: Organization, slug: str) -> Plugin:
     return plugin
 
 
+SECRET_MASK = "********"  # noqa: S105  (a placeholder, not a password)
+
+
+def secret_option_names(plugin: Plugin) -> set[str]:
+    manifest = manifest_for(plugin)
+    if manifest is None:
+        return set()
+    return {f.name for f in manifest.options if f.type is OptionType.SECRET}
+
+
+def mask_options(plugin: Plugin, options: dict[str, Any]) -> dict[str, Any]:
+    """Options as shown to clients: secret-typed values replaced by ``SECRET_MASK``."""
+    secret = secret_option_names(plugin)
+    return {
+        k: (SECRET_MASK if k in secret and v not in (None, "") else v) for k, v in options.items()
+    }
+
+
+def keep_masked(plugin: Plugin, incoming: Any, stored: dict[str, Any]) -> Any:
+    """A masked secret sent back unchanged keeps the stored value (write-only secrets)."""
+    if not isinstance(incoming, dict):
+        return incoming
+    secret = secret_option_names(plugin)
+    return {
+        k: (stored.get(k) if k in secret and v == SECRET_MASK else v) for k, v in incoming.items()
+    }
+
+
 def _validate(binding: Binding, inherited_options: dict[str, Any]) -> None:
     errors: dict[str, str] = {}
     try:
@@ -48,6 +76,12 @@ def _validate(binding: Binding, inherited_options: dict[str, Any]) -> None:
         errors["options"] = "must be a JSON object"
     else:
         manifest = manifest_for(binding.plugin)
+        if manifest is not None and isinstance(binding, ProjectPlugin):
+            for option in manifest.options:
+                if option.operator_only and option.name in binding.options:
+                    errors[f"options.{option.name}"] = (
+                        "only administrators set this, on the plugin or a project-type binding"
+                    )
         if manifest is not None:
             merged = {**binding.plugin.options, **inherited_options, **binding.options}
             try:
@@ -125,6 +159,11 @@ def create_type_binding(
 
 
 def update_binding(binding: Binding, data: dict[str, Any], actor: Any) -> Binding:
+    if "options" in data:
+        data = {
+            **data,
+            "options": keep_masked(binding.plugin, data["options"], dict(binding.options)),
+        }
     for name in EDITABLE:
         if name in data:
             setattr(binding, name, data[name])

@@ -23,6 +23,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.forms.fields import InvalidJSONInput
 
 from imbi.core.models import Organization, Project, ProjectType
 
@@ -51,6 +52,25 @@ __all__ = [
 
 CLEAR_PREFIX = "clear__"
 KEEP_HELP = "Leave blank to keep the stored value."
+
+
+class SafeJSONField(forms.JSONField):
+    """``JSONField`` that reports too-deep or NUL-carrying JSON as a field error, not a 500."""
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            result = super().to_python(value)
+        except RecursionError:
+            raise forms.ValidationError("This JSON is nested too deeply.") from None
+        if "\x00" in json.dumps(result):
+            raise forms.ValidationError("JSON cannot contain NUL characters.")
+        return result
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:  # re-rendering the rejected input must not fail either
+            return InvalidJSONInput(data)
 
 
 def stored_status(is_set: bool) -> str:
@@ -118,7 +138,7 @@ def _option_field(
             if initial is None:
                 initial = option.default
     elif option.type is OptionType.MAPPING:
-        field = forms.JSONField(
+        field = SafeJSONField(
             label=option.label,
             required=False,
             widget=forms.Textarea(attrs={"rows": 4, "class": "vLargeTextField"}),

@@ -27,6 +27,8 @@ def bump(organization_id: int | None) -> None:
 
 
 def _organization_id(instance: Any) -> int | None:
+    if isinstance(instance, Organization):  # a renamed org changes ${org} expansions
+        return int(instance.pk)
     if isinstance(instance, ServiceApplication):
         return (
             ThirdPartyService.objects.filter(pk=instance.service_id)
@@ -50,6 +52,7 @@ WATCHED = (
     ProjectPlugin,
     Project,
     ProjectType,
+    Organization,
 )
 
 

@@ -36,12 +36,25 @@ class Tab(models.TextChoices):
 SERVICE_SETTING_KEYS = ("account", "region", "base_url", "project", "repository", "directory")
 
 
+def has_nul(value: Any) -> bool:
+    """True when a JSON value holds a NUL character (PostgreSQL cannot store one)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_nul(v) for v in value)
+    return False
+
+
 def validate_service_settings(value: Any) -> None:
     """Per-tenant settings are a flat object of short scalar values, never secrets."""
     from plugins_core.sdk.manifest import ServiceTemplate
 
     if not isinstance(value, dict):
         raise ValidationError("Settings must be a JSON object.")
+    if has_nul(value):
+        raise ValidationError("Settings cannot contain NUL characters.")
     for key, item in value.items():
         if not isinstance(key, str) or not key.replace("_", "").isalnum():
             raise ValidationError(f"Setting name {key!r} must be letters, digits and '_'.")
@@ -153,6 +166,8 @@ class Plugin(models.Model):
             raise ValidationError({"service": "The service belongs to another organization."})
         if not isinstance(self.options, dict):
             raise ValidationError({"options": "Options must be a JSON object."})
+        if has_nul(self.options):
+            raise ValidationError({"options": "Options cannot contain NUL characters."})
 
 
 class Binding(models.Model):
@@ -208,6 +223,10 @@ class Binding(models.Model):
                 errors["identity_plugin"] = "The plugin belongs to another organization."
         if not isinstance(self.options, dict):
             errors["options"] = "Options must be a JSON object."
+        elif has_nul(self.options):
+            errors["options"] = "Options cannot contain NUL characters."
+        if has_nul(self.search_template):
+            errors["search_template"] = "The search template cannot contain NUL characters."
         if errors:
             raise ValidationError(errors)
 

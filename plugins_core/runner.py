@@ -21,6 +21,7 @@ from .sdk import (
     ConnectionResult,
     Histogram,
     LogResult,
+    OptionType,
     PluginError,
 )
 
@@ -32,6 +33,12 @@ class PluginFailed(PluginError):
 
     code = "plugin_failed"
     http_status = 502
+
+
+def secret_option_values(resolved: Resolved) -> list[str]:
+    """Values of the options the manifest types as secret (they may be quoted too)."""
+    names = {f.name for f in resolved.manifest.options if f.type is OptionType.SECRET}
+    return [str(v) for k, v in resolved.context.options.items() if k in names and v]
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -85,7 +92,10 @@ class InProcessRunner:
                 "plugin %s failed in %s:\n%s",
                 resolved.manifest.slug,
                 method,
-                redact("".join(traceback.format_exception(exc)), resolved.credentials.values()),
+                redact(
+                    "".join(traceback.format_exception(exc)),
+                    [*resolved.credentials.values(), *secret_option_values(resolved)],
+                ),
             )
             raise PluginFailed(
                 f"plugin '{resolved.plugin.slug}' failed ({type(exc).__name__})"

@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import secrets
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,7 @@ from .forms import (
 from .install import InstallError, available_templates, install_from_template
 from .models import Plugin, ProjectTypePlugin, ServiceApplication, Tab, ThirdPartyService
 from .resolution import ResolutionError, TemplateError, expand_search_template
+from .runner import redact
 from .sdk import (
     ConnectionResult,
     Credentials,
@@ -423,7 +425,11 @@ def test_connection(
     except PluginError as exc:
         outcome = {"ok": False, "message": f"{exc.code}: {exc.detail}", "details": {}}
     except Exception as exc:  # a plugin bug: the log has the traceback, the page the type
-        logger.exception("test_connection of %s failed", manifest.slug)
+        logger.error(
+            "test_connection of %s failed:\n%s",
+            manifest.slug,
+            redact("".join(traceback.format_exception(exc)), secret_values),
+        )
         outcome = {
             "ok": False,
             "message": f"the plugin failed ({type(exc).__name__})",

@@ -7,7 +7,7 @@ as by ``clean()``.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -40,6 +40,17 @@ class Organization(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # config_version only moves forward, by UPDATE ... + 1 (plugins_core.invalidation);
+        # saving an instance loaded earlier must never write an older version back.
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name != "config_version"
+            ]
+        super().save(*args, **kwargs)
 
 
 class Membership(models.Model):

@@ -68,7 +68,10 @@ class LogsQuery(SourceQuery):
     def to_query(self) -> LogQuery:
         data = self.validated_data
         end = data.get("end") or datetime.now(UTC)
-        start = data.get("start") or end - timedelta(minutes=30)
+        try:
+            start = data.get("start") or end - timedelta(minutes=30)
+        except OverflowError:
+            raise serializers.ValidationError({"end": ["is too early"]}) from None
         try:
             return LogQuery(
                 start=start,
@@ -209,7 +212,11 @@ class InstalledPluginOut(serializers.Serializer):  # type: ignore[type-arg]
 
 
 def binding_out(binding: Binding) -> dict[str, Any]:
-    return dict(BindingOut(binding).data)
+    from plugins_core.bindings import mask_options
+
+    data = dict(BindingOut(binding).data)
+    data["options"] = mask_options(binding.plugin, dict(binding.options))
+    return data
 
 
 def installed_out(plugin: Plugin, status: str, reason: str) -> dict[str, Any]:

@@ -160,6 +160,10 @@ class OptionField:
     default: object = None
     choices: tuple[object, ...] = ()
     help: str = ""
+    operator_only: bool = False
+    """Set only by administrators (on the plugin or a project-type binding), never on a
+    project's own binding: use it for anything that selects *whose* data is read, such as
+    a directory, an account or a repository."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
@@ -167,6 +171,7 @@ class OptionField:
         _str(self.label, "label", empty=False)
         _set(self, "type", _enum(OptionType, self.type, "type"))
         _bool(self.required, "required")
+        _bool(self.operator_only, "operator_only")
         _str(self.help, "help")
         _set(self, "choices", _seq(self.choices, "choices"))
         for index, choice in enumerate(self.choices):
@@ -237,6 +242,7 @@ class OptionField:
             "default": copy.deepcopy(self.default),
             "choices": list(self.choices),
             "help": self.help,
+            "operator_only": self.operator_only,
         }
 
 

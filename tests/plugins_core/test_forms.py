@@ -13,6 +13,7 @@ from plugins_core import registry
 from plugins_core.forms import (
     CredentialsForm,
     OptionsForm,
+    SafeJSONField,
     apply_credentials,
     credential_fields_for,
 )
@@ -107,7 +108,7 @@ def test_option_types_map_to_form_fields() -> None:
         "retries": forms.IntegerField,
         "verbose": forms.BooleanField,
         "region": forms.ChoiceField,
-        "headers": forms.JSONField,
+        "headers": SafeJSONField,
         "signing_key": forms.CharField,
     }
     assert isinstance(form.fields["signing_key"].widget, forms.PasswordInput)

@@ -203,6 +203,7 @@ class LocalLogs(LogsPlugin):
                 label="Log directory",
                 default="",
                 help="Directory of the .jsonl files; empty uses the service's directory setting.",
+                operator_only=True,  # it selects whose files are read: never per project
             ),
         ),
         hints=Hints(supports_histogram=True),

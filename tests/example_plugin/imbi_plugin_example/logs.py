@@ -14,6 +14,7 @@ from plugins_core.sdk import (
     Hints,
     Histogram,
     HistogramBucket,
+    InvalidInput,
     LogEntry,
     LogLevel,
     LogQuery,
@@ -52,6 +53,11 @@ class ExampleLogs(LogsPlugin):
 
     def _all(self, query: LogQuery) -> list[LogEntry]:
         step = timedelta(seconds=int(self.context.options.get("interval_seconds", 60)))  # type: ignore[call-overload]
+        if (query.end - query.start) / step > 100_000:
+            raise InvalidInput(
+                "the example generator serves at most 100,000 lines per search",
+                fields={"start": "range too wide"},
+            )
         entries = []
         moment = query.start.replace(second=0, microsecond=0)
         index = 0

@@ -1,0 +1,505 @@
+"""Regression tests from the security and robustness review (each failed before its fix):
+secret options never leave the server, owners cannot set operator-only options, bad input
+(deep JSON, NUL characters, out-of-range dates) is a clear error, plan caches follow
+organization renames and never roll back, and admin pages list only what an operator may see.
+"""
+
+# ruff: noqa
+from __future__ import annotations
+
+import json, logging
+from typing import Any
+import pytest
+from django.test import Client
+from imbi.core.models import Role, Organization
+from plugins_core import registry, resolution
+from plugins_core.models import ProjectPlugin
+from django.urls import reverse
+from rest_framework.test import APIClient
+from tests.plugins_core.test_views import secrets_everywhere, owner, login
+from tests.plugins_core.test_forms import SIGNING_KEY
+from imbi.core.models import Role
+import logging
+from collections.abc import Sequence
+from tests.plugins_core.test_views import login
+from tests.plugins_core.test_forms import use_handler
+from plugins_core import registry, wizard
+from plugins_core.models import ProjectTypePlugin, ServiceApplication, ThirdPartyService, Plugin
+from plugins_core.sdk import (
+    ConfigKey,
+    ConfigurationPlugin,
+    ConfigValue,
+    ConfigWrite,
+    ConnectionResult,
+    CredentialField,
+    OptionField,
+    OptionType,
+    PluginManifest,
+    PluginType,
+)
+from imbi.core.access import load_project
+from plugins_core import resolution
+from plugins_core.models import ThirdPartyService, Plugin
+from tests.plugins_core.test_views import login, owner
+import json
+from imbi.core.models import Role, Project, ProjectType, Organization
+from plugins_core.models import ThirdPartyService, Plugin, ProjectPlugin, ProjectTypePlugin
+from tests.plugins_core.test_admin import staff_admin
+from imbi.core.models import Organization
+from plugins_core.models import ThirdPartyService, Plugin, ProjectTypePlugin
+
+
+def test_huge_project_id_api(api, project):
+    c = api(Role.VIEWER)
+    for url in [
+        "/api/orgs/acme/projects/99999999999999999999/tabs",
+        "/api/orgs/acme/projects/99999999999999999999/bindings",
+        f"/api/orgs/acme/projects/{project.pk}/bindings/99999999999999999999",
+        "/api/orgs/acme/project-types/api/bindings/99999999999999999999",
+    ]:
+        r = c.get(url)
+        pass
+        assert r.status_code == 404
+
+
+def test_huge_project_id_html(client, make_member, org, project):
+    u = make_member(org, Role.ADMIN)
+    client.force_login(u)
+    for url in [
+        "/projects/acme/99999999999999999999/",
+        f"/projects/acme/{project.pk}/bindings/99999999999999999999/",
+        "/projects/acme/99999999999999999999/preview/?template=x",
+    ]:
+        r = client.get(url)
+        pass
+        assert r.status_code == 404
+
+
+def test_deep_json_body(api, project, config_plugin, bind_type):
+    bind_type(config_plugin, default=True)
+    c = api(Role.EDITOR)
+    for depth in (100000, 950):
+        body = '{"data_type":"json","value":' + "[" * depth + "]" * depth + "}"
+        r = c.put(
+            f"/api/orgs/acme/projects/{project.pk}/configuration/keys/deep",
+            data=body,
+            content_type="application/json",
+        )
+        pass
+    assert r.status_code < 500
+
+
+def test_logs_end_year_one(api, project, logs_plugin, bind_type):
+    bind_type(logs_plugin, default=True)
+    c = api(Role.VIEWER)
+    r = c.get(f"/api/orgs/acme/projects/{project.pk}/logs?end=0001-01-01T00:10:00Z")
+    pass
+    assert r.status_code < 500
+
+
+def test_viewer_reads_secret_option_via_bindings_api(secrets_everywhere, make_member, org, project):
+    viewer = make_member(org, Role.VIEWER, username="plainviewer")
+    c = APIClient()
+    c.force_authenticate(viewer)
+    r1 = c.get(f"/api/orgs/acme/projects/{project.pk}/bindings")
+    r2 = c.get("/api/orgs/acme/project-types/api/bindings")
+    b = secrets_everywhere["binding"]
+    r3 = c.get(f"/api/orgs/acme/projects/{project.pk}/bindings/{b.pk}")
+    for r in (r1, r2, r3):
+        pass
+    assert SIGNING_KEY not in r1.content.decode() + r2.content.decode() + r3.content.decode()
+
+
+def test_admin_binding_change_page_shows_secret_option(secrets_everywhere, django_user_model):
+    root = django_user_model.objects.create_superuser("root2", "r@example.com", "pw")
+    admin = login(root)
+    b = secrets_everywhere["binding"]
+    t = secrets_everywhere["type_binding"]
+    for url in (reverse("admin:plugins_core_projectplugin_change", args=(b.pk,)),):
+        html = admin.get(url).content.decode()
+        i = html.find(SIGNING_KEY)
+        pass
+        assert SIGNING_KEY not in html
+
+
+PW = "leaky-password-9d8c7b"
+
+
+OPT = "leaky-option-1a2b3c"
+
+
+class Leaky(ConfigurationPlugin):
+    manifest = PluginManifest(
+        slug="leaky",
+        name="Leaky",
+        description="x",
+        version="1.0.0",
+        api_version="1.0",
+        plugin_type=PluginType.CONFIGURATION,
+        publisher="T",
+        options=(OptionField(name="signing_key", label="Signing key", type=OptionType.SECRET),),
+        credentials=(CredentialField(name="password", label="Password"),),
+    )
+
+    def test_connection(self) -> ConnectionResult:
+        raise RuntimeError(f"cannot log in with {self.credentials['password']}")
+
+    def list_keys(self) -> list[ConfigKey]:
+        raise RuntimeError(f"bad signature with {self.context.options['signing_key']}")
+
+    def get_values(self, keys: Sequence[str] | None = None) -> list[ConfigValue]:
+        return []
+
+    def set_value(self, key: str, value: ConfigWrite) -> ConfigKey:
+        return ConfigKey(key=key)
+
+    def delete_key(self, key: str) -> None:
+        return None
+
+
+def test_wizard_test_connection_logs_credential(monkeypatch, org, caplog):
+    use_handler(monkeypatch, "leaky", Leaky)
+    entry = registry.current().get("leaky")
+    caplog.set_level(logging.ERROR)
+    out = wizard.test_connection(entry, org, {}, {}, {"password": PW})
+    pass
+    assert PW not in str(out)
+    logged = "\n".join(
+        (r.getMessage() + (str(r.exc_info[1]) if r.exc_info else "") for r in caplog.records)
+    )
+    pass
+    assert PW not in logged
+
+
+def test_runner_log_keeps_secret_option(
+    monkeypatch, org, project, project_type, service, install, make_member, caplog
+):
+    use_handler(monkeypatch, "leaky", Leaky)
+    app = ServiceApplication.objects.get(service=service)
+    app.credentials = {"password": PW}
+    app.save()
+    p = install("leaky", options={"signing_key": OPT})
+    ProjectTypePlugin.objects.create(
+        project_type=project_type, plugin=p, tab="configuration", default=True
+    )
+    viewer = make_member(org, Role.VIEWER)
+    c = APIClient()
+    c.force_authenticate(viewer)
+    caplog.set_level(logging.ERROR)
+    r = c.get(f"/api/orgs/acme/projects/{project.pk}/configuration")
+    pass
+    logged = "\n".join((r.getMessage() for r in caplog.records))
+    i = logged.find(OPT)
+    pass
+    assert OPT not in logged
+
+
+def test_service_credentials_fallback_form_rerenders_secret(org, django_user_model):
+    svc = ThirdPartyService.objects.create(
+        organization=org, vendor="bare", name="Bare", slug="bare"
+    )
+    root = django_user_model.objects.create_superuser("root3", "r@example.com", "pw")
+    admin = login(root)
+    url = reverse("admin:plugins_core_thirdpartyservice_change", args=(svc.pk,))
+    data = {
+        "organization": org.pk,
+        "vendor": "bare",
+        "name": "",
+        "slug": "bare",
+        "category": "",
+        "identity": "",
+        "settings": "{}",
+        "template_source": "",
+        "application-TOTAL_FORMS": "1",
+        "application-INITIAL_FORMS": "0",
+        "application-MIN_NUM_FORMS": "0",
+        "application-MAX_NUM_FORMS": "1",
+        "application-0-new_credentials": '{"api_token": "%s"}' % PW,
+        "application-0-service": svc.pk,
+        "plugins-TOTAL_FORMS": "0",
+        "plugins-INITIAL_FORMS": "0",
+        "plugins-MIN_NUM_FORMS": "0",
+        "plugins-MAX_NUM_FORMS": "1000",
+    }
+    r = admin.post(url, data)
+    html = r.content.decode()
+    pass
+    i = html.find(PW)
+    pass
+    assert r.status_code == 200
+    assert PW not in html
+
+
+def test_org_rename_leaves_stale_plan(org, project, config_plugin, bind_type, make_member):
+    bind_type(config_plugin, default=True, search_template="${org}/${project}/")
+    user = make_member(org, Role.ADMIN)
+    p, _ = load_project(user, "acme", project.pk)
+    first = resolution.resolve(p, "configuration", cached=True)
+    pass
+    o = Organization.objects.get(pk=org.pk)
+    o.slug = "acme-renamed"
+    o.save()
+    user2 = type(user).objects.get(pk=user.pk)
+    p2, _ = load_project(user2, "acme-renamed", project.pk)
+    second = resolution.resolve(p2, "configuration", cached=True)
+    fresh = resolution.resolve(p2, "configuration", cached=False)
+    pass
+    assert second.context.search_template == fresh.context.search_template
+
+
+def test_org_rename_api_reads_old_namespace(org, project, config_plugin, bind_type, make_member):
+    """End to end: a key written after the rename lands under the OLD org prefix."""
+    bind_type(config_plugin, default=True, search_template="${org}/${project}/")
+    c = APIClient()
+    c.force_authenticate(make_member(org, Role.EDITOR))
+    c.get(f"/api/orgs/acme/projects/{project.pk}/configuration")
+    o = Organization.objects.get(pk=org.pk)
+    o.slug = "acme2"
+    o.save()
+    r = c.put(
+        f"/api/orgs/acme2/projects/{project.pk}/configuration/keys/K",
+        {"data_type": "string", "value": "v"},
+        format="json",
+    )
+    from plugins_core.models import PluginStorage
+
+    pass
+    assert list(PluginStorage.objects.values_list("key", flat=True)) == ["acme2/billing/K"]
+
+
+def test_org_save_rolls_config_version_back(
+    org, project, project_type, config_plugin, install, bind_type, make_member
+):
+    from plugins_core.models import ProjectTypePlugin
+
+    static = install("example-static")
+    a = bind_type(config_plugin, default=True)
+    bind_type(static)
+    user = make_member(org, Role.ADMIN)
+    held = Organization.objects.get(pk=org.pk)
+    p, _ = load_project(user, "acme", project.pk)
+    pass
+    a.default = False
+    a.save()
+    ProjectTypePlugin.objects.filter(plugin=static).update(default=True)
+    from plugins_core.invalidation import bump
+
+    bump(org.pk)
+    p, _ = load_project(type(user).objects.get(pk=user.pk), "acme", project.pk)
+    pass
+    held.name = "Acme Inc"
+    held.save()
+    p, _ = load_project(type(user).objects.get(pk=user.pk), "acme", project.pk)
+    got = resolution.resolve(p, "configuration", cached=True).plugin.slug
+    pass
+    assert got == "example-static"
+
+
+def test_add_plugin_through_service_inline(org, django_user_model):
+    svc = ThirdPartyService.objects.create(
+        organization=org, vendor="bare", name="Bare", slug="bare"
+    )
+    root = django_user_model.objects.create_superuser("root4", "r@example.com", "pw")
+    admin = login(root)
+    admin.raise_request_exception = False
+    url = reverse("admin:plugins_core_thirdpartyservice_change", args=(svc.pk,))
+    data = {
+        "organization": org.pk,
+        "vendor": "bare",
+        "name": "Bare",
+        "slug": "bare",
+        "category": "",
+        "identity": "",
+        "settings": "{}",
+        "template_source": "",
+        "application-TOTAL_FORMS": "0",
+        "application-INITIAL_FORMS": "0",
+        "application-MIN_NUM_FORMS": "0",
+        "application-MAX_NUM_FORMS": "1",
+        "plugins-TOTAL_FORMS": "1",
+        "plugins-INITIAL_FORMS": "0",
+        "plugins-MIN_NUM_FORMS": "0",
+        "plugins-MAX_NUM_FORMS": "1000",
+        "plugins-0-slug": "newplug",
+        "plugins-0-name": "New",
+        "plugins-0-plugin_type": "configuration",
+        "plugins-0-enabled": "on",
+        "plugins-0-service": svc.pk,
+    }
+    r = admin.post(url, data)
+    pass
+    assert r.status_code in (200, 302)
+
+
+def test_nul_in_binding_options_api(org, project, config_plugin, bind_project, make_member):
+    b = bind_project(config_plugin)
+    c = APIClient()
+    c.force_authenticate(make_member(org, Role.ADMIN))
+    r = c.patch(
+        f"/api/orgs/acme/projects/{project.pk}/bindings/{b.pk}",
+        data='{"options": {"prefix": "a\\u0000b"}}',
+        content_type="application/json",
+    )
+    pass
+    r2 = c.post(
+        f"/api/orgs/acme/projects/{project.pk}/bindings",
+        data='{"plugin": "example-config", "search_template": "", "options": {"prefix": "\\u0000"}}',
+        content_type="application/json",
+    )
+    pass
+    assert r.status_code < 500 and r2.status_code < 500
+
+
+def test_deep_json_in_binding_page_mapping_option(org, project, install, bind_project, owner):
+    static = install("example-static")
+    b = bind_project(static)
+    client = login(owner)
+    client.raise_request_exception = False
+    url = reverse("ui:project-binding", args=("acme", project.pk, b.pk))
+    depth = 5000
+    r = client.post(url, {"search_template": "", "opt-values": "[" * depth + "]" * depth})
+    pass
+    r2 = client.post(url, {"search_template": "", "opt-values": '{"k": "a\\u0000b"}'})
+    pass
+    assert r.status_code < 500 and r2.status_code < 500
+
+
+def test_owner_reads_other_orgs_logs_via_option_override(
+    tmp_path, org, other_org, project, make_member
+):
+    a_dir, b_dir = (tmp_path / "acme", tmp_path / "globex")
+    a_dir.mkdir()
+    b_dir.mkdir()
+    (b_dir / "payroll.jsonl").write_text(
+        json.dumps(
+            {"timestamp": "2030-01-01T00:00:00Z", "level": "info", "message": "GLOBEX-PRIVATE"}
+        )
+        + "\n"
+    )
+    sa = ThirdPartyService.objects.create(
+        organization=org, vendor="local", name="L", slug="local", settings={"directory": str(a_dir)}
+    )
+    pa = Plugin.objects.create(
+        organization=org, service=sa, slug="local-logs", plugin_type="logs", handler="local-logs"
+    )
+    owner = make_member(org, Role.OWNER, username="own")
+    project.owners.add(owner)
+    b = ProjectPlugin.objects.create(project=project, plugin=pa, tab="logs", default=True)
+    c = APIClient()
+    c.force_authenticate(owner)
+    r = c.patch(
+        f"/api/orgs/acme/projects/{project.pk}/bindings/{b.pk}",
+        {"options": {"directory": str(b_dir)}, "search_template": "payroll"},
+        format="json",
+    )
+    pass
+    r = c.get(
+        f"/api/orgs/acme/projects/{project.pk}/logs?start=2029-12-31T00:00:00Z&end=2030-01-02T00:00:00Z"
+    )
+    pass
+    assert b"GLOBEX-PRIVATE" not in r.content
+
+
+def test_sweep(org, project, config_plugin, logs_plugin, bind_type, make_member, django_user_model):
+    bind_type(config_plugin, default=True)
+    bind_type(logs_plugin, default=True)
+    c = APIClient()
+    c.force_authenticate(make_member(org, Role.ADMIN, secrets=True))
+    base = f"/api/orgs/acme/projects/{project.pk}"
+    urls = [
+        base + "/configuration/values?keys=" + ",".join((f"k{i}" for i in range(5000))),
+        base + "/configuration/values?reveal=maybe",
+        base + "/configuration/values?source=%C3%A9",
+        base + "/logs?filter=@x:regex:(",
+        base + "/logs?filter=a:b",
+        base + "/logs?cursor=%%%%",
+        base + "/logs?cursor=eyJ4IjoxfQ",
+        base + "/logs?limit=-1",
+        base + "/logs?level=nope",
+        base + "/configuration/keys/" + "x" * 300,
+        "/api/orgs/acme/plugins",
+        "/api/orgs/%E2%98%83/plugins",
+    ]
+    for u in urls:
+        r = c.get(u)
+        pass
+    for body in [
+        '{"data_type":"number","value":1e400}',
+        '{"data_type":"json","value":NaN}',
+        "[1,2]",
+        '"str"',
+        '{"data_type":"string","value":"' + "a" * 100000 + '"}',
+        '{"data_type":"json","value":{"a":{"b":[1,2,{"c":null}]}},"secret":"yes"}',
+        '{"data_type":"number","value":' + "9" * 5000 + "}",
+    ]:
+        r = c.put(base + "/configuration/keys/k", data=body, content_type="application/json")
+        pass
+    for body in [
+        '{"entry_point": []}',
+        '{"entry_point": "nope"}',
+        '{"entry_point": "example-broken"}',
+    ]:
+        r = c.post("/api/orgs/acme/plugins/install", data=body, content_type="application/json")
+        pass
+    root = django_user_model.objects.create_superuser("root5", "r@example.com", "pw")
+    admin = login(root)
+    admin.raise_request_exception = False
+    for u in [
+        "/admin/plugins_core/plugin/install/preview/?project=99999999999999999999&template=x",
+        f"/projects/acme/{project.pk}/preview/?template=%24%7Bproject_id%7D%00&tab=%00",
+    ]:
+        r = admin.get(u)
+        pass
+    r = admin.post("/admin/plugins_core/plugin/99999999999999999999/state/", {"enabled": "1"})
+    pass
+    r = admin.post(
+        reverse("admin:plugins_core_thirdpartyservice_add"),
+        {
+            "organization": org.pk,
+            "vendor": "v",
+            "name": "n",
+            "slug": "s",
+            "category": "",
+            "identity": "",
+            "settings": '{"region": "a\\u0000b"}',
+            "template_source": "",
+            "application-TOTAL_FORMS": "0",
+            "application-INITIAL_FORMS": "0",
+            "application-MIN_NUM_FORMS": "0",
+            "application-MAX_NUM_FORMS": "1",
+            "plugins-TOTAL_FORMS": "0",
+            "plugins-INITIAL_FORMS": "0",
+            "plugins-MIN_NUM_FORMS": "0",
+            "plugins-MAX_NUM_FORMS": "1000",
+        },
+    )
+    pass
+
+
+def test_staff_sees_foreign_org_names(staff_admin, org, other_org):
+    Organization.objects.create(slug="initech-secret-merger", name="Initech Secret Merger")
+    for name in ("thirdpartyservice", "plugin", "projecttypeplugin", "projectplugin"):
+        html = staff_admin.get(reverse(f"admin:plugins_core_{name}_changelist")).content.decode()
+        assert "Initech Secret Merger" not in html, name
+    svc = ThirdPartyService.objects.create(organization=other_org, vendor="x", name="X", slug="x")
+    p = Plugin.objects.create(
+        organization=other_org,
+        service=svc,
+        slug="p",
+        plugin_type="configuration",
+        handler="example-config",
+    )
+    assert staff_admin.get(
+        reverse("admin:plugins_core_plugin_change", args=(p.pk,))
+    ).status_code in (302, 403, 404)
+    assert staff_admin.get(
+        reverse("admin:plugins_core_thirdpartyservice_change", args=(svc.pk,))
+    ).status_code in (302, 403, 404)
+    assert (
+        staff_admin.post(
+            reverse("admin:plugins_core_plugin_state", args=(p.pk,)), {"enabled": "0"}
+        ).status_code
+        == 403
+    )
+    p.refresh_from_db()
+    assert p.enabled
