@@ -354,10 +354,12 @@ def merged_options(
 
 
 def credentials_for(manifest: PluginManifest, binding: EffectiveBinding) -> Credentials:
-    """Decrypt the service's shared credentials. The only place credentials are decrypted."""
+    """Decrypt the service's shared credentials. The only place credentials are decrypted.
+
+    A plugin that declares no credentials gets none, and nothing is decrypted for it."""
     plugin = binding.plugin
     stored: dict[str, str] = {}
-    if binding.credentials_token:
+    if binding.credentials_token and manifest.credentials:
         try:
             stored = dict(
                 crypto.decrypt_json(
