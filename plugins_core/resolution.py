@@ -41,7 +41,7 @@ from imbi.core.models import Project
 from . import registry
 from .models import Plugin as PluginRow
 from .models import ProjectPlugin, ProjectTypePlugin
-from .sdk import Credentials, ManifestError, OptionValidationError, PluginContext, PluginManifest
+from .sdk import Credentials, OptionValidationError, PluginContext, PluginManifest
 
 logger = logging.getLogger(__name__)
 
@@ -244,7 +244,10 @@ def load_binding(project: Project, chosen: Candidate) -> EffectiveBinding:
 
 
 def effective_bindings(project: Project, tab: str | None = None) -> list[EffectiveBinding]:
-    """Every merged binding, fully loaded (for listings; resolution loads only the chosen)."""
+    """Every merged binding with its plugin and service, for listings (the tabs endpoint).
+
+    Options and search templates are left empty here: only ``load_binding`` merges them,
+    for the one binding a request resolves to."""
     chosen = candidates(project, tab)
     plugins = {
         p.pk: p
@@ -492,7 +495,6 @@ __all__ = [
     "CredentialsMissing",
     "CredentialsUnreadable",
     "EffectiveBinding",
-    "ManifestError",
     "NothingBound",
     "PluginDisabled",
     "PluginIncompatible",

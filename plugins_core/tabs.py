@@ -19,7 +19,15 @@ from imbi.core.access import Grant
 from imbi.core.models import AuditEvent, Project, Role
 
 from . import caching, registry
-from .resolution import EffectiveBinding, ResolutionError, Resolved, effective_bindings, resolve
+from .resolution import (
+    EffectiveBinding,
+    ResolutionError,
+    Resolved,
+    check_entry,
+    effective_bindings,
+    resolve,
+    select,
+)
 from .runner import Runner, default_runner
 from .sdk import ConfigKey, ConfigValue, ConfigWrite, LogQuery, LogResult, validate_config_key
 from .sdk.errors import InvalidInput
@@ -60,8 +68,6 @@ class TabSource:
 def project_tabs(project: Project) -> dict[str, list[TabSource]]:
     """Every tab with bindings, its sources, and which one a plain request would use."""
     snapshot = registry.current()
-    from .resolution import check_entry, select
-
     bindings = effective_bindings(project)
     tabs: dict[str, list[TabSource]] = {}
     for tab in sorted({b.tab for b in bindings}):
