@@ -1,5 +1,5 @@
 """The Imbi integrations platform: Django project, settings and the core domain.
 
-``imbi.celery`` is imported lazily by Django's app loading (see ``imbi.core.apps``)
-so that importing this package stays cheap.
+The Celery app lives in ``imbi.celery``; workers load it with ``celery -A imbi.celery``.
+Web processes do not import it until a task module does.
 """

@@ -29,7 +29,7 @@ from imbi.core import audit
 from imbi.core.models import AuditEvent, Organization
 
 from . import registry, views, wizard
-from .bindings import keep_masked, mask_options
+from .bindings import binding_errors, keep_masked, mask_options
 from .forms import (
     SecretTextarea,
     apply_credentials,
@@ -47,8 +47,8 @@ from .models import (
     ServiceApplication,
     ThirdPartyService,
 )
-from .resolution import TemplateError, manifest_for, validate_search_template
-from .sdk import CredentialField, OptionValidationError, PluginManifest
+from .resolution import manifest_for
+from .sdk import CredentialField, PluginManifest
 
 # --------------------------------------------------------------------------- scoping
 
@@ -455,7 +455,7 @@ class PluginAdmin(OrgScopedAdmin):
 
 
 class BindingAdminForm(forms.ModelForm):  # type: ignore[type-arg]
-    """Checks what the binding services check: the template allowlist and the options.
+    """Checks exactly what the binding services check (``bindings.binding_errors``).
 
     Secret-typed option values are write-only here too: rendered as ``SECRET_MASK`` (never
     in a hidden initial either), and a mask submitted unchanged keeps the stored value.
@@ -478,21 +478,14 @@ class BindingAdminForm(forms.ModelForm):  # type: ignore[type-arg]
             return keep_masked(self.instance.plugin, options, dict(self.instance.options))
         return options
 
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        try:
-            validate_search_template(cleaned.get("search_template") or "")
-        except TemplateError as exc:
-            self.add_error("search_template", str(exc))
-        plugin = cleaned.get("plugin")
-        options = cleaned.get("options")
-        manifest = manifest_for(plugin) if plugin is not None else None
-        if plugin is not None and manifest is not None and isinstance(options, dict):
-            try:
-                manifest.validate_options({**plugin.options, **options})
-            except OptionValidationError as exc:
-                self.add_error("options", "; ".join(f"{k}: {v}" for k, v in exc.errors.items()))
-        return cleaned
+    def _post_clean(self) -> None:
+        # The parent builds the instance from the form and runs full_clean().
+        super()._post_clean()  # type: ignore[misc]
+        if self.instance.plugin_id and not self.errors:
+            for name, message in binding_errors(self.instance, full_clean=False).items():
+                field = name.split(".")[0]
+                label = f"{name.split('.', 1)[1]}: " if "." in name else ""
+                self.add_error(field if field in self.fields else None, f"{label}{message}")
 
 
 class BindingAdmin(OrgScopedAdmin):

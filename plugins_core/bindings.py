@@ -66,7 +66,13 @@ def keep_masked(plugin: Plugin, incoming: Any, stored: dict[str, Any]) -> Any:
     }
 
 
-def _validate(binding: Binding, inherited_options: dict[str, Any]) -> None:
+def binding_errors(binding: Binding, *, full_clean: bool = True) -> dict[str, str]:
+    """Everything wrong with ``binding``, by field (``options.<name>`` for one option): the
+    template allowlist, operator-only options on a project binding, and the merged options
+    against the plugin's manifest. The admin form and the services both use it."""
+    inherited = (
+        _inherited(binding.project, binding.plugin) if isinstance(binding, ProjectPlugin) else {}
+    )
     errors: dict[str, str] = {}
     try:
         validate_search_template(binding.search_template)
@@ -83,15 +89,21 @@ def _validate(binding: Binding, inherited_options: dict[str, Any]) -> None:
                         "only administrators set this, on the plugin or a project-type binding"
                     )
         if manifest is not None:
-            merged = {**binding.plugin.options, **inherited_options, **binding.options}
+            merged = {**binding.plugin.options, **inherited, **binding.options}
             try:
                 manifest.validate_options(merged)
             except OptionValidationError as exc:
                 errors.update({f"options.{k}": v for k, v in exc.errors.items()})
-    try:
-        binding.full_clean(exclude=["organization"], validate_constraints=False)
-    except ValidationError as exc:
-        errors.update({k: "; ".join(v) for k, v in exc.message_dict.items()})
+    if full_clean:
+        try:
+            binding.full_clean(exclude=["organization"], validate_constraints=False)
+        except ValidationError as exc:
+            errors.update({k: "; ".join(v) for k, v in exc.message_dict.items()})
+    return errors
+
+
+def _validate(binding: Binding) -> None:
+    errors = binding_errors(binding)
     if errors:
         raise InvalidInput("the binding has invalid fields", fields=errors)
 
@@ -139,7 +151,7 @@ def create_project_binding(project: Project, data: dict[str, Any], actor: Any) -
         tab=data.get("tab") or plugin.plugin_type,
         **{k: data[k] for k in EDITABLE if k in data},
     )
-    _validate(binding, _inherited(project, plugin))
+    _validate(binding)
     return _save(binding, actor, project, "created")  # type: ignore[return-value]
 
 
@@ -154,7 +166,7 @@ def create_type_binding(
         tab=data.get("tab") or plugin.plugin_type,
         **{k: data[k] for k in EDITABLE if k in data},
     )
-    _validate(binding, {})
+    _validate(binding)
     return _save(binding, actor, None, "created")  # type: ignore[return-value]
 
 
@@ -168,7 +180,7 @@ def update_binding(binding: Binding, data: dict[str, Any], actor: Any) -> Bindin
         if name in data:
             setattr(binding, name, data[name])
     project = binding.project if isinstance(binding, ProjectPlugin) else None
-    _validate(binding, _inherited(project, binding.plugin) if project else {})
+    _validate(binding)
     return _save(binding, actor, project, "changed")
 
 

@@ -25,5 +25,5 @@ def check_plugins(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
             hint="See `manage.py plugin list`; IMBI_PLUGINS_STRICT=1 makes this fatal.",
             id="plugins.E001" if strict else "plugins.W001",
         )
-        for entry in registry.rebuild(strict=False).failed()
+        for entry in registry.current().failed()
     ]

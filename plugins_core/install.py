@@ -1,4 +1,4 @@
-"""One-click install of a service and its plugins from a manifest's service template (ADR 0012).
+"""One-click install of a service and its plugins from a manifest template (Imbi ADR 0012).
 
 Owns ``install_from_template`` (find or create the organization's ``ThirdPartyService`` for a
 template and a ``Plugin`` row for every loaded entry point that declares the same template),

@@ -15,6 +15,7 @@ against the handlers they started with). This module imports nothing from Django
 from __future__ import annotations
 
 import enum
+import importlib
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -243,23 +244,14 @@ def current() -> Snapshot:
     return snapshot if snapshot is not None else rebuild()
 
 
-def rebuild(*, strict: bool | None = None) -> Snapshot:
-    """Build a new snapshot from the installed distributions and make it current."""
-    global _current
-    if strict is None:
-        import os
+def rebuild(*, strict: bool = False) -> Snapshot:
+    """Build a new snapshot from the installed distributions and make it current.
 
-        strict = os.environ.get("IMBI_PLUGINS_STRICT", "") in {"1", "true", "yes"}
+    ``strict`` comes from the ``IMBI_PLUGINS_STRICT`` setting at start-up (``apps.ready``)."""
+    global _current
     with _lock:
         generation = (_current.generation + 1) if _current else 1
-        metadata_cache_clear()
+        importlib.invalidate_caches()  # see distributions installed since start
         snapshot = build_snapshot(discover(), generation=generation, strict=strict)
         _current = snapshot
     return snapshot
-
-
-def metadata_cache_clear() -> None:
-    """Forget importlib's path caches so distributions installed since start are seen."""
-    import importlib
-
-    importlib.invalidate_caches()

@@ -1,16 +1,21 @@
 """Resolution: which plugin serves a project's tab, with which options and credentials.
 
-Read top-down, this is ADR 0008 section 4:
+Read top-down, this is section 4 of Imbi's ADR 0008 (the seed design):
 
-1. ``effective_bindings``: merge the project type's and the project's bindings by
-   (tab, plugin); the project's binding wins. Two queries, whatever the number of bindings.
+1. ``candidates``: merge the project type's and the project's bindings by (tab, plugin);
+   the project's binding wins. One query returning only ids, slugs and default flags,
+   whatever the number of bindings.
 2. ``select``: ``?source=`` if given, else the default binding (a project default beats a
    type default), else the single candidate; several and no default is ambiguous (400),
    none is 404.
-3. ``resolve``: check the plugin is enabled and its handler loaded and compatible (else 503
-   with the reason), merge options (plugin, type binding, project binding), expand the search
-   template, and decrypt the credentials. Credentials are decrypted here and nowhere else.
+3. ``load_binding``: one query for the chosen plugin, its service, its credentials (as
+   ciphertext) and both bindings' options and templates.
+4. ``plan`` / ``resolve``: check the plugin is enabled and its handler loaded and compatible
+   (else 503 with the reason), merge options (plugin, type binding, project binding), expand
+   the search template, and decrypt the credentials (``credentials_for``, the only place
+   they are decrypted). ``cached_plan`` memoizes steps 1-4 per process (ADR 0003).
 
+``effective_bindings`` loads every merged binding for listings (the tabs endpoint).
 Errors are ``ResolutionError`` subclasses carrying a stable ``code`` and an HTTP status.
 """
 
@@ -344,6 +349,15 @@ def check_entry(plugin: PluginRow, snapshot: registry.Snapshot) -> registry.Entr
     return entry
 
 
+def entry_status(plugin: PluginRow, snapshot: registry.Snapshot) -> tuple[str, str]:
+    """``("ok", "")``, or the problem code and reason that stop ``plugin`` from serving."""
+    try:
+        check_entry(plugin, snapshot)
+    except ResolutionError as exc:
+        return exc.code, exc.detail
+    return "ok", ""
+
+
 def merged_options(
     manifest: PluginManifest, plugin: PluginRow, binding_options: Mapping[str, Any]
 ) -> dict[str, object]:
@@ -410,7 +424,7 @@ def plan(project: Project, tab: str, source: str | None, snapshot: registry.Snap
     assert manifest is not None  # checked by check_entry
     try:
         template = expand_search_template(binding.search_template, project, tab)
-    except (TemplateError, ValueError) as exc:
+    except ValueError as exc:
         raise PluginMisconfigured(f"search template: {exc}") from None
     return Plan(
         binding,

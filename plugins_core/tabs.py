@@ -1,7 +1,9 @@
 """Tab services: what the REST API (and the project page) call to read and write tab data.
 
-Each function takes the caller, the project and the caller's grant, authorizes, resolves the
-plugin (``resolution``), invokes it (``runner``), masks secrets and writes the audit trail.
+Each function takes the project (loaded with the caller's grant by ``imbi.core.access``),
+checks what the grant allows, resolves the plugin (``resolution``), invokes it (``runner``),
+masks secrets and writes the audit trail. Reads need only membership, which loading the
+project already proved.
 Secret values are masked unless the caller asks to reveal them *and* holds the read-secrets
 grant; every revealed secret and every write is audited, never with its value.
 """
@@ -23,8 +25,8 @@ from .resolution import (
     EffectiveBinding,
     ResolutionError,
     Resolved,
-    check_entry,
     effective_bindings,
+    entry_status,
     resolve,
     select,
 )
@@ -77,11 +79,7 @@ def project_tabs(project: Project) -> dict[str, list[TabSource]]:
             chosen = None
         sources = []
         for binding in (b for b in bindings if b.tab == tab):
-            try:
-                check_entry(binding.plugin, snapshot)
-                status, reason = "ok", ""
-            except ResolutionError as exc:
-                status, reason = exc.code, exc.detail
+            status, reason = entry_status(binding.plugin, snapshot)
             sources.append(TabSource(binding, status, reason, binding is chosen))
         tabs[tab] = sources
     return tabs

@@ -8,8 +8,9 @@ Owns:
   the project (or org admins) bind, override and unbind plugins through
   ``plugins_core.bindings``. Credentials never appear on these pages;
 * the admin registry page: every discovered entry point with its status, and the installed
-  plugins with enable/disable actions (``set_plugin_enabled``, audited);
-* the login page for members who are not staff (the admin login refuses them).
+  plugins with enable/disable actions (``set_plugin_enabled``, audited).
+
+The login page for members who are not staff is Django's, routed in ``plugins_core.urls``.
 
 Views stay thin: parse, authorize (``imbi.core.access``), call a service function, render.
 """
@@ -39,7 +40,7 @@ from . import bindings as binding_service
 from . import registry
 from .forms import AddBindingForm, BindingForm, OptionsForm
 from .models import Plugin, ProjectPlugin, ProjectTypePlugin, Tab
-from .resolution import ResolutionError, check_entry, manifest_for
+from .resolution import ResolutionError, entry_status, manifest_for
 from .sdk import LogLevel
 from .sdk.errors import InvalidInput
 from .wizard import installable_organizations, preview
@@ -107,11 +108,7 @@ def binding_rows(project: Project) -> list[BindingRow]:
         merged.setdefault((own.tab, own.plugin_id), {"plugin": own.plugin})["project_binding"] = own
     rows = []
     for (tab, _), parts in sorted(merged.items(), key=lambda i: (i[0][0], i[1]["plugin"].slug)):
-        try:
-            check_entry(parts["plugin"], snapshot)
-            status, reason = "ok", ""
-        except ResolutionError as exc:
-            status, reason = exc.code, exc.detail
+        status, reason = entry_status(parts["plugin"], snapshot)
         rows.append(
             BindingRow(
                 plugin=parts["plugin"],

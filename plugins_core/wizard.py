@@ -353,13 +353,6 @@ class Pipeline:
 # --------------------------------------------------------------------------- test connection
 
 
-def _scrub(text: str, secret_values: list[str]) -> str:
-    for value in sorted(secret_values, key=len, reverse=True):
-        if len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
-
-
 def test_connection(
     manifest_entry: registry.Entry,
     organization: Organization,
@@ -435,9 +428,9 @@ def test_connection(
             "message": f"the plugin failed ({type(exc).__name__})",
             "details": {},
         }
-    outcome["message"] = _scrub(str(outcome["message"]), secret_values)
+    outcome["message"] = redact(str(outcome["message"]), secret_values)
     details: dict[str, Any] = outcome["details"]
-    outcome["details"] = {k: _scrub(str(v), secret_values) for k, v in details.items()}
+    outcome["details"] = {k: redact(str(v), secret_values) for k, v in details.items()}
     return outcome
 
 
@@ -1062,7 +1055,7 @@ class StepView(WizardView):
                 preview = expand_search_template(
                     plan.search_template, sample, self.manifest.plugin_type.value
                 )
-            except (TemplateError, ValueError):
+            except ValueError:
                 preview = ""
         return {
             "service_mode": plan.service_mode,
@@ -1154,5 +1147,5 @@ class PreviewView(WizardView):
 def preview(template: str, project: Project, tab: str) -> dict[str, Any]:
     try:
         return {"ok": True, "value": expand_search_template(template, project, tab)}
-    except (TemplateError, ValueError) as exc:
+    except ValueError as exc:
         return {"ok": False, "error": str(exc)}

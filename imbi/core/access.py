@@ -1,4 +1,4 @@
-"""Who may do what, by organization role. Every permission check in views calls these.
+"""Who may do what, by organization role: the grant loaders and permission predicates.
 
 Roles rank viewer < editor < owner < admin. Viewers read keys and logs; secret values need
 the explicit ``can_read_secrets`` grant; configuration writes need editor or above; project
@@ -36,32 +36,8 @@ def _rank(user: Any, organization: Organization) -> int:
     return ROLE_RANK.get(member.role, 0) if member else 0
 
 
-def can_view(user: Any, organization: Organization) -> bool:
-    return _rank(user, organization) >= ROLE_RANK[Role.VIEWER]
-
-
-def can_write_config(user: Any, organization: Organization) -> bool:
-    return _rank(user, organization) >= ROLE_RANK[Role.EDITOR]
-
-
-def can_read_secrets(user: Any, organization: Organization) -> bool:
-    if getattr(user, "is_superuser", False):
-        return True
-    member = membership(user, organization)
-    return bool(member and member.can_read_secrets)
-
-
 def is_org_admin(user: Any, organization: Organization) -> bool:
     return _rank(user, organization) >= ROLE_RANK[Role.ADMIN]
-
-
-def can_bind_project(user: Any, project: Project) -> bool:
-    organization = project.organization
-    if is_org_admin(user, organization):
-        return True
-    if _rank(user, organization) < ROLE_RANK[Role.OWNER]:
-        return False
-    return project.owners.filter(pk=user.pk).exists()
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,12 +139,8 @@ def load_organization(user: Any, org_slug: str) -> tuple[Organization, Grant]:
     return org, grant
 
 
-def owns_project(user: Any, project: Project) -> bool:
-    return project.owners.filter(pk=user.pk).exists()
-
-
 def can_bind_project_grant(user: Any, grant: Grant, project: Project) -> bool:
     """Org admins bind anywhere; owners (role owner) bind on projects they own."""
     if grant.at_least(Role.ADMIN):
         return True
-    return grant.at_least(Role.OWNER) and owns_project(user, project)
+    return grant.at_least(Role.OWNER) and project.owners.filter(pk=user.pk).exists()

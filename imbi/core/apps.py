@@ -7,6 +7,3 @@ class CoreConfig(AppConfig):
     name = "imbi.core"
     label = "core"
     verbose_name = "Imbi"
-
-    def ready(self) -> None:
-        from imbi import celery  # noqa: F401  (register the Celery app with Django)

@@ -22,13 +22,12 @@ from plugins_core import bindings as binding_service
 from plugins_core import registry, tabs
 from plugins_core.install import InstallError, install_from_template
 from plugins_core.models import Plugin, ProjectPlugin, ProjectTypePlugin
-from plugins_core.resolution import ResolutionError, Resolved, check_entry
+from plugins_core.resolution import Resolved, entry_status
 from plugins_core.sdk import ConfigKey, ConfigValue, ConfigWrite, DataType
 from plugins_core.sdk.errors import InvalidInput
 
 from . import serializers as s
 
-ERRORS: dict[int, Any] = {}  # error responses are added to every operation by imbi.api.schema
 KEY_PARAM = OpenApiParameter(
     "key",
     OpenApiTypes.STR,
@@ -62,7 +61,7 @@ def _value(value: ConfigValue) -> dict[str, Any]:
 
 
 class ProjectTabsView(APIView):
-    @extend_schema(responses={200: s.TabsOut, **ERRORS}, operation_id="project_tabs")
+    @extend_schema(responses={200: s.TabsOut}, operation_id="project_tabs")
     def get(self, request: Request, org: str, project_id: int) -> Response:
         project, _ = load_project(request.user, org, project_id)
         result = [
@@ -89,7 +88,7 @@ class ProjectTabsView(APIView):
 class ConfigurationKeysView(APIView):
     @extend_schema(
         parameters=[s.SourceQuery],
-        responses={200: s.KeysOut, **ERRORS},
+        responses={200: s.KeysOut},
         operation_id="configuration_keys",
     )
     def get(self, request: Request, org: str, project_id: int) -> Response:
@@ -102,7 +101,7 @@ class ConfigurationKeysView(APIView):
 class ConfigurationValuesView(APIView):
     @extend_schema(
         parameters=[s.ValuesQuery],
-        responses={200: s.ValuesOut, **ERRORS},
+        responses={200: s.ValuesOut},
         operation_id="configuration_values",
     )
     def get(self, request: Request, org: str, project_id: int) -> Response:
@@ -119,7 +118,7 @@ class ConfigurationKeyView(APIView):
     @extend_schema(
         parameters=[s.SourceQuery, KEY_PARAM],
         request=s.ConfigWriteIn,
-        responses={200: s.KeyOut, **ERRORS},
+        responses={200: s.KeyOut},
         operation_id="configuration_set",
     )
     def put(self, request: Request, org: str, project_id: int, key: str) -> Response:
@@ -139,7 +138,7 @@ class ConfigurationKeyView(APIView):
 
     @extend_schema(
         parameters=[s.SourceQuery, KEY_PARAM],
-        responses={204: None, **ERRORS},
+        responses={204: None},
         operation_id="configuration_delete",
     )
     def delete(self, request: Request, org: str, project_id: int, key: str) -> Response:
@@ -150,9 +149,7 @@ class ConfigurationKeyView(APIView):
 
 
 class LogsView(APIView):
-    @extend_schema(
-        parameters=[s.LogsQuery], responses={200: s.LogsOut, **ERRORS}, operation_id="logs_search"
-    )
+    @extend_schema(parameters=[s.LogsQuery], responses={200: s.LogsOut}, operation_id="logs_search")
     def get(self, request: Request, org: str, project_id: int) -> Response:
         serializer = s.LogsQuery(
             data={
@@ -191,9 +188,7 @@ class LogsView(APIView):
 
 
 class ProjectBindingsView(APIView):
-    @extend_schema(
-        responses={200: s.BindingOut(many=True), **ERRORS}, operation_id="project_bindings_list"
-    )
+    @extend_schema(responses={200: s.BindingOut(many=True)}, operation_id="project_bindings_list")
     def get(self, request: Request, org: str, project_id: int) -> Response:
         project, _ = load_project(request.user, org, project_id)
         rows = ProjectPlugin.objects.filter(project=project).select_related("plugin")
@@ -201,7 +196,7 @@ class ProjectBindingsView(APIView):
 
     @extend_schema(
         request=s.BindingIn,
-        responses={201: s.BindingOut, **ERRORS},
+        responses={201: s.BindingOut},
         operation_id="project_bindings_create",
     )
     def post(self, request: Request, org: str, project_id: int) -> Response:
@@ -231,14 +226,14 @@ class ProjectBindingView(APIView):
         if not can_bind_project_grant(request.user, grant, binding.project):
             raise tabs.Forbidden("binding plugins needs an org admin or an owner of this project")
 
-    @extend_schema(responses={200: s.BindingOut, **ERRORS}, operation_id="project_binding_get")
+    @extend_schema(responses={200: s.BindingOut}, operation_id="project_binding_get")
     def get(self, request: Request, org: str, project_id: int, binding_id: int) -> Response:
         binding, _ = self._load(request, org, project_id, binding_id)
         return Response(s.binding_out(binding))
 
     @extend_schema(
         request=s.BindingPatch,
-        responses={200: s.BindingOut, **ERRORS},
+        responses={200: s.BindingOut},
         operation_id="project_binding_update",
     )
     def patch(self, request: Request, org: str, project_id: int, binding_id: int) -> Response:
@@ -247,7 +242,7 @@ class ProjectBindingView(APIView):
         self._check(request, binding, grant)
         return Response(s.binding_out(binding_service.update_binding(binding, body, request.user)))
 
-    @extend_schema(responses={204: None, **ERRORS}, operation_id="project_binding_delete")
+    @extend_schema(responses={204: None}, operation_id="project_binding_delete")
     def delete(self, request: Request, org: str, project_id: int, binding_id: int) -> Response:
         binding, grant = self._load(request, org, project_id, binding_id)
         self._check(request, binding, grant)
@@ -269,9 +264,7 @@ def _require_admin(grant: Any) -> None:
 
 
 class TypeBindingsView(APIView):
-    @extend_schema(
-        responses={200: s.BindingOut(many=True), **ERRORS}, operation_id="type_bindings_list"
-    )
+    @extend_schema(responses={200: s.BindingOut(many=True)}, operation_id="type_bindings_list")
     def get(self, request: Request, org: str, type_slug: str) -> Response:
         project_type, _ = _project_type(request, org, type_slug)
         rows = ProjectTypePlugin.objects.filter(project_type=project_type).select_related("plugin")
@@ -279,7 +272,7 @@ class TypeBindingsView(APIView):
 
     @extend_schema(
         request=s.BindingIn,
-        responses={201: s.BindingOut, **ERRORS},
+        responses={201: s.BindingOut},
         operation_id="type_bindings_create",
     )
     def post(self, request: Request, org: str, type_slug: str) -> Response:
@@ -304,14 +297,14 @@ class TypeBindingView(APIView):
             raise Http404
         return binding, grant
 
-    @extend_schema(responses={200: s.BindingOut, **ERRORS}, operation_id="type_binding_get")
+    @extend_schema(responses={200: s.BindingOut}, operation_id="type_binding_get")
     def get(self, request: Request, org: str, type_slug: str, binding_id: int) -> Response:
         binding, _ = self._load(request, org, type_slug, binding_id)
         return Response(s.binding_out(binding))
 
     @extend_schema(
         request=s.BindingPatch,
-        responses={200: s.BindingOut, **ERRORS},
+        responses={200: s.BindingOut},
         operation_id="type_binding_update",
     )
     def patch(self, request: Request, org: str, type_slug: str, binding_id: int) -> Response:
@@ -320,7 +313,7 @@ class TypeBindingView(APIView):
         _require_admin(grant)
         return Response(s.binding_out(binding_service.update_binding(binding, body, request.user)))
 
-    @extend_schema(responses={204: None, **ERRORS}, operation_id="type_binding_delete")
+    @extend_schema(responses={204: None}, operation_id="type_binding_delete")
     def delete(self, request: Request, org: str, type_slug: str, binding_id: int) -> Response:
         binding, grant = self._load(request, org, type_slug, binding_id)
         _require_admin(grant)
@@ -358,18 +351,14 @@ class RegistryView(APIView):
 
 class InstalledPluginsView(APIView):
     @extend_schema(
-        responses={200: s.InstalledPluginOut(many=True), **ERRORS}, operation_id="installed_plugins"
+        responses={200: s.InstalledPluginOut(many=True)}, operation_id="installed_plugins"
     )
     def get(self, request: Request, org: str) -> Response:
         organization, _ = load_organization(request.user, org)
         snapshot = registry.current()
         out = []
         for plugin in Plugin.objects.filter(organization=organization).select_related("service"):
-            try:
-                check_entry(plugin, snapshot)
-                status, reason = "ok", ""
-            except ResolutionError as exc:
-                status, reason = exc.code, exc.detail
+            status, reason = entry_status(plugin, snapshot)
             out.append(s.installed_out(plugin, status, reason))
         return Response(out)
 

@@ -4,27 +4,26 @@ secret options never leave the server, owners cannot set operator-only options, 
 organization renames and never roll back, and admin pages list only what an operator may see.
 """
 
-# ruff: noqa
 from __future__ import annotations
 
-import json, logging
-from typing import Any
-import pytest
-from django.test import Client
-from imbi.core.models import Role, Organization
-from plugins_core import registry, resolution
-from plugins_core.models import ProjectPlugin
-from django.urls import reverse
-from rest_framework.test import APIClient
-from tests.plugins_core.test_views import secrets_everywhere, owner, login
-from tests.plugins_core.test_forms import SIGNING_KEY
-from imbi.core.models import Role
+import json
 import logging
 from collections.abc import Sequence
-from tests.plugins_core.test_views import login
-from tests.plugins_core.test_forms import use_handler
-from plugins_core import registry, wizard
-from plugins_core.models import ProjectTypePlugin, ServiceApplication, ThirdPartyService, Plugin
+
+from django.test import Client
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from imbi.core.access import load_project
+from imbi.core.models import Organization, Role
+from plugins_core import registry, resolution, wizard
+from plugins_core.models import (
+    Plugin,
+    ProjectPlugin,
+    ProjectTypePlugin,
+    ServiceApplication,
+    ThirdPartyService,
+)
 from plugins_core.sdk import (
     ConfigKey,
     ConfigurationPlugin,
@@ -37,16 +36,9 @@ from plugins_core.sdk import (
     PluginManifest,
     PluginType,
 )
-from imbi.core.access import load_project
-from plugins_core import resolution
-from plugins_core.models import ThirdPartyService, Plugin
-from tests.plugins_core.test_views import login, owner
-import json
-from imbi.core.models import Role, Project, ProjectType, Organization
-from plugins_core.models import ThirdPartyService, Plugin, ProjectPlugin, ProjectTypePlugin
-from tests.plugins_core.test_admin import staff_admin
-from imbi.core.models import Organization
-from plugins_core.models import ThirdPartyService, Plugin, ProjectTypePlugin
+from tests.plugins_core.test_admin import staff_admin  # noqa: F401  (fixture)
+from tests.plugins_core.test_forms import SIGNING_KEY, use_handler
+from tests.plugins_core.test_views import login, owner, secrets_everywhere  # noqa: F401
 
 
 def test_huge_project_id_api(api, project):
@@ -105,7 +97,7 @@ def test_viewer_reads_secret_option_via_bindings_api(secrets_everywhere, make_me
     r2 = c.get("/api/orgs/acme/project-types/api/bindings")
     b = secrets_everywhere["binding"]
     r3 = c.get(f"/api/orgs/acme/projects/{project.pk}/bindings/{b.pk}")
-    for r in (r1, r2, r3):
+    for _r in (r1, r2, r3):
         pass
     assert SIGNING_KEY not in r1.content.decode() + r2.content.decode() + r3.content.decode()
 
@@ -114,10 +106,10 @@ def test_admin_binding_change_page_shows_secret_option(secrets_everywhere, djang
     root = django_user_model.objects.create_superuser("root2", "r@example.com", "pw")
     admin = login(root)
     b = secrets_everywhere["binding"]
-    t = secrets_everywhere["type_binding"]
+    secrets_everywhere["type_binding"]
     for url in (reverse("admin:plugins_core_projectplugin_change", args=(b.pk,)),):
         html = admin.get(url).content.decode()
-        i = html.find(SIGNING_KEY)
+        html.find(SIGNING_KEY)
         pass
         assert SIGNING_KEY not in html
 
@@ -165,7 +157,7 @@ def test_wizard_test_connection_logs_credential(monkeypatch, org, caplog):
     pass
     assert PW not in str(out)
     logged = "\n".join(
-        (r.getMessage() + (str(r.exc_info[1]) if r.exc_info else "") for r in caplog.records)
+        r.getMessage() + (str(r.exc_info[1]) if r.exc_info else "") for r in caplog.records
     )
     pass
     assert PW not in logged
@@ -186,10 +178,10 @@ def test_runner_log_keeps_secret_option(
     c = APIClient()
     c.force_authenticate(viewer)
     caplog.set_level(logging.ERROR)
-    r = c.get(f"/api/orgs/acme/projects/{project.pk}/configuration")
+    c.get(f"/api/orgs/acme/projects/{project.pk}/configuration")
     pass
-    logged = "\n".join((r.getMessage() for r in caplog.records))
-    i = logged.find(OPT)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    logged.find(OPT)
     pass
     assert OPT not in logged
 
@@ -214,7 +206,7 @@ def test_service_credentials_fallback_form_rerenders_secret(org, django_user_mod
         "application-INITIAL_FORMS": "0",
         "application-MIN_NUM_FORMS": "0",
         "application-MAX_NUM_FORMS": "1",
-        "application-0-new_credentials": '{"api_token": "%s"}' % PW,
+        "application-0-new_credentials": f'{{"api_token": "{PW}"}}',
         "application-0-service": svc.pk,
         "plugins-TOTAL_FORMS": "0",
         "plugins-INITIAL_FORMS": "0",
@@ -224,7 +216,7 @@ def test_service_credentials_fallback_form_rerenders_secret(org, django_user_mod
     r = admin.post(url, data)
     html = r.content.decode()
     pass
-    i = html.find(PW)
+    html.find(PW)
     pass
     assert r.status_code == 200
     assert PW not in html
@@ -234,7 +226,7 @@ def test_org_rename_leaves_stale_plan(org, project, config_plugin, bind_type, ma
     bind_type(config_plugin, default=True, search_template="${org}/${project}/")
     user = make_member(org, Role.ADMIN)
     p, _ = load_project(user, "acme", project.pk)
-    first = resolution.resolve(p, "configuration", cached=True)
+    resolution.resolve(p, "configuration", cached=True)
     pass
     o = Organization.objects.get(pk=org.pk)
     o.slug = "acme-renamed"
@@ -256,7 +248,7 @@ def test_org_rename_api_reads_old_namespace(org, project, config_plugin, bind_ty
     o = Organization.objects.get(pk=org.pk)
     o.slug = "acme2"
     o.save()
-    r = c.put(
+    c.put(
         f"/api/orgs/acme2/projects/{project.pk}/configuration/keys/K",
         {"data_type": "string", "value": "v"},
         format="json",
@@ -407,7 +399,7 @@ def test_sweep(org, project, config_plugin, logs_plugin, bind_type, make_member,
     c.force_authenticate(make_member(org, Role.ADMIN, secrets=True))
     base = f"/api/orgs/acme/projects/{project.pk}"
     urls = [
-        base + "/configuration/values?keys=" + ",".join((f"k{i}" for i in range(5000))),
+        base + "/configuration/values?keys=" + ",".join(f"k{i}" for i in range(5000)),
         base + "/configuration/values?reveal=maybe",
         base + "/configuration/values?source=%C3%A9",
         base + "/logs?filter=@x:regex:(",
@@ -421,7 +413,7 @@ def test_sweep(org, project, config_plugin, logs_plugin, bind_type, make_member,
         "/api/orgs/%E2%98%83/plugins",
     ]
     for u in urls:
-        r = c.get(u)
+        c.get(u)
         pass
     for body in [
         '{"data_type":"number","value":1e400}',
@@ -432,14 +424,14 @@ def test_sweep(org, project, config_plugin, logs_plugin, bind_type, make_member,
         '{"data_type":"json","value":{"a":{"b":[1,2,{"c":null}]}},"secret":"yes"}',
         '{"data_type":"number","value":' + "9" * 5000 + "}",
     ]:
-        r = c.put(base + "/configuration/keys/k", data=body, content_type="application/json")
+        c.put(base + "/configuration/keys/k", data=body, content_type="application/json")
         pass
     for body in [
         '{"entry_point": []}',
         '{"entry_point": "nope"}',
         '{"entry_point": "example-broken"}',
     ]:
-        r = c.post("/api/orgs/acme/plugins/install", data=body, content_type="application/json")
+        c.post("/api/orgs/acme/plugins/install", data=body, content_type="application/json")
         pass
     root = django_user_model.objects.create_superuser("root5", "r@example.com", "pw")
     admin = login(root)
@@ -448,11 +440,11 @@ def test_sweep(org, project, config_plugin, logs_plugin, bind_type, make_member,
         "/admin/plugins_core/plugin/install/preview/?project=99999999999999999999&template=x",
         f"/projects/acme/{project.pk}/preview/?template=%24%7Bproject_id%7D%00&tab=%00",
     ]:
-        r = admin.get(u)
+        admin.get(u)
         pass
-    r = admin.post("/admin/plugins_core/plugin/99999999999999999999/state/", {"enabled": "1"})
+    admin.post("/admin/plugins_core/plugin/99999999999999999999/state/", {"enabled": "1"})
     pass
-    r = admin.post(
+    admin.post(
         reverse("admin:plugins_core_thirdpartyservice_add"),
         {
             "organization": org.pk,
@@ -503,3 +495,35 @@ def test_staff_sees_foreign_org_names(staff_admin, org, other_org):
     )
     p.refresh_from_db()
     assert p.enabled
+
+
+def test_admin_project_binding_refuses_operator_only_options(
+    db, org, project, django_user_model, tmp_path
+):
+    root = django_user_model.objects.create_superuser("root9", "r9@example.com", "pw")
+    client = Client()
+    client.force_login(root)
+    svc = ThirdPartyService.objects.create(
+        organization=org,
+        vendor="local",
+        name="L",
+        slug="loc",
+        settings={"directory": str(tmp_path)},
+    )
+    plugin = Plugin.objects.create(
+        organization=org, service=svc, slug="local-logs", plugin_type="logs", handler="local-logs"
+    )
+    response = client.post(
+        reverse("admin:plugins_core_projectplugin_add"),
+        {
+            "project": project.pk,
+            "plugin": plugin.pk,
+            "tab": "logs",
+            "default": "on",
+            "search_template": "",
+            "options": '{"directory": "/etc"}',
+        },
+    )
+    assert response.status_code == 200  # the form is shown again with the error
+    assert "only administrators set this" in response.content.decode()
+    assert not ProjectPlugin.objects.filter(plugin=plugin).exists()

@@ -1,7 +1,7 @@
 """``manage.py plugin``: list the registry, rebuild it, install from a manifest template.
 
 - ``plugin list``: every entry point with its distribution, version, status and reason.
-- ``plugin install-template <entry point> --org <slug>``: one-click install (ADR 0012).
+- ``plugin install-template <entry point> --org <slug>``: one-click install (Imbi's ADR 0012).
 Exits non-zero with a one-line reason on bad input.
 """
 
