@@ -11,7 +11,8 @@ Secrets are write-only here:
 - a plugin's options are edited on a form generated from its manifest, secret options as
   ``PasswordInput(render_value=False)``; without a loaded manifest only option names show.
 
-Staff who are not superusers see and change only rows of organizations they administer.
+Staff who are not superusers see and change only rows of organizations they administer
+(``imbi.core.access.installable_organizations``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.urls import URLPattern, path, reverse
 
-from imbi.core import audit
-from imbi.core.models import AuditEvent, Organization
+from imbi.core import access, audit
+from imbi.core.models import AuditEvent
 
 from . import registry, views, wizard
 from .bindings import binding_errors, keep_masked, mask_options
@@ -40,6 +41,7 @@ from .forms import (
     option_fields,
     stored_status,
 )
+from .lifecycle import record_plugin_state, set_plugin_enabled
 from .models import (
     Plugin,
     ProjectPlugin,
@@ -58,20 +60,19 @@ class OrgScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     org_field = "organization"
 
-    def administered(self, request: HttpRequest) -> QuerySet[Organization]:
-        return wizard.installable_organizations(request.user)
-
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         queryset = super().get_queryset(request)
         if request.user.is_superuser:
             return queryset
-        return queryset.filter(**{f"{self.org_field}__in": self.administered(request)})
+        return queryset.filter(
+            **{f"{self.org_field}__in": access.installable_organizations(request.user)}
+        )
 
     def _allowed(self, request: HttpRequest, obj: Any) -> bool:
         if obj is None or request.user.is_superuser:
             return True
         org_id = getattr(obj, f"{self.org_field}_id", None) or 0
-        return self.administered(request).filter(pk=org_id).exists()
+        return access.installable_organizations(request.user).filter(pk=org_id).exists()
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return super().has_view_permission(request, obj) and self._allowed(request, obj)
@@ -91,7 +92,7 @@ class OrgScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if not request.user.is_superuser:
-            orgs = self.administered(request)
+            orgs = access.installable_organizations(request.user)
             if db_field.name == "organization":
                 kwargs["queryset"] = orgs
             elif db_field.related_model in (ThirdPartyService, Plugin) or (
@@ -264,9 +265,20 @@ class ThirdPartyServiceAdmin(OrgScopedAdmin):
     exclude = ("icon",)
     inlines = (ServiceApplicationInline, PluginInline)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        # One EXISTS per row in the same query, not one query per changelist row; never
+        # select_related("application"): loading it would decrypt the credentials.
+        queryset: QuerySet[Any] = super().get_queryset(request)
+        applications = ServiceApplication.objects.filter(service=OuterRef("pk"))
+        annotated: QuerySet[Any] = queryset.annotate(has_credentials=Exists(applications))
+        return annotated
+
     @admin.display(description="Credentials")
     def credentials_status(self, obj: ThirdPartyService) -> str:
-        return stored_status(ServiceApplication.objects.filter(service=obj).exists())
+        has = getattr(obj, "has_credentials", None)
+        if has is None:  # an instance not loaded through get_queryset
+            has = ServiceApplication.objects.filter(service=obj).exists()
+        return stored_status(has)
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         super().save_formset(request, form, formset, change)
@@ -305,7 +317,7 @@ def _plugin_status(plugin: Plugin) -> tuple[str, str]:
     entry = registry.current().get(plugin.handler)
     if entry is None:
         return "not installed", f"handler '{plugin.handler}' is not installed on this server"
-    return views.STATUS_LABELS[entry.status], entry.reason
+    return entry.status.label, entry.reason
 
 
 @admin.register(Plugin)
@@ -382,22 +394,16 @@ class PluginAdmin(OrgScopedAdmin):
         state_changed = change and "enabled" in form.changed_data
         super().save_model(request, obj, form, change)
         if state_changed:
-            audit.record(
-                AuditEvent.Action.PLUGIN_STATE,
-                actor=request.user,
-                organization=obj.organization,
-                plugin_slug=obj.slug,
-                detail="enabled" if obj.enabled else "disabled",
-            )
+            record_plugin_state(obj, request.user)
 
     @admin.action(description="Enable selected plugins", permissions=["change"])
     def enable_plugins(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None:
-        changed = sum(views.set_plugin_enabled(p, True, request.user) for p in queryset)
+        changed = sum(set_plugin_enabled(p, True, request.user) for p in queryset)
         messages.success(request, f"Enabled {changed} plugin(s).")
 
     @admin.action(description="Disable selected plugins", permissions=["change"])
     def disable_plugins(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None:
-        changed = sum(views.set_plugin_enabled(p, False, request.user) for p in queryset)
+        changed = sum(set_plugin_enabled(p, False, request.user) for p in queryset)
         messages.success(request, f"Disabled {changed} plugin(s).")
 
     def get_urls(self) -> list[URLPattern]:

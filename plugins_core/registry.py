@@ -64,6 +64,11 @@ class Status(enum.StrEnum):
     INCOMPATIBLE = "incompatible"
     DUPLICATE = "duplicate"
 
+    @property
+    def label(self) -> str:
+        """Human-readable status, as shown on the admin pages ("import failed")."""
+        return self.value.replace("_", " ")
+
 
 _ERRORS: Mapping[Status, type[RegistryError]] = {
     Status.IMPORT_FAILED: PluginImportError,

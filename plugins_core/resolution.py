@@ -15,7 +15,8 @@ Read top-down, this is section 4 of Imbi's ADR 0008 (the seed design):
    the search template, and decrypt the credentials (``credentials_for``, the only place
    they are decrypted). ``cached_plan`` memoizes steps 1-4 per process (ADR 0003).
 
-``effective_bindings`` loads every merged binding for listings (the tabs endpoint).
+``effective_bindings`` loads every merged binding for listings (the tabs endpoint);
+``preview_search_template`` answers the search-template preview endpoints.
 Errors are ``ResolutionError`` subclasses carrying a stable ``code`` and an HTTP status.
 """
 
@@ -140,6 +141,15 @@ def expand_search_template(template: str, project: Project, tab: str) -> str:
         project_type=project.project_type.slug,
         tab=tab,
     )
+
+
+def preview_search_template(template: str, project: Project, tab: str) -> dict[str, Any]:
+    """The template expanded for ``project`` as a JSON-able answer (``ok`` plus ``value`` or
+    ``error``); used by the admin wizard's and the project page's preview endpoints."""
+    try:
+        return {"ok": True, "value": expand_search_template(template, project, tab)}
+    except ValueError as exc:
+        return {"ok": False, "error": str(exc)}
 
 
 # --- 1. merge ------------------------------------------------------------------------

@@ -8,7 +8,7 @@ Owns:
   the project (or org admins) bind, override and unbind plugins through
   ``plugins_core.bindings``. Credentials never appear on these pages;
 * the admin registry page: every discovered entry point with its status, and the installed
-  plugins with enable/disable actions (``set_plugin_enabled``, audited).
+  plugins with enable/disable actions (through ``plugins_core.lifecycle``, audited).
 
 The login page for members who are not staff is Django's, routed in ``plugins_core.urls``.
 
@@ -32,18 +32,18 @@ from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 
-from imbi.core import audit
+from imbi.core import access
 from imbi.core.access import Grant, can_bind_project_grant, load_project
-from imbi.core.models import AuditEvent, Organization, Project
+from imbi.core.models import Project
 
 from . import bindings as binding_service
 from . import registry
 from .forms import AddBindingForm, BindingForm, OptionsForm
+from .lifecycle import set_plugin_enabled
 from .models import Plugin, ProjectPlugin, ProjectTypePlugin, Tab
-from .resolution import ResolutionError, entry_status, manifest_for
+from .resolution import ResolutionError, entry_status, manifest_for, preview_search_template
 from .sdk import LogLevel
 from .sdk.errors import InvalidInput
-from .wizard import installable_organizations, preview
 
 LOGIN_URL = reverse_lazy("ui:login")
 login = method_decorator(login_required(login_url=LOGIN_URL), name="dispatch")
@@ -336,30 +336,10 @@ class ProjectPreviewView(View):
     def get(self, request: HttpRequest, org: str, project_id: int) -> JsonResponse:
         project, _ = _project(request, org, project_id)
         tab = request.GET.get("tab", "configuration")
-        return JsonResponse(preview(request.GET.get("template", ""), project, tab))
+        return JsonResponse(preview_search_template(request.GET.get("template", ""), project, tab))
 
 
 # --------------------------------------------------------------------------- admin registry
-
-
-def set_plugin_enabled(plugin: Plugin, enabled: bool, actor: Any) -> bool:
-    """Enable or disable an installed plugin; audited. Returns whether anything changed."""
-    if plugin.enabled == enabled:
-        return False
-    plugin.enabled = enabled
-    plugin.save(update_fields=["enabled"])
-    audit.record(
-        AuditEvent.Action.PLUGIN_STATE,
-        actor=actor,
-        organization=plugin.organization,
-        plugin_slug=plugin.slug,
-        detail="enabled" if enabled else "disabled",
-    )
-    return True
-
-
-def administered(user: Any) -> QuerySet[Organization]:
-    return installable_organizations(user)
 
 
 def can_admin_plugin(user: Any, plugin: Plugin) -> bool:
@@ -367,17 +347,8 @@ def can_admin_plugin(user: Any, plugin: Plugin) -> bool:
         return False
     return bool(
         getattr(user, "is_superuser", False)
-        or administered(user).filter(pk=plugin.organization_id).exists()
+        or access.installable_organizations(user).filter(pk=plugin.organization_id).exists()
     )
-
-
-STATUS_LABELS = {
-    registry.Status.LOADED: "loaded",
-    registry.Status.IMPORT_FAILED: "import failed",
-    registry.Status.INVALID: "invalid",
-    registry.Status.INCOMPATIBLE: "incompatible",
-    registry.Status.DUPLICATE: "duplicate",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,7 +358,7 @@ class RegistryRow:
 
     @property
     def label(self) -> str:
-        return STATUS_LABELS[self.entry.status]
+        return self.entry.status.label
 
     @property
     def manifest(self) -> Any:
@@ -407,7 +378,9 @@ class RegistryView(View):
             "organization__slug", "slug"
         )
         if not request.user.is_superuser:
-            plugins = plugins.filter(organization__in=administered(request.user))
+            plugins = plugins.filter(
+                organization__in=access.installable_organizations(request.user)
+            )
         by_handler: dict[str, list[Plugin]] = {}
         for plugin in plugins:
             by_handler.setdefault(plugin.handler, []).append(plugin)
@@ -427,7 +400,8 @@ class RegistryView(View):
                 "orphans": orphans,
                 "snapshot": snapshot,
                 "host_api": registry.HOST_API_VERSION,
-                "can_install": request.user.is_superuser or administered(request.user).exists(),
+                "can_install": request.user.is_superuser
+                or access.installable_organizations(request.user).exists(),
             },
         )
 
@@ -465,5 +439,4 @@ __all__ = [
     "ProjectPageView",
     "ProjectPreviewView",
     "RegistryView",
-    "set_plugin_enabled",
 ]

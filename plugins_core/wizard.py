@@ -2,8 +2,9 @@
 
 Owns the pipeline (``Pipeline``: one install in progress, stored in the session under
 ``SESSION_KEY`` and addressed by a random id in the URL), its steps and their views, the
-template preview endpoint, ``test_connection`` (builds the handler directly and calls
-``test_connection()``) and ``finish_install``, the only function that writes.
+template preview endpoint (``PreviewView``; the expansion is
+``plugins_core.resolution.preview_search_template``), ``test_connection`` (builds the handler
+directly and calls ``test_connection()``) and ``finish_install``, the only function that writes.
 
 Steps: plugin → service → credentials → options → test → bind → finish (summary, confirm).
 Nothing is written before the last step; ``finish_install`` then, in ONE transaction, installs
@@ -17,7 +18,8 @@ State safety:
 - the state records a signature of the plugin's registry entry (name, target, distribution,
   version, manifest); a plugin changed (upgraded, removed, broken) mid-flow is detected on the
   next request and the wizard starts over;
-- every step re-checks permission: superuser, or admin of the chosen organization.
+- every step re-checks permission (``imbi.core.access.can_install``): superuser, or admin of
+  the chosen organization.
 """
 
 from __future__ import annotations
@@ -35,15 +37,14 @@ from django.contrib import messages
 from django.contrib.admin import AdminSite
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views import View
 
 from imbi.core import audit, crypto
-from imbi.core.access import is_org_admin
-from imbi.core.models import AuditEvent, Organization, Project, ProjectType, Role
+from imbi.core.access import can_install, installable_organizations
+from imbi.core.models import AuditEvent, Organization, Project, ProjectType
 
 from . import bindings as binding_service
 from . import registry
@@ -59,7 +60,12 @@ from .forms import (
 )
 from .install import InstallError, available_templates, install_from_template
 from .models import Plugin, ProjectTypePlugin, ServiceApplication, Tab, ThirdPartyService
-from .resolution import ResolutionError, TemplateError, expand_search_template
+from .resolution import (
+    ResolutionError,
+    TemplateError,
+    expand_search_template,
+    preview_search_template,
+)
 from .runner import redact
 from .sdk import (
     ConnectionResult,
@@ -104,21 +110,6 @@ class WizardError(Exception):
 
 
 # --------------------------------------------------------------------------- permission
-
-
-def installable_organizations(user: Any) -> QuerySet[Organization]:
-    """Organizations the user may install plugins into: all for a superuser, else admin ones."""
-    if getattr(user, "is_superuser", False):
-        return Organization.objects.all()
-    return Organization.objects.filter(memberships__user_id=user.pk, memberships__role=Role.ADMIN)
-
-
-def can_install(user: Any, organization: Organization) -> bool:
-    return bool(
-        getattr(user, "is_active", False)
-        and getattr(user, "is_staff", False)
-        and (getattr(user, "is_superuser", False) or is_org_admin(user, organization))
-    )
 
 
 def _authorize(request: HttpRequest, organization: Organization | None = None) -> None:
@@ -193,6 +184,9 @@ class Pipeline:
         self.request = request
         self.id = pid
         self.state = state
+        # target_service per (choice, template vendor), for this request only: a Pipeline is
+        # built per request (``start``/``load``), so a stale row never outlives the request.
+        self._targets: dict[tuple[Any, ...], ThirdPartyService | None] = {}
 
     # -- lifecycle --
 
@@ -281,7 +275,22 @@ class Pipeline:
         return dict(self.state["service"] or {})
 
     def target_service(self, manifest: PluginManifest) -> ThirdPartyService | None:
-        """The existing service the install will use, if any (never written here)."""
+        """The existing service the install will use, if any (never written here).
+
+        Memoized per instance, keyed on the inputs: the summary asks several times."""
+        choice = self.service_choice
+        template = manifest.service_template
+        key = (
+            self.state["organization_id"],
+            choice.get("mode"),
+            choice.get("service_id"),
+            template.vendor if template else None,
+        )
+        if key not in self._targets:
+            self._targets[key] = self._find_target_service(manifest)
+        return self._targets[key]
+
+    def _find_target_service(self, manifest: PluginManifest) -> ThirdPartyService | None:
         choice = self.service_choice
         org_id = self.state["organization_id"]
         if choice.get("mode") == ServiceForm.EXISTING and choice.get("service_id"):
@@ -1141,11 +1150,4 @@ class PreviewView(WizardView):
         if project is None:
             return JsonResponse({"ok": False, "error": "choose a sample project"})
         _authorize(request, project.organization)
-        return JsonResponse(preview(template, project, tab))
-
-
-def preview(template: str, project: Project, tab: str) -> dict[str, Any]:
-    try:
-        return {"ok": True, "value": expand_search_template(template, project, tab)}
-    except ValueError as exc:
-        return {"ok": False, "error": str(exc)}
+        return JsonResponse(preview_search_template(template, project, tab))

@@ -4,6 +4,8 @@ Roles rank viewer < editor < owner < admin. Viewers read keys and logs; secret v
 the explicit ``can_read_secrets`` grant; configuration writes need editor or above; project
 bindings need admin, or owner of that very project; project-type bindings need admin.
 Superusers are admins everywhere. A user with no membership sees nothing (callers answer 404).
+Plugin installation (``installable_organizations``, ``can_install``) needs active staff who
+are superusers or admins of the organization.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404
 
 from .models import ROLE_RANK, Membership, Organization, Project, ProjectType, Role
@@ -38,6 +40,22 @@ def _rank(user: Any, organization: Organization) -> int:
 
 def is_org_admin(user: Any, organization: Organization) -> bool:
     return _rank(user, organization) >= ROLE_RANK[Role.ADMIN]
+
+
+def installable_organizations(user: Any) -> QuerySet[Organization]:
+    """Organizations the user may install plugins into: all for a superuser, else admin ones."""
+    if getattr(user, "is_superuser", False):
+        return Organization.objects.all()
+    return Organization.objects.filter(memberships__user_id=user.pk, memberships__role=Role.ADMIN)
+
+
+def can_install(user: Any, organization: Organization) -> bool:
+    """Active staff who are superusers or admins of ``organization``."""
+    return bool(
+        getattr(user, "is_active", False)
+        and getattr(user, "is_staff", False)
+        and (getattr(user, "is_superuser", False) or is_org_admin(user, organization))
+    )
 
 
 @dataclass(frozen=True, slots=True)

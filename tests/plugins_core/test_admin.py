@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from imbi.core.models import AuditEvent, Organization, Project, Role
@@ -254,3 +256,24 @@ def test_add_pages_render(superuser: Client) -> None:
     for name in ("plugin", "thirdpartyservice", "projecttypeplugin", "projectplugin"):
         response = superuser.get(reverse(f"admin:plugins_core_{name}_add"))
         assert response.status_code == 200, name
+
+
+def test_service_changelist_query_count_does_not_grow_with_rows(
+    superuser: Client, org: Organization, service: ThirdPartyService
+) -> None:
+    url = reverse("admin:plugins_core_thirdpartyservice_changelist")
+    superuser.get(url)  # warm per-process caches (content types, site, session)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert superuser.get(url).status_code == 200
+        return len(queries)
+
+    one = count()
+    for n in range(9):
+        svc = ThirdPartyService.objects.create(
+            organization=org, vendor=f"vendor-{n}", name=f"Service {n}", slug=f"service-{n}"
+        )
+        if n % 2:
+            ServiceApplication.objects.create(service=svc, credentials={"api_token": "t"})
+    assert one == count()
