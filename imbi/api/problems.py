@@ -8,6 +8,7 @@ secret values: callers build them from names, never from credential data.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -87,16 +88,18 @@ def _from_drf(exc: exceptions.APIException) -> Problem:
 
 
 def to_problem(exc: Exception) -> Problem | None:
-    """Map a known exception to a Problem; ``None`` for anything unexpected."""
-    from plugins_core.resolution import ResolutionError
-    from plugins_core.sdk.errors import PluginError
+    """Map a known exception to a Problem; ``None`` for anything unexpected.
 
+    Domain errors need no import here: any exception carrying a string ``code``, an integer
+    ``http_status`` and a ``detail`` is one (SDK ``PluginError``s, resolution and service
+    errors). Optional ``extra``, ``fields`` and ``retry_after`` become problem members.
+    """
     if isinstance(exc, Problem):
         return exc
-    if isinstance(exc, ResolutionError):
-        return Problem(exc.http_status, exc.code, exc.detail, extra=dict(exc.extra))
-    if isinstance(exc, PluginError):
-        extra: dict[str, Any] = {}
+    code, status_code = getattr(exc, "code", None), getattr(exc, "http_status", None)
+    if isinstance(code, str) and isinstance(status_code, int):
+        raw_extra = getattr(exc, "extra", None)
+        extra: dict[str, Any] = dict(raw_extra) if isinstance(raw_extra, Mapping) else {}
         headers: dict[str, str] = {}
         retry_after = getattr(exc, "retry_after", None)
         if retry_after:
@@ -105,7 +108,8 @@ def to_problem(exc: Exception) -> Problem | None:
         fields = getattr(exc, "fields", None)
         if fields:
             extra["errors"] = dict(fields)
-        return Problem(exc.http_status, exc.code, exc.detail, extra=extra, headers=headers)
+        detail = str(getattr(exc, "detail", "") or code)
+        return Problem(status_code, code, detail, extra=extra, headers=headers)
     if isinstance(exc, Http404):
         return Problem(404, "not_found", "Not found.")
     if isinstance(exc, DjangoPermissionDenied):
