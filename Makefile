@@ -3,18 +3,27 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 CATALOG := $(wildcard catalog/*/pyproject.toml)
-EXAMPLE := $(wildcard tests/example_plugin/pyproject.toml)
 
-.PHONY: install run test lint typecheck pytest bench services-deps migrate clean
+.PHONY: install install-test run test lint typecheck pytest bench services-deps migrate clean
 
-$(STAMP): pyproject.toml $(CATALOG) $(EXAMPLE)
+# The platform, its dev tools and every catalog plugin.
+$(STAMP): pyproject.toml $(CATALOG)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]' $(foreach p,$(CATALOG) $(EXAMPLE),-e $(dir $(p)))
+	$(PY) -m pip install -q -e '.[dev]' $(foreach p,$(CATALOG),-e $(dir $(p)))
 	touch $(STAMP)
 
+# Plus the example plugin the tests and benchmarks use (it has deliberately broken entry
+# points, so a demo venv made only by `make run` does not carry it).
+$(TEST_STAMP): $(STAMP) tests/example_plugin/pyproject.toml
+	$(PY) -m pip install -q -e tests/example_plugin
+	touch $(TEST_STAMP)
+
 install: $(STAMP)
+
+install-test: $(TEST_STAMP)
 
 migrate: install
 	$(PY) manage.py migrate --noinput
@@ -26,19 +35,19 @@ run: migrate
 services-deps:
 	bash scripts/install-os-deps.sh
 
-lint: install
+lint: install-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-typecheck: install
+typecheck: install-test
 	$(VENV)/bin/mypy imbi plugins_core bench $(filter-out %.egg-info,$(wildcard catalog/*/imbi_plugin_*))
 
-pytest: install services-deps
+pytest: install-test services-deps
 	$(PY) -m pytest -q
 
-test: install services-deps lint typecheck pytest
+test: install-test services-deps lint typecheck pytest
 
-bench: install services-deps
+bench: install-test services-deps
 	$(PY) -m bench
 
 clean:
