@@ -93,8 +93,8 @@ def test_viewer_reads_secret_option_via_bindings_api(secrets_everywhere, make_me
     r2 = c.get("/api/orgs/acme/project-types/api/bindings")
     b = secrets_everywhere["binding"]
     r3 = c.get(f"/api/orgs/acme/projects/{project.pk}/bindings/{b.pk}")
-    for _r in (r1, r2, r3):
-        pass
+    for response in (r1, r2, r3):
+        assert response.status_code == 200, response.content
     assert SIGNING_KEY not in r1.content.decode() + r2.content.decode() + r3.content.decode()
 
 
