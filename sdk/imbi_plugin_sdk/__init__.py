@@ -4,14 +4,24 @@ A plugin is a ``PluginHandler`` subclass (``ConfigurationPlugin`` or ``LogsPlugi
 ``manifest: ClassVar[PluginManifest]``. The host builds one per call with a
 ``PluginContext`` and ``Credentials``, and exchanges the models of ``types`` with it.
 Plugins raise ``PluginError`` subclasses; ``testkit`` checks a handler against the
-contract. Modules: manifest, types, interfaces, errors, context, testkit.
+contract. Modules: manifest, types, interfaces, errors, context, results (what each
+method returns), redaction, wire (the JSON Call/Reply contract and ``execute``), testkit
+(contract checks, sample builders, fakes) and cli (the ``imbi-plugin`` tool).
 
 Versions: the distribution is ``imbi-plugin-sdk``; its MAJOR.MINOR is the contract's
 ``SDK_API_VERSION`` (the patch level is free). See docs/decisions on version bumps.
 """
 
 from ._version import __version__
-from .context import Credentials, KeyValueStore, MemoryKeyValueStore, PluginContext
+from .context import (
+    Credentials,
+    KeyValueStore,
+    LogSink,
+    MemoryKeyValueStore,
+    MemoryLogSink,
+    PluginContext,
+    sink_logger,
+)
 from .errors import (
     Conflict,
     CredentialsInvalid,
@@ -24,6 +34,7 @@ from .errors import (
     OptionValidationError,
     PermissionDenied,
     PluginError,
+    PluginFailed,
     PluginTimeout,
     UpstreamUnavailable,
 )
@@ -49,6 +60,8 @@ from .manifest import (
     is_compatible,
     looks_like_secret,
 )
+from .redaction import redact, secret_values
+from .results import RESULTS, check_result
 from .types import (
     ConfigKey,
     ConfigValue,
@@ -66,11 +79,14 @@ from .types import (
     LogResult,
     validate_config_key,
 )
+from .wire import Call, Reply, WireError, execute
 
 __all__ = [
     "HANDLER_BASES",
+    "RESULTS",
     "SDK_API_VERSION",
     "ApiVersion",
+    "Call",
     "ConfigKey",
     "ConfigValue",
     "ConfigWrite",
@@ -95,9 +111,11 @@ __all__ = [
     "LogLevel",
     "LogQuery",
     "LogResult",
+    "LogSink",
     "LogsPlugin",
     "ManifestError",
     "MemoryKeyValueStore",
+    "MemoryLogSink",
     "NotFound",
     "NotSupported",
     "OptionField",
@@ -107,16 +125,24 @@ __all__ = [
     "Permissions",
     "PluginContext",
     "PluginError",
+    "PluginFailed",
     "PluginHandler",
     "PluginManifest",
     "PluginTimeout",
     "PluginType",
+    "Reply",
     "ServiceTemplate",
     "UpstreamUnavailable",
+    "WireError",
     "__version__",
     "check_handler_class",
+    "check_result",
+    "execute",
     "handler_type_errors",
     "is_compatible",
     "looks_like_secret",
+    "redact",
+    "secret_values",
+    "sink_logger",
     "validate_config_key",
 ]

@@ -1,8 +1,10 @@
 """What the host hands a plugin for one call, besides the request itself.
 
-Owns ``Credentials`` (a read-only mapping that never shows its values), the
-``KeyValueStore`` protocol with an in-memory ``MemoryKeyValueStore``, and
-``PluginContext`` (who is asking, with which options, within how much time).
+Owns ``Credentials`` (a read-only mapping that never shows its values), the two small
+interfaces the host implements for a plugin (``KeyValueStore`` for storage, ``LogSink`` for
+log lines; in-process today, over the wire in an isolated runtime) with in-memory versions
+for tests, and ``PluginContext`` (who is asking, with which options, within how much time),
+which crosses a process boundary as ``to_dict()``/``from_dict()``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NoReturn, Protocol, runtime_checkable
 
-__all__ = ["Credentials", "KeyValueStore", "MemoryKeyValueStore", "PluginContext"]
+__all__ = [
+    "Credentials",
+    "KeyValueStore",
+    "LogSink",
+    "MemoryKeyValueStore",
+    "MemoryLogSink",
+    "PluginContext",
+    "sink_logger",
+]
 
 
 class Credentials(Mapping[str, str]):
@@ -95,6 +105,50 @@ class MemoryKeyValueStore:
         return sorted(key for key in self._data if key.startswith(prefix))
 
 
+@runtime_checkable
+class LogSink(Protocol):
+    """Where a plugin's log lines go: the host implements it (and redacts secrets)."""
+
+    def log(self, level: int, message: str) -> None: ...
+
+
+class MemoryLogSink:
+    """A ``LogSink`` that keeps ``(level, message)`` pairs, for tests."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[int, str]] = []
+
+    def log(self, level: int, message: str) -> None:
+        self.records.append((level, message))
+
+    @property
+    def messages(self) -> list[str]:
+        return [message for _, message in self.records]
+
+
+class _SinkHandler(logging.Handler):
+    def __init__(self, sink: LogSink) -> None:
+        super().__init__(logging.DEBUG)
+        self.sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            if record.exc_info:
+                message += "\n" + logging.Formatter().formatException(record.exc_info)
+            self.sink.log(record.levelno, message)
+        except Exception:  # a logging call must never break the plugin
+            self.handleError(record)
+
+
+def sink_logger(name: str, sink: LogSink) -> logging.Logger:
+    """A standalone ``logging.Logger`` (not in the global registry) writing to ``sink``."""
+    logger = logging.Logger(name, logging.DEBUG)
+    logger.propagate = False
+    logger.addHandler(_SinkHandler(sink))
+    return logger
+
+
 def _default_logger() -> logging.Logger:
     return logging.getLogger("imbi.plugins")
 
@@ -131,3 +185,74 @@ class PluginContext:
             raise ValueError("timeout: must be > 0")
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
         object.__setattr__(self, "service_settings", MappingProxyType(dict(self.service_settings)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but ``logger`` and ``storage`` (the host provides those per side)."""
+        return {
+            "organization": self.organization,
+            "project_id": self.project_id,
+            "project_slug": self.project_slug,
+            "project_type": self.project_type,
+            "tab": self.tab,
+            "options": dict(self.options),
+            "search_template": self.search_template,
+            "timeout": self.timeout,
+            "service_settings": dict(self.service_settings),
+        }
+
+    @classmethod
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        logger: logging.Logger | None = None,
+        storage: KeyValueStore | None = None,
+    ) -> PluginContext:
+        """Rebuild a context; ``ValueError`` names the first field that does not fit."""
+        if not isinstance(data, Mapping):
+            raise ValueError("context: expected an object")
+        unknown = sorted(set(data) - _CONTEXT_FIELDS)
+        if unknown:
+            raise ValueError(f"context: unknown field {unknown[0]!r}")
+        for name in ("project_slug", "project_type"):
+            if not isinstance(data.get(name), str | None):
+                raise ValueError(f"context.{name}: expected a string or null")
+        project_id = data.get("project_id")
+        if project_id is not None and (
+            isinstance(project_id, bool) or not isinstance(project_id, int)
+        ):
+            raise ValueError("context.project_id: expected an integer or null")
+        for name in ("tab", "search_template"):
+            if not isinstance(data.get(name, ""), str):
+                raise ValueError(f"context.{name}: expected a string")
+        for name in ("options", "service_settings"):
+            if not isinstance(data.get(name, {}), Mapping):
+                raise ValueError(f"context.{name}: expected an object")
+        return cls(
+            organization=data.get("organization", ""),
+            project_id=project_id,
+            project_slug=data.get("project_slug"),
+            project_type=data.get("project_type"),
+            tab=data.get("tab", ""),
+            options=data.get("options", {}),
+            search_template=data.get("search_template", ""),
+            timeout=data.get("timeout", 10.0),
+            logger=logger if logger is not None else _default_logger(),
+            storage=storage,
+            service_settings=data.get("service_settings", {}),
+        )
+
+
+_CONTEXT_FIELDS = frozenset(
+    {
+        "organization",
+        "project_id",
+        "project_slug",
+        "project_type",
+        "tab",
+        "options",
+        "search_template",
+        "timeout",
+        "service_settings",
+    }
+)
