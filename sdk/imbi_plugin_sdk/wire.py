@@ -252,7 +252,7 @@ class Reply:
 
     result: JSONValue = None
     error: Mapping[str, Any] | None = None
-    _text: list[str] = field(default_factory=list, repr=False, compare=False)
+    _text: list[str] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.error is not None:
@@ -338,7 +338,7 @@ def execute(
         )
         secrets = secret_values(manifest, context.options, call.credentials)
         arguments = call.decoded_arguments()
-    except (ValueError, PluginError) as exc:
+    except Exception as exc:  # a malformed call: refused, never raised
         return Reply.failure(PluginFailed(f"call to plugin '{slug}' is invalid: {exc}"))
     try:
         handler = handler_cls(context, Credentials(call.credentials))
