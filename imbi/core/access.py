@@ -162,3 +162,14 @@ def can_bind_project_grant(user: Any, grant: Grant, project: Project) -> bool:
     if grant.at_least(Role.ADMIN):
         return True
     return grant.at_least(Role.OWNER) and project.owners.filter(pk=user.pk).exists()
+
+
+def can_manage_plugins(grant: Grant) -> bool:
+    """Services, their credentials, plugin state and options, connection tests: org admins
+    (the REST API's counterpart of ``can_install``, which also asks for staff)."""
+    return grant.at_least(Role.ADMIN)
+
+
+def can_read_audit(grant: Grant) -> bool:
+    """The organization's audit trail: org admins."""
+    return grant.at_least(Role.ADMIN)

@@ -143,6 +143,9 @@ class AuditEvent(models.Model):
         BINDING_CHANGE = "binding.change", "Binding changed"
         PLUGIN_INSTALL = "plugin.install", "Plugin installed"
         PLUGIN_STATE = "plugin.state", "Plugin enabled or disabled"
+        PLUGIN_OPTIONS = "plugin.options", "Plugin options changed"
+        CONNECTION_TEST = "plugin.test", "Connection tested"
+        SERVICE_CHANGE = "service.change", "Service created, changed or deleted"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(

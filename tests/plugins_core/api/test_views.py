@@ -11,6 +11,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from imbi.core.models import AuditEvent, Organization, Project, ProjectType, Role
+from plugins_core import health
 from plugins_core.models import ProjectPlugin
 from tests.plugins_core.conftest import API_TOKEN
 
@@ -265,13 +266,21 @@ def test_end_before_start_is_400(
 def test_tabs_show_sources_and_status(
     project: Project, install: Any, bind_type: Any, bind_project: Any, api: Any
 ) -> None:
-    bind_type(install("example-config", "cfg"), default=True)
+    cfg = install("example-config", "cfg")
+    bind_type(cfg, default=True)
     bind_project(install("example-broken", "broken"))
     bind_type(install("example-logs"))
-    tabs = {t["tab"]: t["sources"] for t in api().get(url(project, "tabs")).json()["tabs"]}
+    client = api()
+    tabs = {t["tab"]: t["sources"] for t in client.get(url(project, "tabs")).json()["tabs"]}
     assert [(s["slug"], s["selected"], s["status"]) for s in tabs["configuration"]] == [
         ("broken", False, "plugin_unavailable"),
-        ("cfg", True, "ok"),
+        ("cfg", True, "untested"),
+    ]
+    health.check_connection(cfg, trigger="api")
+    tabs = {t["tab"]: t["sources"] for t in client.get(url(project, "tabs")).json()["tabs"]}
+    assert [(s["slug"], s["status"]) for s in tabs["configuration"]] == [
+        ("broken", "plugin_unavailable"),
+        ("cfg", "ok"),
     ]
     assert [(s["slug"], s["scope"]) for s in tabs["logs"]] == [("example-logs", "project_type")]
 
@@ -383,7 +392,7 @@ def test_registry_and_installed_plugins(
     installed = {
         p["slug"]: p for p in client.get(f"/api/orgs/{project.organization.slug}/plugins").json()
     }
-    assert installed["example-config"]["status"] == "ok"
+    assert installed["example-config"]["status"] == "untested"
     assert installed["example-future"]["status"] == "plugin_incompatible"
 
 
