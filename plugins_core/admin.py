@@ -24,12 +24,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
+from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
 
 from imbi.core import access, audit
 from imbi.core.models import AuditEvent
 
-from . import registry, views, wizard
+from . import health, registry, views, wizard
 from .bindings import binding_errors, keep_masked, mask_options
 from .forms import (
     SecretTextarea,
@@ -265,6 +266,30 @@ class ThirdPartyServiceAdmin(OrgScopedAdmin):
     exclude = ("icon",)
     inlines = (ServiceApplicationInline, PluginInline)
 
+    class Media:
+        css = {"all": ("plugins_core/admin.css",)}
+
+    def get_urls(self) -> list[URLPattern]:
+        custom = [
+            path(
+                "<int:object_id>/test-connection/",
+                self.admin_site.admin_view(views.ConnectionTestView.as_view(scope="service")),
+                name="plugins_core_thirdpartyservice_test",
+            ),
+        ]
+        return custom + super().get_urls()
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> Any:
+        extra = {
+            "test_url": reverse("admin:plugins_core_thirdpartyservice_test", args=[object_id])
+            if object_id.isdigit()
+            else "",
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, extra)
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         # One EXISTS per row in the same query, not one query per changelist row; never
         # select_related("application"): loading it would decrypt the credentials.
@@ -329,17 +354,51 @@ class PluginAdmin(OrgScopedAdmin):
         "service",
         "organization",
         "enabled",
-        "handler_status",
+        "health_badge",
     )
     list_filter = ("organization", "plugin_type", "enabled")
     search_fields = ("slug", "name", "handler")
     actions = ("enable_plugins", "disable_plugins")
-    readonly_fields = ("handler_status", "option_names")
+    readonly_fields = ("handler_status", "option_names", "health_badge")
+
+    class Media:
+        css = {"all": ("plugins_core/admin.css",)}
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return health.with_health(super().get_queryset(request))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         if obj is not None:  # changing these would re-target bindings and credentials
-            return ("handler", "plugin_type", "organization", "handler_status", "option_names")
-        return ("handler_status", "option_names")
+            return (
+                "handler",
+                "plugin_type",
+                "organization",
+                "handler_status",
+                "option_names",
+                "health_badge",
+            )
+        return ("handler_status", "option_names", "health_badge")
+
+    @admin.display(description="Health")
+    def health_badge(self, obj: Plugin) -> str:
+        if obj is None or obj.pk is None:
+            return "-"
+        found = health.badge(obj)
+        return render_to_string(
+            "plugins_core/badge.html",
+            {"status": found.status, "reason": found.reason, "tested_at": found.tested_at},
+        )
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> Any:
+        extra = {
+            "test_url": reverse("admin:plugins_core_plugin_test", args=[object_id])
+            if object_id.isdigit()
+            else "",
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, extra)
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
@@ -366,6 +425,8 @@ class PluginAdmin(OrgScopedAdmin):
             "enabled",
             "handler_status",
         ]
+        if obj is not None:
+            fields.append("health_badge")
         manifest = manifest_for(obj) if obj is not None else None
         if manifest is not None:
             fields += list(option_fields(manifest, stored=obj.options or {}))
@@ -414,6 +475,11 @@ class PluginAdmin(OrgScopedAdmin):
                 "registry/",
                 wrap(views.RegistryView.as_view(admin_site=site)),
                 name="plugins_core_registry",
+            ),
+            path(
+                "<int:object_id>/test-connection/",
+                wrap(views.ConnectionTestView.as_view(scope="plugin")),
+                name="plugins_core_plugin_test",
             ),
             path(
                 "<int:plugin_id>/state/",

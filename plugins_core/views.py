@@ -37,11 +37,11 @@ from imbi.core.access import Grant, can_bind_project_grant, load_project
 from imbi.core.models import Project
 
 from . import bindings as binding_service
-from . import registry
+from . import health, registry
 from .forms import AddBindingForm, BindingForm, OptionsForm
 from .lifecycle import set_plugin_enabled
-from .models import Plugin, ProjectPlugin, ProjectTypePlugin, Tab
-from .resolution import ResolutionError, entry_status, manifest_for, preview_search_template
+from .models import ConnectionCheck, Plugin, ProjectPlugin, ProjectTypePlugin, Tab
+from .resolution import ResolutionError, manifest_for, preview_search_template
 from .sdk import LogLevel
 from .sdk.errors import InvalidInput
 
@@ -74,6 +74,7 @@ class BindingRow:
     project_binding: ProjectPlugin | None
     status: str
     reason: str
+    tested_at: Any = None
 
     @property
     def scope(self) -> str:
@@ -99,24 +100,27 @@ def binding_rows(project: Project) -> list[BindingRow]:
     merged: dict[tuple[str, int], dict[str, Any]] = {}
     for type_row in ProjectTypePlugin.objects.filter(
         project_type_id=project.project_type_id
-    ).select_related("plugin"):
+    ).select_related("plugin", "plugin__service", "plugin__connection"):
         merged[(type_row.tab, type_row.plugin_id)] = {
             "plugin": type_row.plugin,
             "type_binding": type_row,
         }
-    for own in ProjectPlugin.objects.filter(project=project).select_related("plugin"):
+    for own in ProjectPlugin.objects.filter(project=project).select_related(
+        "plugin", "plugin__service", "plugin__connection"
+    ):
         merged.setdefault((own.tab, own.plugin_id), {"plugin": own.plugin})["project_binding"] = own
     rows = []
     for (tab, _), parts in sorted(merged.items(), key=lambda i: (i[0][0], i[1]["plugin"].slug)):
-        status, reason = entry_status(parts["plugin"], snapshot)
+        found = health.badge(parts["plugin"], snapshot)
         rows.append(
             BindingRow(
                 plugin=parts["plugin"],
                 tab=tab,
                 type_binding=parts.get("type_binding"),
                 project_binding=parts.get("project_binding"),
-                status=status,
-                reason=reason,
+                status=found.status,
+                reason=found.reason,
+                tested_at=found.tested_at,
             )
         )
     return rows
@@ -430,9 +434,56 @@ class PluginStateView(View):
         return HttpResponseRedirect(target)
 
 
+def _back(request: HttpRequest, fallback: str) -> HttpResponseRedirect:
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, {request.get_host()}, require_https=request.is_secure()
+    ):
+        target = fallback
+    return HttpResponseRedirect(target)
+
+
+class ConnectionTestView(View):
+    """Admin: POST to run the connection test of one plugin, or of every plugin of a service
+    (``scope`` is ``plugin`` or ``service``); the result is recorded and shown as a message."""
+
+    scope = "plugin"
+
+    def post(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        if self.scope == "service":
+            plugins = list(
+                Plugin.objects.select_related("organization", "service").filter(
+                    service_id=object_id
+                )
+            )
+            fallback = reverse("admin:plugins_core_thirdpartyservice_change", args=[object_id])
+        else:
+            plugins = list(
+                Plugin.objects.select_related("organization", "service").filter(pk=object_id)
+            )
+            fallback = reverse("admin:plugins_core_plugin_change", args=[object_id])
+        if self.scope == "plugin" and not plugins:
+            raise Http404
+        if not plugins:
+            messages.warning(request, "This service has no plugins to test.")
+        for plugin in plugins:
+            if not can_admin_plugin(request.user, plugin):
+                raise PermissionDenied
+        for plugin in plugins:
+            check = health.check_connection(
+                plugin, trigger=ConnectionCheck.Trigger.ADMIN, actor=request.user
+            )
+            text = f"{plugin.slug}: connection {check.status} ({check.duration_ms} ms)"
+            if check.message:
+                text += f": {check.message}"
+            (messages.success if check.status == "ok" else messages.error)(request, text)
+        return _back(request, fallback)
+
+
 __all__ = [
     "AddBindingView",
     "BindingView",
+    "ConnectionTestView",
     "DeleteBindingView",
     "PluginStateView",
     "ProjectListView",

@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import secrets
+import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ from imbi.core.access import can_install, installable_organizations
 from imbi.core.models import AuditEvent, Organization, Project, ProjectType
 
 from . import bindings as binding_service
-from . import registry
+from . import health, registry
 from .forms import (
     ConnectionTestForm,
     CredentialsForm,
@@ -59,7 +60,14 @@ from .forms import (
     stored_status,
 )
 from .install import InstallError, available_templates, install_from_template
-from .models import Plugin, ProjectTypePlugin, ServiceApplication, Tab, ThirdPartyService
+from .models import (
+    ConnectionCheck,
+    Plugin,
+    ProjectTypePlugin,
+    ServiceApplication,
+    Tab,
+    ThirdPartyService,
+)
 from .resolution import (
     ResolutionError,
     TemplateError,
@@ -390,6 +398,7 @@ def test_connection(
     known = {f.name for f in manifest.credentials}
     outcome: dict[str, Any]
     tab = manifest.plugin_type.value
+    started = time.monotonic()
     try:
         where: dict[str, Any] = {}
         if project is not None:
@@ -440,6 +449,7 @@ def test_connection(
     outcome["message"] = redact(str(outcome["message"]), secret_values)
     details: dict[str, Any] = outcome["details"]
     outcome["details"] = {k: redact(str(v), secret_values) for k, v in details.items()}
+    outcome["duration_ms"] = int((time.monotonic() - started) * 1000)
     return outcome
 
 
@@ -643,6 +653,14 @@ def finish_install(plan: InstallPlan, actor: Any) -> Finished:
             plugin.save(update_fields=["options"])
             made = _bind(plan, plugin, actor)
             tested = plan.connection
+            if tested is not None:  # the wizard's test becomes the plugin's health record
+                health.record(
+                    plugin,
+                    bool(tested["ok"]),
+                    str(tested.get("message", "")),
+                    int(tested.get("duration_ms", 0)),
+                    ConnectionCheck.Trigger.WIZARD,
+                )
             audit.record(
                 AuditEvent.Action.PLUGIN_INSTALL,
                 actor=actor,
@@ -1011,7 +1029,13 @@ class StepView(WizardView):
     def step_finish(self, request: HttpRequest) -> HttpResponse:
         plan = self.plan()
         error = ""
-        if request.method == "POST":
+        failed_test = plan.connection is not None and not plan.connection["ok"]
+        if request.method == "POST" and failed_test and not request.POST.get("confirm_failed"):
+            error = (
+                "the connection test failed; tick “Install anyway” to install regardless, "
+                "or go back and fix the settings or credentials"
+            )
+        elif request.method == "POST":
             try:
                 done = finish_install(plan, request.user)
             except WizardError as exc:
@@ -1023,7 +1047,13 @@ class StepView(WizardView):
                 )
                 request.session.modified = True
                 return HttpResponseRedirect(_url("done", self.pipeline.id))
-        return self.show(request, "finish.html", summary=self.summary(plan), error=error)
+        return self.show(
+            request,
+            "finish.html",
+            summary=self.summary(plan),
+            error=error,
+            failed_test=failed_test,
+        )
 
     def summary(self, plan: InstallPlan) -> dict[str, Any]:
         """What will be written; values of credentials and secret options are never shown."""
