@@ -26,6 +26,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
+from imbi_plugin_sdk import CredentialField, PluginManifest
 
 from imbi.core import access, audit
 from imbi.core.models import AuditEvent
@@ -51,7 +52,6 @@ from .models import (
     ThirdPartyService,
 )
 from .resolution import manifest_for
-from .sdk import CredentialField, PluginManifest
 
 # --------------------------------------------------------------------------- scoping
 

@@ -27,6 +27,7 @@ from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import ExpressionWrapper, F, QuerySet, TextField
 from django.utils import timezone
+from imbi_plugin_sdk import ConnectionResult, PluginContext, PluginError
 
 from imbi.core import audit
 from imbi.core.models import AuditEvent, Project
@@ -43,7 +44,6 @@ from .resolution import (
     resolve,
 )
 from .runner import default_runner, redact, secret_option_values
-from .sdk import ConnectionResult, PluginContext, PluginError
 from .storage import DatabaseKeyValueStore
 
 logger = logging.getLogger(__name__)

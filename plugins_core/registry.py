@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import importlib
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from types import MappingProxyType
 
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     SDK_API_VERSION,
     ApiVersion,
     ManifestError,
@@ -90,6 +91,8 @@ class Entry:
     reason: str = ""
     handler: type[PluginHandler] | None = None
     manifest: PluginManifest | None = None
+    legacy_sdk: bool = False
+    """The plugin imports the deprecated ``plugins_core.sdk`` shim (it still loads)."""
 
     @property
     def ok(self) -> bool:
@@ -152,6 +155,14 @@ def _summary(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip().rstrip(":")
 
 
+def uses_legacy_sdk(target: str) -> bool:
+    """Whether a module of ``target``'s top-level package imported ``plugins_core.sdk``."""
+    legacy = sys.modules.get("plugins_core.sdk")
+    importers: set[str] = getattr(legacy, "LEGACY_IMPORTERS", set())
+    package = target.split(":", 1)[0].split(".", 1)[0]
+    return any(name == package or name.startswith(f"{package}.") for name in importers)
+
+
 def _examine(candidate: Candidate) -> Entry:
     def entry(
         status: Status,
@@ -169,6 +180,7 @@ def _examine(candidate: Candidate) -> Entry:
             reason,
             handler,
             manifest,
+            legacy_sdk=uses_legacy_sdk(candidate.target),
         )
 
     try:

@@ -14,8 +14,7 @@ import traceback
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from .resolution import Resolved
-from .sdk import (
+from imbi_plugin_sdk import (
     ConfigKey,
     ConfigValue,
     ConnectionResult,
@@ -24,6 +23,8 @@ from .sdk import (
     OptionType,
     PluginError,
 )
+
+from .resolution import Resolved
 
 logger = logging.getLogger(__name__)
 

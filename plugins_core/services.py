@@ -14,6 +14,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from imbi_plugin_sdk import CredentialField, OptionValidationError, PluginManifest
+from imbi_plugin_sdk.errors import InvalidInput
 
 from imbi.core import audit
 from imbi.core.models import AuditEvent, Organization
@@ -23,8 +25,6 @@ from .bindings import keep_masked, mask_options
 from .forms import apply_credentials, credential_fields_for
 from .models import Plugin, ServiceApplication, ThirdPartyService
 from .resolution import ResolutionError, manifest_for
-from .sdk import CredentialField, OptionValidationError, PluginManifest
-from .sdk.errors import InvalidInput
 
 SERVICE_FIELDS = ("name", "vendor", "slug", "category", "identity", "settings")
 

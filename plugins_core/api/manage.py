@@ -13,6 +13,7 @@ from typing import Any
 
 from django.http import Http404
 from drf_spectacular.utils import extend_schema
+from imbi_plugin_sdk.errors import InvalidInput
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,7 +24,6 @@ from plugins_core import health, registry
 from plugins_core import services as service_fns
 from plugins_core.lifecycle import set_plugin_enabled
 from plugins_core.models import ConnectionCheck, Plugin, ThirdPartyService
-from plugins_core.sdk.errors import InvalidInput
 from plugins_core.tabs import Forbidden
 
 from . import serializers as s
