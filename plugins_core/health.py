@@ -27,7 +27,7 @@ from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import ExpressionWrapper, F, QuerySet, TextField
 from django.utils import timezone
-from imbi_plugin_sdk import ConnectionResult, PluginContext, PluginError
+from imbi_plugin_sdk import ConnectionResult, PluginContext, PluginError, redact, secret_values
 
 from imbi.core import audit
 from imbi.core.models import AuditEvent, Project
@@ -43,7 +43,7 @@ from .resolution import (
     merged_options,
     resolve,
 )
-from .runner import default_runner, redact, secret_option_values
+from .runner import default_runner
 from .storage import DatabaseKeyValueStore
 
 logger = logging.getLogger(__name__)
@@ -246,7 +246,7 @@ def check_connection(
     secrets: list[str] = []
     try:
         resolved = _resolved(plugin, snapshot, project or sample_project(plugin))
-        secrets = [*resolved.credentials.values(), *secret_option_values(resolved)]
+        secrets = secret_values(resolved.manifest, resolved.context.options, resolved.credentials)
         result: ConnectionResult = default_runner().call(resolved, "test_connection")
         ok, message = result.ok, result.message or ("connected" if result.ok else "failed")
     except ResolutionError as exc:

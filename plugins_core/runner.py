@@ -1,118 +1,171 @@
-"""The runner: builds a handler for one call and invokes it, mapping failures to SDK errors.
+"""The runner: every plugin call goes through the SDK's JSON contract (serialize, call, validate).
 
-``InProcessRunner`` calls the handler in the request's own thread (the curated catalog is
-trusted). Deadlines are cooperative here: the context carries ``timeout`` and plugins pass it
-to their clients; a call that overruns is reported in the log. Hard deadlines, resource
-limits and crash isolation belong to the isolated runner (see docs/decisions).
+``InProcessRunner.call(target, method, *args)`` encodes a ``Call`` as JSON text, hands it to
+``transport`` (in process: decode it and run ``imbi_plugin_sdk.wire.execute``, the very
+function an isolated runtime's child runs), decodes the ``Reply`` text and unwraps it into
+result models or the plugin's error. A reply that is not valid JSON, has the wrong shape or is
+over ``IMBI_PLUGIN_MAX_REPLY_BYTES`` becomes ``PluginFailed`` (HTTP 502), never a 500.
+
+A target is anything with ``entry`` (the registry entry), ``context`` and ``credentials``:
+``resolution.Resolved`` for a bound plugin, or a ``Target`` built by the wizard for a
+plugin that has no row yet. Plugin log lines go to ``imbi.plugins.<slug>`` with every
+credential and secret option value redacted.
+
+Deadlines are cooperative here: the context carries ``timeout`` and plugins pass it to their
+clients; a call that overruns is reported in the log. Hard deadlines, resource limits and
+crash isolation belong to the isolated runner (see docs/decisions).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import traceback
-from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from django.conf import settings
 from imbi_plugin_sdk import (
-    ConfigKey,
-    ConfigValue,
-    ConnectionResult,
-    Histogram,
-    LogResult,
-    OptionType,
-    PluginError,
+    Credentials,
+    PluginContext,
+    PluginFailed,
+    PluginHandler,
+    PluginManifest,
+    redact,
+    secret_values,
 )
+from imbi_plugin_sdk.results import RESULTS, check_result
+from imbi_plugin_sdk.wire import DEFAULT_MAX_REPLY_BYTES, Call, Reply, WireError, execute
 
-from .resolution import Resolved
+from . import registry
+
+__all__ = [
+    "RESULTS",
+    "CallTarget",
+    "HostLogSink",
+    "InProcessRunner",
+    "PluginFailed",
+    "Runner",
+    "Target",
+    "check_result",
+    "default_runner",
+    "redact",
+]
 
 logger = logging.getLogger(__name__)
 
 
-class PluginFailed(PluginError):
-    """The plugin raised something that is not an SDK error (a plugin bug)."""
+class CallTarget(Protocol):
+    """What a runner needs to call a plugin; no database row."""
 
-    code = "plugin_failed"
-    http_status = 502
+    @property
+    def entry(self) -> registry.Entry: ...
 
+    @property
+    def context(self) -> PluginContext: ...
 
-def secret_option_values(resolved: Resolved) -> list[str]:
-    """Values of the options the manifest types as secret (they may be quoted too)."""
-    names = {f.name for f in resolved.manifest.options if f.type is OptionType.SECRET}
-    return [str(v) for k, v in resolved.context.options.items() if k in names and v]
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret value (4+ characters) replaced by ``***``."""
-    for value in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
-        text = text.replace(value, "***")
-    return text
+    @property
+    def credentials(self) -> Credentials: ...
 
 
-# What each method must return; anything else is a plugin bug, reported as plugin_failed.
-RESULTS: dict[str, tuple[type, type | None]] = {
-    "list_keys": (list, ConfigKey),
-    "get_values": (list, ConfigValue),
-    "set_value": (ConfigKey, None),
-    "delete_key": (type(None), None),
-    "search": (LogResult, None),
-    "histogram": (Histogram, None),
-    "test_connection": (ConnectionResult, None),
-}
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A ``CallTarget`` built by hand (the wizard's connection test)."""
+
+    entry: registry.Entry
+    context: PluginContext
+    credentials: Credentials = field(repr=False)
 
 
-def check_result(slug: str, method: str, result: Any) -> Any:
-    outer, inner = RESULTS.get(method, (object, None))
-    items: list[Any] = list(result) if isinstance(result, list) else []
-    if not isinstance(result, outer) or (
-        inner is not None and not all(isinstance(item, inner) for item in items)
-    ):
-        logger.error("plugin %s.%s returned %s", slug, method, type(result).__name__)
-        raise PluginFailed(f"plugin '{slug}' returned an invalid {method} result")
-    return result
+class HostLogSink:
+    """The host's ``LogSink``: a plugin's lines, redacted, on ``imbi.plugins.<slug>``."""
+
+    def __init__(self, slug: str, secrets: list[str]) -> None:
+        self.logger = logging.getLogger(f"imbi.plugins.{slug}")
+        self.secrets = secrets
+
+    def log(self, level: int, message: str) -> None:
+        self.logger.log(level, "%s", redact(message, self.secrets))
 
 
 class Runner(Protocol):
-    def call(self, resolved: Resolved, method: str, *args: Any) -> Any: ...
+    def call(self, target: CallTarget, method: str, *args: Any) -> Any: ...
+
+
+def _loaded(entry: registry.Entry) -> tuple[type[PluginHandler], PluginManifest]:
+    if entry.handler is None or entry.manifest is None:
+        raise PluginFailed(f"plugin '{entry.slug}' is not loaded")
+    return entry.handler, entry.manifest
 
 
 class InProcessRunner:
-    def call(self, resolved: Resolved, method: str, *args: Any) -> Any:
-        handler_cls = resolved.entry.handler
-        assert handler_cls is not None
+    """Runs the plugin in this thread, through the same JSON texts an isolated runtime sends."""
+
+    _max_reply_bytes: int | None = None
+
+    def __init__(self, max_reply_bytes: int | None = None) -> None:
+        self._max_reply_bytes = max_reply_bytes
+
+    @property
+    def max_reply_bytes(self) -> int:
+        if self._max_reply_bytes is not None:
+            return self._max_reply_bytes
+        return int(getattr(settings, "IMBI_PLUGIN_MAX_REPLY_BYTES", DEFAULT_MAX_REPLY_BYTES))
+
+    def call(self, target: CallTarget, method: str, *args: Any) -> Any:
+        handler_cls, manifest = _loaded(target.entry)
+        context = target.context
+        try:
+            call = Call.build(
+                target.entry.name,
+                method,
+                *args,
+                context=context,
+                credentials=target.credentials,
+            )
+            call_text = call.to_json()
+        except WireError as exc:  # the host's own arguments: a host bug, still not a 500
+            raise PluginFailed(f"call to plugin '{manifest.slug}' is invalid: {exc}") from None
+        sink = HostLogSink(
+            manifest.slug, secret_values(manifest, context.options, target.credentials)
+        )
         started = time.monotonic()
         try:
-            handler = handler_cls(resolved.context, resolved.credentials)
-            result = getattr(handler, method)(*args)
-        except PluginError:
-            raise
-        except Exception as exc:
-            # The traceback goes to the server log with every credential value redacted (a
-            # plugin's message may quote one); the client sees only the plugin's name.
-            logger.error(
-                "plugin %s failed in %s:\n%s",
-                resolved.manifest.slug,
-                method,
-                redact(
-                    "".join(traceback.format_exception(exc)),
-                    [*resolved.credentials.values(), *secret_option_values(resolved)],
-                ),
-            )
-            raise PluginFailed(
-                f"plugin '{resolved.plugin.slug}' failed ({type(exc).__name__})"
-            ) from None
-        else:
-            return check_result(resolved.plugin.slug, method, result)
+            reply_text = self.transport(call_text, handler_cls, context=context, log=sink)
         finally:
             elapsed = time.monotonic() - started
-            if elapsed > resolved.context.timeout:
+            if elapsed > context.timeout:
                 logger.warning(
                     "plugin %s.%s took %.1fs (timeout %.1fs)",
-                    resolved.manifest.slug,
+                    manifest.slug,
                     method,
                     elapsed,
-                    resolved.context.timeout,
+                    context.timeout,
                 )
+        try:
+            reply = Reply.from_json(reply_text)
+        except WireError as exc:
+            logger.error("plugin %s.%s sent a malformed reply: %s", manifest.slug, method, exc)
+            raise PluginFailed(f"plugin '{manifest.slug}' sent a malformed reply") from None
+        if reply.error is not None and reply.error.get("code") == PluginFailed.code:
+            logger.error("plugin %s.%s: %s", manifest.slug, method, reply.error.get("detail"))
+        return reply.unwrap(method)
+
+    def transport(
+        self,
+        call_text: str,
+        handler_cls: type[PluginHandler],
+        *,
+        context: PluginContext,
+        log: HostLogSink,
+    ) -> str:
+        """Deliver the call and return the reply text; in process, ``wire.execute``."""
+        return execute(
+            Call.from_json(call_text),
+            handler_cls,
+            storage=context.storage,
+            log=log,
+            max_reply_bytes=self.max_reply_bytes,
+        ).to_json()
 
 
 _default = InProcessRunner()

@@ -2,7 +2,7 @@
 
 Variables: ``DATABASE_URL``, ``REDIS_URL``, ``IMBI_ENCRYPTION_KEYS`` (comma-separated list;
 the first key encrypts, all keys decrypt), ``SECRET_KEY``, ``ALLOWED_HOSTS``, ``DEBUG``,
-``IMBI_PLUGINS_STRICT``, ``IMBI_PLUGIN_TIMEOUT``.
+``IMBI_PLUGINS_STRICT``, ``IMBI_PLUGIN_TIMEOUT``, ``IMBI_PLUGIN_MAX_REPLY_BYTES``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 IMBI_ENCRYPTION_KEYS: list[str] = env.list("IMBI_ENCRYPTION_KEYS", default=[])
 IMBI_PLUGINS_STRICT = env.bool("IMBI_PLUGINS_STRICT", default=False)
 IMBI_PLUGIN_TIMEOUT = env.float("IMBI_PLUGIN_TIMEOUT", default=10.0)
+# A plugin reply larger than this (as JSON) is refused as plugin_failed (HTTP 502).
+IMBI_PLUGIN_MAX_REPLY_BYTES = env.int("IMBI_PLUGIN_MAX_REPLY_BYTES", default=8 * 1024 * 1024)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
