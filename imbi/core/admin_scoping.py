@@ -36,17 +36,6 @@ from django.http import Http404, HttpRequest
 from . import access, audit
 from .models import AuditEvent, Organization
 
-_AUDITED = "_imbi_audited"
-
-
-def audited_here(request: HttpRequest, obj: Any) -> None:
-    """Mark ``obj`` as audited by a specific event in this request (no generic event)."""
-    request.__dict__.setdefault(_AUDITED, set()).add((obj._meta.label, obj.pk))
-
-
-def _is_marked(request: HttpRequest, obj: Any) -> bool:
-    return (obj._meta.label, obj.pk) in request.__dict__.get(_AUDITED, set())
-
 
 def change_text(message: Any) -> str:
     """Django's admin change message (a JSON list, or text) as the sentence it shows."""
@@ -103,7 +92,59 @@ class _ScopedChoices:
         return super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
 
 
-class OrgScopedAdmin(_ScopedChoices, admin.ModelAdmin):  # type: ignore[type-arg]
+class _AuditedAdmin:
+    """Every add, change and delete made through the admin writes one ``AuditEvent``."""
+
+    audit_action: ClassVar[str] = AuditEvent.Action.OBJECT_CHANGE
+
+    def organization_id_of(self, obj: Any) -> int | None:
+        return None
+
+    # -- audit: one event per add, change or delete --
+
+    def audit_detail(self, request: HttpRequest, obj: Any) -> str:
+        """Extra words for the audit event (never a secret value)."""
+        return ""
+
+    def audit_fields(self, obj: Any) -> dict[str, Any]:
+        """``AuditEvent`` fields besides organization and detail (project, plugin slug)."""
+        return {}
+
+    def _audit(self, request: HttpRequest, obj: Any, verb: str, message: Any = "") -> None:
+        org_id = self.organization_id_of(obj)
+        organization = Organization.objects.filter(pk=org_id).first() if org_id else None
+        parts = [f"{verb} {obj._meta.verbose_name} '{obj}'"]
+        text = change_text(message)
+        if text and verb != "deleted":
+            parts.append(text)
+        extra = self.audit_detail(request, obj)
+        if extra:
+            parts.append(extra)
+        audit.record(
+            self.audit_action,
+            actor=request.user,
+            organization=organization,
+            key=f"{obj._meta.label_lower}:{obj.pk}",
+            detail=" ".join(parts),
+            **self.audit_fields(obj),
+        )
+
+    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        self._audit(request, obj, "created", message)
+        return super().log_addition(request, obj, message)  # type: ignore[misc]
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        if message:  # Django logs "no fields changed" saves too; those change nothing
+            self._audit(request, obj, "changed", message)
+        return super().log_change(request, obj, message)  # type: ignore[misc]
+
+    def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
+        for obj in queryset:
+            self._audit(request, obj, "deleted")
+        return super().log_deletions(request, queryset)  # type: ignore[misc]
+
+
+class OrgScopedAdmin(_AuditedAdmin, _ScopedChoices, admin.ModelAdmin):  # type: ignore[type-arg]
     """A ``ModelAdmin`` for rows of one organization (see the module docstring).
 
     ``org_path`` is the lookup from the model to its organization (``"pk"`` for
@@ -111,7 +152,6 @@ class OrgScopedAdmin(_ScopedChoices, admin.ModelAdmin):  # type: ignore[type-arg
     """
 
     org_path: ClassVar[str] = "organization"
-    audit_action: ClassVar[str] = AuditEvent.Action.OBJECT_CHANGE
 
     # -- which rows --
 
@@ -189,51 +229,6 @@ class OrgScopedAdmin(_ScopedChoices, admin.ModelAdmin):  # type: ignore[type-arg
                 break
         return bool(field is not None and field.is_relation)
 
-    # -- audit: one event per add, change or delete --
-
-    def audit_detail(self, request: HttpRequest, obj: Any) -> str:
-        """Extra words for the audit event (never a secret value)."""
-        return ""
-
-    def audit_fields(self, obj: Any) -> dict[str, Any]:
-        """``AuditEvent`` fields besides organization and detail (project, plugin slug)."""
-        return {}
-
-    def _audit(self, request: HttpRequest, obj: Any, verb: str, message: Any = "") -> None:
-        if _is_marked(request, obj):
-            return
-        org_id = self.organization_id_of(obj)
-        organization = Organization.objects.filter(pk=org_id).first() if org_id else None
-        parts = [f"{verb} {obj._meta.verbose_name} '{obj}'"]
-        text = change_text(message)
-        if text and verb != "deleted":
-            parts.append(text)
-        extra = self.audit_detail(request, obj)
-        if extra:
-            parts.append(extra)
-        audit.record(
-            self.audit_action,
-            actor=request.user,
-            organization=organization,
-            key=f"{obj._meta.label_lower}:{obj.pk}",
-            detail=" ".join(parts),
-            **self.audit_fields(obj),
-        )
-
-    def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
-        self._audit(request, obj, "created", message)
-        return super().log_addition(request, obj, message)
-
-    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
-        if message:  # Django logs "no fields changed" saves too; those change nothing
-            self._audit(request, obj, "changed", message)
-        return super().log_change(request, obj, message)
-
-    def log_deletions(self, request: HttpRequest, queryset: Any) -> Any:
-        for obj in queryset:
-            self._audit(request, obj, "deleted")
-        return super().log_deletions(request, queryset)
-
 
 class OrgScopedInline(_ScopedChoices):
     """Mixin for inlines on an ``OrgScopedAdmin`` page: ``obj`` is the parent row, whose
@@ -260,8 +255,9 @@ class OrgScopedInline(_ScopedChoices):
         return self._parent_ok(request, obj)
 
 
-class SuperuserOnlyAdmin:
-    """Mixin: the model spans organizations, so only superusers see or change it."""
+class SuperuserOnlyAdmin(_AuditedAdmin):
+    """Mixin: the model spans organizations, so only superusers see or change it (audited,
+    without an organization: visible to superusers in the audit trail)."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return access.is_superuser(request.user)
