@@ -11,8 +11,10 @@ Secrets are write-only here:
 - a plugin's options are edited on a form generated from its manifest, secret options as
   ``PasswordInput(render_value=False)``; without a loaded manifest only option names show.
 
-Staff who are not superusers see and change only rows of organizations they administer
-(``imbi.core.access.installable_organizations``).
+Scoping and auditing come from ``imbi.core.admin_scoping``: staff who are not superusers see
+and change only rows of organizations they administer, and every add, change and delete is
+audited (service settings with their old and new values, plugin options by name only, the
+enabled switch of the service page's plugin inline as ``plugin.state``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
 from imbi_plugin_sdk import CredentialField, PluginManifest
 
-from imbi.core import access, audit
+from imbi.core import audit
+from imbi.core.admin_scoping import OrgScopedAdmin, OrgScopedInline
 from imbi.core.models import AuditEvent
 
 from . import health, registry, views, wizard
@@ -52,56 +55,6 @@ from .models import (
     ThirdPartyService,
 )
 from .resolution import manifest_for
-
-# --------------------------------------------------------------------------- scoping
-
-
-class OrgScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Non-superuser staff see and change only rows of organizations they administer."""
-
-    org_field = "organization"
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        queryset = super().get_queryset(request)
-        if request.user.is_superuser:
-            return queryset
-        return queryset.filter(
-            **{f"{self.org_field}__in": access.installable_organizations(request.user)}
-        )
-
-    def _allowed(self, request: HttpRequest, obj: Any) -> bool:
-        if obj is None or request.user.is_superuser:
-            return True
-        org_id = getattr(obj, f"{self.org_field}_id", None) or 0
-        return access.installable_organizations(request.user).filter(pk=org_id).exists()
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_view_permission(request, obj) and self._allowed(request, obj)
-
-    def get_list_filter(self, request: HttpRequest) -> Any:
-        # The organization filter would list every organization's name: superusers only.
-        filters = super().get_list_filter(request)
-        if request.user.is_superuser:
-            return filters
-        return tuple(f for f in filters if f != self.org_field)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_change_permission(request, obj) and self._allowed(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_delete_permission(request, obj) and self._allowed(request, obj)
-
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        if not request.user.is_superuser:
-            orgs = access.installable_organizations(request.user)
-            if db_field.name == "organization":
-                kwargs["queryset"] = orgs
-            elif db_field.related_model in (ThirdPartyService, Plugin) or (
-                db_field.name in ("project_type", "project")
-            ):
-                kwargs["queryset"] = db_field.related_model.objects.filter(organization__in=orgs)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
 
 # --------------------------------------------------------------------------- credentials
 
@@ -194,7 +147,7 @@ def service_manifests(service: ThirdPartyService | None) -> list[PluginManifest]
     return found
 
 
-class ServiceApplicationInline(admin.StackedInline):  # type: ignore[type-arg]
+class ServiceApplicationInline(OrgScopedInline, admin.StackedInline):  # type: ignore[type-arg]
     model = ServiceApplication
     form = ServiceApplicationForm
     readonly_fields = ("stored_names",)
@@ -240,7 +193,7 @@ class ServiceApplicationInline(admin.StackedInline):  # type: ignore[type-arg]
         return ", ".join(f"{name}: {stored_status(True)}" for name in sorted(obj.credentials))
 
 
-class PluginInline(admin.TabularInline):  # type: ignore[type-arg]
+class PluginInline(OrgScopedInline, admin.TabularInline):  # type: ignore[type-arg]
     model = Plugin
     fields = ("slug", "name", "plugin_type", "handler", "enabled")
     readonly_fields = ("handler",)
@@ -251,8 +204,20 @@ class PluginInline(admin.TabularInline):  # type: ignore[type-arg]
         return False  # plugins are added by the install wizard or the plugin add page
 
 
+def _settings_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """``name: 'old' -> 'new'`` for each changed setting (settings are never secret)."""
+    changes = []
+    for name in sorted(set(old) | set(new)):
+        if old.get(name) != new.get(name):
+            was = repr(old[name]) if name in old else "unset"
+            now = repr(new[name]) if name in new else "unset"
+            changes.append(f"{name}: {was} -> {now}")
+    return "settings " + "; ".join(changes) if changes else ""
+
+
 @admin.register(ThirdPartyService)
 class ThirdPartyServiceAdmin(OrgScopedAdmin):
+    audit_action = AuditEvent.Action.SERVICE_CHANGE
     list_display = (
         "name",
         "vendor",
@@ -305,7 +270,24 @@ class ThirdPartyServiceAdmin(OrgScopedAdmin):
             has = ServiceApplication.objects.filter(service=obj).exists()
         return stored_status(has)
 
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        old = (
+            ThirdPartyService.objects.filter(pk=obj.pk).values_list("settings", flat=True).first()
+            if change
+            else None
+        )
+        super().save_model(request, obj, form, change)
+        request.__dict__["_imbi_settings_diff"] = _settings_diff(
+            old if isinstance(old, dict) else {},
+            obj.settings if isinstance(obj.settings, dict) else {},
+        )
+
+    def audit_detail(self, request: HttpRequest, obj: Any) -> str:
+        return str(request.__dict__.get("_imbi_settings_diff", ""))
+
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is Plugin:
+            return self._save_plugins(request, formset)
         super().save_formset(request, form, formset, change)
         for inline_form in formset.forms:
             if getattr(inline_form, "credentials_changed", False):
@@ -316,6 +298,36 @@ class ThirdPartyServiceAdmin(OrgScopedAdmin):
                     detail=f"service {form.instance.slug}",
                 )
 
+    def _save_plugins(self, request: HttpRequest, formset: Any) -> None:
+        """The plugin inline: enable/disable is ``plugin.state`` as on every other surface;
+        other edits and deletions are ``plugin.change``."""
+        switched = {
+            f.instance.pk
+            for f in formset.initial_forms
+            if f.instance.pk and "enabled" in f.changed_data
+        }
+        formset.save()
+        for plugin in formset.deleted_objects:
+            audit.record(
+                AuditEvent.Action.PLUGIN_CHANGE,
+                actor=request.user,
+                organization=plugin.organization,
+                plugin_slug=plugin.slug,
+                detail=f"deleted plugin '{plugin.slug}' (service page)",
+            )
+        for plugin, fields in formset.changed_objects:
+            if plugin.pk in switched:
+                record_plugin_state(plugin, request.user)
+            others = [name for name in fields if name != "enabled"]
+            if others:
+                audit.record(
+                    AuditEvent.Action.PLUGIN_CHANGE,
+                    actor=request.user,
+                    organization=plugin.organization,
+                    plugin_slug=plugin.slug,
+                    detail=f"changed plugin '{plugin.slug}' (service page): {', '.join(others)}",
+                )
+
 
 # --------------------------------------------------------------------------- plugins
 
@@ -324,6 +336,7 @@ class PluginOptionsForm(forms.ModelForm):  # type: ignore[type-arg]
     """A plugin's options on fields generated from its manifest; subclasses add them."""
 
     manifest: PluginManifest
+    changed_options: list[str] = []
 
     class Meta:
         model = Plugin
@@ -332,9 +345,15 @@ class PluginOptionsForm(forms.ModelForm):  # type: ignore[type-arg]
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         if not self.errors:
-            options = collect_options(self, self.manifest, stored=self.instance.options or {})
+            stored = dict(self.instance.options or {})
+            options = collect_options(self, self.manifest, stored=stored)
             if options is not None:
                 self.instance.options = options
+                self.changed_options = sorted(
+                    name
+                    for name in set(stored) | set(options)
+                    if stored.get(name) != options.get(name)
+                )
         return cleaned
 
 
@@ -347,6 +366,7 @@ def _plugin_status(plugin: Plugin) -> tuple[str, str]:
 
 @admin.register(Plugin)
 class PluginAdmin(OrgScopedAdmin):
+    audit_action = AuditEvent.Action.PLUGIN_CHANGE
     list_display = (
         "slug",
         "name",
@@ -456,6 +476,14 @@ class PluginAdmin(OrgScopedAdmin):
         super().save_model(request, obj, form, change)
         if state_changed:
             record_plugin_state(obj, request.user)
+        request.__dict__["_imbi_changed_options"] = list(getattr(form, "changed_options", []))
+
+    def audit_fields(self, obj: Any) -> dict[str, Any]:
+        return {"plugin_slug": obj.slug}
+
+    def audit_detail(self, request: HttpRequest, obj: Any) -> str:
+        names = request.__dict__.get("_imbi_changed_options") or []
+        return f"options changed: {', '.join(names)}" if names else ""
 
     @admin.action(description="Enable selected plugins", permissions=["change"])
     def enable_plugins(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None:
@@ -562,33 +590,17 @@ class BindingAdminForm(forms.ModelForm):  # type: ignore[type-arg]
 
 class BindingAdmin(OrgScopedAdmin):
     form = BindingAdminForm
+    audit_action = AuditEvent.Action.BINDING_CHANGE
     list_display = ("__str__", "tab", "plugin", "default", "search_template")
     list_filter = ("organization", "tab", "default")
     exclude = ("organization",)
 
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        project = obj.project if isinstance(obj, ProjectPlugin) else None
-        audit.record(
-            AuditEvent.Action.BINDING_CHANGE,
-            actor=request.user,
-            organization=obj.plugin.organization,
-            project=project,
-            plugin_slug=obj.plugin.slug,
-            detail=f"{'changed' if change else 'created'} {obj.tab} binding (admin)",
-        )
+    def audit_fields(self, obj: Any) -> dict[str, Any]:
+        project = obj.project if isinstance(obj, ProjectPlugin) and obj.pk else None
+        return {"project": project, "plugin_slug": obj.plugin.slug}
 
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        project = obj.project if isinstance(obj, ProjectPlugin) else None
-        super().delete_model(request, obj)
-        audit.record(
-            AuditEvent.Action.BINDING_CHANGE,
-            actor=request.user,
-            organization=obj.plugin.organization,
-            project=project,
-            plugin_slug=obj.plugin.slug,
-            detail=f"deleted {obj.tab} binding (admin)",
-        )
+    def audit_detail(self, request: HttpRequest, obj: Any) -> str:
+        return f"({obj.tab} tab, admin)"
 
 
 admin.site.register(ProjectTypePlugin, BindingAdmin)

@@ -241,7 +241,7 @@ def update_plugin_options(plugin: Plugin, options: Mapping[str, Any], actor: Any
         plugin.save(update_fields=["options"])
         health.forget([plugin])
         audit.record(
-            AuditEvent.Action.PLUGIN_OPTIONS,
+            AuditEvent.Action.PLUGIN_CHANGE,
             actor=actor,
             organization=plugin.organization,
             plugin_slug=plugin.slug,

@@ -347,12 +347,7 @@ class ProjectPreviewView(View):
 
 
 def can_admin_plugin(user: Any, plugin: Plugin) -> bool:
-    if not (getattr(user, "is_staff", False) and getattr(user, "is_active", False)):
-        return False
-    return bool(
-        getattr(user, "is_superuser", False)
-        or access.installable_organizations(user).filter(pk=plugin.organization_id).exists()
-    )
+    return access.is_operator(user, plugin.organization)
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,7 +378,7 @@ class RegistryView(View):
         )
         if not request.user.is_superuser:
             plugins = plugins.filter(
-                organization__in=access.installable_organizations(request.user)
+                organization__in=access.administered_organizations(request.user)
             )
         by_handler: dict[str, list[Plugin]] = {}
         for plugin in plugins:
@@ -404,21 +399,29 @@ class RegistryView(View):
                 "orphans": orphans,
                 "snapshot": snapshot,
                 "host_api": registry.HOST_API_VERSION,
-                "can_install": request.user.is_superuser
-                or access.installable_organizations(request.user).exists(),
+                "can_install": access.administers_any(request.user),
             },
         )
 
 
 class PluginStateView(View):
-    """Admin: POST ``enabled=1|0`` to enable or disable one installed plugin."""
+    """Admin: POST ``enabled=1|0`` to enable or disable one installed plugin.
+
+    A plugin of an organization the caller does not administer is a 404, like a missing one.
+    """
 
     def post(self, request: HttpRequest, plugin_id: int) -> HttpResponse:
-        plugin = Plugin.objects.select_related("organization").filter(pk=plugin_id).first()
-        if plugin is None:
-            raise Http404
-        if not can_admin_plugin(request.user, plugin):
+        if not access.administers_any(request.user):
             raise PermissionDenied
+        plugin = (
+            Plugin.objects.select_related("organization")
+            .filter(pk=plugin_id, organization__in=access.administered_organizations(request.user))
+            .first()
+            if 0 < plugin_id < 2**63
+            else None
+        )
+        if plugin is None or not can_admin_plugin(request.user, plugin):
+            raise Http404
         enabled = request.POST.get("enabled") == "1"
         if set_plugin_enabled(plugin, enabled, request.user):
             messages.success(

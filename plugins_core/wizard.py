@@ -1151,6 +1151,8 @@ class PreviewView(WizardView):
     """JSON: the expanded search template for a sample project (validated server-side)."""
 
     def get(self, request: HttpRequest) -> JsonResponse:
+        """A project of an organization the caller does not administer answers exactly like
+        a missing one: 404 with the same body."""
         _authorize(request)
         template = request.GET.get("template", "")
         tab = request.GET.get("tab", "configuration")
@@ -1160,10 +1162,12 @@ class PreviewView(WizardView):
             project_id = 0
         project = (
             Project.objects.select_related("organization", "project_type")
-            .filter(pk=project_id)
+            .filter(pk=project_id, organization__in=installable_organizations(request.user))
             .first()
+            if 0 < project_id < 2**63
+            else None
         )
         if project is None:
-            return JsonResponse({"ok": False, "error": "choose a sample project"})
+            return JsonResponse({"ok": False, "error": "choose a sample project"}, status=404)
         _authorize(request, project.organization)
         return JsonResponse(preview_search_template(template, project, tab))

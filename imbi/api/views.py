@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from imbi.core import audit
-from imbi.core.access import can_read_audit, load_organization
+from imbi.core.access import is_operator, load_organization
 from imbi.core.models import Membership, Organization, Project, ProjectType, Role
 
 from . import serializers as s
@@ -129,11 +129,15 @@ class AuditEventsView(APIView):
         operation_id="audit_events",
     )
     def get(self, request: Request, org: str) -> Response:
-        """The organization's audit trail, newest first (org admins). Never holds a value."""
+        """The organization's audit trail, newest first (operators). Never holds a value."""
         query = s.parse(s.AuditQuery, request.query_params)
-        organization, grant = load_organization(request.user, org)
-        if not can_read_audit(grant):
-            raise Problem(403, "permission_denied", "reading the audit trail needs the admin role")
+        organization, _ = load_organization(request.user, org)
+        if not is_operator(request.user, organization):
+            raise Problem(
+                403,
+                "permission_denied",
+                "reading the audit trail is an operator action (active staff with the admin role)",
+            )
         page = audit.events(
             organization,
             action=query.get("action"),

@@ -18,6 +18,7 @@ def record(
     project: Project | None = None,
     plugin_slug: str = "",
     key: str = "",
+    subject: str = "",
     detail: str = "",
 ) -> AuditEvent:
     user = actor if getattr(actor, "is_authenticated", False) else None
@@ -29,7 +30,8 @@ def record(
         project=project,
         plugin_slug=plugin_slug,
         key=key[:255],
-        detail=detail[:255],
+        subject=subject[:150],
+        detail=detail[:1000],
     )
 
 

@@ -18,8 +18,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from imbi.core.access import Grant, can_manage_plugins, load_organization
-from imbi.core.models import Project
+from imbi.core.access import Grant, is_operator, load_organization
+from imbi.core.models import Organization, Project
 from plugins_core import health, registry
 from plugins_core import services as service_fns
 from plugins_core.lifecycle import set_plugin_enabled
@@ -35,9 +35,12 @@ def _parse(serializer_class: Any, data: Any, **kwargs: Any) -> dict[str, Any]:
     return dict(serializer.validated_data)
 
 
-def _require_manage(grant: Grant) -> None:
-    if not can_manage_plugins(grant):
-        raise Forbidden("managing services and plugins needs the admin role")
+def _require_manage(request: Request, organization: Organization) -> None:
+    if not is_operator(request.user, organization):
+        raise Forbidden(
+            "managing services, credentials and plugins is an operator action "
+            "(active staff with the admin role)"
+        )
 
 
 def _service(request: Request, org: str, slug: str) -> tuple[ThirdPartyService, Grant]:
@@ -119,8 +122,8 @@ class ServicesView(APIView):
     )
     def post(self, request: Request, org: str) -> Response:
         body = _parse(s.ServiceIn, request.data)
-        organization, grant = load_organization(request.user, org)
-        _require_manage(grant)
+        organization, _ = load_organization(request.user, org)
+        _require_manage(request, organization)
         service = service_fns.create_service(organization, body, request.user)
         return Response(service_out(service), status=201)
 
@@ -136,14 +139,14 @@ class ServiceView(APIView):
     )
     def patch(self, request: Request, org: str, slug: str) -> Response:
         body = _parse(s.ServicePatch, request.data)
-        service, grant = _service(request, org, slug)
-        _require_manage(grant)
+        service, _ = _service(request, org, slug)
+        _require_manage(request, service.organization)
         return Response(service_out(service_fns.update_service(service, body, request.user)))
 
     @extend_schema(responses={204: None}, operation_id="service_delete")
     def delete(self, request: Request, org: str, slug: str) -> Response:
-        service, grant = _service(request, org, slug)
-        _require_manage(grant)
+        service, _ = _service(request, org, slug)
+        _require_manage(request, service.organization)
         service_fns.delete_service(service, request.user)
         return Response(status=204)
 
@@ -158,8 +161,8 @@ class CredentialsView(APIView):
 
     def _change(self, request: Request, org: str, slug: str, *, replace: bool) -> Response:
         body = _parse(s.CredentialsIn, request.data)
-        service, grant = _service(request, org, slug)
-        _require_manage(grant)
+        service, _ = _service(request, org, slug)
+        _require_manage(request, service.organization)
         changed = service_fns.change_credentials(
             service, body["credentials"], request.user, replace=replace
         )
@@ -185,8 +188,8 @@ class CredentialsView(APIView):
 
     @extend_schema(responses={204: None}, operation_id="service_credentials_clear")
     def delete(self, request: Request, org: str, slug: str) -> Response:
-        service, grant = _service(request, org, slug)
-        _require_manage(grant)
+        service, _ = _service(request, org, slug)
+        _require_manage(request, service.organization)
         service_fns.change_credentials(service, {}, request.user, replace=True)
         return Response(status=204)
 
@@ -206,8 +209,8 @@ class PluginView(APIView):
     )
     def patch(self, request: Request, org: str, slug: str) -> Response:
         body = _parse(s.PluginPatch, request.data)
-        plugin, grant = _plugin(request, org, slug)
-        _require_manage(grant)
+        plugin, _ = _plugin(request, org, slug)
+        _require_manage(request, plugin.organization)
         if "options" in body:
             service_fns.update_plugin_options(plugin, body["options"], request.user)
         if "enabled" in body:
@@ -234,8 +237,8 @@ class ConnectionTestView(APIView):
     def post(self, request: Request, org: str, slug: str) -> Response:
         """Run the plugin's connection test now with its stored options and credentials."""
         body = _parse(s.ConnectionTestIn, request.data)
-        plugin, grant = _plugin(request, org, slug)
-        _require_manage(grant)
+        plugin, _ = _plugin(request, org, slug)
+        _require_manage(request, plugin.organization)
         project = None
         if body.get("project"):
             project = (

@@ -15,6 +15,19 @@ pytestmark = pytest.mark.django_db
 NEW_TOKEN = "rotated-token-93c1d0aa7e"
 
 
+@pytest.fixture
+def ops(api: Any) -> Any:
+    """An API client of an operator: active staff with the admin role (imbi.core.access)."""
+
+    def make(username: str = "boss") -> Any:
+        client = api(Role.ADMIN, username=username)
+        client.user.is_staff = True
+        client.user.save(update_fields=["is_staff"])
+        return client
+
+    return make
+
+
 def problem(response: Any, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.content
     assert response["Content-Type"] == "application/problem+json"
@@ -48,8 +61,10 @@ def test_projects_and_project_types_are_listed_for_members_only(
     assert orgs == [{"slug": "globex", "name": "Globex", "role": "viewer"}]
 
 
-def test_service_crud_is_admin_only_validated_and_audited(org: Organization, api: Any) -> None:
-    admin, editor = api(Role.ADMIN, username="boss"), api(Role.EDITOR, username="ed")
+def test_service_crud_is_for_operators_validated_and_audited(
+    org: Organization, api: Any, ops: Any
+) -> None:
+    admin, editor = ops(), api(Role.EDITOR, username="ed")
     body = {"name": "Vendor X", "vendor": "vendorx", "slug": "vx", "settings": {"region": "eu"}}
     problem(editor.post("/api/orgs/acme/services", body, format="json"), 403, "permission_denied")
     created = admin.post("/api/orgs/acme/services", body, format="json")
@@ -82,9 +97,9 @@ def test_service_crud_is_admin_only_validated_and_audited(org: Organization, api
 
 
 def test_credentials_are_write_only(
-    org: Organization, service: ThirdPartyService, config_plugin: Plugin, api: Any
+    org: Organization, service: ThirdPartyService, config_plugin: Plugin, api: Any, ops: Any
 ) -> None:
-    admin = api(Role.ADMIN, username="boss")
+    admin = ops()
     url = "/api/orgs/acme/services/example/credentials"
     read = admin.get(url)
     assert read.json()["set"] == ["api_token"]
@@ -122,9 +137,10 @@ def test_a_rejected_token_makes_the_badge_connection_failed_everywhere_in_the_ap
     config_plugin: Plugin,
     bind_type: Any,
     api: Any,
+    ops: Any,
 ) -> None:
     bind_type(config_plugin, default=True)
-    admin = api(Role.ADMIN, username="boss")
+    admin = ops()
     admin.patch(
         "/api/orgs/acme/services/example/credentials",
         {"credentials": {"api_token": "bad"}},
@@ -160,7 +176,7 @@ def test_a_rejected_token_makes_the_badge_connection_failed_everywhere_in_the_ap
 
 
 def test_missing_credentials_are_not_ok(
-    project: Project, org: Organization, install: Any, bind_type: Any, api: Any
+    project: Project, org: Organization, install: Any, bind_type: Any, api: Any, ops: Any
 ) -> None:
     bare = ThirdPartyService.objects.create(organization=org, vendor="x", name="X", slug="x")
     plugin = install("example-config", "cfg", svc=bare)
@@ -169,16 +185,14 @@ def test_missing_credentials_are_not_ok(
     assert listed["status"] == "credentials_missing"
     tabs = api(username="v2").get(f"/api/orgs/acme/projects/{project.pk}/tabs").json()
     assert tabs["tabs"][0]["sources"][0]["status"] == "credentials_missing"
-    check = api(Role.ADMIN, username="boss").post(
-        "/api/orgs/acme/plugins/cfg/connection-test", {}, format="json"
-    )
+    check = ops().post("/api/orgs/acme/plugins/cfg/connection-test", {}, format="json")
     assert check.json()["message"].startswith("credentials_missing:")
 
 
 def test_plugin_enable_disable_and_options(
-    org: Organization, config_plugin: Plugin, api: Any
+    org: Organization, config_plugin: Plugin, api: Any, ops: Any
 ) -> None:
-    admin = api(Role.ADMIN, username="boss")
+    admin = ops()
     url = "/api/orgs/acme/plugins/example-config"
     problem(api().patch(url, {"enabled": False}, format="json"), 403, "permission_denied")
     off = admin.patch(url, {"enabled": False}, format="json").json()
@@ -191,11 +205,11 @@ def test_plugin_enable_disable_and_options(
     assert list(bad["errors"]) == ["options.no_such_option"]
     assert Plugin.objects.get(pk=config_plugin.pk).options == {"prefix": "app/"}
     actions = list(AuditEvent.objects.order_by("id").values_list("action", flat=True))
-    assert actions == ["plugin.state", "plugin.options", "plugin.state"]
+    assert actions == ["plugin.state", "plugin.change", "plugin.state"]
 
 
-def test_audit_events_are_filtered_paginated_and_admin_only(
-    org: Organization, other_org: Organization, api: Any
+def test_audit_events_are_filtered_paginated_and_for_operators(
+    org: Organization, other_org: Organization, api: Any, ops: Any
 ) -> None:
     from imbi.core import audit
 
@@ -203,7 +217,7 @@ def test_audit_events_are_filtered_paginated_and_admin_only(
         audit.record("config.set", organization=org, key=f"K{i}")
     audit.record("config.delete", organization=org, key="GONE")
     audit.record("config.set", organization=other_org, key="THEIRS")
-    admin = api(Role.ADMIN, username="boss")
+    admin = ops()
     problem(api().get("/api/orgs/acme/audit-events"), 403, "permission_denied")
     first = admin.get("/api/orgs/acme/audit-events?action=config.set&limit=2").json()
     assert [e["key"] for e in first["events"]] == ["K4", "K3"]
@@ -230,3 +244,24 @@ def test_periodic_check_records_every_enabled_plugin(
     check = ConnectionCheck.objects.get()
     assert (check.plugin_id, check.trigger) == (config_plugin.pk, "periodic")
     assert not AuditEvent.objects.filter(action="plugin.test").exists()
+
+
+def test_an_org_admin_who_is_not_staff_cannot_manage(
+    org: Organization, service: ThirdPartyService, config_plugin: Plugin, api: Any
+) -> None:
+    admin = api(Role.ADMIN, username="not-staff")
+    for response in (
+        admin.post(
+            "/api/orgs/acme/services", {"name": "n", "vendor": "v", "slug": "s"}, format="json"
+        ),
+        admin.patch(
+            "/api/orgs/acme/services/example/credentials",
+            {"credentials": {"api_token": "x"}},
+            format="json",
+        ),
+        admin.patch("/api/orgs/acme/plugins/example-config", {"enabled": False}, format="json"),
+        admin.post("/api/orgs/acme/plugins/example-config/connection-test", {}, format="json"),
+        admin.get("/api/orgs/acme/audit-events"),
+    ):
+        problem(response, 403, "permission_denied")
+    assert Plugin.objects.get(pk=config_plugin.pk).enabled is True

@@ -42,6 +42,8 @@ def token(org: Organization, project: Project, project_type: ProjectType, make_m
     from rest_framework.authtoken.models import Token
 
     user = make_member(org, Role.ADMIN, username="terraform")
+    user.is_staff = True  # an operator (imbi.core.access.is_operator)
+    user.save(update_fields=["is_staff"])
     return str(Token.objects.create(user=user).key)
 
 

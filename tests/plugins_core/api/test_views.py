@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from imbi.core.models import AuditEvent, Organization, Project, ProjectType, Role
 from plugins_core import health
-from plugins_core.models import ProjectPlugin
+from plugins_core.models import Plugin, ProjectPlugin
 from tests.plugins_core.conftest import API_TOKEN
 
 pytestmark = pytest.mark.django_db
@@ -452,6 +452,16 @@ def test_query_counts_stay_constant_and_changes_invalidate_the_plan(
 def test_install_from_template_over_the_api(org: Organization, api: Any) -> None:
     admin = api(Role.ADMIN, username="installer")
     install_url = f"/api/orgs/{org.slug}/plugins/install"
+    # An admin who is not staff is not an operator: installing is refused, as in the wizard.
+    body = assert_problem(
+        admin.post(install_url, {"entry_point": "example-config"}, format="json"),
+        403,
+        "permission_denied",
+    )
+    assert "operator" in body["detail"]
+    assert not Plugin.objects.filter(organization=org).exists()
+    admin.user.is_staff = True
+    admin.user.save()
     first = admin.post(install_url, {"entry_point": "example-config"}, format="json")
     assert first.status_code == 201, first.content
     body = first.json()
@@ -471,6 +481,8 @@ def test_install_from_template_over_the_api(org: Organization, api: Any) -> None
         "invalid_input",
     )
     editor = api(Role.EDITOR, username="not-admin")
+    editor.user.is_staff = True  # staff without the admin role is not an operator either
+    editor.user.save()
     assert_problem(
         editor.post(install_url, {"entry_point": "example-config"}, format="json"),
         403,
