@@ -28,22 +28,24 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
-from imbi_plugin_sdk import CredentialField, PluginManifest
+from imbi_plugin_sdk import CredentialField, PluginManifest, ServiceTemplate
 
 from imbi.core import audit
 from imbi.core.admin_scoping import OrgScopedAdmin, OrgScopedInline
 from imbi.core.models import AuditEvent
 
 from . import health, registry, views, wizard
-from .bindings import binding_errors, keep_masked, mask_options
+from .bindings import binding_errors, inherited_type_options, keep_masked, mask_options
 from .forms import (
     SecretTextarea,
+    add_setting_errors,
     apply_credentials,
     collect_credentials,
     collect_options,
     credential_fields_for,
     credential_form_fields,
     option_fields,
+    setting_form_fields,
     stored_status,
 )
 from .lifecycle import record_plugin_state, set_plugin_enabled
@@ -215,6 +217,33 @@ def _settings_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
     return "settings " + "; ".join(changes) if changes else ""
 
 
+class ServiceSettingsForm(forms.ModelForm):  # type: ignore[type-arg]
+    """A service whose plugins' templates declare its settings: one field per declared
+    setting (choices, patterns, help) instead of the raw JSON; undeclared keys are kept."""
+
+    template: ServiceTemplate
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        names = [f.name for f in self.template.setting_fields]
+        current = dict(self.instance.settings or {}) if self.instance.pk else {}
+        entered = {n: str(cleaned.get(n) or "").strip() for n in names}
+        merged = {k: v for k, v in current.items() if k not in names}
+        merged.update({k: v for k, v in entered.items() if v})
+        if add_setting_errors(self, self.template, merged):
+            self.instance.settings = merged
+        return cleaned
+
+
+def service_template(service: ThirdPartyService | None) -> ServiceTemplate | None:
+    """The first template with declared settings among the service's plugins' manifests."""
+    for manifest in service_manifests(service):
+        template = manifest.service_template
+        if template is not None and template.setting_fields:
+            return template
+    return None
+
+
 @admin.register(ThirdPartyService)
 class ThirdPartyServiceAdmin(OrgScopedAdmin):
     audit_action = AuditEvent.Action.SERVICE_CHANGE
@@ -230,6 +259,29 @@ class ThirdPartyServiceAdmin(OrgScopedAdmin):
     search_fields = ("name", "slug", "vendor")
     exclude = ("icon",)
     inlines = (ServiceApplicationInline, PluginInline)
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        template = service_template(obj)
+        if template is not None:
+            initial = dict(obj.settings or {})
+            attrs: dict[str, Any] = {
+                **setting_form_fields(template, initial=initial),
+                "template": template,
+                "__module__": __name__,
+            }
+            kwargs["form"] = type("ServiceManifestForm", (ServiceSettingsForm,), attrs)
+            kwargs["exclude"] = ["icon", "settings"]
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = list(super().get_fields(request, obj))
+        template = service_template(obj)
+        if template is not None:
+            fields = [f for f in fields if f != "settings"]
+            fields += [f.name for f in template.setting_fields if f.name not in fields]
+        return fields
 
     class Media:
         css = {"all": ("plugins_core/admin.css",)}
@@ -588,12 +640,61 @@ class BindingAdminForm(forms.ModelForm):  # type: ignore[type-arg]
                 self.add_error(field if field in self.fields else None, f"{label}{message}")
 
 
+class BindingOptionsForm(BindingAdminForm):
+    """A binding whose plugin's manifest is loaded: one field per option (inherit when
+    blank; secrets write-only) instead of the raw JSON; subclasses declare the fields."""
+
+    manifest: PluginManifest
+    inherited: dict[str, Any]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        options = collect_options(
+            self,
+            self.manifest,
+            stored=dict(self.instance.options or {}),
+            inherited=self.inherited,
+            partial=True,
+        )
+        if options is not None:
+            self.instance.options = options
+        return cleaned
+
+
+def binding_option_context(obj: Any) -> tuple[PluginManifest | None, dict[str, Any]]:
+    """The manifest of a saved binding's plugin and what its options inherit."""
+    if obj is None or not obj.pk or not obj.plugin_id:
+        return None, {}
+    manifest = manifest_for(obj.plugin)
+    inherited = dict(obj.plugin.options or {})
+    if isinstance(obj, ProjectPlugin):
+        inherited.update(inherited_type_options(obj.project, obj.plugin))
+    return manifest, inherited
+
+
 class BindingAdmin(OrgScopedAdmin):
     form = BindingAdminForm
     audit_action = AuditEvent.Action.BINDING_CHANGE
     list_display = ("__str__", "tab", "plugin", "default", "search_template")
     list_filter = ("organization", "tab", "default")
     exclude = ("organization",)
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        manifest, inherited = binding_option_context(obj)
+        if manifest is not None:
+            attrs: dict[str, Any] = {
+                **option_fields(
+                    manifest, stored=dict(obj.options or {}), inherited=inherited, partial=True
+                ),
+                "manifest": manifest,
+                "inherited": inherited,
+                "__module__": __name__,
+            }
+            kwargs["form"] = type("BindingManifestForm", (BindingOptionsForm,), attrs)
+            kwargs["exclude"] = ["organization", "options"]
+        return super().get_form(request, obj, change=change, **kwargs)
 
     def audit_fields(self, obj: Any) -> dict[str, Any]:
         project = obj.project if isinstance(obj, ProjectPlugin) and obj.pk else None

@@ -83,6 +83,8 @@ def update_service(
         return service
     for name in changed:
         setattr(service, name, data[name])
+    if "settings" in changed:
+        check_settings(service)
     _clean(service)
     with transaction.atomic():
         _save(service, update_fields=[*changed, "updated_at"])
@@ -95,6 +97,21 @@ def update_service(
             detail=f"service {service.slug}: changed {', '.join(changed)}"[:255],
         )
     return service
+
+
+def check_settings(service: ThirdPartyService) -> None:
+    """The settings against every setting field its plugins' templates declare."""
+    for manifest in service_manifests(service):
+        template = manifest.service_template
+        if template is None or not template.setting_fields:
+            continue
+        try:
+            template.validate_settings(dict(service.settings))
+        except OptionValidationError as exc:
+            raise InvalidInput(
+                "settings: " + "; ".join(f"{n} {m}" for n, m in sorted(exc.errors.items())),
+                fields={f"settings.{n}": m for n, m in exc.errors.items()},
+            ) from None
 
 
 def delete_service(service: ThirdPartyService, actor: Any) -> None:

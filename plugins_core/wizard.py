@@ -70,6 +70,7 @@ from .forms import (
     ServiceForm,
     TypeBindingForm,
     apply_credentials,
+    setting_names,
     stored_status,
 )
 from .install import InstallError, available_templates, install_from_template
@@ -835,9 +836,14 @@ class StepView(WizardView):
                 existing = services.filter(vendor=template.vendor, identity="").first()
             if existing is not None:
                 settings = {**settings, **existing.settings}
-            initial.update({k: v for k, v in settings.items() if k in ServiceForm.SETTINGS})
+            names = setting_names(self.manifest.service_template)
+            initial.update({k: v for k, v in settings.items() if k in names})
         form = ServiceForm(
-            _data(request), initial=initial, services=services, has_template=has_template
+            _data(request),
+            initial=initial,
+            services=services,
+            has_template=has_template,
+            template=self.manifest.service_template,
         )
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
@@ -845,7 +851,9 @@ class StepView(WizardView):
                 "mode": data["mode"],
                 "service_id": data["service"].pk if data.get("service") else None,
                 "new": {k: data.get(k) or "" for k in ("name", "vendor", "slug")},
-                "settings": {name: (data.get(name) or "").strip() for name in ServiceForm.SETTINGS},
+                "settings": {
+                    name: str(data.get(name) or "").strip() for name in form.setting_names
+                },
             }
             self.pipeline.changed()
             return self.next()
@@ -864,7 +872,12 @@ class StepView(WizardView):
         # Shown as "set": stored and not removed by this wizard, or entered in this wizard.
         removed = {name for name, value in changes.items() if value is None}
         effective = (stored_names - removed) | (set(changes) - removed)
-        form = CredentialsForm(self.manifest.credentials, _data(request), stored_names=effective)
+        form = CredentialsForm(
+            self.manifest.credentials,
+            _data(request),
+            stored_names=effective,
+            manifests=[self.manifest],
+        )
         if request.method == "POST" and form.is_valid():
             merged = dict(changes)
             for name, value in form.changes.items():

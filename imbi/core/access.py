@@ -215,4 +215,3 @@ def can_bind_project_grant(user: Any, grant: Grant, project: Project) -> bool:
     if grant.at_least(Role.ADMIN):
         return True
     return grant.at_least(Role.OWNER) and project.owners.filter(pk=user.pk).exists()
-
