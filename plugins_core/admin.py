@@ -11,8 +11,10 @@ Secrets are write-only here:
 - a plugin's options are edited on a form generated from its manifest, secret options as
   ``PasswordInput(render_value=False)``; without a loaded manifest only option names show.
 
-Staff who are not superusers see and change only rows of organizations they administer
-(``imbi.core.access.installable_organizations``).
+Scoping and auditing come from ``imbi.core.admin_scoping``: staff who are not superusers see
+and change only rows of organizations they administer, and every add, change and delete is
+audited (service settings with their old and new values, plugin options by name only, the
+enabled switch of the service page's plugin inline as ``plugin.state``).
 """
 
 from __future__ import annotations
@@ -24,22 +26,26 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
+from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
-from imbi_plugin_sdk import CredentialField, PluginManifest
+from imbi_plugin_sdk import CredentialField, PluginManifest, ServiceTemplate
 
-from imbi.core import access, audit
+from imbi.core import audit
+from imbi.core.admin_scoping import OrgScopedAdmin, OrgScopedInline
 from imbi.core.models import AuditEvent
 
-from . import registry, views, wizard
-from .bindings import binding_errors, keep_masked, mask_options
+from . import health, registry, views, wizard
+from .bindings import binding_errors, inherited_type_options, keep_masked, mask_options
 from .forms import (
     SecretTextarea,
+    add_setting_errors,
     apply_credentials,
     collect_credentials,
     collect_options,
     credential_fields_for,
     credential_form_fields,
     option_fields,
+    setting_form_fields,
     stored_status,
 )
 from .lifecycle import record_plugin_state, set_plugin_enabled
@@ -51,56 +57,6 @@ from .models import (
     ThirdPartyService,
 )
 from .resolution import manifest_for
-
-# --------------------------------------------------------------------------- scoping
-
-
-class OrgScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Non-superuser staff see and change only rows of organizations they administer."""
-
-    org_field = "organization"
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        queryset = super().get_queryset(request)
-        if request.user.is_superuser:
-            return queryset
-        return queryset.filter(
-            **{f"{self.org_field}__in": access.installable_organizations(request.user)}
-        )
-
-    def _allowed(self, request: HttpRequest, obj: Any) -> bool:
-        if obj is None or request.user.is_superuser:
-            return True
-        org_id = getattr(obj, f"{self.org_field}_id", None) or 0
-        return access.installable_organizations(request.user).filter(pk=org_id).exists()
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_view_permission(request, obj) and self._allowed(request, obj)
-
-    def get_list_filter(self, request: HttpRequest) -> Any:
-        # The organization filter would list every organization's name: superusers only.
-        filters = super().get_list_filter(request)
-        if request.user.is_superuser:
-            return filters
-        return tuple(f for f in filters if f != self.org_field)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_change_permission(request, obj) and self._allowed(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_delete_permission(request, obj) and self._allowed(request, obj)
-
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        if not request.user.is_superuser:
-            orgs = access.installable_organizations(request.user)
-            if db_field.name == "organization":
-                kwargs["queryset"] = orgs
-            elif db_field.related_model in (ThirdPartyService, Plugin) or (
-                db_field.name in ("project_type", "project")
-            ):
-                kwargs["queryset"] = db_field.related_model.objects.filter(organization__in=orgs)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
 
 # --------------------------------------------------------------------------- credentials
 
@@ -193,7 +149,7 @@ def service_manifests(service: ThirdPartyService | None) -> list[PluginManifest]
     return found
 
 
-class ServiceApplicationInline(admin.StackedInline):  # type: ignore[type-arg]
+class ServiceApplicationInline(OrgScopedInline, admin.StackedInline):  # type: ignore[type-arg]
     model = ServiceApplication
     form = ServiceApplicationForm
     readonly_fields = ("stored_names",)
@@ -239,7 +195,7 @@ class ServiceApplicationInline(admin.StackedInline):  # type: ignore[type-arg]
         return ", ".join(f"{name}: {stored_status(True)}" for name in sorted(obj.credentials))
 
 
-class PluginInline(admin.TabularInline):  # type: ignore[type-arg]
+class PluginInline(OrgScopedInline, admin.TabularInline):  # type: ignore[type-arg]
     model = Plugin
     fields = ("slug", "name", "plugin_type", "handler", "enabled")
     readonly_fields = ("handler",)
@@ -250,8 +206,47 @@ class PluginInline(admin.TabularInline):  # type: ignore[type-arg]
         return False  # plugins are added by the install wizard or the plugin add page
 
 
+def _settings_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """``name: 'old' -> 'new'`` for each changed setting (settings are never secret)."""
+    changes = []
+    for name in sorted(set(old) | set(new)):
+        if old.get(name) != new.get(name):
+            was = repr(old[name]) if name in old else "unset"
+            now = repr(new[name]) if name in new else "unset"
+            changes.append(f"{name}: {was} -> {now}")
+    return "settings " + "; ".join(changes) if changes else ""
+
+
+class ServiceSettingsForm(forms.ModelForm):  # type: ignore[type-arg]
+    """A service whose plugins' templates declare its settings: one field per declared
+    setting (choices, patterns, help) instead of the raw JSON; undeclared keys are kept."""
+
+    template: ServiceTemplate
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        names = [f.name for f in self.template.setting_fields]
+        current = dict(self.instance.settings or {}) if self.instance.pk else {}
+        entered = {n: str(cleaned.get(n) or "").strip() for n in names}
+        merged = {k: v for k, v in current.items() if k not in names}
+        merged.update({k: v for k, v in entered.items() if v})
+        if add_setting_errors(self, self.template, merged):
+            self.instance.settings = merged
+        return cleaned
+
+
+def service_template(service: ThirdPartyService | None) -> ServiceTemplate | None:
+    """The first template with declared settings among the service's plugins' manifests."""
+    for manifest in service_manifests(service):
+        template = manifest.service_template
+        if template is not None and template.setting_fields:
+            return template
+    return None
+
+
 @admin.register(ThirdPartyService)
 class ThirdPartyServiceAdmin(OrgScopedAdmin):
+    audit_action = AuditEvent.Action.SERVICE_CHANGE
     list_display = (
         "name",
         "vendor",
@@ -264,6 +259,53 @@ class ThirdPartyServiceAdmin(OrgScopedAdmin):
     search_fields = ("name", "slug", "vendor")
     exclude = ("icon",)
     inlines = (ServiceApplicationInline, PluginInline)
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        template = service_template(obj)
+        if template is not None:
+            initial = dict(obj.settings or {})
+            attrs: dict[str, Any] = {
+                **setting_form_fields(template, initial=initial),
+                "template": template,
+                "__module__": __name__,
+            }
+            kwargs["form"] = type("ServiceManifestForm", (ServiceSettingsForm,), attrs)
+            kwargs["exclude"] = ["icon", "settings"]
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = list(super().get_fields(request, obj))
+        template = service_template(obj)
+        if template is not None:
+            fields = [f for f in fields if f != "settings"]
+            fields += [f.name for f in template.setting_fields if f.name not in fields]
+        return fields
+
+    class Media:
+        css = {"all": ("plugins_core/admin.css",)}
+
+    def get_urls(self) -> list[URLPattern]:
+        custom = [
+            path(
+                "<int:object_id>/test-connection/",
+                self.admin_site.admin_view(views.ConnectionTestView.as_view(scope="service")),
+                name="plugins_core_thirdpartyservice_test",
+            ),
+        ]
+        return custom + super().get_urls()
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> Any:
+        extra = {
+            "test_url": reverse("admin:plugins_core_thirdpartyservice_test", args=[object_id])
+            if object_id.isdigit()
+            else "",
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, extra)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         # One EXISTS per row in the same query, not one query per changelist row; never
@@ -280,7 +322,24 @@ class ThirdPartyServiceAdmin(OrgScopedAdmin):
             has = ServiceApplication.objects.filter(service=obj).exists()
         return stored_status(has)
 
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        old = (
+            ThirdPartyService.objects.filter(pk=obj.pk).values_list("settings", flat=True).first()
+            if change
+            else None
+        )
+        super().save_model(request, obj, form, change)
+        request.__dict__["_imbi_settings_diff"] = _settings_diff(
+            old if isinstance(old, dict) else {},
+            obj.settings if isinstance(obj.settings, dict) else {},
+        )
+
+    def audit_detail(self, request: HttpRequest, obj: Any) -> str:
+        return str(request.__dict__.get("_imbi_settings_diff", ""))
+
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is Plugin:
+            return self._save_plugins(request, formset)
         super().save_formset(request, form, formset, change)
         for inline_form in formset.forms:
             if getattr(inline_form, "credentials_changed", False):
@@ -291,6 +350,36 @@ class ThirdPartyServiceAdmin(OrgScopedAdmin):
                     detail=f"service {form.instance.slug}",
                 )
 
+    def _save_plugins(self, request: HttpRequest, formset: Any) -> None:
+        """The plugin inline: enable/disable is ``plugin.state`` as on every other surface;
+        other edits and deletions are ``plugin.change``."""
+        switched = {
+            f.instance.pk
+            for f in formset.initial_forms
+            if f.instance.pk and "enabled" in f.changed_data
+        }
+        formset.save()
+        for plugin in formset.deleted_objects:
+            audit.record(
+                AuditEvent.Action.PLUGIN_CHANGE,
+                actor=request.user,
+                organization=plugin.organization,
+                plugin_slug=plugin.slug,
+                detail=f"deleted plugin '{plugin.slug}' (service page)",
+            )
+        for plugin, fields in formset.changed_objects:
+            if plugin.pk in switched:
+                record_plugin_state(plugin, request.user)
+            others = [name for name in fields if name != "enabled"]
+            if others:
+                audit.record(
+                    AuditEvent.Action.PLUGIN_CHANGE,
+                    actor=request.user,
+                    organization=plugin.organization,
+                    plugin_slug=plugin.slug,
+                    detail=f"changed plugin '{plugin.slug}' (service page): {', '.join(others)}",
+                )
+
 
 # --------------------------------------------------------------------------- plugins
 
@@ -299,6 +388,7 @@ class PluginOptionsForm(forms.ModelForm):  # type: ignore[type-arg]
     """A plugin's options on fields generated from its manifest; subclasses add them."""
 
     manifest: PluginManifest
+    changed_options: list[str] = []
 
     class Meta:
         model = Plugin
@@ -307,9 +397,15 @@ class PluginOptionsForm(forms.ModelForm):  # type: ignore[type-arg]
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         if not self.errors:
-            options = collect_options(self, self.manifest, stored=self.instance.options or {})
+            stored = dict(self.instance.options or {})
+            options = collect_options(self, self.manifest, stored=stored)
             if options is not None:
                 self.instance.options = options
+                self.changed_options = sorted(
+                    name
+                    for name in set(stored) | set(options)
+                    if stored.get(name) != options.get(name)
+                )
         return cleaned
 
 
@@ -322,6 +418,7 @@ def _plugin_status(plugin: Plugin) -> tuple[str, str]:
 
 @admin.register(Plugin)
 class PluginAdmin(OrgScopedAdmin):
+    audit_action = AuditEvent.Action.PLUGIN_CHANGE
     list_display = (
         "slug",
         "name",
@@ -329,17 +426,51 @@ class PluginAdmin(OrgScopedAdmin):
         "service",
         "organization",
         "enabled",
-        "handler_status",
+        "health_badge",
     )
     list_filter = ("organization", "plugin_type", "enabled")
     search_fields = ("slug", "name", "handler")
     actions = ("enable_plugins", "disable_plugins")
-    readonly_fields = ("handler_status", "option_names")
+    readonly_fields = ("handler_status", "option_names", "health_badge")
+
+    class Media:
+        css = {"all": ("plugins_core/admin.css",)}
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return health.with_health(super().get_queryset(request))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         if obj is not None:  # changing these would re-target bindings and credentials
-            return ("handler", "plugin_type", "organization", "handler_status", "option_names")
-        return ("handler_status", "option_names")
+            return (
+                "handler",
+                "plugin_type",
+                "organization",
+                "handler_status",
+                "option_names",
+                "health_badge",
+            )
+        return ("handler_status", "option_names", "health_badge")
+
+    @admin.display(description="Health")
+    def health_badge(self, obj: Plugin) -> str:
+        if obj is None or obj.pk is None:
+            return "-"
+        found = health.badge(obj)
+        return render_to_string(
+            "plugins_core/badge.html",
+            {"status": found.status, "reason": found.reason, "tested_at": found.tested_at},
+        )
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> Any:
+        extra = {
+            "test_url": reverse("admin:plugins_core_plugin_test", args=[object_id])
+            if object_id.isdigit()
+            else "",
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, extra)
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
@@ -366,6 +497,8 @@ class PluginAdmin(OrgScopedAdmin):
             "enabled",
             "handler_status",
         ]
+        if obj is not None:
+            fields.append("health_badge")
         manifest = manifest_for(obj) if obj is not None else None
         if manifest is not None:
             fields += list(option_fields(manifest, stored=obj.options or {}))
@@ -395,6 +528,14 @@ class PluginAdmin(OrgScopedAdmin):
         super().save_model(request, obj, form, change)
         if state_changed:
             record_plugin_state(obj, request.user)
+        request.__dict__["_imbi_changed_options"] = list(getattr(form, "changed_options", []))
+
+    def audit_fields(self, obj: Any) -> dict[str, Any]:
+        return {"plugin_slug": obj.slug}
+
+    def audit_detail(self, request: HttpRequest, obj: Any) -> str:
+        names = request.__dict__.get("_imbi_changed_options") or []
+        return f"options changed: {', '.join(names)}" if names else ""
 
     @admin.action(description="Enable selected plugins", permissions=["change"])
     def enable_plugins(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None:
@@ -414,6 +555,11 @@ class PluginAdmin(OrgScopedAdmin):
                 "registry/",
                 wrap(views.RegistryView.as_view(admin_site=site)),
                 name="plugins_core_registry",
+            ),
+            path(
+                "<int:object_id>/test-connection/",
+                wrap(views.ConnectionTestView.as_view(scope="plugin")),
+                name="plugins_core_plugin_test",
             ),
             path(
                 "<int:plugin_id>/state/",
@@ -494,35 +640,68 @@ class BindingAdminForm(forms.ModelForm):  # type: ignore[type-arg]
                 self.add_error(field if field in self.fields else None, f"{label}{message}")
 
 
+class BindingOptionsForm(BindingAdminForm):
+    """A binding whose plugin's manifest is loaded: one field per option (inherit when
+    blank; secrets write-only) instead of the raw JSON; subclasses declare the fields."""
+
+    manifest: PluginManifest
+    inherited: dict[str, Any]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        options = collect_options(
+            self,
+            self.manifest,
+            stored=dict(self.instance.options or {}),
+            inherited=self.inherited,
+            partial=True,
+        )
+        if options is not None:
+            self.instance.options = options
+        return cleaned
+
+
+def binding_option_context(obj: Any) -> tuple[PluginManifest | None, dict[str, Any]]:
+    """The manifest of a saved binding's plugin and what its options inherit."""
+    if obj is None or not obj.pk or not obj.plugin_id:
+        return None, {}
+    manifest = manifest_for(obj.plugin)
+    inherited = dict(obj.plugin.options or {})
+    if isinstance(obj, ProjectPlugin):
+        inherited.update(inherited_type_options(obj.project, obj.plugin))
+    return manifest, inherited
+
+
 class BindingAdmin(OrgScopedAdmin):
     form = BindingAdminForm
+    audit_action = AuditEvent.Action.BINDING_CHANGE
     list_display = ("__str__", "tab", "plugin", "default", "search_template")
     list_filter = ("organization", "tab", "default")
     exclude = ("organization",)
 
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        project = obj.project if isinstance(obj, ProjectPlugin) else None
-        audit.record(
-            AuditEvent.Action.BINDING_CHANGE,
-            actor=request.user,
-            organization=obj.plugin.organization,
-            project=project,
-            plugin_slug=obj.plugin.slug,
-            detail=f"{'changed' if change else 'created'} {obj.tab} binding (admin)",
-        )
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        manifest, inherited = binding_option_context(obj)
+        if manifest is not None:
+            attrs: dict[str, Any] = {
+                **option_fields(
+                    manifest, stored=dict(obj.options or {}), inherited=inherited, partial=True
+                ),
+                "manifest": manifest,
+                "inherited": inherited,
+                "__module__": __name__,
+            }
+            kwargs["form"] = type("BindingManifestForm", (BindingOptionsForm,), attrs)
+            kwargs["exclude"] = ["organization", "options"]
+        return super().get_form(request, obj, change=change, **kwargs)
 
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        project = obj.project if isinstance(obj, ProjectPlugin) else None
-        super().delete_model(request, obj)
-        audit.record(
-            AuditEvent.Action.BINDING_CHANGE,
-            actor=request.user,
-            organization=obj.plugin.organization,
-            project=project,
-            plugin_slug=obj.plugin.slug,
-            detail=f"deleted {obj.tab} binding (admin)",
-        )
+    def audit_fields(self, obj: Any) -> dict[str, Any]:
+        project = obj.project if isinstance(obj, ProjectPlugin) and obj.pk else None
+        return {"project": project, "plugin_slug": obj.plugin.slug}
+
+    def audit_detail(self, request: HttpRequest, obj: Any) -> str:
+        return f"({obj.tab} tab, admin)"
 
 
 admin.site.register(ProjectTypePlugin, BindingAdmin)

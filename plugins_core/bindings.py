@@ -135,6 +135,12 @@ def _save(binding: Binding, actor: Any, project: Project | None, verb: str) -> B
     return binding
 
 
+def inherited_type_options(project: Project, plugin: Plugin) -> dict[str, Any]:
+    """Options the project's type binding of ``plugin`` sets (what a project binding
+    overrides)."""
+    return _inherited(project, plugin)
+
+
 def _inherited(project: Project, plugin: Plugin) -> dict[str, Any]:
     row = ProjectTypePlugin.objects.filter(
         project_type_id=project.project_type_id, plugin=plugin

@@ -30,6 +30,7 @@ from imbi_plugin_sdk import (
     OptionType,
     OptionValidationError,
     PluginManifest,
+    ServiceTemplate,
 )
 
 from imbi.core.models import Organization, Project, ProjectType
@@ -364,6 +365,33 @@ def collect_credentials(
     return changes
 
 
+def credential_rule_errors(
+    manifests: Iterable[PluginManifest],
+    stored_names: Iterable[str],
+    changes: Mapping[str, str | None],
+) -> dict[str, str]:
+    """Patterns of the credentials entered now, and the manifests' ``together`` groups over
+    what will be stored, by credential name. Stored values are never read: a stored name
+    counts as present."""
+    present = {name: "stored" for name in stored_names}
+    for name, value in changes.items():
+        if value is None:
+            present.pop(name, None)
+        else:
+            present[name] = value
+    errors: dict[str, str] = {}
+    for manifest in manifests:
+        names = {f.name for f in manifest.credentials}
+        try:
+            manifest.validate_credentials({k: v for k, v in present.items() if k in names})
+        except OptionValidationError as exc:
+            for name, message in exc.errors.items():
+                entered = changes.get(name) is not None
+                if entered or message.startswith("is required together"):
+                    errors.setdefault(name, message)
+    return errors
+
+
 def apply_credentials(
     stored: Mapping[str, str], changes: Mapping[str, str | None]
 ) -> dict[str, str]:
@@ -388,10 +416,12 @@ class CredentialsForm(forms.Form):
         fields: Sequence[CredentialField],
         *args: Any,
         stored_names: Iterable[str] = (),
+        manifests: Iterable[PluginManifest] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.credential_fields = list(fields)
+        self.manifests = list(manifests)
         self.stored_names = set(stored_names)
         self.changes: dict[str, str | None] = {}
         self.fields.update(credential_form_fields(self.credential_fields, self.stored_names))
@@ -406,6 +436,10 @@ class CredentialsForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         self.changes = collect_credentials(self, self.credential_fields, self.stored_names)
+        for name, message in credential_rule_errors(
+            self.manifests, self.stored_names, self.changes
+        ).items():
+            self.add_error(name if name in self.fields else None, message)
         return cleaned
 
 
@@ -459,12 +493,22 @@ class ServiceForm(forms.Form):
 
     SETTINGS = ("region", "base_url")
 
-    def __init__(self, *args: Any, services: Any, has_template: bool, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        services: Any,
+        has_template: bool,
+        template: ServiceTemplate | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["service"].queryset = services  # type: ignore[attr-defined]
         if not has_template:
             mode: Any = self.fields["mode"]
             mode.choices = [c for c in mode.choices if c[0] != self.TEMPLATE]
+        self.template = template
+        self.setting_names = setting_names(template)
+        self.fields.update(setting_form_fields(template, initial=self.initial))
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -475,6 +519,8 @@ class ServiceForm(forms.Form):
             for name in ("name", "vendor", "slug"):
                 if not cleaned.get(name):
                     self.add_error(name, "Required for a new service.")
+        if not add_setting_errors(self, self.template, self.settings()):
+            return cleaned
         try:
             validate_service_settings(self.settings())
         except ValidationError as exc:
@@ -485,10 +531,50 @@ class ServiceForm(forms.Form):
         """The entered settings (blank ones are left out, so they are unset)."""
         data = getattr(self, "cleaned_data", {})
         return {
-            name: data[name].strip()
-            for name in self.SETTINGS
-            if name in SERVICE_SETTING_KEYS and data.get(name, "").strip()
+            name: str(data[name]).strip()
+            for name in self.setting_names
+            if name in SERVICE_SETTING_KEYS and str(data.get(name) or "").strip()
         }
+
+
+def setting_names(template: ServiceTemplate | None) -> tuple[str, ...]:
+    """The settings a service form asks for: the template's declared ones, else the
+    generic region and base URL."""
+    declared = tuple(f.name for f in template.setting_fields) if template else ()
+    return declared or ServiceForm.SETTINGS
+
+
+def setting_form_fields(
+    template: ServiceTemplate | None, *, initial: Mapping[str, Any]
+) -> dict[str, forms.Field]:
+    """Form fields for a template's declared settings (choices, patterns, help), like the
+    option fields of a manifest. Settings are never secret."""
+    fields: dict[str, forms.Field] = {}
+    for setting in template.setting_fields if template else ():
+        field = _option_field(setting, partial=False, stored=initial, inherited={})
+        field.label = setting.label
+        if setting.choices:
+            field.choices = [  # type: ignore[attr-defined]
+                (str(c), _choice_label(c)) for c in setting.choices
+            ]
+        fields[setting.name] = field
+    return fields
+
+
+def add_setting_errors(
+    form: forms.BaseForm, template: ServiceTemplate | None, settings: Mapping[str, Any]
+) -> bool:
+    """Check ``settings`` against the template's declared fields; errors go on their form
+    fields. True when they pass."""
+    if template is None:
+        return True
+    try:
+        template.validate_settings(settings)
+    except OptionValidationError as exc:
+        for name, message in sorted(exc.errors.items()):
+            form.add_error(name if name in form.fields else None, f"{name}: {message}")
+        return False
+    return True
 
 
 def _check_template(value: str) -> str:

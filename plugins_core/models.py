@@ -117,10 +117,24 @@ class ServiceApplication(models.Model):
         ThirdPartyService, on_delete=models.CASCADE, related_name="application"
     )
     credentials = EncryptedJSONField(default=dict)
+    names = models.JSONField(
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="Names of the stored credentials (never values), kept in step by save(); "
+        "lets listings and badges say what is set without decrypting anything.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"Credentials for {self.service}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if isinstance(self.credentials, dict):
+            self.names = sorted(k for k, v in self.credentials.items() if v)
+        if kwargs.get("update_fields") is not None and "credentials" in kwargs["update_fields"]:
+            kwargs["update_fields"] = [*kwargs["update_fields"], "names"]
+        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         if not isinstance(self.credentials, dict) or not all(
@@ -269,6 +283,38 @@ class ProjectPlugin(Binding):
 
     def __str__(self) -> str:
         return f"{self.project} {self.tab}: {self.plugin}"
+
+
+class ConnectionCheck(models.Model):
+    """The last connection test of an installed plugin: what it said, when, and how long it
+    took. One row per plugin, overwritten by every test (wizard, API, admin, periodic)."""
+
+    class Status(models.TextChoices):
+        OK = "ok", "OK"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        WIZARD = "wizard", "Install wizard"
+        API = "api", "REST API"
+        ADMIN = "admin", "Admin button"
+        PERIODIC = "periodic", "Periodic check"
+
+    plugin = models.OneToOneField(Plugin, on_delete=models.CASCADE, related_name="connection")
+    status = models.CharField(max_length=8, choices=Status.choices)
+    message = models.CharField(max_length=500, blank=True)
+    tested_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=["ok", "failed"]), name="connectioncheck_status"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plugin.slug}: {self.status} at {self.tested_at:%Y-%m-%d %H:%M}"
 
 
 class PluginStorage(models.Model):

@@ -266,7 +266,9 @@ def effective_bindings(project: Project, tab: str | None = None) -> list[Effecti
     chosen = candidates(project, tab)
     plugins = {
         p.pk: p
-        for p in PluginRow.objects.select_related("service")
+        # The connection and the stored credential names feed the badges (plugins_core.health).
+        for p in PluginRow.objects.select_related("service", "connection")
+        .annotate(credential_names=F("service__application__names"))
         .defer("service__icon")
         .filter(pk__in=[c.plugin_id for c in chosen])
     }

@@ -19,6 +19,7 @@ from imbi_plugin_sdk import (
     ConfigKey,
     ConfigValue,
     ConfigWrite,
+    Histogram,
     LogQuery,
     LogResult,
     validate_config_key,
@@ -29,13 +30,12 @@ from imbi.core import audit
 from imbi.core.access import Grant
 from imbi.core.models import AuditEvent, Project, Role
 
-from . import caching, registry
+from . import caching, health, registry
 from .resolution import (
     EffectiveBinding,
     ResolutionError,
     Resolved,
     effective_bindings,
-    entry_status,
     resolve,
     select,
 )
@@ -72,6 +72,7 @@ class TabSource:
     status: str
     reason: str
     selected: bool
+    tested_at: Any = None
 
 
 def project_tabs(project: Project) -> dict[str, list[TabSource]]:
@@ -86,8 +87,10 @@ def project_tabs(project: Project) -> dict[str, list[TabSource]]:
             chosen = None
         sources = []
         for binding in (b for b in bindings if b.tab == tab):
-            status, reason = entry_status(binding.plugin, snapshot)
-            sources.append(TabSource(binding, status, reason, binding is chosen))
+            found = health.badge(binding.plugin, snapshot)
+            sources.append(
+                TabSource(binding, found.status, found.reason, binding is chosen, found.tested_at)
+            )
         tabs[tab] = sources
     return tabs
 
@@ -233,4 +236,30 @@ def search_logs(
 ) -> tuple[Resolved, LogResult]:
     resolved = _resolve(project, "logs", source)
     result: LogResult = (runner or default_runner()).call(resolved, "search", query)
+    return resolved, result
+
+
+class HistogramNotSupported(ResolutionError):
+    code, http_status = "not_supported", 501
+
+
+def logs_histogram(
+    project: Project,
+    grant: Grant,
+    source: str | None,
+    query: LogQuery,
+    bucket_count: int,
+    *,
+    runner: Runner | None = None,
+) -> tuple[Resolved, Histogram]:
+    """Entry counts over the query's range from a source whose manifest declares
+    ``hints.supports_histogram`` (else 501 ``not_supported``)."""
+    resolved = _resolve(project, "logs", source)
+    if not resolved.manifest.hints.supports_histogram:
+        raise HistogramNotSupported(
+            f"log source '{resolved.plugin.slug}' does not provide a histogram"
+        )
+    result: Histogram = (runner or default_runner()).call(
+        resolved, "histogram", query, bucket_count
+    )
     return resolved, result

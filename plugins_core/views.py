@@ -39,11 +39,11 @@ from imbi.core.access import Grant, can_bind_project_grant, load_project
 from imbi.core.models import Project
 
 from . import bindings as binding_service
-from . import registry
+from . import health, registry
 from .forms import AddBindingForm, BindingForm, OptionsForm
 from .lifecycle import set_plugin_enabled
-from .models import Plugin, ProjectPlugin, ProjectTypePlugin, Tab
-from .resolution import ResolutionError, entry_status, manifest_for, preview_search_template
+from .models import ConnectionCheck, Plugin, ProjectPlugin, ProjectTypePlugin, Tab
+from .resolution import ResolutionError, manifest_for, preview_search_template
 
 LOGIN_URL = reverse_lazy("ui:login")
 login = method_decorator(login_required(login_url=LOGIN_URL), name="dispatch")
@@ -74,6 +74,7 @@ class BindingRow:
     project_binding: ProjectPlugin | None
     status: str
     reason: str
+    tested_at: Any = None
 
     @property
     def scope(self) -> str:
@@ -99,24 +100,27 @@ def binding_rows(project: Project) -> list[BindingRow]:
     merged: dict[tuple[str, int], dict[str, Any]] = {}
     for type_row in ProjectTypePlugin.objects.filter(
         project_type_id=project.project_type_id
-    ).select_related("plugin"):
+    ).select_related("plugin", "plugin__service", "plugin__connection"):
         merged[(type_row.tab, type_row.plugin_id)] = {
             "plugin": type_row.plugin,
             "type_binding": type_row,
         }
-    for own in ProjectPlugin.objects.filter(project=project).select_related("plugin"):
+    for own in ProjectPlugin.objects.filter(project=project).select_related(
+        "plugin", "plugin__service", "plugin__connection"
+    ):
         merged.setdefault((own.tab, own.plugin_id), {"plugin": own.plugin})["project_binding"] = own
     rows = []
     for (tab, _), parts in sorted(merged.items(), key=lambda i: (i[0][0], i[1]["plugin"].slug)):
-        status, reason = entry_status(parts["plugin"], snapshot)
+        found = health.badge(parts["plugin"], snapshot)
         rows.append(
             BindingRow(
                 plugin=parts["plugin"],
                 tab=tab,
                 type_binding=parts.get("type_binding"),
                 project_binding=parts.get("project_binding"),
-                status=status,
-                reason=reason,
+                status=found.status,
+                reason=found.reason,
+                tested_at=found.tested_at,
             )
         )
     return rows
@@ -343,12 +347,7 @@ class ProjectPreviewView(View):
 
 
 def can_admin_plugin(user: Any, plugin: Plugin) -> bool:
-    if not (getattr(user, "is_staff", False) and getattr(user, "is_active", False)):
-        return False
-    return bool(
-        getattr(user, "is_superuser", False)
-        or access.installable_organizations(user).filter(pk=plugin.organization_id).exists()
-    )
+    return access.is_operator(user, plugin.organization)
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,7 +378,7 @@ class RegistryView(View):
         )
         if not request.user.is_superuser:
             plugins = plugins.filter(
-                organization__in=access.installable_organizations(request.user)
+                organization__in=access.administered_organizations(request.user)
             )
         by_handler: dict[str, list[Plugin]] = {}
         for plugin in plugins:
@@ -400,21 +399,29 @@ class RegistryView(View):
                 "orphans": orphans,
                 "snapshot": snapshot,
                 "host_api": registry.HOST_API_VERSION,
-                "can_install": request.user.is_superuser
-                or access.installable_organizations(request.user).exists(),
+                "can_install": access.administers_any(request.user),
             },
         )
 
 
 class PluginStateView(View):
-    """Admin: POST ``enabled=1|0`` to enable or disable one installed plugin."""
+    """Admin: POST ``enabled=1|0`` to enable or disable one installed plugin.
+
+    A plugin of an organization the caller does not administer is a 404, like a missing one.
+    """
 
     def post(self, request: HttpRequest, plugin_id: int) -> HttpResponse:
-        plugin = Plugin.objects.select_related("organization").filter(pk=plugin_id).first()
-        if plugin is None:
-            raise Http404
-        if not can_admin_plugin(request.user, plugin):
+        if not access.administers_any(request.user):
             raise PermissionDenied
+        plugin = (
+            Plugin.objects.select_related("organization")
+            .filter(pk=plugin_id, organization__in=access.administered_organizations(request.user))
+            .first()
+            if 0 < plugin_id < 2**63
+            else None
+        )
+        if plugin is None or not can_admin_plugin(request.user, plugin):
+            raise Http404
         enabled = request.POST.get("enabled") == "1"
         if set_plugin_enabled(plugin, enabled, request.user):
             messages.success(
@@ -430,9 +437,56 @@ class PluginStateView(View):
         return HttpResponseRedirect(target)
 
 
+def _back(request: HttpRequest, fallback: str) -> HttpResponseRedirect:
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, {request.get_host()}, require_https=request.is_secure()
+    ):
+        target = fallback
+    return HttpResponseRedirect(target)
+
+
+class ConnectionTestView(View):
+    """Admin: POST to run the connection test of one plugin, or of every plugin of a service
+    (``scope`` is ``plugin`` or ``service``); the result is recorded and shown as a message."""
+
+    scope = "plugin"
+
+    def post(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        if self.scope == "service":
+            plugins = list(
+                Plugin.objects.select_related("organization", "service").filter(
+                    service_id=object_id
+                )
+            )
+            fallback = reverse("admin:plugins_core_thirdpartyservice_change", args=[object_id])
+        else:
+            plugins = list(
+                Plugin.objects.select_related("organization", "service").filter(pk=object_id)
+            )
+            fallback = reverse("admin:plugins_core_plugin_change", args=[object_id])
+        if self.scope == "plugin" and not plugins:
+            raise Http404
+        if not plugins:
+            messages.warning(request, "This service has no plugins to test.")
+        for plugin in plugins:
+            if not can_admin_plugin(request.user, plugin):
+                raise PermissionDenied
+        for plugin in plugins:
+            check = health.check_connection(
+                plugin, trigger=ConnectionCheck.Trigger.ADMIN, actor=request.user
+            )
+            text = f"{plugin.slug}: connection {check.status} ({check.duration_ms} ms)"
+            if check.message:
+                text += f": {check.message}"
+            (messages.success if check.status == "ok" else messages.error)(request, text)
+        return _back(request, fallback)
+
+
 __all__ = [
     "AddBindingView",
     "BindingView",
+    "ConnectionTestView",
     "DeleteBindingView",
     "PluginStateView",
     "ProjectListView",

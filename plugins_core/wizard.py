@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,7 +61,7 @@ from imbi.core.access import can_install, installable_organizations
 from imbi.core.models import AuditEvent, Organization, Project, ProjectType
 
 from . import bindings as binding_service
-from . import registry
+from . import health, registry
 from .forms import (
     ConnectionTestForm,
     CredentialsForm,
@@ -69,10 +70,18 @@ from .forms import (
     ServiceForm,
     TypeBindingForm,
     apply_credentials,
+    setting_names,
     stored_status,
 )
 from .install import InstallError, available_templates, install_from_template
-from .models import Plugin, ProjectTypePlugin, ServiceApplication, Tab, ThirdPartyService
+from .models import (
+    ConnectionCheck,
+    Plugin,
+    ProjectTypePlugin,
+    ServiceApplication,
+    Tab,
+    ThirdPartyService,
+)
 from .resolution import (
     ResolutionError,
     TemplateError,
@@ -390,6 +399,7 @@ def test_connection(
     secrets = secret_values(manifest, options, credentials)
     outcome: dict[str, Any]
     tab = manifest.plugin_type.value
+    started = time.monotonic()
     try:
         where: dict[str, Any] = {}
         if project is not None:
@@ -426,6 +436,7 @@ def test_connection(
     outcome["message"] = redact(str(outcome["message"]), secrets)
     details: dict[str, Any] = outcome["details"]
     outcome["details"] = {k: redact(str(v), secrets) for k, v in details.items()}
+    outcome["duration_ms"] = int((time.monotonic() - started) * 1000)
     return outcome
 
 
@@ -629,6 +640,14 @@ def finish_install(plan: InstallPlan, actor: Any) -> Finished:
             plugin.save(update_fields=["options"])
             made = _bind(plan, plugin, actor)
             tested = plan.connection
+            if tested is not None:  # the wizard's test becomes the plugin's health record
+                health.record(
+                    plugin,
+                    bool(tested["ok"]),
+                    str(tested.get("message", "")),
+                    int(tested.get("duration_ms", 0)),
+                    ConnectionCheck.Trigger.WIZARD,
+                )
             audit.record(
                 AuditEvent.Action.PLUGIN_INSTALL,
                 actor=actor,
@@ -817,9 +836,14 @@ class StepView(WizardView):
                 existing = services.filter(vendor=template.vendor, identity="").first()
             if existing is not None:
                 settings = {**settings, **existing.settings}
-            initial.update({k: v for k, v in settings.items() if k in ServiceForm.SETTINGS})
+            names = setting_names(self.manifest.service_template)
+            initial.update({k: v for k, v in settings.items() if k in names})
         form = ServiceForm(
-            _data(request), initial=initial, services=services, has_template=has_template
+            _data(request),
+            initial=initial,
+            services=services,
+            has_template=has_template,
+            template=self.manifest.service_template,
         )
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
@@ -827,7 +851,9 @@ class StepView(WizardView):
                 "mode": data["mode"],
                 "service_id": data["service"].pk if data.get("service") else None,
                 "new": {k: data.get(k) or "" for k in ("name", "vendor", "slug")},
-                "settings": {name: (data.get(name) or "").strip() for name in ServiceForm.SETTINGS},
+                "settings": {
+                    name: str(data.get(name) or "").strip() for name in form.setting_names
+                },
             }
             self.pipeline.changed()
             return self.next()
@@ -846,7 +872,12 @@ class StepView(WizardView):
         # Shown as "set": stored and not removed by this wizard, or entered in this wizard.
         removed = {name for name, value in changes.items() if value is None}
         effective = (stored_names - removed) | (set(changes) - removed)
-        form = CredentialsForm(self.manifest.credentials, _data(request), stored_names=effective)
+        form = CredentialsForm(
+            self.manifest.credentials,
+            _data(request),
+            stored_names=effective,
+            manifests=[self.manifest],
+        )
         if request.method == "POST" and form.is_valid():
             merged = dict(changes)
             for name, value in form.changes.items():
@@ -997,7 +1028,13 @@ class StepView(WizardView):
     def step_finish(self, request: HttpRequest) -> HttpResponse:
         plan = self.plan()
         error = ""
-        if request.method == "POST":
+        failed_test = plan.connection is not None and not plan.connection["ok"]
+        if request.method == "POST" and failed_test and not request.POST.get("confirm_failed"):
+            error = (
+                "the connection test failed; tick “Install anyway” to install regardless, "
+                "or go back and fix the settings or credentials"
+            )
+        elif request.method == "POST":
             try:
                 done = finish_install(plan, request.user)
             except WizardError as exc:
@@ -1009,7 +1046,13 @@ class StepView(WizardView):
                 )
                 request.session.modified = True
                 return HttpResponseRedirect(_url("done", self.pipeline.id))
-        return self.show(request, "finish.html", summary=self.summary(plan), error=error)
+        return self.show(
+            request,
+            "finish.html",
+            summary=self.summary(plan),
+            error=error,
+            failed_test=failed_test,
+        )
 
     def summary(self, plan: InstallPlan) -> dict[str, Any]:
         """What will be written; values of credentials and secret options are never shown."""
@@ -1121,6 +1164,8 @@ class PreviewView(WizardView):
     """JSON: the expanded search template for a sample project (validated server-side)."""
 
     def get(self, request: HttpRequest) -> JsonResponse:
+        """A project of an organization the caller does not administer answers exactly like
+        a missing one: 404 with the same body."""
         _authorize(request)
         template = request.GET.get("template", "")
         tab = request.GET.get("tab", "configuration")
@@ -1130,10 +1175,12 @@ class PreviewView(WizardView):
             project_id = 0
         project = (
             Project.objects.select_related("organization", "project_type")
-            .filter(pk=project_id)
+            .filter(pk=project_id, organization__in=installable_organizations(request.user))
             .first()
+            if 0 < project_id < 2**63
+            else None
         )
         if project is None:
-            return JsonResponse({"ok": False, "error": "choose a sample project"})
+            return JsonResponse({"ok": False, "error": "choose a sample project"}, status=404)
         _authorize(request, project.organization)
         return JsonResponse(preview_search_template(template, project, tab))

@@ -1,11 +1,25 @@
-"""Who may do what, by organization role: the grant loaders and permission predicates.
+"""Who may do what: the one module every surface (REST API, project pages, admin, install
+wizard) asks. The table in docs/operators.md and docs/api.md is checked against these
+functions and real requests (tests/imbi/core/test_permission_table.py); ADR 0010 explains it.
 
-Roles rank viewer < editor < owner < admin. Viewers read keys and logs; secret values need
-the explicit ``can_read_secrets`` grant; configuration writes need editor or above; project
-bindings need admin, or owner of that very project; project-type bindings need admin.
-Superusers are admins everywhere. A user with no membership sees nothing (callers answer 404).
-Plugin installation (``installable_organizations``, ``can_install``) needs active staff who
-are superusers or admins of the organization.
+Members (by organization role, viewer < editor < owner < admin):
+
+- every member reads keys, values (secrets masked), logs and the bindings of the
+  organization's projects; revealing a secret value needs the ``can_read_secrets`` grant;
+- configuration writes need editor or above;
+- a project's own bindings need admin, or owner of that very project;
+- project-type bindings need admin.
+
+Operators (``is_operator``: active staff who are admins of the organization) additionally
+work in the admin and the install wizard: plugins, services, credentials, bindings,
+memberships and roles, project types, projects and the audit trail of *their* organizations
+only (``administered_organizations``). Installing a plugin is an operator action on every
+surface (API included), because it creates the service that credentials are sent to.
+
+Superusers are admins and operators everywhere; only they create or delete organizations and
+manage users, groups and tokens (they span organizations).
+
+Anything outside the caller's organizations answers 404, exactly like something missing.
 """
 
 from __future__ import annotations
@@ -42,20 +56,59 @@ def is_org_admin(user: Any, organization: Organization) -> bool:
     return _rank(user, organization) >= ROLE_RANK[Role.ADMIN]
 
 
-def installable_organizations(user: Any) -> QuerySet[Organization]:
-    """Organizations the user may install plugins into: all for a superuser, else admin ones."""
-    if getattr(user, "is_superuser", False):
+def is_superuser(user: Any) -> bool:
+    return bool(getattr(user, "is_active", False) and getattr(user, "is_superuser", False))
+
+
+def _is_staff(user: Any) -> bool:
+    return bool(getattr(user, "is_active", False) and getattr(user, "is_staff", False))
+
+
+def administered_organizations(user: Any) -> QuerySet[Organization]:
+    """Organizations whose admin surfaces ``user`` may use: every one for an active superuser,
+    the ones where an active staff user holds the admin role, none for anybody else."""
+    if is_superuser(user):
         return Organization.objects.all()
+    if not _is_staff(user):
+        return Organization.objects.none()
     return Organization.objects.filter(memberships__user_id=user.pk, memberships__role=Role.ADMIN)
 
 
-def can_install(user: Any, organization: Organization) -> bool:
-    """Active staff who are superusers or admins of ``organization``."""
-    return bool(
-        getattr(user, "is_active", False)
-        and getattr(user, "is_staff", False)
-        and (getattr(user, "is_superuser", False) or is_org_admin(user, organization))
-    )
+def administered_organization_ids(user: Any) -> frozenset[int] | None:
+    """Ids of ``administered_organizations``; ``None`` means every organization (superuser).
+    Cached on the user object for the request."""
+    if is_superuser(user):
+        return None
+    cached: frozenset[int] | None = user.__dict__.get("_imbi_administered")
+    if cached is None:
+        cached = frozenset(administered_organizations(user).values_list("pk", flat=True))
+        user.__dict__["_imbi_administered"] = cached
+    return cached
+
+
+def administers(user: Any, organization_id: int | None) -> bool:
+    """May ``user`` operate organization ``organization_id`` in the admin and the wizard?"""
+    ids = administered_organization_ids(user)
+    if ids is None:
+        return True
+    return organization_id is not None and organization_id in ids
+
+
+def administers_any(user: Any) -> bool:
+    """Does ``user`` see anything at all in the admin (superuser, or operator somewhere)?"""
+    ids = administered_organization_ids(user)
+    return ids is None or bool(ids)
+
+
+def is_operator(user: Any, organization: Organization) -> bool:
+    """Active staff who are superusers or admins of ``organization``: installs plugins
+    (wizard and API), edits its services, credentials, plugins, bindings and members."""
+    return _is_staff(user) and administers(user, organization.pk)
+
+
+# Plugin installation is an operator action (see the module docstring).
+installable_organizations = administered_organizations
+can_install = is_operator
 
 
 @dataclass(frozen=True, slots=True)

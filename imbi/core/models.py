@@ -133,7 +133,8 @@ class Project(models.Model):
 
 
 class AuditEvent(models.Model):
-    """Who did what to which configuration key or secret. Never holds a value."""
+    """Who did what to which configuration key, secret, member or admin row. Never holds a
+    secret value (service settings, which are non-secret by validation, may appear)."""
 
     class Action(models.TextChoices):
         CONFIG_SET = "config.set", "Configuration value set"
@@ -143,6 +144,16 @@ class AuditEvent(models.Model):
         BINDING_CHANGE = "binding.change", "Binding changed"
         PLUGIN_INSTALL = "plugin.install", "Plugin installed"
         PLUGIN_STATE = "plugin.state", "Plugin enabled or disabled"
+        PLUGIN_CHANGE = "plugin.change", "Plugin added, changed or deleted"
+        SERVICE_CHANGE = "service.change", "Service added, changed or deleted"
+        ORGANIZATION_CHANGE = "organization.change", "Organization added, changed or deleted"
+        MEMBERSHIP_ADD = "membership.add", "Member added"
+        MEMBERSHIP_CHANGE = "membership.change", "Member's role or grant changed"
+        MEMBERSHIP_REMOVE = "membership.remove", "Member removed"
+        PROJECT_TYPE_CHANGE = "project_type.change", "Project type added, changed or deleted"
+        PROJECT_CHANGE = "project.change", "Project added, changed or deleted"
+        OBJECT_CHANGE = "admin.change", "Other admin change"
+        CONNECTION_TEST = "plugin.test", "Connection tested"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(
@@ -154,7 +165,10 @@ class AuditEvent(models.Model):
     plugin_slug = models.CharField(max_length=64, blank=True)
     key = models.CharField(max_length=255, blank=True)
     action = models.CharField(max_length=32, choices=Action.choices)
-    detail = models.CharField(max_length=255, blank=True)
+    subject = models.CharField(
+        max_length=150, blank=True, help_text="Whom a membership event is about (username)."
+    )
+    detail = models.CharField(max_length=1000, blank=True)
 
     class Meta:
         ordering: ClassVar = ["-created_at", "-id"]

@@ -100,6 +100,14 @@ CELERY_RESULT_BACKEND = REDIS_URL or None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Connection tests of every enabled plugin (plugins_core.health), for honest badges.
+IMBI_CONNECTION_CHECK_SECONDS = env.int("IMBI_CONNECTION_CHECK_SECONDS", default=900)
+CELERY_BEAT_SCHEDULE = {
+    "check-plugin-connections": {
+        "task": "plugins_core.tasks.check_connections",
+        "schedule": float(IMBI_CONNECTION_CHECK_SECONDS),
+    },
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

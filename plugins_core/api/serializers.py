@@ -148,8 +148,12 @@ class TabSourceOut(serializers.Serializer):  # type: ignore[type-arg]
     scope = serializers.ChoiceField(choices=["project", "project_type"])
     default = serializers.BooleanField()
     selected = serializers.BooleanField(help_text="Serves requests without ?source=.")
-    status = serializers.CharField(help_text="'ok' or the problem code that stops it.")
+    status = serializers.CharField(
+        help_text="The health badge: 'ok' (last connection test passed), 'untested', "
+        "'connection_failed', 'credentials_missing', or the code that stops it."
+    )
     reason = serializers.CharField(allow_blank=True)
+    tested_at = serializers.DateTimeField(allow_null=True, help_text="Last connection test.")
 
 
 class TabOut(serializers.Serializer):  # type: ignore[type-arg]
@@ -251,4 +255,116 @@ class InstallOut(serializers.Serializer):  # type: ignore[type-arg]
     created_plugins = serializers.ListField(child=serializers.CharField())
     credentials_needed = serializers.ListField(
         child=serializers.CharField(), help_text="Credential names to add before use."
+    )
+
+
+class HistogramQuery(LogsQuery):
+    buckets = serializers.IntegerField(required=False, min_value=1, max_value=500, default=60)
+
+
+class HistogramBucketOut(serializers.Serializer):  # type: ignore[type-arg]
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    count = serializers.IntegerField()
+
+
+class HistogramOut(serializers.Serializer):  # type: ignore[type-arg]
+    source = SourceOut()  # type: ignore[assignment]
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    total = serializers.IntegerField(help_text="Sum of the bucket counts.")
+    buckets = HistogramBucketOut(many=True)
+
+
+# --- management: services, credentials, plugins, connection tests -------------------
+
+
+class ServiceIn(serializers.Serializer):  # type: ignore[type-arg]
+    name = serializers.CharField(max_length=200)
+    vendor = serializers.SlugField(max_length=64)
+    slug = serializers.SlugField(max_length=64)
+    category = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    identity = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    settings = serializers.DictField(
+        child=serializers.JSONField(), required=False, help_text="Non-secret settings."
+    )
+
+
+class ServicePatch(serializers.Serializer):  # type: ignore[type-arg]
+    name = serializers.CharField(max_length=200, required=False)
+    slug = serializers.SlugField(max_length=64, required=False)
+    category = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    identity = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    settings = serializers.DictField(child=serializers.JSONField(), required=False)
+
+
+class CredentialFieldOut(serializers.Serializer):  # type: ignore[type-arg]
+    name = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
+    required = serializers.BooleanField()  # type: ignore[assignment]
+    secret = serializers.BooleanField()
+    set = serializers.BooleanField(help_text="A value is stored (never returned).")
+
+
+class CredentialsOut(serializers.Serializer):  # type: ignore[type-arg]
+    set = serializers.ListField(child=serializers.CharField(), help_text="Names with a value.")
+    fields = CredentialFieldOut(many=True, help_text="Declared by the service's plugins.")  # type: ignore[assignment]
+    missing = serializers.ListField(child=serializers.CharField())
+    changed = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class CredentialsIn(serializers.Serializer):  # type: ignore[type-arg]
+    credentials = serializers.DictField(
+        child=serializers.CharField(allow_null=True, trim_whitespace=False, max_length=20000),
+        help_text="name -> value; null clears that credential (PATCH).",
+    )
+
+
+class ServiceOut(serializers.Serializer):  # type: ignore[type-arg]
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    vendor = serializers.CharField()
+    category = serializers.CharField(allow_blank=True)
+    identity = serializers.CharField(allow_blank=True)
+    settings = serializers.DictField(child=serializers.JSONField())
+    managed_by_manifest = serializers.BooleanField()
+    template_source = serializers.CharField(allow_blank=True)
+    plugins = serializers.ListField(child=serializers.CharField())
+    credentials = CredentialsOut()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class HealthOut(serializers.Serializer):  # type: ignore[type-arg]
+    status = serializers.CharField()
+    reason = serializers.CharField(allow_blank=True)
+    tested_at = serializers.DateTimeField(allow_null=True)
+    duration_ms = serializers.IntegerField(allow_null=True)
+
+
+class PluginOut(InstalledPluginOut):
+    options = serializers.DictField(child=serializers.JSONField(allow_null=True))
+    health = HealthOut()
+
+
+class PluginPatch(serializers.Serializer):  # type: ignore[type-arg]
+    enabled = serializers.BooleanField(required=False)
+    options = serializers.DictField(child=serializers.JSONField(allow_null=True), required=False)
+
+
+class ConnectionCheckOut(serializers.Serializer):  # type: ignore[type-arg]
+    plugin = serializers.CharField()
+    ok = serializers.BooleanField()
+    status = serializers.ChoiceField(choices=["ok", "failed"])
+    message = serializers.CharField(allow_blank=True)
+    tested_at = serializers.DateTimeField()
+    duration_ms = serializers.IntegerField()
+    trigger = serializers.CharField()
+
+
+class ConnectionTestIn(serializers.Serializer):  # type: ignore[type-arg]
+    project = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Test as the plugin serves this project (default: a project it serves).",
     )

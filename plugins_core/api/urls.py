@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import manage, views
 
 project = "orgs/<slug:org>/projects/<int:project_id>"
 project_type = "orgs/<slug:org>/project-types/<slug:type_slug>"
@@ -14,6 +14,19 @@ urlpatterns = [
         "orgs/<slug:org>/plugins/install",
         views.InstallTemplateView.as_view(),
         name="install-template",
+    ),
+    path("orgs/<slug:org>/services", manage.ServicesView.as_view(), name="services"),
+    path("orgs/<slug:org>/services/<slug:slug>", manage.ServiceView.as_view(), name="service"),
+    path(
+        "orgs/<slug:org>/services/<slug:slug>/credentials",
+        manage.CredentialsView.as_view(),
+        name="service-credentials",
+    ),
+    path("orgs/<slug:org>/plugins/<slug:slug>", manage.PluginView.as_view(), name="plugin"),
+    path(
+        "orgs/<slug:org>/plugins/<slug:slug>/connection-test",
+        manage.ConnectionTestView.as_view(),
+        name="plugin-connection-test",
     ),
     path(f"{project}/tabs", views.ProjectTabsView.as_view(), name="project-tabs"),
     path(
@@ -30,6 +43,7 @@ urlpatterns = [
         name="configuration-key",
     ),
     path(f"{project}/logs", views.LogsView.as_view(), name="logs"),
+    path(f"{project}/logs/histogram", views.LogsHistogramView.as_view(), name="logs-histogram"),
     path(f"{project}/bindings", views.ProjectBindingsView.as_view(), name="project-bindings"),
     path(
         f"{project}/bindings/<int:binding_id>",

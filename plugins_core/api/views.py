@@ -18,14 +18,20 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from imbi.core.access import can_bind_project_grant, load_organization, load_project
+from imbi.core.access import (
+    can_bind_project_grant,
+    is_operator,
+    load_organization,
+    load_project,
+)
 from imbi.core.models import ProjectType
 from plugins_core import bindings as binding_service
-from plugins_core import registry, tabs
+from plugins_core import health, registry, tabs
 from plugins_core.install import InstallError, install_from_template
 from plugins_core.models import Plugin, ProjectPlugin, ProjectTypePlugin
-from plugins_core.resolution import Resolved, entry_status
+from plugins_core.resolution import Resolved
 
+from . import manage
 from . import serializers as s
 
 KEY_PARAM = OpenApiParameter(
@@ -76,6 +82,7 @@ class ProjectTabsView(APIView):
                         "selected": src.selected,
                         "status": src.status,
                         "reason": src.reason,
+                        "tested_at": src.tested_at,
                     }
                     for src in sources
                 ],
@@ -180,6 +187,49 @@ class LogsView(APIView):
                 ],
                 "next_cursor": result.next_cursor,
                 "warnings": list(result.warnings),
+            }
+        )
+
+
+def _logs_query(request: Request, serializer_class: Any) -> Any:
+    serializer = serializer_class(
+        data={
+            **{k: v for k, v in request.query_params.items() if k not in {"filter", "level"}},
+            "filter": request.query_params.getlist("filter"),
+            "level": request.query_params.getlist("level"),
+        }
+    )
+    serializer.is_valid(raise_exception=True)
+    return serializer
+
+
+class LogsHistogramView(APIView):
+    @extend_schema(
+        parameters=[s.HistogramQuery],
+        responses={200: s.HistogramOut},
+        operation_id="logs_histogram",
+    )
+    def get(self, request: Request, org: str, project_id: int) -> Response:
+        """Entry counts over time for the same query as the logs search (501
+        ``not_supported`` when the source has no histogram)."""
+        serializer = _logs_query(request, s.HistogramQuery)
+        query = serializer.to_query()
+        project, grant = load_project(request.user, org, project_id)
+        resolved, histogram = tabs.logs_histogram(
+            project,
+            grant,
+            serializer.validated_data.get("source"),
+            query,
+            serializer.validated_data["buckets"],
+        )
+        buckets = [b.to_dict() for b in histogram.buckets]
+        return Response(
+            {
+                "source": _source(resolved),
+                "start": query.start,
+                "end": query.end,
+                "total": sum(b.count for b in histogram.buckets),
+                "buckets": buckets,
             }
         )
 
@@ -351,17 +401,12 @@ class RegistryView(APIView):
 
 
 class InstalledPluginsView(APIView):
-    @extend_schema(
-        responses={200: s.InstalledPluginOut(many=True)}, operation_id="installed_plugins"
-    )
+    @extend_schema(responses={200: s.PluginOut(many=True)}, operation_id="installed_plugins")
     def get(self, request: Request, org: str) -> Response:
         organization, _ = load_organization(request.user, org)
         snapshot = registry.current()
-        out = []
-        for plugin in Plugin.objects.filter(organization=organization).select_related("service"):
-            status, reason = entry_status(plugin, snapshot)
-            out.append(s.installed_out(plugin, status, reason))
-        return Response(out)
+        rows = health.with_health(Plugin.objects.filter(organization=organization))
+        return Response([manage.plugin_out(plugin, snapshot) for plugin in rows.order_by("slug")])
 
 
 class InstallTemplateView(APIView):
@@ -371,10 +416,14 @@ class InstallTemplateView(APIView):
         operation_id="install_from_template",
     )
     def post(self, request: Request, org: str) -> Response:
-        """One-click install from a manifest's service template (org admins)."""
+        """One-click install from a manifest's service template (operators: staff who are
+        admins of the organization, as in the admin's install wizard)."""
         body = _parse(s.InstallIn, request.data)
-        organization, grant = load_organization(request.user, org)
-        _require_admin(grant)
+        organization, _ = load_organization(request.user, org)
+        if not is_operator(request.user, organization):
+            raise tabs.Forbidden(
+                "installing plugins needs an operator: a staff user with the admin role"
+            )
         try:
             result = install_from_template(organization, body["entry_point"], actor=request.user)
         except InstallError as exc:

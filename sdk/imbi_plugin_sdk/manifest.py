@@ -165,6 +165,14 @@ class OptionField:
     """Set only by administrators (on the plugin or a project-type binding), never on a
     project's own binding: use it for anything that selects *whose* data is read, such as
     a directory, an account or a repository."""
+    pattern: str = ""
+    """A regular expression a non-empty string value must match entirely (``re.fullmatch``);
+    forms show ``pattern_help`` (else the pattern) when it does not."""
+    pattern_help: str = ""
+    min: int | None = None
+    """Smallest allowed integer; for strings, the shortest allowed non-empty length."""
+    max: int | None = None
+    """Largest allowed integer; for strings, the longest allowed length."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
@@ -174,6 +182,21 @@ class OptionField:
         _bool(self.required, "required")
         _bool(self.operator_only, "operator_only")
         _str(self.help, "help")
+        _check_pattern(self.pattern, self.pattern_help)
+        if self.pattern and self.type not in (OptionType.STRING, OptionType.SECRET):
+            _fail("pattern", "only string options can have a pattern")
+        for bound in ("min", "max"):
+            value = getattr(self, bound)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                _fail(bound, "expected an integer or None")
+            if value is not None and self.type not in (
+                OptionType.STRING,
+                OptionType.SECRET,
+                OptionType.INTEGER,
+            ):
+                _fail(bound, "only integer and string options can have bounds")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            _fail("max", "must not be below min")
         _set(self, "choices", _seq(self.choices, "choices"))
         for index, choice in enumerate(self.choices):
             try:
@@ -201,6 +224,15 @@ class OptionField:
         if self.choices and coerced not in self.choices:
             allowed = ", ".join(str(choice) for choice in self.choices)
             raise OptionValidationError(self.name, f"must be one of {allowed}")
+        if isinstance(coerced, str) and coerced:
+            problem = _string_rule(coerced, self.pattern, self.pattern_help, self.min, self.max)
+            if problem:
+                raise OptionValidationError(self.name, problem)
+        if isinstance(coerced, int) and not isinstance(coerced, bool):
+            if self.min is not None and coerced < self.min:
+                raise OptionValidationError(self.name, f"must be at least {self.min}")
+            if self.max is not None and coerced > self.max:
+                raise OptionValidationError(self.name, f"must be at most {self.max}")
         return coerced
 
     def _coerce(self, value: object) -> object:
@@ -244,7 +276,35 @@ class OptionField:
             "choices": list(self.choices),
             "help": self.help,
             "operator_only": self.operator_only,
+            "pattern": self.pattern,
+            "pattern_help": self.pattern_help,
+            "min": self.min,
+            "max": self.max,
         }
+
+
+def _check_pattern(pattern: object, pattern_help: object) -> None:
+    _str(pattern, "pattern")
+    _str(pattern_help, "pattern_help")
+    if pattern:
+        try:
+            re.compile(str(pattern))
+        except re.error as exc:
+            _fail("pattern", f"not a regular expression: {exc}")
+
+
+def _string_rule(
+    value: str, pattern: str, pattern_help: str, low: int | None, high: int | None
+) -> str:
+    """Why ``value`` breaks the pattern or length bounds ("" when it does not). Never
+    quotes the value: it may be a secret."""
+    if low is not None and len(value) < low:
+        return f"must be at least {low} characters"
+    if high is not None and len(value) > high:
+        return f"must be at most {high} characters"
+    if pattern and re.fullmatch(pattern, value) is None:
+        return f"must look like {pattern_help}" if pattern_help else f"must match {pattern}"
+    return ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -257,6 +317,9 @@ class CredentialField:
     required: bool = True
     multiline: bool = False
     help: str = ""
+    pattern: str = ""
+    """A regular expression an entered value must match entirely (never quoted back)."""
+    pattern_help: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
@@ -265,6 +328,7 @@ class CredentialField:
         for name in ("secret", "required", "multiline"):
             _bool(getattr(self, name), name)
         _str(self.help, "help")
+        _check_pattern(self.pattern, self.pattern_help)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -373,9 +437,18 @@ class ServiceTemplate:
     links: tuple[tuple[str, str], ...] = ()
     icon: str = ""  # package resource: "package.module:filename.svg"
     settings: Mapping[str, str | int | bool] = field(default_factory=dict)
+    setting_fields: tuple[OptionField, ...] = ()
+    """How to ask for and check each setting (type, choices, pattern, help): the host's
+    forms and APIs are generated from these. Settings are never secret."""
 
     def __post_init__(self) -> None:
         p = "service_template"
+        _set(
+            self, "setting_fields", _items(OptionField, self.setting_fields, f"{p}.setting_fields")
+        )
+        for index, setting in enumerate(self.setting_fields):
+            if setting.type is OptionType.SECRET or _SECRET_KEY_RE.search(setting.name):
+                _fail(f"{p}.setting_fields[{index}]", "settings are never secret")
         if not isinstance(self.vendor, str) or not _SLUG_RE.match(self.vendor):
             _fail(f"{p}.vendor", f"{self.vendor!r} must be a slug (a-z, 0-9, -)")
         _str(self.name, f"{p}.name", empty=False)
@@ -425,7 +498,25 @@ class ServiceTemplate:
             "links": [list(link) for link in self.links],
             "icon": self.icon,
             "settings": dict(self.settings),
+            "setting_fields": [setting.to_dict() for setting in self.setting_fields],
         }
+
+    def validate_settings(self, raw: Mapping[str, object]) -> dict[str, object]:
+        """Check the declared settings in ``raw`` (others pass through unchanged): coerce
+        them, apply choices, patterns and bounds; report every bad one at once."""
+        errors: dict[str, str] = {}
+        result = dict(raw)
+        for setting in self.setting_fields:
+            value = raw.get(setting.name)
+            try:
+                result[setting.name] = setting.validate(None if value == "" else value)
+            except OptionValidationError as exc:
+                errors.update(exc.errors)
+            if result.get(setting.name) is None:
+                result.pop(setting.name, None)
+        if errors:
+            raise OptionValidationError(errors)
+        return result
 
 
 # --------------------------------------------------------------------------- manifest
@@ -483,6 +574,9 @@ class PluginManifest:
     service_template: ServiceTemplate | None = None
     publisher: str = ""
     homepage: str = ""
+    together: tuple[tuple[str, ...], ...] = ()
+    """Groups of option names, or of credential names, that go together: give all of a
+    group or none of it (e.g. an access key ID and its secret)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.slug, str) or not _SLUG_RE.match(self.slug):
@@ -508,6 +602,21 @@ class PluginManifest:
         ):
             _fail("service_template", "expected ServiceTemplate or None")
         _str(self.publisher, "publisher")
+        groups = tuple(
+            tuple(_seq(group, f"together[{index}]"))
+            for index, group in enumerate(_seq(self.together, "together"))
+        )
+        options = {option.name for option in self.options}
+        credentials = {credential.name for credential in self.credentials}
+        for index, group in enumerate(groups):
+            if len(group) < 2 or len(set(group)) != len(group):
+                _fail(f"together[{index}]", "expected two or more different names")
+            if not (set(group) <= options or set(group) <= credentials):
+                _fail(
+                    f"together[{index}]",
+                    "names must all be declared options, or all declared credentials",
+                )
+        _set(self, "together", groups)
         if self.homepage and (
             not isinstance(self.homepage, str) or not _URL_RE.match(self.homepage)
         ):
@@ -532,9 +641,24 @@ class PluginManifest:
                 result[option.name] = option.validate(raw.get(option.name))
             except OptionValidationError as exc:
                 errors.update(exc.errors)
+        errors.update(self._together_errors(raw, errors))
         if errors:
             raise OptionValidationError(errors)
         return result
+
+    def _together_errors(
+        self, raw: Mapping[str, object], known: Mapping[str, str]
+    ) -> dict[str, str]:
+        """For each ``together`` group given in part: an error on every missing member."""
+        errors: dict[str, str] = {}
+        for group in self.together:
+            given = [name for name in group if raw.get(name) not in (None, "")]
+            if given and len(given) < len(group):
+                for name in group:
+                    if name not in given and name not in known:
+                        others = ", ".join(n for n in group if n != name)
+                        errors[name] = f"is required together with {others}"
+        return errors
 
     def validate_credentials(self, raw: Mapping[str, object]) -> dict[str, str]:
         """Check entered credentials; raises ``OptionValidationError`` (never echoes values)."""
@@ -548,8 +672,15 @@ class PluginManifest:
                     errors[credential.name] = "is required"
             elif not isinstance(value, str):
                 errors[credential.name] = "expected a string"
+            elif credential.pattern and (
+                problem := _string_rule(
+                    value, credential.pattern, credential.pattern_help, None, None
+                )
+            ):
+                errors[credential.name] = problem
             else:
                 result[credential.name] = value
+        errors.update(self._together_errors(raw, errors))
         if errors:
             raise OptionValidationError(errors)
         return result
@@ -574,6 +705,7 @@ class PluginManifest:
             ),
             "publisher": self.publisher,
             "homepage": self.homepage,
+            "together": [list(group) for group in self.together],
         }
 
     @classmethod
@@ -593,8 +725,23 @@ class PluginManifest:
         values["permissions"] = _build(Permissions, data.get("permissions", {}), "permissions")
         values["hints"] = _build(Hints, data.get("hints", {}), "hints")
         if data.get("service_template") is not None:
-            values["service_template"] = _build(
-                ServiceTemplate, data["service_template"], "service_template"
+            template = (
+                dict(data["service_template"])
+                if isinstance(data["service_template"], Mapping)
+                else data["service_template"]
+            )
+            if isinstance(template, dict):
+                template["setting_fields"] = tuple(
+                    _build(OptionField, item, f"service_template.setting_fields[{index}]")
+                    for index, item in enumerate(
+                        _seq(template.get("setting_fields", ()), "service_template.setting_fields")
+                    )
+                )
+            values["service_template"] = _build(ServiceTemplate, template, "service_template")
+        if "together" in data:
+            values["together"] = tuple(
+                tuple(_seq(group, f"together[{index}]"))
+                for index, group in enumerate(_seq(data["together"], "together"))
             )
         built: Self = _build(cls, values)
         return built

@@ -357,6 +357,7 @@ def test_test_connection_scrubs_secret_values(org: Organization) -> None:
 
     crashing = dataclasses.replace(entry, handler=Crashing)
     outcome = wizard.test_connection(crashing, org, {}, {}, {"api_token": TOKEN})
+    assert outcome.pop("duration_ms") >= 0
     assert outcome == {
         "ok": False,
         "message": "plugin 'example-config' failed (RuntimeError)",

@@ -57,7 +57,7 @@ from imbi_plugin_sdk import (
     PluginType,
 )
 
-from . import PUBLISHER, SERVICE_TEMPLATE, __version__
+from . import PUBLISHER, SERVICE_TEMPLATE, TOGETHER, __version__
 from .errors import translate_errors
 from .session import CREDENTIAL_FIELDS, AwsClients
 
@@ -390,6 +390,7 @@ class CloudWatchLogs(LogsPlugin):
         credentials=CREDENTIAL_FIELDS,
         permissions=Permissions(network_hosts=("*.amazonaws.com",)),
         service_template=SERVICE_TEMPLATE,
+        together=TOGETHER,
     )
 
     def __init__(self, context: PluginContext, credentials: Credentials) -> None:

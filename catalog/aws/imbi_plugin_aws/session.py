@@ -31,6 +31,8 @@ CREDENTIAL_FIELDS = (
         required=False,
         help="An IAM access key ID (AKIA...). Leave empty to assume role_arn with the "
         "platform's own AWS identity.",
+        pattern=r"(AKIA|ASIA)[A-Z0-9]{16}",
+        pattern_help="AKIA or ASIA followed by 16 capital letters or digits",
     ),
     CredentialField(
         name="secret_access_key",
@@ -45,6 +47,8 @@ CREDENTIAL_FIELDS = (
         secret=False,
         required=False,
         help="An IAM role to assume (arn:aws:iam::123456789012:role/imbi-reader).",
+        pattern=r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}",
+        pattern_help="arn:aws:iam::<12-digit account>:role/<name>",
     ),
     CredentialField(
         name="external_id",

@@ -49,7 +49,7 @@ from imbi_plugin_sdk import (
     validate_config_key,
 )
 
-from . import PUBLISHER, SERVICE_TEMPLATE, __version__
+from . import PUBLISHER, SERVICE_TEMPLATE, TOGETHER, __version__
 from .errors import translate_errors
 from .session import CREDENTIAL_FIELDS, AwsClients
 
@@ -198,6 +198,7 @@ class SSMConfiguration(ConfigurationPlugin):
         permissions=Permissions(network_hosts=("*.amazonaws.com",)),
         hints=Hints(cacheable=True, cache_ttl=30),
         service_template=SERVICE_TEMPLATE,
+        together=TOGETHER,
     )
 
     def __init__(self, context: PluginContext, credentials: Credentials) -> None:

@@ -56,6 +56,8 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _REPOSITORY_RE = re.compile(
     r"^(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/(?P<name>[A-Za-z0-9._-]{1,100})$"
 )
+REPOSITORY_PATTERN = r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/(?!\.\.?$)[A-Za-z0-9._-]{1,100}"
+"""``owner/repo`` as the manifest's option pattern (the same rule as ``parse_repository``)."""
 _URL_RE = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 
 
@@ -161,6 +163,8 @@ class GitHubActionsConfiguration(ConfigurationPlugin):
                     "owner/repo, when the binding's search template does not name it "
                     "(the template, e.g. acme/${project}, wins)."
                 ),
+                pattern=REPOSITORY_PATTERN,
+                pattern_help="owner/repo",
             ),
         ),
         credentials=(
@@ -188,6 +192,24 @@ class GitHubActionsConfiguration(ConfigurationPlugin):
                 ("Authentication", "https://docs.github.com/en/rest/authentication"),
             ),
             icon="imbi_plugin_github:icon.svg",
+            setting_fields=(
+                OptionField(
+                    name="base_url",
+                    label="API base URL",
+                    default="",
+                    pattern=r"https?://[^\s?#]+",
+                    pattern_help="http(s)://host[/path] (GitHub Enterprise: .../api/v3)",
+                    help="Blank for github.com; GitHub Enterprise Server: https://HOST/api/v3.",
+                ),
+                OptionField(
+                    name="repository",
+                    label="Default repository",
+                    default="",
+                    pattern=REPOSITORY_PATTERN,
+                    pattern_help="owner/repo",
+                    help="Used when neither the binding nor the plugin names a repository.",
+                ),
+            ),
         ),
     )
 

@@ -25,6 +25,7 @@ import base64
 import binascii
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,7 +53,7 @@ from imbi_plugin_sdk import (
     UpstreamUnavailable,
 )
 
-from . import TEMPLATE
+from . import DIRECTORY_PATTERN, ROOT_VARIABLE, TEMPLATE
 
 __all__ = ["MAX_BUCKETS", "MAX_REGEX_LENGTH", "LocalLogs"]
 
@@ -185,6 +186,28 @@ class _Matcher:
         return False  # pragma: no cover - FilterOp is exhaustive
 
 
+def checked_directory(configured: str) -> Path:
+    """The configured directory, resolved, if it is absolute and inside the allowed root
+    (``$IMBI_LOCAL_LOGS_ROOT``, when set); else ``InvalidInput`` naming the path checked."""
+    path = Path(configured.strip())
+    if not path.is_absolute():
+        raise InvalidInput(
+            f"the log directory {configured.strip()} is not an absolute path",
+            fields={"directory": "must be an absolute path"},
+        )
+    resolved = path.resolve()
+    root_text = os.environ.get(ROOT_VARIABLE, "").strip()
+    if root_text:
+        root = Path(root_text).resolve()
+        if resolved != root and root not in resolved.parents:
+            raise InvalidInput(
+                f"the log directory {resolved} is outside the allowed root {root} "
+                f"(${ROOT_VARIABLE})",
+                fields={"directory": f"must be inside {root}"},
+            )
+    return resolved
+
+
 class LocalLogs(LogsPlugin):
     """Logs from ``<directory>/<search template or project slug>.jsonl``."""
 
@@ -204,6 +227,8 @@ class LocalLogs(LogsPlugin):
                 default="",
                 help="Directory of the .jsonl files; empty uses the service's directory setting.",
                 operator_only=True,  # it selects whose files are read: never per project
+                pattern=DIRECTORY_PATTERN,
+                pattern_help="an absolute path without '..'",
             ),
         ),
         hints=Hints(supports_histogram=True),
@@ -223,7 +248,7 @@ class LocalLogs(LogsPlugin):
                 "or the directory option",
                 fields={"directory": "not configured"},
             )
-        return Path(configured).expanduser()
+        return checked_directory(configured)
 
     def _file_name(self) -> str:
         name = self.context.search_template or self.context.project_slug or ""
@@ -313,8 +338,8 @@ class LocalLogs(LogsPlugin):
         except InvalidInput as exc:
             return ConnectionResult.problem(exc.detail)
         if not directory.is_dir():
-            return ConnectionResult.problem("the log directory does not exist")
-        return ConnectionResult.success("log directory found")
+            return ConnectionResult.problem(f"the log directory {directory} does not exist")
+        return ConnectionResult.success(f"log directory {directory} found")
 
     def search(self, query: LogQuery) -> LogResult:
         offset = self._offset(query)

@@ -101,6 +101,23 @@ SERVICE_TEMPLATE = ServiceTemplate(
     ),
     icon="imbi_plugin_logzio:icon.svg",
     settings={"region": DEFAULT_REGION},
+    setting_fields=(
+        OptionField(
+            name="region",
+            label="Account region",
+            choices=tuple(REGION_URLS),
+            default=DEFAULT_REGION,
+            help="The region code of the Logz.io account (Settings > Manage accounts).",
+        ),
+        OptionField(
+            name="base_url",
+            label="API base URL",
+            default="",
+            pattern=r"https?://[^\s/?#]+(:\d+)?/?",
+            pattern_help="http(s)://host[:port]",
+            help="Overrides the region's API host (a proxy or an emulator); blank: the region's.",
+        ),
+    ),
 )
 
 

@@ -11,7 +11,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from imbi.core.models import AuditEvent, Organization, Project, ProjectType, Role
-from plugins_core.models import ProjectPlugin
+from plugins_core import health
+from plugins_core.models import Plugin, ProjectPlugin
 from tests.plugins_core.conftest import API_TOKEN
 
 pytestmark = pytest.mark.django_db
@@ -265,13 +266,21 @@ def test_end_before_start_is_400(
 def test_tabs_show_sources_and_status(
     project: Project, install: Any, bind_type: Any, bind_project: Any, api: Any
 ) -> None:
-    bind_type(install("example-config", "cfg"), default=True)
+    cfg = install("example-config", "cfg")
+    bind_type(cfg, default=True)
     bind_project(install("example-broken", "broken"))
     bind_type(install("example-logs"))
-    tabs = {t["tab"]: t["sources"] for t in api().get(url(project, "tabs")).json()["tabs"]}
+    client = api()
+    tabs = {t["tab"]: t["sources"] for t in client.get(url(project, "tabs")).json()["tabs"]}
     assert [(s["slug"], s["selected"], s["status"]) for s in tabs["configuration"]] == [
         ("broken", False, "plugin_unavailable"),
-        ("cfg", True, "ok"),
+        ("cfg", True, "untested"),
+    ]
+    health.check_connection(cfg, trigger="api")
+    tabs = {t["tab"]: t["sources"] for t in client.get(url(project, "tabs")).json()["tabs"]}
+    assert [(s["slug"], s["status"]) for s in tabs["configuration"]] == [
+        ("broken", "plugin_unavailable"),
+        ("cfg", "ok"),
     ]
     assert [(s["slug"], s["scope"]) for s in tabs["logs"]] == [("example-logs", "project_type")]
 
@@ -383,7 +392,7 @@ def test_registry_and_installed_plugins(
     installed = {
         p["slug"]: p for p in client.get(f"/api/orgs/{project.organization.slug}/plugins").json()
     }
-    assert installed["example-config"]["status"] == "ok"
+    assert installed["example-config"]["status"] == "untested"
     assert installed["example-future"]["status"] == "plugin_incompatible"
 
 
@@ -443,6 +452,16 @@ def test_query_counts_stay_constant_and_changes_invalidate_the_plan(
 def test_install_from_template_over_the_api(org: Organization, api: Any) -> None:
     admin = api(Role.ADMIN, username="installer")
     install_url = f"/api/orgs/{org.slug}/plugins/install"
+    # An admin who is not staff is not an operator: installing is refused, as in the wizard.
+    body = assert_problem(
+        admin.post(install_url, {"entry_point": "example-config"}, format="json"),
+        403,
+        "permission_denied",
+    )
+    assert "operator" in body["detail"]
+    assert not Plugin.objects.filter(organization=org).exists()
+    admin.user.is_staff = True
+    admin.user.save()
     first = admin.post(install_url, {"entry_point": "example-config"}, format="json")
     assert first.status_code == 201, first.content
     body = first.json()
@@ -462,6 +481,8 @@ def test_install_from_template_over_the_api(org: Organization, api: Any) -> None
         "invalid_input",
     )
     editor = api(Role.EDITOR, username="not-admin")
+    editor.user.is_staff = True  # staff without the admin role is not an operator either
+    editor.user.save()
     assert_problem(
         editor.post(install_url, {"entry_point": "example-config"}, format="json"),
         403,
