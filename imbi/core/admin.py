@@ -67,10 +67,15 @@ class OrganizationAdmin(OrgScopedAdmin):
         before = {
             pk: (m.role, m.can_read_secrets) for pk, m in Membership.objects.in_bulk(pks).items()
         }
+        # deleting clears the instances' pk: pair them with their stored values first
+        removed = [
+            (f.instance, before[f.instance.pk])
+            for f in formset.deleted_forms
+            if f.instance.pk in before
+        ]
         super().save_formset(request, form, formset, change)
         organization = form.instance
-        for member in formset.deleted_objects:
-            old = before.get(member.pk) or (member.role, member.can_read_secrets)
+        for member, old in removed:
             self._record_member(
                 request, AuditEvent.Action.MEMBERSHIP_REMOVE, organization, member, old, None
             )
@@ -199,6 +204,8 @@ admin.site.unregister(User)
 class ImbiUserAdmin(SuperuserOnlyAdmin, UserAdmin):  # type: ignore[type-arg]
     """Users span organizations: superusers only, except the membership inline's user
     autocomplete, which answers operators narrowly (see ``imbi.core.admin_scoping``)."""
+
+    audit_repr = True  # the username
 
     def _member_autocomplete(self, request: HttpRequest) -> bool:
         match = getattr(request, "resolver_match", None)
