@@ -359,3 +359,39 @@ def test_custom_admin_endpoints_answer_b_like_missing(world: World) -> None:
     assert answers[0].content == answers[1].content
     own = client.get(preview, {"project": world.rows["a"][Project].pk, "template": "${project}"})
     assert (own.status_code, own.json()) == (200, {"ok": True, "value": "acme-proj"})
+
+
+def test_every_relation_autocomplete_shows_nothing_of_b(world: World) -> None:
+    """Django's autocomplete endpoint accepts any relation of any model (not only the declared
+    ones): every one answers from the target admin's scoped queryset, or refuses."""
+    from django.apps import apps
+
+    client = _client(world.operator)
+    answers: dict[int, int] = {}
+    for source in apps.get_models():
+        for field in source._meta.get_fields():
+            if not (field.is_relation and field.concrete and field.related_model):
+                continue
+            response = client.get(
+                reverse("admin:autocomplete"),
+                {
+                    "app_label": source._meta.app_label,
+                    "model_name": source._meta.model_name,
+                    "field_name": field.name,
+                    "term": "",
+                },
+            )
+            answers[response.status_code] = answers.get(response.status_code, 0) + 1
+            target = admin.site._registry.get(field.related_model)
+            if response.status_code == 200:
+                member_picker = source is Membership and field.name == "user"
+                assert isinstance(target, OrgScopedAdmin) or member_picker, field
+                texts = [r["text"] for r in response.json()["results"]]
+                assert not [t for t in texts if MARK in t], (source, field.name)
+            elif target is None:
+                assert response.status_code == 403, (source, field.name)  # not in the admin
+            elif not target.get_search_fields(None):
+                assert response.status_code == 404, (source, field.name)  # nothing to search
+            else:
+                assert response.status_code == 403, (source, field.name)  # superuser-only
+    assert answers.get(200, 0) >= 10
