@@ -101,6 +101,14 @@ def world(db: Any, django_user_model: Any) -> World:
     binding = ProjectTypePlugin.objects.create(
         project_type=ptype, plugin=plugin, tab="configuration", default=True
     )
+    logs = Plugin.objects.create(
+        organization=org,
+        service=service,
+        slug="example-logs",
+        plugin_type="logs",
+        handler="example-logs",
+    )
+    ProjectTypePlugin.objects.create(project_type=ptype, plugin=logs, tab="logs", default=True)
     AuditEvent.objects.create(action=AuditEvent.Action.CONFIG_SET, organization=org, key="k")
     root = django_user_model.objects.create_superuser("setup-root", "r@example.com", "pw")
     api = APIClient()
@@ -175,6 +183,7 @@ def probe_read(w: World, user: Any) -> bool:
     return agree(
         _api_ok(_api(user).get(_project_url(w, "/configuration")), 200),
         _api_ok(_api(user).get(_project_url(w, "/tabs")), 200),
+        _api_ok(_api(user).get(_project_url(w, "/logs")), 200),
         _api_ok(_api(user).get(_project_url(w, "/configuration/values?keys=TOKEN")), 200),
         _api_ok(page, 200),
     )
