@@ -200,6 +200,14 @@ class OrgScopedAdmin(_AuditedAdmin, _ScopedChoices, admin.ModelAdmin):  # type: 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self._may(request, obj)
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # A row never moves to another organization: its bindings, plugins and owners are tied
+        # to it (composite foreign keys on PostgreSQL), and the move would cross tenants.
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None and self.org_path == "organization" and "organization" not in fields:
+            fields += ("organization",)
+        return fields
+
     def _get_obj_does_not_exist_redirect(
         self, request: HttpRequest, opts: Any, object_id: str
     ) -> Any:

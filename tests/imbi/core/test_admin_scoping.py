@@ -395,3 +395,17 @@ def test_every_relation_autocomplete_shows_nothing_of_b(world: World) -> None:
             else:
                 assert response.status_code == 403, (source, field.name)  # superuser-only
     assert answers.get(200, 0) >= 10
+
+
+def test_rows_never_move_to_another_organization(world: World) -> None:
+    """Not even a superuser can re-home a row: its change form has no organization field."""
+    root = _client(world.superuser)
+    checked = 0
+    for model, model_admin in _scoped():
+        if model_admin.org_path != "organization":
+            continue
+        response = root.get(_url(model, "change", world.rows["a"][model].pk))
+        assert response.status_code == 200, model
+        assert "organization" not in response.context["adminform"].form.fields, model
+        checked += 1
+    assert checked >= 5
