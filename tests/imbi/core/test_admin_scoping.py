@@ -409,3 +409,51 @@ def test_rows_never_move_to_another_organization(world: World) -> None:
         assert "organization" not in response.context["adminform"].form.fields, model
         checked += 1
     assert checked >= 5
+
+
+def test_project_owners_must_be_members_of_its_organization(world: World) -> None:
+    root = _client(world.superuser)
+    project = world.rows["a"][Project]
+    url = _url(Project, "change", project.pk)
+    data = {
+        "project_type": project.project_type_id,
+        "slug": project.slug,
+        "name": project.name,
+        "description": "",
+        "owners": [world.operator.pk, world.b_admin.pk],
+    }
+    response = root.post(url, data)
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "owners": [f"Owners must be members of Acme: {MARK}-admin."]
+    }
+    assert list(project.owners.all()) == [world.operator]
+    assert root.post(url, {**data, "owners": [world.operator.pk]}).status_code == 302
+
+
+def test_an_operator_cannot_leave_the_organization_without_an_admin(world: World) -> None:
+    client = _client(world.operator)
+    own = Membership.objects.get(user=world.operator, organization=world.a)
+    row = {"id": own.pk, "user": world.operator.pk, "organization": world.a.pk}
+    url = _url(Organization, "change", world.a.pk)
+    for change in ({"role": Role.VIEWER}, {"role": Role.ADMIN, "DELETE": "on"}):
+        response = client.post(url, _membership_post(world.a, [{**row, **change}], 1))
+        assert response.status_code == 200
+        formset = response.context["inline_admin_formsets"][0].formset
+        assert formset.non_form_errors() == [
+            "The organization must keep at least one admin; a superuser can remove the last."
+        ]
+    own.refresh_from_db()
+    assert own.role == Role.ADMIN
+    # with a second admin, stepping down is fine
+    response = client.post(
+        url,
+        _membership_post(
+            world.a,
+            [{**row, "role": Role.VIEWER}, {"user": world.b_admin.pk, "role": Role.ADMIN}],
+            1,
+        ),
+    )
+    assert response.status_code == 302
+    own.refresh_from_db()
+    assert own.role == Role.VIEWER
