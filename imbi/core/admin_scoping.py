@@ -96,6 +96,9 @@ class _AuditedAdmin:
     """Every add, change and delete made through the admin writes one ``AuditEvent``."""
 
     audit_action: ClassVar[str] = AuditEvent.Action.OBJECT_CHANGE
+    # Name the row by its str() in the event? Not for third-party models, whose str() may be
+    # a secret (an API token's is its key): those are named by their primary key only.
+    audit_repr: ClassVar[bool] = False
 
     def organization_id_of(self, obj: Any) -> int | None:
         return None
@@ -113,7 +116,8 @@ class _AuditedAdmin:
     def _audit(self, request: HttpRequest, obj: Any, verb: str, message: Any = "") -> None:
         org_id = self.organization_id_of(obj)
         organization = Organization.objects.filter(pk=org_id).first() if org_id else None
-        parts = [f"{verb} {obj._meta.verbose_name} '{obj}'"]
+        name = f"'{obj}'" if self.audit_repr else f"#{obj.pk}"
+        parts = [f"{verb} {obj._meta.verbose_name} {name}"]
         text = change_text(message)
         if text and verb != "deleted":
             parts.append(text)
@@ -152,6 +156,7 @@ class OrgScopedAdmin(_AuditedAdmin, _ScopedChoices, admin.ModelAdmin):  # type: 
     """
 
     org_path: ClassVar[str] = "organization"
+    audit_repr = True
 
     # -- which rows --
 
@@ -194,6 +199,14 @@ class OrgScopedAdmin(_AuditedAdmin, _ScopedChoices, admin.ModelAdmin):  # type: 
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self._may(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # A row never moves to another organization: its bindings, plugins and owners are tied
+        # to it (composite foreign keys on PostgreSQL), and the move would cross tenants.
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None and self.org_path == "organization" and "organization" not in fields:
+            fields += ("organization",)
+        return fields
 
     def _get_obj_does_not_exist_redirect(
         self, request: HttpRequest, opts: Any, object_id: str
