@@ -41,6 +41,7 @@ from .forms import (
     option_fields,
     stored_status,
 )
+from .hosts import clear_stale_credentials
 from .lifecycle import record_plugin_state, set_plugin_enabled
 from .models import (
     Plugin,
@@ -193,6 +194,17 @@ def service_manifests(service: ThirdPartyService | None) -> list[PluginManifest]
     return found
 
 
+def _reentered(inline_form: Any) -> set[str]:
+    """Credential names entered (not removed) on a credentials inline form in this save."""
+    if not getattr(inline_form, "credentials_changed", False):
+        return set()
+    changes = getattr(inline_form, "changes", None)
+    if isinstance(changes, dict):
+        return {name for name, value in changes.items() if value is not None}
+    new = getattr(inline_form, "cleaned_data", {}).get("new_credentials")
+    return set(new) if isinstance(new, dict) else set()
+
+
 class ServiceApplicationInline(admin.StackedInline):  # type: ignore[type-arg]
     model = ServiceApplication
     form = ServiceApplicationForm
@@ -279,6 +291,23 @@ class ThirdPartyServiceAdmin(OrgScopedAdmin):
         if has is None:  # an instance not loaded through get_queryset
             has = ServiceApplication.objects.filter(service=obj).exists()
         return stored_status(has)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        # Remember where the credentials were meant to go (plugins_core.hosts).
+        old = ThirdPartyService.objects.filter(pk=obj.pk).values_list("settings", flat=True)
+        form.hosts_before = dict(old.first() or {}) if change else {}
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if change:
+            kept: set[str] = set()
+            for formset in formsets:
+                for inline_form in formset.forms:
+                    kept |= _reentered(inline_form)
+            clear_stale_credentials(
+                form.instance, getattr(form, "hosts_before", {}), kept=kept, actor=request.user
+            )
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         super().save_formset(request, form, formset, change)

@@ -150,7 +150,7 @@ class GitHubActionsConfiguration(ConfigurationPlugin):
             "secrets (sealed with the repository's public key; never read back)."
         ),
         version=__version__,
-        api_version="1.0",
+        api_version="1.1",
         plugin_type=PluginType.CONFIGURATION,
         publisher="Imbi",
         options=(
@@ -176,7 +176,11 @@ class GitHubActionsConfiguration(ConfigurationPlugin):
                 ),
             ),
         ),
-        permissions=Permissions(network_hosts=("api.github.com",)),
+        # base_url is operator-chosen for GitHub Enterprise Server; changing its host clears
+        # the stored token unless it is re-entered in the same save.
+        permissions=Permissions(
+            network_hosts=("api.github.com",), operator_host_settings=("base_url",)
+        ),
         hints=Hints(),
         service_template=ServiceTemplate(
             vendor="github",

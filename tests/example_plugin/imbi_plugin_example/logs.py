@@ -22,6 +22,7 @@ from plugins_core.sdk import (
     LogsPlugin,
     OptionField,
     OptionType,
+    Permissions,
     PluginManifest,
     PluginType,
 )
@@ -45,6 +46,8 @@ class ExampleLogs(LogsPlugin):
             ),
         ),
         hints=Hints(supports_histogram=True),
+        # shares the template's base_url with example-config, so it declares the same host
+        permissions=Permissions(network_hosts=("api.example.com",)),
         service_template=TEMPLATE,
     )
 
