@@ -5,6 +5,7 @@
 2. Latency of GET configuration served by a no-op plugin against a bare DRF view returning
    the same payload with the same authentication (target ratio: at most 1.3).
 3. Resolution alone, and credential decryption, against 200 bindings.
+4. Regex log filters (``bench.regex``): a catastrophic pattern answers within 1 s.
 """
 
 from __future__ import annotations
@@ -195,6 +196,12 @@ def run() -> int:
             f"{_ms(cold_t):.2f} ms | {_ms(warm_t):.2f} ms | "
             f"{statistics.median(cold_t) / statistics.median(warm_t):.1f}x | |"
         )
+    from bench import regex
+
+    regex_rows, regex_ok = regex.run()
+    ok &= regex_ok
+    report.append("| **regex log filters** | time | outcome | target |")
+    report += regex_rows
     print("\n".join(report))
     print(
         f"\nrounds={ROUNDS}, python {sys.version.split()[0]}, "

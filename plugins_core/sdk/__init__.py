@@ -21,6 +21,7 @@ from .errors import (
     PermissionDenied,
     PluginError,
     PluginTimeout,
+    RegexRejected,
     UpstreamUnavailable,
 )
 from .interfaces import (
@@ -45,6 +46,7 @@ from .manifest import (
     is_compatible,
     looks_like_secret,
 )
+from .regex import MAX_REGEX_LENGTH, check_regex
 from .types import (
     ConfigKey,
     ConfigValue,
@@ -65,6 +67,7 @@ from .types import (
 
 __all__ = [
     "HANDLER_BASES",
+    "MAX_REGEX_LENGTH",
     "SDK_API_VERSION",
     "ApiVersion",
     "ConfigKey",
@@ -107,9 +110,11 @@ __all__ = [
     "PluginManifest",
     "PluginTimeout",
     "PluginType",
+    "RegexRejected",
     "ServiceTemplate",
     "UpstreamUnavailable",
     "check_handler_class",
+    "check_regex",
     "handler_type_errors",
     "is_compatible",
     "looks_like_secret",
