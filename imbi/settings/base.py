@@ -2,11 +2,14 @@
 
 Variables: ``DATABASE_URL``, ``REDIS_URL``, ``IMBI_ENCRYPTION_KEYS`` (comma-separated list;
 the first key encrypts, all keys decrypt), ``SECRET_KEY``, ``ALLOWED_HOSTS``, ``DEBUG``,
-``IMBI_PLUGINS_STRICT``, ``IMBI_PLUGIN_TIMEOUT``.
+``IMBI_PLUGINS_STRICT``, ``IMBI_PLUGIN_TIMEOUT``; throttling: ``IMBI_LOGIN_FAILURE_LIMIT``,
+``IMBI_TOKEN_FAILURE_LIMIT``, ``IMBI_LOGIN_LOCKOUT_MINUTES``, ``IMBI_TRUSTED_PROXY_COUNT``;
+request limits: ``IMBI_MAX_REQUEST_BYTES``.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "axes",
     "imbi.core",
     "plugins_core",
 ]
@@ -49,7 +54,24 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
+
+# --- throttling (imbi.core.throttle; docs/operations.md) ---
+AUTHENTICATION_BACKENDS = [
+    "imbi.core.throttle.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"  # Redis when REDIS_URL is set
+AXES_FAILURE_LIMIT = env.int("IMBI_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("IMBI_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_CALLABLE = "imbi.core.throttle.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+AXES_IPWARE_PROXY_COUNT = env.int("IMBI_TRUSTED_PROXY_COUNT", default=0) or None
+AXES_VERBOSE = False
+IMBI_TOKEN_FAILURE_LIMIT = env.int("IMBI_TOKEN_FAILURE_LIMIT", default=20)
 
 ROOT_URLCONF = "imbi.urls"
 WSGI_APPLICATION = "imbi.wsgi.application"
@@ -118,7 +140,7 @@ LOGIN_URL = "/admin/login/"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "imbi.api.authentication.ThrottledTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [
