@@ -47,7 +47,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "imbi.core.limits.SafeDebugPagesMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "imbi.core.limits.RequestSizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -57,6 +59,11 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
+
+# --- request limits (imbi.core.limits) ---
+IMBI_MAX_REQUEST_BYTES = env.int("IMBI_MAX_REQUEST_BYTES", default=1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = IMBI_MAX_REQUEST_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = IMBI_MAX_REQUEST_BYTES
 
 # --- throttling (imbi.core.throttle; docs/operations.md) ---
 AUTHENTICATION_BACKENDS = [
@@ -172,5 +179,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
