@@ -8,8 +8,8 @@ pattern rather than the text:
 
 - patterns longer than ``MAX_REGEX_LENGTH``;
 - nested repetition where either repetition is unbounded (``(a+)+``, ``(.*.*){3}``,
-  ``(\\w+\\s?)*``): exponential in a backtracking engine, and refused by CloudWatch and
-  Elasticsearch-style backends too, so a filter means the same on every plugin;
+  ``(\\w+\\s?)*``): exponential in a backtracking engine, never needed to search logs, and
+  refused up front so the answer is immediate and the same whichever engine a plugin uses;
 - anything Python's own parser refuses.
 
 A linear-time engine then reports lookaround and backreferences as unsupported; plugins

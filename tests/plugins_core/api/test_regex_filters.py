@@ -89,3 +89,13 @@ def test_an_accepted_pattern_is_matched_in_linear_time_over_every_line(
     assert response.status_code == 200, response.content
     entries = response.json()["entries"]
     assert len(entries) == 1000 and all(e["message"].endswith("X") for e in entries)
+
+
+def test_every_plugin_that_filters_locally_refuses_it(
+    project: Project, logs_plugin: Any, bind_type: Any, api: Any
+) -> None:
+    bind_type(logs_plugin)  # the example plugin generates its lines and filters them itself
+    query = urlencode({"filter": "url:regex:(.*.*){3}X"})
+    response = api().get(f"/api/orgs/acme/projects/{project.pk}/logs?{query}")
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "regex_rejected"
