@@ -5,9 +5,10 @@ A setting that names a host (``base_url``, ``endpoint``, any ``*_url``/``*_host`
 key, any ``scheme://`` value) decides where those credentials travel, so at save time it must
 name a host that EVERY plugin of the service declares in ``permissions.network_hosts``, unless
 the plugin lists that setting in ``permissions.operator_host_settings`` (contract 1.1: a
-self-hosted GitHub Enterprise, a private Logz.io listener). A ``region`` (or ``*_region``)
-setting, from which plugins derive a host, must be a single DNS label, so that it can never
-move the derived host out from under the declared suffix.
+self-hosted GitHub Enterprise, a private Logz.io listener); even there a loopback,
+link-local (cloud metadata), unspecified or multicast address is refused. A ``region`` (or
+``*_region``) setting, from which plugins derive a host, must be a single DNS label, so that
+it can never move the derived host out from under the declared suffix.
 
 When the host of an operator-chosen setting changes, the stored credentials were meant for
 the old host: ``clear_stale_credentials`` drops every one not re-entered in the same save,
@@ -23,6 +24,7 @@ read from the environment) adds loopback hosts so services can point at local em
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -101,13 +103,28 @@ def _test_hosts() -> frozenset[str]:
     return frozenset(getattr(django_settings, "IMBI_TEST_NETWORK_HOSTS", ()))
 
 
+def _internal(host: str) -> bool:
+    """Loopback, link-local (cloud metadata), unspecified or multicast: never operator-chosen."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return (
+        address.is_loopback
+        or address.is_link_local
+        or address.is_unspecified
+        or address.is_multicast
+        or address.is_reserved
+    )
+
+
 def _declared(manifest: PluginManifest, key: str, ref: HostRef) -> bool:
     permissions = manifest.permissions
-    return (
-        key in permissions.operator_host_settings
-        or permissions.allows_host(ref.host, ref.port)
-        or ref.host in _test_hosts()
-    )
+    if ref.host in _test_hosts() or permissions.allows_host(ref.host, ref.port):
+        return True
+    return key in permissions.operator_host_settings and not _internal(ref.host)
 
 
 def host_errors(settings: Mapping[str, Any], manifests: Iterable[PluginManifest]) -> dict[str, str]:

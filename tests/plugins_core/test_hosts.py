@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import reverse
 
 from imbi.core.models import AuditEvent, Organization, Project, ProjectType
@@ -83,7 +83,12 @@ def test_a_host_must_be_declared_by_every_plugin_sharing_the_credentials() -> No
 def test_operator_chosen_setting_accepts_any_host_and_reports_a_move() -> None:
     ghe = manifest(network_hosts=("api.github.com",), operator_host_settings=("base_url",))
     assert host_errors({"base_url": "https://ghe.acme.example/api/v3"}, [ghe]) == {}
+    assert host_errors({"base_url": "https://10.20.30.40/api/v3"}, [ghe]) == {}  # private LAN
     assert "endpoint" in host_errors({"endpoint": "https://ghe.acme.example"}, [ghe])
+    # never the instance metadata service, loopback or the like, even operator-chosen
+    for internal in ("169.254.169.254", "0.0.0.0", "localhost", "metadata.localhost"):
+        with override_settings(IMBI_TEST_NETWORK_HOSTS=()):
+            assert "base_url" in host_errors({"base_url": f"http://{internal}/"}, [ghe]), internal
     old = {"base_url": "https://ghe.acme.example/api/v3"}
     assert operator_hosts_changed(old, {"base_url": "https://ghe.acme.example/v4"}, [ghe]) == []
     for moved in ("https://ghe2.acme.example/api/v3", "http://ghe.acme.example/api/v3", ""):
@@ -283,6 +288,19 @@ def test_wizard_never_tests_stored_credentials_against_a_moved_host(
     assert entry is not None and entry.manifest is not None
     assert pipeline.stored_credentials(entry.manifest) == {}
     assert pipeline.credentials(entry.manifest) == {}
+
+
+def test_template_reinstall_moving_the_host_clears_the_credentials(
+    org: Organization, ghe_service: ThirdPartyService
+) -> None:
+    ThirdPartyService.objects.filter(pk=ghe_service.pk).update(managed_by_manifest=True)
+    result = install_from_template(org, "github-actions")
+    assert result.service.pk == ghe_service.pk
+    assert result.service.settings["base_url"] == "https://api.github.com"
+    assert not ServiceApplication.objects.filter(service=ghe_service).exists()
+    assert AuditEvent.objects.filter(
+        action=AuditEvent.Action.CREDENTIALS_SET, detail__contains="cleared token"
+    ).exists()
 
 
 def test_template_install_refuses_a_service_pointing_elsewhere(
