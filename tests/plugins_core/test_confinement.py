@@ -156,3 +156,39 @@ def test_admin_cannot_save_an_escaping_project_binding_either(
         },
     )
     assert response.status_code == 302, response.content.decode()[:3000]
+
+
+@pytest.mark.parametrize(
+    ("handler", "plugin_type", "option", "value"),
+    [
+        ("aws-cloudwatch-logs", "logs", "log_group", "/ecs/other-project"),
+        ("github-actions", "configuration", "repository", "acme/other-project"),
+    ],
+)
+def test_owner_cannot_point_a_binding_elsewhere_through_a_location_option(
+    org: Organization,
+    project: Project,
+    api: Any,
+    handler: str,
+    plugin_type: str,
+    option: str,
+    value: str,
+) -> None:
+    from plugins_core.models import ThirdPartyService
+
+    service = ThirdPartyService.objects.create(
+        organization=org, vendor=handler, name=handler, slug=handler
+    )
+    Plugin.objects.create(
+        organization=org, service=service, slug=handler, plugin_type=plugin_type, handler=handler
+    )
+    owner = api(Role.OWNER)
+    project.owners.add(owner.user)
+    response = owner.post(
+        f"/api/orgs/acme/projects/{project.pk}/bindings",
+        {"plugin": handler, "search_template": "", "options": {option: value}},
+        format="json",
+    )
+    assert response.status_code == 400, response.content
+    assert f"options.{option}" in response.json()["errors"]
+    assert not ProjectPlugin.objects.exists()

@@ -379,6 +379,7 @@ class CloudWatchLogs(LogsPlugin):
                 default="",
                 help="Log group name, e.g. /ecs/billing. Empty: the binding's search "
                 "template is used, e.g. /ecs/${project}.",
+                operator_only=True,  # it selects whose logs are read: never per project
             ),
             OptionField(
                 name="log_stream_prefix",

@@ -162,6 +162,7 @@ class GitHubActionsConfiguration(ConfigurationPlugin):
                     "owner/repo, when the binding's search template does not name it "
                     "(the template, e.g. acme/${project}, wins)."
                 ),
+                operator_only=True,  # it selects whose repository is used: never per project
             ),
         ),
         credentials=(
