@@ -295,6 +295,8 @@ class Permissions:
         for index, pattern in enumerate(self.network_hosts):
             if not isinstance(pattern, str) or not _HOST_PATTERN_RE.match(pattern):
                 _fail(f"network_hosts[{index}]", f"{pattern!r} is not host, host:port or *.host")
+            if pattern.startswith("*.") and "." not in pattern[2:].partition(":")[0]:
+                _fail(f"network_hosts[{index}]", f"{pattern!r} is too broad: use *.domain.tld")
         _bool(self.storage, "storage")
         names = _seq(self.operator_host_settings, "operator_host_settings")
         for index, name in enumerate(names):

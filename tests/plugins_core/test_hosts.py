@@ -356,3 +356,14 @@ def test_a_row_written_around_the_checks_never_gets_credentials(
     assert response.status_code == 503
     assert response.json()["code"] == "plugin_misconfigured"
     assert "base_url" in response.json()["detail"]
+
+
+def test_a_wildcard_over_a_whole_top_level_domain_is_refused() -> None:
+    with pytest.raises(ManifestError, match=r"network_hosts\[1\]: '\*\.com' is too broad"):
+        Permissions(network_hosts=("api.example.com", "*.com"))
+    assert Permissions(network_hosts=("*.example.com",)).allows_host("a.example.com", 443)
+
+
+def test_the_wizard_shows_which_setting_takes_an_operator_chosen_host(root: Client) -> None:
+    page = root.get(reverse("admin:plugins_core_install_start")).content.decode()
+    assert "host of your choice in: base_url (changing it clears the credentials)" in page
