@@ -6,6 +6,7 @@
    the same payload with the same authentication (target ratio: at most 1.3).
 3. Resolution alone, and credential decryption, against 200 bindings.
 4. The SDK's JSON Call/Reply round trip against a direct handler call (``bench.wire``).
+5. Regex log filters (``bench.regex``): a catastrophic pattern answers within 1 s.
 """
 
 from __future__ import annotations
@@ -199,6 +200,12 @@ def run() -> int:
     from bench.wire import rows as wire_rows
 
     report.extend(wire_rows(ROUNDS))
+    from bench import regex
+
+    regex_rows, regex_ok = regex.run()
+    ok &= regex_ok
+    report.append("| **regex log filters** | time | outcome | target |")
+    report += regex_rows
     print("\n".join(report))
     print(
         f"\nrounds={ROUNDS}, python {sys.version.split()[0]}, "

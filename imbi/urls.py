@@ -1,16 +1,18 @@
-"""URL table: admin, health, REST API with its OpenAPI schema and Swagger UI."""
+"""URL table: admin, health, REST API with its OpenAPI schema, Swagger UI and ReDoc."""
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
+from imbi.api.docs import RedocView, SwaggerView
 from imbi.core.views import healthz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/docs/", SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", RedocView.as_view(url_name="schema"), name="redoc"),
     path("api/", include("imbi.api.urls")),
     path("", include("plugins_core.urls")),
 ]

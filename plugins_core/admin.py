@@ -48,6 +48,7 @@ from .forms import (
     setting_form_fields,
     stored_status,
 )
+from .hosts import clear_stale_credentials
 from .lifecycle import record_plugin_state, set_plugin_enabled
 from .models import (
     Plugin,
@@ -147,6 +148,17 @@ def service_manifests(service: ThirdPartyService | None) -> list[PluginManifest]
         if manifest is not None:
             found.append(manifest)
     return found
+
+
+def _reentered(inline_form: Any) -> set[str]:
+    """Credential names entered (not removed) on a credentials inline form in this save."""
+    if not getattr(inline_form, "credentials_changed", False):
+        return set()
+    changes = getattr(inline_form, "changes", None)
+    if isinstance(changes, dict):
+        return {name for name, value in changes.items() if value is not None}
+    new = getattr(inline_form, "cleaned_data", {}).get("new_credentials")
+    return set(new) if isinstance(new, dict) else set()
 
 
 class ServiceApplicationInline(OrgScopedInline, admin.StackedInline):  # type: ignore[type-arg]
@@ -328,6 +340,8 @@ class ThirdPartyServiceAdmin(OrgScopedAdmin):
             if change
             else None
         )
+        # Remember where the credentials were meant to go (plugins_core.hosts).
+        form.hosts_before = dict(old) if isinstance(old, dict) else {}
         super().save_model(request, obj, form, change)
         request.__dict__["_imbi_settings_diff"] = _settings_diff(
             old if isinstance(old, dict) else {},
@@ -336,6 +350,17 @@ class ThirdPartyServiceAdmin(OrgScopedAdmin):
 
     def audit_detail(self, request: HttpRequest, obj: Any) -> str:
         return str(request.__dict__.get("_imbi_settings_diff", ""))
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if change:
+            kept: set[str] = set()
+            for formset in formsets:
+                for inline_form in formset.forms:
+                    kept |= _reentered(inline_form)
+            clear_stale_credentials(
+                form.instance, getattr(form, "hosts_before", {}), kept=kept, actor=request.user
+            )
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
         if formset.model is Plugin:

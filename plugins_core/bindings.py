@@ -18,6 +18,7 @@ from imbi_plugin_sdk.errors import InvalidInput
 from imbi.core import audit
 from imbi.core.models import AuditEvent, Organization, Project, ProjectType
 
+from .confinement import project_template_error
 from .models import Binding, Plugin, ProjectPlugin, ProjectTypePlugin
 from .resolution import ResolutionError, TemplateError, manifest_for, validate_search_template
 
@@ -68,8 +69,9 @@ def keep_masked(plugin: Plugin, incoming: Any, stored: dict[str, Any]) -> Any:
 
 def binding_errors(binding: Binding, *, full_clean: bool = True) -> dict[str, str]:
     """Everything wrong with ``binding``, by field (``options.<name>`` for one option): the
-    template allowlist, operator-only options on a project binding, and the merged options
-    against the plugin's manifest. The admin form and the services both use it."""
+    template allowlist, a project binding's template confined to its project (ADR 0010),
+    operator-only options on a project binding, and the merged options against the plugin's
+    manifest. The admin form and the services both use it."""
     inherited = (
         _inherited(binding.project, binding.plugin) if isinstance(binding, ProjectPlugin) else {}
     )
@@ -78,6 +80,11 @@ def binding_errors(binding: Binding, *, full_clean: bool = True) -> dict[str, st
         validate_search_template(binding.search_template)
     except TemplateError as exc:
         errors["search_template"] = str(exc)
+    else:
+        if isinstance(binding, ProjectPlugin) and binding.project_id:
+            escape = project_template_error(binding.search_template, binding.project)
+            if escape:
+                errors["search_template"] = escape
     if not isinstance(binding.options, dict):
         errors["options"] = "must be a JSON object"
     else:

@@ -33,6 +33,7 @@ from imbi.core import audit
 from imbi.core.models import AuditEvent, Organization
 
 from . import registry
+from .hosts import clear_stale_credentials, service_host_errors
 from .icons import IconError, load_icon
 from .models import Plugin, ThirdPartyService, validate_service_settings
 
@@ -266,6 +267,19 @@ def _service(
     return service, False, bool(changed)
 
 
+def _current_settings(
+    organization: Organization, template: ServiceTemplate
+) -> dict[str, Any] | None:
+    row = (
+        ThirdPartyService.objects.filter(
+            organization=organization, vendor=template.vendor, identity=""
+        )
+        .values_list("settings", flat=True)
+        .first()
+    )
+    return dict(row) if isinstance(row, dict) else None
+
+
 def _clean(service: ThirdPartyService) -> None:
     try:
         service.full_clean(
@@ -322,7 +336,7 @@ def install_from_template(
     """Install ``entry_point``'s service template, and every plugin sharing it, in ``org``.
 
     Raises ``InstallError`` (``plugin_not_loaded``, ``no_template``, ``template_has_secret``,
-    ``icon_rejected``, ``invalid_template``) before anything is written.
+    ``icon_rejected``, ``invalid_template``, ``host_not_allowed``) before anything is written.
     """
     snapshot = snapshot or registry.current()
     template = _template(snapshot, entry_point)
@@ -331,10 +345,19 @@ def install_from_template(
     icon = _icon(template)
     entries = _sharing(snapshot, template)
     with transaction.atomic():
+        before = _current_settings(organization, template)
         service, created_service, updated_service = _service(
             organization, template, entry_point, settings, icon
         )
         plugins, created_plugins = _plugins(organization, service, entries)
+        errors = service_host_errors(service)
+        if errors:  # rolls the whole install back
+            raise InstallError(
+                "host_not_allowed",
+                "service settings: " + "; ".join(f"{k}: {v}" for k, v in sorted(errors.items())),
+            )
+        if before is not None:
+            clear_stale_credentials(service, before, actor=actor)
         if created_service or updated_service:
             verb = "created" if created_service else "refreshed"
             audit.record(

@@ -109,6 +109,16 @@ class ThirdPartyService(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        from .hosts import service_host_errors
+
+        if isinstance(self.settings, dict):
+            errors = service_host_errors(self)
+            if errors:
+                raise ValidationError(
+                    {"settings": [f"{key}: {message}" for key, message in errors.items()]}
+                )
+
 
 class ServiceApplication(models.Model):
     """A service's credentials, encrypted at rest, shared by every plugin on the service."""
@@ -178,6 +188,18 @@ class Plugin(models.Model):
             and self.service.organization_id != self.organization_id
         ):
             raise ValidationError({"service": "The service belongs to another organization."})
+        if self.service_id and isinstance(self.service.settings, dict):
+            from .hosts import service_host_errors
+
+            errors = service_host_errors(self.service, extra=[self])
+            if errors:
+                raise ValidationError(
+                    {
+                        "service": [
+                            f"its setting {key}: {message}" for key, message in errors.items()
+                        ]
+                    }
+                )
         if not isinstance(self.options, dict):
             raise ValidationError({"options": "Options must be a JSON object."})
         if has_nul(self.options):

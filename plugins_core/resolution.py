@@ -46,6 +46,7 @@ from imbi.core import crypto
 from imbi.core.models import Project
 
 from . import registry
+from .hosts import host_errors
 from .models import Plugin as PluginRow
 from .models import ProjectPlugin, ProjectTypePlugin
 
@@ -434,6 +435,15 @@ def plan(project: Project, tab: str, source: str | None, snapshot: registry.Snap
     entry = check_entry(binding.plugin, snapshot)
     manifest = entry.manifest
     assert manifest is not None  # checked by check_entry
+    # Saves check this already; a row written around them, or a manifest narrowed by an
+    # upgrade, still never sends the credentials to an undeclared host.
+    hosts_refused = host_errors(binding.plugin.service.settings or {}, [manifest])
+    if hosts_refused:
+        raise PluginMisconfigured(
+            f"service '{binding.plugin.service.slug}' settings name a host plugin "
+            f"'{binding.plugin.slug}' does not declare: {', '.join(sorted(hosts_refused))}",
+            errors=hosts_refused,
+        )
     try:
         template = expand_search_template(binding.search_template, project, tab)
     except ValueError as exc:

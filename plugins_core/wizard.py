@@ -73,6 +73,12 @@ from .forms import (
     setting_names,
     stored_status,
 )
+from .hosts import (
+    clear_stale_credentials,
+    operator_hosts_changed,
+    service_host_errors,
+    service_manifests,
+)
 from .install import InstallError, available_templates, install_from_template
 from .models import (
     ConnectionCheck,
@@ -355,8 +361,13 @@ class Pipeline:
         self.state["options"] = crypto.encrypt_json(dict(options))
 
     def stored_credentials(self, manifest: PluginManifest) -> dict[str, str]:
+        """The service's stored credentials, or none when this wizard moves an
+        operator-chosen host: they were meant for the old host (``plugins_core.hosts``)."""
         service = self.target_service(manifest)
         if service is None:
+            return {}
+        manifests = [*service_manifests(service), manifest]
+        if operator_hosts_changed(service.settings, self.service_settings(manifest), manifests):
             return {}
         app = ServiceApplication.objects.filter(service=service).first()
         return dict(app.credentials) if app and isinstance(app.credentials, dict) else {}
@@ -483,6 +494,11 @@ def _install_plugin(
     while slug in taken:
         slug = f"{manifest.slug[:58]}-{number}"
         number += 1
+    errors = service_host_errors(service, extra=[manifest])
+    if errors:
+        raise WizardError(
+            "service settings: " + "; ".join(f"{k}: {v}" for k, v in sorted(errors.items()))
+        )
     plugin = Plugin.objects.create(
         organization=plan.organization,
         service=service,
@@ -531,7 +547,9 @@ def _service_for(
     return service, plugin, created, created_plugins
 
 
-def _apply_settings(service: ThirdPartyService, entered: Mapping[str, str]) -> None:
+def _apply_settings(service: ThirdPartyService, entered: Mapping[str, str]) -> dict[str, Any]:
+    """Apply the entered settings; returns the settings as they were before."""
+    before = dict(service.settings)
     settings = dict(service.settings)
     for name, value in entered.items():
         if value:
@@ -547,6 +565,7 @@ def _apply_settings(service: ThirdPartyService, entered: Mapping[str, str]) -> N
         except ValidationError as exc:
             raise WizardError(f"service settings: {'; '.join(exc.messages)}") from None
         service.save(update_fields=["settings", "updated_at"])
+    return before
 
 
 def _save_credentials(plan: InstallPlan, service: ThirdPartyService, actor: Any) -> list[str]:
@@ -626,8 +645,10 @@ def finish_install(plan: InstallPlan, actor: Any) -> Finished:
     try:
         with transaction.atomic():
             service, plugin, created_service, created_plugins = _service_for(plan, actor)
-            _apply_settings(service, plan.settings)
+            before = _apply_settings(service, plan.settings)
             changed = _save_credentials(plan, service, actor)
+            entered = {k for k, v in plan.credential_changes.items() if v}
+            clear_stale_credentials(service, before, kept=entered, actor=actor)
             try:
                 manifest.validate_options(plan.options)
             except OptionValidationError as exc:
@@ -843,6 +864,7 @@ class StepView(WizardView):
         )
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
+            previous = self.pipeline.state["service"]
             self.pipeline.state["service"] = {
                 "mode": data["mode"],
                 "service_id": data["service"].pk if data.get("service") else None,
@@ -851,14 +873,27 @@ class StepView(WizardView):
                     name: str(data.get(name) or "").strip() for name in form.setting_names
                 },
             }
-            self.pipeline.changed()
-            return self.next()
+            errors = self._host_errors()
+            if not errors:
+                self.pipeline.changed()
+                return self.next()
+            self.pipeline.state["service"] = previous
+            for key, message in errors.items():
+                form.add_error(key if key in form.fields else None, f"{key}: {message}")
         template_service = None
         if self.manifest.service_template is not None:
             template_service = services.filter(
                 vendor=self.manifest.service_template.vendor, identity=""
             ).first()
         return self.show(request, "service.html", form=form, template_service=template_service)
+
+    def _host_errors(self) -> dict[str, str]:
+        """The chosen service's settings against its plugins' hosts, this one included."""
+        service = self.pipeline.target_service(self.manifest) or ThirdPartyService(
+            organization=self.organization
+        )
+        settings = self.pipeline.service_settings(self.manifest)
+        return service_host_errors(service, settings, extra=[self.manifest])
 
     # -- 3. credentials --
 

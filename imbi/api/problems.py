@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -112,6 +113,16 @@ def to_problem(exc: Exception) -> Problem | None:
         return Problem(status_code, code, detail, extra=extra, headers=headers)
     if isinstance(exc, Http404):
         return Problem(404, "not_found", "Not found.")
+    if isinstance(exc, RequestDataTooBig):
+        from django.conf import settings
+
+        limit = settings.IMBI_MAX_REQUEST_BYTES
+        return Problem(
+            413,
+            "request_too_large",
+            f"The request body is larger than the {limit} bytes this server accepts.",
+            extra={"limit_bytes": limit},
+        )
     if isinstance(exc, DjangoPermissionDenied):
         return Problem(403, "permission_denied", "You do not have permission to do this.")
     if isinstance(exc, exceptions.APIException):

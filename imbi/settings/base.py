@@ -2,15 +2,19 @@
 
 Variables: ``DATABASE_URL``, ``REDIS_URL``, ``IMBI_ENCRYPTION_KEYS`` (comma-separated list;
 the first key encrypts, all keys decrypt), ``SECRET_KEY``, ``ALLOWED_HOSTS``, ``DEBUG``,
-``IMBI_PLUGINS_STRICT``, ``IMBI_PLUGIN_TIMEOUT``, ``IMBI_PLUGIN_MAX_REPLY_BYTES``.
+``IMBI_PLUGINS_STRICT``, ``IMBI_PLUGIN_TIMEOUT``, ``IMBI_PLUGIN_MAX_REPLY_BYTES``; throttling:
+``IMBI_LOGIN_FAILURE_LIMIT``, ``IMBI_TOKEN_FAILURE_LIMIT``, ``IMBI_LOGIN_LOCKOUT_MINUTES``,
+``IMBI_TRUSTED_PROXY_COUNT``; request limits: ``IMBI_MAX_REQUEST_BYTES``.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import environ
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 DATA_DIR = Path(environ.Env().str("IMBI_DATA_DIR", default=str(BASE_DIR / "data")))
@@ -39,19 +43,61 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "axes",
     "imbi.core",
     "plugins_core",
 ]
 
 MIDDLEWARE = [
+    "imbi.core.limits.SafeDebugPagesMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "imbi.core.limits.RequestSizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
+
+# --- Content-Security-Policy (django-csp; docs/security.md) ---
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
+# --- request limits (imbi.core.limits) ---
+IMBI_MAX_REQUEST_BYTES = env.int("IMBI_MAX_REQUEST_BYTES", default=1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = IMBI_MAX_REQUEST_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = IMBI_MAX_REQUEST_BYTES
+
+# --- throttling (imbi.core.throttle; docs/operations.md) ---
+AUTHENTICATION_BACKENDS = [
+    "imbi.core.throttle.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"  # Redis when REDIS_URL is set
+AXES_FAILURE_LIMIT = env.int("IMBI_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("IMBI_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_CALLABLE = "imbi.core.throttle.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+AXES_IPWARE_PROXY_COUNT = env.int("IMBI_TRUSTED_PROXY_COUNT", default=0) or None
+AXES_VERBOSE = False
+IMBI_TOKEN_FAILURE_LIMIT = env.int("IMBI_TOKEN_FAILURE_LIMIT", default=20)
 
 ROOT_URLCONF = "imbi.urls"
 WSGI_APPLICATION = "imbi.wsgi.application"
@@ -128,7 +174,7 @@ LOGIN_URL = "/admin/login/"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "imbi.api.authentication.ThrottledTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [
@@ -148,6 +194,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and ReDoc from the installed drf-spectacular-sidecar: no CDN, works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "imbi.api.schema.problem_responses",
@@ -160,5 +210,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

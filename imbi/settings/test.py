@@ -15,3 +15,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 CELERY_TASK_ALWAYS_EAGER = True
+# Tests only: services may point at loopback emulators (moto, the GitHub and Logz.io
+# emulators) on random ports. Production and development settings never set this, and it is
+# not read from the environment (plugins_core.hosts, docs/security.md).
+IMBI_TEST_NETWORK_HOSTS = ("127.0.0.1", "localhost")

@@ -427,7 +427,8 @@ class InstallTemplateView(APIView):
         try:
             result = install_from_template(organization, body["entry_point"], actor=request.user)
         except InstallError as exc:
-            raise InvalidInput(exc.message, fields={"entry_point": exc.message}) from None
+            field = "settings" if exc.code == "host_not_allowed" else "entry_point"
+            raise InvalidInput(exc.message, fields={field: exc.message}) from None
         snapshot = registry.current()
         needed = sorted(
             {

@@ -36,6 +36,7 @@ from .errors import (
     PluginError,
     PluginFailed,
     PluginTimeout,
+    RegexRejected,
     UpstreamUnavailable,
 )
 from .interfaces import (
@@ -60,6 +61,7 @@ from .manifest import (
     is_compatible,
     looks_like_secret,
 )
+from .regex import MAX_REGEX_LENGTH, check_regex
 from .redaction import redact, secret_values
 from .results import RESULTS, check_result
 from .types import (
@@ -82,6 +84,9 @@ from .types import (
 from .wire import Call, Reply, WireError, execute
 
 __all__ = [
+    "MAX_REGEX_LENGTH",
+    "RegexRejected",
+    "check_regex",
     "HANDLER_BASES",
     "RESULTS",
     "SDK_API_VERSION",

@@ -33,6 +33,7 @@ __all__ = [
     "PluginError",
     "PluginFailed",
     "PluginTimeout",
+    "RegexRejected",
     "UpstreamUnavailable",
 ]
 
@@ -100,6 +101,23 @@ class InvalidInput(PluginError):
 
     def extra(self) -> dict[str, Any]:
         return {"fields": dict(self.fields)} if self.fields else {}
+
+
+class RegexRejected(InvalidInput):
+    """A regex filter the plugin will not run: too long, nested repetition, or a feature
+    its linear-time engine does not have (``sdk.regex.check_regex``)."""
+
+    code = "regex_rejected"
+    http_status = 400
+
+    @classmethod
+    def unsupported(cls, field: str = "filters") -> RegexRejected:
+        """The linear-time engine refused the pattern (lookaround, backreferences, size)."""
+        return cls(
+            f"{field}: this regular expression is not supported (no lookaround or "
+            "backreferences; keep counted repetitions small)",
+            fields={field: "not supported by the linear-time regex engine"},
+        )
 
 
 class CredentialsMissing(PluginError):

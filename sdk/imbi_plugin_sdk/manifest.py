@@ -340,17 +340,32 @@ class CredentialField:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Permissions:
     """What a plugin may reach: network hosts (``host``, ``host:port``, ``*.suffix``) and
-    the host's key-value storage."""
+    the host's key-value storage.
+
+    ``operator_host_settings`` (contract 1.1) names the service settings whose host the
+    operator chooses, such as ``base_url`` for a self-hosted GitHub Enterprise: the host then
+    accepts any http(s) host in those settings, and clears the service's stored credentials
+    whenever that host changes unless they are re-entered in the same save. Every other
+    setting that names a host must name one of ``network_hosts``.
+    """
 
     network_hosts: tuple[str, ...] = ()
     storage: bool = False
+    operator_host_settings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _set(self, "network_hosts", _seq(self.network_hosts, "network_hosts"))
         for index, pattern in enumerate(self.network_hosts):
             if not isinstance(pattern, str) or not _HOST_PATTERN_RE.match(pattern):
                 _fail(f"network_hosts[{index}]", f"{pattern!r} is not host, host:port or *.host")
+            if pattern.startswith("*.") and "." not in pattern[2:].partition(":")[0]:
+                _fail(f"network_hosts[{index}]", f"{pattern!r} is too broad: use *.domain.tld")
         _bool(self.storage, "storage")
+        names = _seq(self.operator_host_settings, "operator_host_settings")
+        for index, name in enumerate(names):
+            if not isinstance(name, str) or not _NAME_RE.match(name):
+                _fail(f"operator_host_settings[{index}]", f"{name!r} is not a setting name")
+        _set(self, "operator_host_settings", names)
 
     def allows_host(self, host: str, port: int | None = None) -> bool:
         """Whether a connection to ``host`` (and ``port``) is declared."""
@@ -364,7 +379,10 @@ class Permissions:
         return False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"network_hosts": list(self.network_hosts), "storage": self.storage}
+        data: dict[str, Any] = {"network_hosts": list(self.network_hosts), "storage": self.storage}
+        if self.operator_host_settings:  # 1.0 manifests keep their exact 1.0 shape
+            data["operator_host_settings"] = list(self.operator_host_settings)
+        return data
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -593,6 +611,8 @@ class PluginManifest:
             _fail("permissions", "expected Permissions")
         if not isinstance(self.hints, Hints):
             _fail("hints", "expected Hints")
+        if self.permissions.operator_host_settings and self.api < ApiVersion(1, 1):
+            _fail("permissions.operator_host_settings", "needs api_version 1.1 or later")
         allowed = _HINTS_BY_TYPE[self.plugin_type]
         for hint in dataclasses.fields(Hints):
             if hint.name not in allowed and getattr(self.hints, hint.name) != hint.default:

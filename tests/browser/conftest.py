@@ -39,9 +39,22 @@ LOG_GROUP = "/ecs/billing"
 LOG_LINES = 60
 
 
+# Every Content-Security-Policy violation is reported to the console, where the page
+# listener below collects it (Chromium also logs "Refused to ..." there).
+_REPORT_CSP = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"}`);
+});
+"""
+
+
 @contextmanager
 def chromium() -> Iterator[Any]:
-    """A fresh chromium page; screenshots go to ``artifacts/``."""
+    """A fresh chromium page; screenshots go to ``artifacts/``.
+
+    Fails the test if any page it visits lacks a Content-Security-Policy header or anything
+    on it violates the policy (``page.csp_violations`` lists them as they happen).
+    """
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -50,7 +63,30 @@ def chromium() -> Iterator[Any]:
         try:
             page = browser.new_page(viewport={"width": 1360, "height": 1000})
             page.set_default_timeout(20_000)
+            violations: list[str] = []
+            unprotected: list[str] = []
+            page.add_init_script(_REPORT_CSP)
+
+            def on_console(message: Any) -> None:
+                text = message.text
+                if "Content Security Policy" in text or text.startswith("CSP violation"):
+                    violations.append(text)
+
+            def on_response(response: Any) -> None:
+                document = response.request.resource_type == "document"
+                if (
+                    document
+                    and response.status < 300
+                    and ("content-security-policy" not in response.headers)
+                ):
+                    unprotected.append(response.url)
+
+            page.on("console", on_console)
+            page.on("response", on_response)
+            page.csp_violations = violations
             yield page
+            assert not violations, f"Content-Security-Policy violations: {violations}"
+            assert not unprotected, f"pages without a Content-Security-Policy: {unprotected}"
         finally:
             browser.close()
 

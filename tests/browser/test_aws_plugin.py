@@ -105,7 +105,7 @@ def test_operator_installs_aws_with_the_wizard(
         page.fill("#id_search_template", TEMPLATE)
         page.select_option("#id_sample_project", label="Billing")
         page.wait_for_function(
-            "document.getElementById('template-preview').textContent === '/acme/billing/'"
+            "() => document.getElementById('template-preview').textContent === '/acme/billing/'"
         )
         shot(page, "wizard-6-bind")
         page.click("input[value=Next]")
@@ -196,7 +196,7 @@ def test_project_owner_sees_parameters_and_log_lines(
         page.click("#add-binding button[type=submit]")
         page.wait_for_selector("text=Option overrides")
         page.wait_for_function(
-            "document.querySelector('output.preview').textContent === '/ecs/billing'"
+            "() => document.querySelector('output.preview').textContent === '/ecs/billing'"
         )
         shot(page, "project-binding")
         page.click("text=Save")
@@ -212,7 +212,9 @@ def test_project_owner_sees_parameters_and_log_lines(
             if more.is_hidden():
                 break
             more.click()
-            page.wait_for_function("!document.querySelector('[data-action=more-logs]').disabled")
+            page.wait_for_function(
+                "() => !document.querySelector('[data-action=more-logs]').disabled"
+            )
         assert more.is_hidden(), page.inner_text("#panel-logs")[-1500:]
         assert page.locator(".logs-table tbody tr").count() == LOG_LINES
         shot(page, "project-logs")
@@ -226,7 +228,8 @@ def test_project_owner_sees_parameters_and_log_lines(
         assert "level=error" in sent and "filter=path%3Aregex%3A" in sent, sent
         try:
             page.wait_for_function(
-                f"document.querySelectorAll('.logs-table tbody tr').length === {LOG_LINES // 10}"
+                "() => document.querySelectorAll('.logs-table tbody tr').length === "
+                f"{LOG_LINES // 10}"
             )
         except Exception:
             pytest.fail(page.inner_text("#panel-logs")[-2500:])

@@ -25,6 +25,7 @@ from imbi_plugin_sdk import (
     LogFilter,
     LogLevel,
     LogQuery,
+    RegexRejected,
     UpstreamUnavailable,
 )
 from imbi_plugin_sdk.testkit import assert_contract
@@ -165,6 +166,23 @@ def test_json_events_become_fields_and_regex_filters_locally(
     result = handler.search(window(filters=(regex,)))
     assert [e.message for e in result.entries] == ["GET /v1/items/22"]
     assert any("regex" in warning for warning in result.warnings)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "why"),
+    [
+        (r"(.*.*){3}X", "nested repetition"),
+        (r"(?<=a)X", "not supported by the linear-time regex engine"),
+    ],
+)
+def test_refused_regex_is_regex_rejected_before_any_call(
+    logs_handler: Callable[..., CloudWatchLogs], boto: Boto, group: str, pattern: str, why: str
+) -> None:
+    write(boto, group, "api", [(BASE + timedelta(seconds=i), "a" * 200) for i in range(50)])
+    regex = LogFilter(field="message", op="regex", value=pattern)  # type: ignore[arg-type]
+    with pytest.raises(RegexRejected) as caught:
+        logs_handler().search(window(filters=(regex,)))
+    assert caught.value.code == "regex_rejected" and caught.value.fields == {"filters": why}
 
 
 def test_local_filtering_keeps_paging_exact(

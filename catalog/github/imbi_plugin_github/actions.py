@@ -151,7 +151,7 @@ class GitHubActionsConfiguration(ConfigurationPlugin):
             "secrets (sealed with the repository's public key; never read back)."
         ),
         version=__version__,
-        api_version="1.0",
+        api_version="1.1",
         plugin_type=PluginType.CONFIGURATION,
         publisher="Imbi",
         options=(
@@ -165,6 +165,7 @@ class GitHubActionsConfiguration(ConfigurationPlugin):
                 ),
                 pattern=REPOSITORY_PATTERN,
                 pattern_help="owner/repo",
+                operator_only=True,  # it selects whose repository is used: never per project
             ),
         ),
         credentials=(
@@ -179,7 +180,11 @@ class GitHubActionsConfiguration(ConfigurationPlugin):
                 ),
             ),
         ),
-        permissions=Permissions(network_hosts=("api.github.com",)),
+        # base_url is operator-chosen for GitHub Enterprise Server; changing its host clears
+        # the stored token unless it is re-entered in the same save.
+        permissions=Permissions(
+            network_hosts=("api.github.com",), operator_host_settings=("base_url",)
+        ),
         hints=Hints(),
         service_template=ServiceTemplate(
             vendor="github",

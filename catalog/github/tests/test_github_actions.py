@@ -76,8 +76,9 @@ def test_entry_point_and_manifest() -> None:
     assert (manifest.slug, manifest.version, manifest.api_version) == (
         "github-actions",
         "0.1.0",
-        "1.0",
+        "1.1",
     )
+    assert manifest.permissions.operator_host_settings == ("base_url",)
     assert manifest.publisher == "Imbi"
     assert [(c.name, c.secret, c.required) for c in manifest.credentials] == [("token", True, True)]
     assert [o.name for o in manifest.options] == ["repository"]

@@ -136,7 +136,7 @@ class LogzioLogs(LogsPlugin):
             "cursor paging over the Logz.io Search API."
         ),
         version=__version__,
-        api_version="1.0",
+        api_version="1.1",
         plugin_type=PluginType.LOGS,
         publisher="Imbi",
         options=(
@@ -168,7 +168,9 @@ class LogzioLogs(LogsPlugin):
                 help="A Logz.io API token of the account to search (Settings > API tokens).",
             ),
         ),
-        permissions=Permissions(network_hosts=NETWORK_HOSTS),
+        # base_url is operator-chosen for a private listener or proxy; the region-derived hosts
+        # are the declared ones.
+        permissions=Permissions(network_hosts=NETWORK_HOSTS, operator_host_settings=("base_url",)),
         hints=Hints(),
         service_template=SERVICE_TEMPLATE,
     )

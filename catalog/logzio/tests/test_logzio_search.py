@@ -62,7 +62,8 @@ def test_entry_point_and_manifest() -> None:
     assert entry.value == "imbi_plugin_logzio.search:LogzioLogs"
     assert entry.load() is LogzioLogs
     manifest = check_handler_class(LogzioLogs)
-    assert (manifest.slug, manifest.version, manifest.api_version) == ("logzio", "0.1.0", "1.0")
+    assert (manifest.slug, manifest.version, manifest.api_version) == ("logzio", "0.1.0", "1.1")
+    assert manifest.permissions.operator_host_settings == ("base_url",)
     assert manifest.publisher == "Imbi"
     assert [c.name for c in manifest.credentials] == ["api_token"]
     assert manifest.credentials[0].secret and manifest.credentials[0].required

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from datetime import timedelta
+from typing import Any
+
+import re2
 
 from imbi_plugin_sdk import (
     ConnectionResult,
@@ -22,8 +24,11 @@ from imbi_plugin_sdk import (
     LogsPlugin,
     OptionField,
     OptionType,
+    Permissions,
     PluginManifest,
     PluginType,
+    RegexRejected,
+    check_regex,
 )
 
 from . import TEMPLATE
@@ -45,6 +50,8 @@ class ExampleLogs(LogsPlugin):
             ),
         ),
         hints=Hints(supports_histogram=True),
+        # shares the template's base_url with example-config, so it declares the same host
+        permissions=Permissions(network_hosts=("api.example.com",)),
         service_template=TEMPLATE,
     )
 
@@ -79,10 +86,24 @@ class ExampleLogs(LogsPlugin):
                 )
             moment += step
             index += 1
-        return [e for e in entries if self._matches(e, query)]
+        patterns = self._patterns(query)
+        return [e for e in entries if self._matches(e, query, patterns)]
 
     @staticmethod
-    def _matches(entry: LogEntry, query: LogQuery) -> bool:
+    def _patterns(query: LogQuery) -> dict[str, Any]:
+        """Regex filters, shape-checked by the SDK and compiled for google-re2 (linear)."""
+        patterns: dict[str, Any] = {}
+        for flt in query.filters:
+            if flt.op is FilterOp.REGEX and flt.value not in patterns:
+                check_regex(flt.value, field="filters")
+                try:
+                    patterns[flt.value] = re2.compile(flt.value)
+                except re2.error:
+                    raise RegexRejected.unsupported("filters") from None
+        return patterns
+
+    @staticmethod
+    def _matches(entry: LogEntry, query: LogQuery, patterns: dict[str, Any]) -> bool:
         if query.levels and entry.level not in query.levels:
             return False
         if query.text and query.text.lower() not in entry.message.lower():
@@ -95,7 +116,9 @@ class ExampleLogs(LogsPlugin):
                 FilterOp.NE: actual != flt.value,
                 FilterOp.CONTAINS: flt.value in actual,
                 FilterOp.STARTS_WITH: actual.startswith(flt.value),
-                FilterOp.REGEX: present and re.search(flt.value, actual) is not None,
+                FilterOp.REGEX: present
+                and flt.op is FilterOp.REGEX
+                and patterns[flt.value].search(actual) is not None,
                 FilterOp.EXISTS: present,
             }[flt.op]
             if not ok:
