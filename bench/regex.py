@@ -36,7 +36,6 @@ def _file(directory: Path) -> None:
 
 def _search(directory: Path, pattern: str) -> tuple[float, str]:
     from imbi_plugin_local.logs import LocalLogs
-
     from imbi_plugin_sdk import Credentials, FilterOp, LogFilter, LogQuery, PluginError
     from imbi_plugin_sdk.testkit import make_context
 

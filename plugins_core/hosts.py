@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
-
 from imbi_plugin_sdk import PluginManifest
 
 if TYPE_CHECKING:

@@ -97,6 +97,7 @@ AXES_LOCKOUT_CALLABLE = "imbi.core.throttle.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 AXES_IPWARE_PROXY_COUNT = env.int("IMBI_TRUSTED_PROXY_COUNT", default=0) or None
 AXES_VERBOSE = False
+AXES_ENABLE_ADMIN = False  # the cache handler keeps no rows; lockouts are lifted with axes_reset_*
 IMBI_TOKEN_FAILURE_LIMIT = env.int("IMBI_TOKEN_FAILURE_LIMIT", default=20)
 
 ROOT_URLCONF = "imbi.urls"

@@ -61,8 +61,8 @@ from .manifest import (
     is_compatible,
     looks_like_secret,
 )
-from .regex import MAX_REGEX_LENGTH, check_regex
 from .redaction import redact, secret_values
+from .regex import MAX_REGEX_LENGTH, check_regex
 from .results import RESULTS, check_result
 from .types import (
     ConfigKey,
@@ -84,10 +84,8 @@ from .types import (
 from .wire import Call, Reply, WireError, execute
 
 __all__ = [
-    "MAX_REGEX_LENGTH",
-    "RegexRejected",
-    "check_regex",
     "HANDLER_BASES",
+    "MAX_REGEX_LENGTH",
     "RESULTS",
     "SDK_API_VERSION",
     "ApiVersion",
@@ -135,12 +133,14 @@ __all__ = [
     "PluginManifest",
     "PluginTimeout",
     "PluginType",
+    "RegexRejected",
     "Reply",
     "ServiceTemplate",
     "UpstreamUnavailable",
     "WireError",
     "__version__",
     "check_handler_class",
+    "check_regex",
     "check_result",
     "execute",
     "handler_type_errors",

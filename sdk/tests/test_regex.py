@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from imbi_plugin_sdk import MAX_REGEX_LENGTH, InvalidInput, PluginError, RegexRejected, check_regex
 
 

@@ -9,12 +9,12 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client, override_settings
 from django.urls import reverse
+from imbi_plugin_sdk import ManifestError, Permissions, PluginManifest
 
 from imbi.core.models import AuditEvent, Organization, Project, ProjectType
 from plugins_core.hosts import host_errors, host_setting, operator_hosts_changed
 from plugins_core.install import InstallError, install_from_template
 from plugins_core.models import Plugin, ProjectTypePlugin, ServiceApplication, ThirdPartyService
-from imbi_plugin_sdk import ManifestError, Permissions, PluginManifest
 from tests.plugins_core.test_wizard import start, step_url
 
 pytestmark = pytest.mark.django_db

@@ -37,7 +37,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import re2
-
 from imbi_plugin_sdk import (
     ConnectionResult,
     Credentials,

@@ -26,14 +26,12 @@ import binascii
 import hashlib
 import json
 import os
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
 import re2
-
 from imbi_plugin_sdk import (
     MAX_REGEX_LENGTH,
     ConnectionResult,

@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 import re2
-
 from imbi_plugin_sdk import (
     ConnectionResult,
     CursorExpired,
