@@ -482,3 +482,18 @@ def test_model_permissions_grant_nothing(world: World, django_user_model: Any) -
     assert response.status_code == 403
     holder.refresh_from_db()
     assert not holder.is_superuser
+
+
+def test_an_admin_registered_after_start_up_fails_the_system_check() -> None:
+    from django.contrib.admin.models import LogEntry
+
+    from imbi.core.checks import check_admin_scoped
+
+    assert check_admin_scoped() == []
+    admin.site.register(LogEntry)
+    try:
+        errors = check_admin_scoped()
+    finally:
+        admin.site.unregister(LogEntry)
+    assert [e.id for e in errors] == ["imbi.E001"]
+    assert "admin.LogEntry" in errors[0].msg
