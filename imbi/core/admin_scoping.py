@@ -1,7 +1,7 @@
 """Organization scoping and auditing for every model the admin shows.
 
-Owns the two kinds of ``ModelAdmin`` the site may hold (``check_site`` and a test refuse any
-other):
+Owns the two kinds of ``ModelAdmin`` the site may hold (``lock_down`` at start-up, and
+tests/imbi/core/test_admin_scoping.py, make sure there is no third):
 
 - ``OrgScopedAdmin`` (and ``OrgScopedInline``) for rows that belong to an organization. The
   role decides, not Django's model permissions: a superuser sees everything; an operator
@@ -10,7 +10,9 @@ other):
   pages, list filters (only values present in their rows), foreign-key and many-to-many
   choices, autocomplete and raw-id popups (both served from the related admin's scoped
   queryset). A row of another organization answers 404 exactly like a missing one; staff
-  who administer nothing get 403 everywhere, for existing and missing rows alike.
+  who administer nothing get 403 everywhere, for existing and missing rows alike. Query
+  string lookups (``?organization__id__exact=``) filter the already scoped queryset, and a
+  row's organization is read-only once it exists: nothing moves between organizations.
   Every add, change and delete made through it writes one ``AuditEvent`` (``audit_action``,
   with Django's change message and ``audit_detail``).
 - ``SuperuserOnlyAdmin`` for everything that spans organizations (users, groups, API tokens,

@@ -457,3 +457,43 @@ def test_an_operator_cannot_leave_the_organization_without_an_admin(world: World
     assert response.status_code == 302
     own.refresh_from_db()
     assert own.role == Role.VIEWER
+
+
+def test_model_permissions_grant_nothing(world: World, django_user_model: Any) -> None:
+    """The reported attack: staff holding every model permission (core, plugins, auth) but no
+    admin role could open every organization and make themselves admin with read-secrets."""
+    from django.contrib.auth.models import Permission
+
+    holder = django_user_model.objects.create_user("perm-holder", password="pw", is_staff=True)
+    holder.user_permissions.set(Permission.objects.all())
+    client = _client(holder)
+    for model, _ in _registry():
+        assert client.get(_url(model, "changelist")).status_code == 403, model
+        assert client.get(_url(model, "add")).status_code == 403, model
+    response = client.post(
+        _url(Organization, "change", world.b.pk),
+        _membership_post(world.b, [{"user": holder.pk, "role": Role.ADMIN}], 0),
+    )
+    assert response.status_code == 403
+    assert not Membership.objects.filter(user=holder).exists()
+    response = client.post(
+        _url(type(holder), "change", holder.pk), {"username": "perm-holder", "is_superuser": "on"}
+    )
+    assert response.status_code == 403
+    holder.refresh_from_db()
+    assert not holder.is_superuser
+
+
+def test_an_admin_registered_after_start_up_fails_the_system_check() -> None:
+    from django.contrib.admin.models import LogEntry
+
+    from imbi.core.checks import check_admin_scoped
+
+    assert check_admin_scoped() == []
+    admin.site.register(LogEntry)
+    try:
+        errors = check_admin_scoped()
+    finally:
+        admin.site.unregister(LogEntry)
+    assert [e.id for e in errors] == ["imbi.E001"]
+    assert "admin.LogEntry" in errors[0].msg
