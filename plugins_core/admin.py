@@ -24,6 +24,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.template.loader import render_to_string
@@ -48,7 +49,7 @@ from .forms import (
     setting_form_fields,
     stored_status,
 )
-from .hosts import clear_stale_credentials
+from .hosts import clear_stale_credentials, service_host_errors
 from .lifecycle import record_plugin_state, set_plugin_enabled
 from .models import (
     Plugin,
@@ -243,8 +244,21 @@ class ServiceSettingsForm(forms.ModelForm):  # type: ignore[type-arg]
         merged = {k: v for k, v in current.items() if k not in names}
         merged.update({k: v for k, v in entered.items() if v})
         if add_setting_errors(self, self.template, merged):
-            self.instance.settings = merged
+            # Hosts are checked here so each error lands on its own setting's field; the
+            # model's clean() checks the same again (plugins_core.hosts).
+            host_problems = service_host_errors(self.instance, merged)
+            for name, message in sorted(host_problems.items()):
+                self.add_error(name if name in self.fields else None, f"{name}: {message}")
+            if not host_problems:
+                self.instance.settings = merged
         return cleaned
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        # ``settings`` is not a field of this form: show the model's errors on it at the top.
+        if hasattr(errors, "error_dict") and "settings" in errors.error_dict:
+            moved = errors.error_dict.pop("settings")
+            errors.error_dict.setdefault(NON_FIELD_ERRORS, []).extend(moved)
+        super()._update_errors(errors)
 
 
 def service_template(service: ThirdPartyService | None) -> ServiceTemplate | None:

@@ -74,7 +74,7 @@ def test_operator_installs_aws_with_the_wizard(
 
         # 2. one-click template install; the endpoint override points at moto
         page.check("input[name=mode][value=template]")
-        page.fill("#id_region", moto_aws["region"])
+        page.select_option("#id_region", moto_aws["region"])
         page.fill("#id_base_url", moto_aws["url"])
         page.click("input[value=Next]")
 

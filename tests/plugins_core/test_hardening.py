@@ -397,8 +397,8 @@ def test_sweep(org, project, config_plugin, logs_plugin, bind_type, make_member,
         (base + "/configuration/values?keys=" + ",".join(f"k{i}" for i in range(5000)), 200, None),
         (base + "/configuration/values?reveal=maybe", 400, "invalid_input"),
         (base + "/configuration/values?source=%C3%A9", 400, "invalid_input"),
-        # the example plugin applies no filters; checking a regex is the plugin's business
-        (base + "/logs?filter=@x:regex:(", 200, None),
+        # the example plugin checks regex filters like every plugin that applies them locally
+        (base + "/logs?filter=@x:regex:(", 400, "regex_rejected"),
         (base + "/logs?filter=a:b", 400, "invalid_input"),
         (base + "/logs?cursor=%%%%", 409, "cursor_expired"),
         (base + "/logs?cursor=eyJ4IjoxfQ", 409, "cursor_expired"),

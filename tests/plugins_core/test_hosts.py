@@ -3,6 +3,7 @@ setting naming an undeclared host, and moving an operator-chosen host clears cre
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -212,6 +213,8 @@ def service_form(service: ThirdPartyService, settings: str, **credentials: str) 
         "plugins-MIN_NUM_FORMS": "0",
         "plugins-MAX_NUM_FORMS": "1000",
     }
+    # Services whose template declares settings get one admin field per setting.
+    data.update({name: str(value) for name, value in json.loads(settings).items()})
     data.update({f"application-0-{k}": v for k, v in credentials.items()})
     return data
 
