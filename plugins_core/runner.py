@@ -14,7 +14,9 @@ import traceback
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from .resolution import Resolved
+from imbi.core.crypto import DecryptionError
+
+from .resolution import CredentialsUnreadable, Resolved
 from .sdk import (
     ConfigKey,
     ConfigValue,
@@ -71,6 +73,18 @@ def check_result(slug: str, method: str, result: Any) -> Any:
     return result
 
 
+def _decryption_error(exc: BaseException) -> DecryptionError | None:
+    """The ``DecryptionError`` that ``exc`` is or was raised from (a plugin may wrap it)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, DecryptionError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 class Runner(Protocol):
     def call(self, resolved: Resolved, method: str, *args: Any) -> Any: ...
 
@@ -86,6 +100,16 @@ class InProcessRunner:
         except PluginError:
             raise
         except Exception as exc:
+            unreadable = _decryption_error(exc)
+            if unreadable is not None:
+                # A row (the plugin's host storage) that no configured key opens: an operator
+                # problem, not a plugin bug. The log names the row and the key fingerprints.
+                logger.error("plugin %s.%s: %s", resolved.manifest.slug, method, unreadable)
+                raise CredentialsUnreadable(
+                    f"stored data of plugin '{resolved.plugin.slug}' cannot be decrypted with "
+                    "the configured keys; an operator must add the key that encrypted it to "
+                    "IMBI_ENCRYPTION_KEYS (see docs/operations.md, Keys and rotation)"
+                ) from None
             # The traceback goes to the server log with every credential value redacted (a
             # plugin's message may quote one); the client sees only the plugin's name.
             logger.error(
