@@ -393,11 +393,14 @@ def credentials_for(manifest: PluginManifest, binding: EffectiveBinding) -> Cred
                     binding.credentials_token, where=f"credentials of {plugin.service.slug}"
                 )
             )
-        except crypto.DecryptionError:
-            logger.error("credentials of service %s cannot be decrypted", plugin.service.slug)
+        except crypto.DecryptionError as exc:
+            logger.error(
+                "credentials of service %s cannot be decrypted: %s", plugin.service.slug, exc
+            )
             raise CredentialsUnreadable(
                 f"the credentials of service '{plugin.service.slug}' cannot be decrypted with "
-                "the configured keys"
+                "the configured keys; an operator must add the key that encrypted them to "
+                "IMBI_ENCRYPTION_KEYS"
             ) from None
     missing = [f.name for f in manifest.credentials if f.required and not stored.get(f.name)]
     if missing:
