@@ -2,9 +2,9 @@
 docker/env.example, and neither lists a variable nothing reads.
 
 The variables are found in the source of ``imbi`` (settings, server entry points, gunicorn
-configuration, health check), ``plugins_core`` and ``manage.py``: any ``env.<type>("NAME")``, ``env("NAME")``,
-``environ.Env().<type>("NAME")``, ``os.environ.get/setdefault("NAME")`` or
-``os.environ["NAME"]``.
+configuration, health check), ``plugins_core`` and ``manage.py``: any
+``env.<type>("NAME")``, ``env("NAME")``, ``environ.Env().<type>("NAME")``,
+``os.environ.get/setdefault("NAME")`` or ``os.environ["NAME"]``.
 """
 
 from __future__ import annotations
@@ -45,9 +45,12 @@ def variables_read(path: Path) -> set[str]:
                 key = node.args[0]
         elif isinstance(node, ast.Subscript) and _is_environment(node.value):
             key = node.slice
-        if isinstance(key, ast.Constant) and isinstance(key.value, str):
-            if NAME.fullmatch(key.value):
-                found.add(key.value)
+        if (
+            isinstance(key, ast.Constant)
+            and isinstance(key.value, str)
+            and NAME.fullmatch(key.value)
+        ):
+            found.add(key.value)
     return found
 
 
