@@ -21,9 +21,14 @@ from .base import *  # noqa: F403
 from .base import CSRF_TRUSTED_ORIGINS, DATABASES, IMBI_ENCRYPTION_KEYS, MIDDLEWARE, SECRET_KEY, env
 from .base import REDIS_URL as _REDIS_URL
 
+# gunicorn's "worker failed to boot" status: a master started without imbi.gunicorn_conf
+# halts on it instead of restarting the worker forever. Any other caller sees a failure.
+REFUSED_EXIT_STATUS = 3
+
 
 def _refuse(reason: str) -> None:
-    sys.exit(f"imbi: refusing to start: {reason}")
+    print(f"imbi: refusing to start: {reason}", file=sys.stderr, flush=True)
+    sys.exit(REFUSED_EXIT_STATUS)
 
 
 if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:

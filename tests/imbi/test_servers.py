@@ -106,6 +106,26 @@ def test_gunicorn_master_exits_with_the_reason_when_production_refuses(
     assert "Booting worker" not in output  # refused in the master, before any fork
 
 
+def test_even_a_bare_gunicorn_halts_instead_of_restarting_workers(tmp_path: Path) -> None:
+    """Without imbi.gunicorn_conf the refusal happens in each worker; its exit status (3,
+    gunicorn's boot error) makes the master halt rather than loop."""
+    env = production_env()
+    del env["SECRET_KEY"]
+    process = subprocess.run(
+        [str(BIN / "gunicorn"), "-b", f"127.0.0.1:{free_port()}", "-w", "2", "imbi.wsgi"],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    assert process.returncode == 3
+    assert "Reason: Worker failed to boot." in process.stderr
+    assert process.stderr.count("Booting worker") <= 2  # one boot per worker, no restarts
+    assert "imbi: refusing to start: SECRET_KEY must be set" in process.stderr
+
+
 def test_gunicorn_master_exits_when_production_has_no_redis(tmp_path: Path) -> None:
     env = production_env(PORT=str(free_port()), REDIS_URL="")
     process = subprocess.run(
