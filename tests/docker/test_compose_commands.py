@@ -380,6 +380,11 @@ def test_the_compose_stack_runs_as_written(stack: Stack) -> None:
         assert plain.status_code == 301
         assert plain.headers["location"] == f"https://{HOST}/admin/login/"
 
+        # /healthz is exempt, so a load balancer can probe the app directly.
+        probe = client.get("/healthz", headers={"Host": HOST})
+        assert probe.status_code == 200
+        assert probe.json()["checks"]["redis"]["ok"] is True
+
         # ...with it, the login page and its hashed, compressed admin CSS are served.
         jar: dict[str, str] = {}
         page = client.get("/admin/login/", headers=PROXY)

@@ -193,6 +193,12 @@ def test_server_entry_points_default_to_production(load: str) -> None:
     assert loaded.stdout.strip() == "imbi.settings.production True"
 
 
+def test_web_processes_do_not_import_celery() -> None:
+    result = python("import sys, imbi.wsgi; print('celery' in sys.modules)", production_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
 def test_manage_py_says_when_it_falls_back_to_the_dev_settings(tmp_path: Path) -> None:
     env = clean_env(IMBI_DATA_DIR=str(tmp_path), DATABASE_URL="", REDIS_URL="")
     implicit = subprocess.run(
