@@ -112,17 +112,27 @@ def test_even_a_bare_gunicorn_halts_instead_of_restarting_workers(tmp_path: Path
     env = production_env()
     del env["SECRET_KEY"]
     process = subprocess.run(
-        [str(BIN / "gunicorn"), "-b", f"127.0.0.1:{free_port()}", "-w", "2", "imbi.wsgi"],
+        # One worker: with several, gunicorn 27 may trip over its own halt (a second
+        # HaltServer while stopping) and exit 1 with a traceback; it still halts.
+        [
+            str(BIN / "gunicorn"),
+            "-b",
+            f"127.0.0.1:{free_port()}",
+            "-w",
+            "1",
+            "--no-control-socket",
+            "imbi.wsgi",
+        ],
         cwd=tmp_path,
         env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
-        timeout=10,
+        timeout=30,
         check=False,
     )
     assert process.returncode == 3
     assert "Reason: Worker failed to boot." in process.stderr
-    assert process.stderr.count("Booting worker") <= 2  # one boot per worker, no restarts
+    assert process.stderr.count("Booting worker") == 1  # no restart
     assert "imbi: refusing to start: SECRET_KEY must be set" in process.stderr
 
 
@@ -134,7 +144,7 @@ def test_gunicorn_master_exits_when_production_has_no_redis(tmp_path: Path) -> N
         env={**env, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
-        timeout=10,
+        timeout=30,
         check=False,
     )
     assert process.returncode != 0
