@@ -3,9 +3,10 @@
 Redis is stopped from inside the plugin call, i.e. after the request read the cache and while
 the write is in flight: the suite's own Redis is frozen (SIGSTOP, resumed afterwards, so stale
 entries survive the outage); for a hard kill each test starts a Redis of its own (the suite's
-must stay up for the other tests) and points the cache at it. Then: the write and its audit event both exist and
-the answer says the cache invalidation was ``deferred`` (done through the database); or, when
-the write itself fails, neither exists and the answer is a 503 problem+json.
+must stay up for the other tests) and points the cache at it. Then: the write and its audit
+event both exist and the answer says the cache invalidation was ``deferred`` (done through the
+database); or, when the write itself fails, neither exists and the answer is a 503
+problem+json.
 """
 
 from __future__ import annotations
