@@ -273,7 +273,17 @@ def check_all(
     snapshot = registry.current()
     counts = {"ok": 0, "failed": 0}
     rows = plugins if plugins is not None else Plugin.objects.all()
-    for plugin in rows.filter(enabled=True).select_related("service", "organization"):
+    rows = rows.filter(enabled=True).select_related("service", "organization")
+    for plugin in rows.order_by("organization__slug", "slug"):
         check = check_connection(plugin, trigger=trigger, snapshot=snapshot)
         counts[check.status] += 1
+        logger.log(  # the message is already scrubbed of secrets
+            logging.INFO if check.status == "ok" else logging.WARNING,
+            "connection test %s/%s: %s %s",
+            plugin.organization.slug,
+            plugin.slug,
+            check.status,
+            check.message,
+        )
+    logger.info("connection tests: %(ok)d ok, %(failed)d failed", counts)
     return counts

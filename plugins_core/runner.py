@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from django.conf import settings
 from imbi_plugin_sdk import (
     Credentials,
+    KeyValueStore,
     PluginContext,
     PluginFailed,
     PluginHandler,
@@ -36,7 +37,10 @@ from imbi_plugin_sdk import (
 from imbi_plugin_sdk.results import RESULTS, check_result
 from imbi_plugin_sdk.wire import DEFAULT_MAX_REPLY_BYTES, Call, Reply, WireError, execute
 
+from imbi.core.crypto import DecryptionError
+
 from . import registry
+from .resolution import CredentialsUnreadable
 
 __all__ = [
     "RESULTS",
@@ -91,6 +95,33 @@ class HostLogSink:
         if len(text) > self.MAX_LOG_CHARS:
             text = f"{text[: self.MAX_LOG_CHARS]}… ({len(text)} characters)"
         self.logger.log(level, "%s", text)
+
+
+class GuardedStore:
+    """The host storage as a plugin sees it, noting a row that no configured key opens.
+
+    Such a row is an operator problem (a missing key), not a plugin bug: the runner answers
+    ``CredentialsUnreadable`` (503) for the call whatever the plugin did with the error."""
+
+    def __init__(self, store: KeyValueStore) -> None:
+        self.store = store
+        self.unreadable: DecryptionError | None = None
+
+    def get(self, key: str) -> str | None:
+        try:
+            return self.store.get(key)
+        except DecryptionError as exc:
+            self.unreadable = exc
+            raise
+
+    def set(self, key: str, value: str) -> None:
+        self.store.set(key, value)
+
+    def delete(self, key: str) -> None:
+        self.store.delete(key)
+
+    def keys(self, prefix: str = "") -> list[str]:
+        return self.store.keys(prefix)
 
 
 class Runner(Protocol):
@@ -165,13 +196,23 @@ class InProcessRunner:
         log: HostLogSink,
     ) -> str:
         """Deliver the call and return the reply text; in process, ``wire.execute``."""
-        return execute(
+        storage = None if context.storage is None else GuardedStore(context.storage)
+        reply = execute(
             Call.from_json(call_text),
             handler_cls,
-            storage=context.storage,
+            storage=storage,
             log=log,
             max_reply_bytes=self.max_reply_bytes,
-        ).to_json()
+        )
+        if storage is not None and storage.unreadable is not None:
+            # The log names the row and the key fingerprints; never a value.
+            logger.error("plugin %s: %s", log.logger.name, storage.unreadable)
+            raise CredentialsUnreadable(
+                "stored data of this plugin cannot be decrypted with the configured keys; an "
+                "operator must add the key that encrypted it to IMBI_ENCRYPTION_KEYS (see "
+                "docs/operations.md, Keys and rotation)"
+            )
+        return reply.to_json()
 
 
 _default = InProcessRunner()

@@ -5,6 +5,9 @@ the first key encrypts, all keys decrypt), ``SECRET_KEY``, ``ALLOWED_HOSTS``, ``
 ``IMBI_PLUGINS_STRICT``, ``IMBI_PLUGIN_TIMEOUT``, ``IMBI_PLUGIN_MAX_REPLY_BYTES``; throttling:
 ``IMBI_LOGIN_FAILURE_LIMIT``, ``IMBI_TOKEN_FAILURE_LIMIT``, ``IMBI_LOGIN_LOCKOUT_MINUTES``,
 ``IMBI_TRUSTED_PROXY_COUNT``; request limits: ``IMBI_MAX_REQUEST_BYTES``.
+
+Every variable read here or in the other settings modules is documented in
+docs/operations.md (a test compares the two lists, and with docker/env.example).
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",
+    "imbi.core.middleware.UnreadableDataMiddleware",
 ]
 
 # --- Content-Security-Policy (django-csp; docs/security.md) ---
@@ -131,11 +135,14 @@ REDIS_URL: str = env.str("REDIS_URL", default="")
 
 CACHES: dict[str, dict[str, Any]]
 if REDIS_URL:
+    # Reads degrade to a miss while Redis is down; invalidations raise so the caller can fall
+    # back to the database (see imbi.core.cache and plugins_core.caching).
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "imbi.core.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "imbi",
+            "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 1.0},
         }
     }
 else:
@@ -147,12 +154,12 @@ CELERY_RESULT_BACKEND = REDIS_URL or None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Connection tests of every enabled plugin (plugins_core.health), for honest badges.
-IMBI_CONNECTION_CHECK_SECONDS = env.int("IMBI_CONNECTION_CHECK_SECONDS", default=900)
+# Periodic work (connection tests of every enabled plugin, plugins_core.health), run by the `beat` process (docker/compose.yaml); never in the embedded default.
+IMBI_CONNECTION_CHECK_INTERVAL = env.float("IMBI_CONNECTION_CHECK_INTERVAL", default=300.0)
 CELERY_BEAT_SCHEDULE = {
-    "check-plugin-connections": {
+    "check-connections": {
         "task": "plugins_core.tasks.check_connections",
-        "schedule": float(IMBI_CONNECTION_CHECK_SECONDS),
+        "schedule": IMBI_CONNECTION_CHECK_INTERVAL,
     },
 }
 

@@ -65,6 +65,11 @@ class Services:
     _stops: list[list[str]] = field(default_factory=list)
     _as_postgres: bool = False
 
+    @property
+    def redis_pid(self) -> int:
+        """The Redis server's process id (tests pause it to simulate an outage)."""
+        return int((self.root / "redis" / "redis.pid").read_text())
+
     def stop(self) -> None:
         while self._stops:
             command = self._stops.pop()
