@@ -258,7 +258,7 @@ class ServiceSettingsForm(forms.ModelForm):  # type: ignore[type-arg]
         if hasattr(errors, "error_dict") and "settings" in errors.error_dict:
             moved = errors.error_dict.pop("settings")
             errors.error_dict.setdefault(NON_FIELD_ERRORS, []).extend(moved)
-        super()._update_errors(errors)
+        super()._update_errors(errors)  # type: ignore[misc]
 
 
 def service_template(service: ThirdPartyService | None) -> ServiceTemplate | None:

@@ -154,7 +154,8 @@ CELERY_RESULT_BACKEND = REDIS_URL or None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Periodic work (connection tests of every enabled plugin, plugins_core.health), run by the `beat` process (docker/compose.yaml); never in the embedded default.
+# Periodic work (connection tests of every enabled plugin, plugins_core.health), run by the
+# `beat` process (docker/compose.yaml); never in the embedded default.
 IMBI_CONNECTION_CHECK_INTERVAL = env.float("IMBI_CONNECTION_CHECK_INTERVAL", default=300.0)
 CELERY_BEAT_SCHEDULE = {
     "check-connections": {

@@ -12,8 +12,8 @@ from django.conf import settings
 from django.test import override_settings
 
 from imbi.celery import app
-from plugins_core.models import Plugin, ServiceApplication, ThirdPartyService
 from plugins_core import health
+from plugins_core.models import Plugin, ServiceApplication, ThirdPartyService
 from plugins_core.tasks import check_connections
 
 API_TOKEN = "example-token-5f1e9c0a7b"  # the service fixture's credential
