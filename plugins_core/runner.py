@@ -87,6 +87,7 @@ class HostLogSink:
     MAX_LOG_CHARS = 16 * 1024
 
     def __init__(self, slug: str, secrets: list[str]) -> None:
+        self.slug = slug
         self.logger = logging.getLogger(f"imbi.plugins.{slug}")
         self.secrets = secrets
 
@@ -206,11 +207,11 @@ class InProcessRunner:
         )
         if storage is not None and storage.unreadable is not None:
             # The log names the row and the key fingerprints; never a value.
-            logger.error("plugin %s: %s", log.logger.name, storage.unreadable)
+            logger.error("plugin %s: %s", log.slug, storage.unreadable)
             raise CredentialsUnreadable(
-                "stored data of this plugin cannot be decrypted with the configured keys; an "
-                "operator must add the key that encrypted it to IMBI_ENCRYPTION_KEYS (see "
-                "docs/operations.md, Keys and rotation)"
+                f"stored data of plugin '{log.slug}' cannot be decrypted with the configured "
+                "keys; an operator must add the key that encrypted it to IMBI_ENCRYPTION_KEYS "
+                "(see docs/operations.md, Keys and rotation)"
             )
         return reply.to_json()
 

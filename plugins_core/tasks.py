@@ -10,12 +10,12 @@ without anyone pressing a button) and logs one line per plugin, scrubbed of secr
 
 from __future__ import annotations
 
-from celery import shared_task
+from imbi.celery import app
 
 from . import health
 
 
-@shared_task(name="plugins_core.tasks.check_connections", ignore_result=True)  # type: ignore[untyped-decorator]
+@app.task(name="plugins_core.tasks.check_connections", ignore_result=True)  # type: ignore[untyped-decorator]
 def check_connections() -> dict[str, int]:
     """Test every enabled plugin's connection; record and log each outcome. Returns counts."""
     return health.check_all()

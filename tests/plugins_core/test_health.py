@@ -157,7 +157,7 @@ def test_the_periodic_task_is_scheduled_and_records_results(
 ) -> None:
     from plugins_core.tasks import check_connections
 
-    schedule = settings.CELERY_BEAT_SCHEDULE["check-plugin-connections"]
+    schedule = settings.CELERY_BEAT_SCHEDULE["check-connections"]
     assert schedule["task"] == check_connections.name
     plugin = install("example-config")
     assert check_connections.delay().get() == {"ok": 1, "failed": 0}
