@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -115,7 +115,7 @@ def _encode_argument(name: str, value: Any) -> JSONValue:
     if name == "keys":
         if value is None:
             return None
-        if isinstance(value, str) or not isinstance(value, Sequence):
+        if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
             raise WireError("keys: expected a list of strings or None")
         keys = list(value)
         if not all(isinstance(key, str) for key in keys):
