@@ -172,6 +172,7 @@ def start_redis(services: Services) -> None:
     _wait_for_port(port, 15, "Redis")
     # Redis may accept connections a moment before it writes its pidfile.
     deadline = time.monotonic() + 15
+
     def written() -> bool:
         return pidfile.exists() and pidfile.read_text().strip().isdigit()
 
