@@ -170,6 +170,16 @@ def start_redis(services: Services) -> None:
     )
     services._stops.append(["sh", "-c", f"kill $(cat {pidfile}) 2>/dev/null || true"])
     _wait_for_port(port, 15, "Redis")
+    # Redis may accept connections a moment before it writes its pidfile.
+    deadline = time.monotonic() + 15
+
+    def written() -> bool:
+        return pidfile.exists() and pidfile.read_text().strip().isdigit()
+
+    while not written() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if not written():
+        raise ServiceError(f"Redis on 127.0.0.1:{port} wrote no pidfile in 15s")
     services.redis_url = f"redis://127.0.0.1:{port}/0"
 
 

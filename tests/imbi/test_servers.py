@@ -168,6 +168,30 @@ def test_production_without_redis_runs_single_node_only_when_asked() -> None:
     assert single.stdout.strip() == "django.core.cache.backends.locmem.LocMemCache"
 
 
+def test_redirect_and_hsts_are_configurable() -> None:
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.SECURE_PROXY_SSL_HEADER, s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS, "
+        "s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD, s.SECURE_REDIRECT_EXEMPT)"
+    )
+    defaults = python(code, production_env())
+    assert defaults.stdout.strip() == (
+        "('HTTP_X_FORWARDED_PROTO', 'https') True 31536000 True True ['^healthz$']"
+    ), defaults.stderr
+    changed = python(
+        code,
+        production_env(
+            SECURE_SSL_REDIRECT="0",
+            SECURE_HSTS_SECONDS="300",
+            SECURE_HSTS_INCLUDE_SUBDOMAINS="false",
+            SECURE_HSTS_PRELOAD="no",
+        ),
+    )
+    assert changed.stdout.strip() == (
+        "('HTTP_X_FORWARDED_PROTO', 'https') False 300 False False ['^healthz$']"
+    ), changed.stderr
+
+
 def test_csrf_trusted_origins_need_a_scheme() -> None:
     result = python(
         "import django; django.setup()",

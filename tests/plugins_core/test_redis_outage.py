@@ -40,7 +40,7 @@ class OwnRedis:
         self.services = Services(root=root)
         start_redis(self.services)
         self.url = self.services.redis_url
-        self.pid = int((root / "redis" / "redis.pid").read_text())
+        self.pid = self.services.redis_pid
         self.client = redis.Redis.from_url(self.url)
 
     def kill(self) -> None:
