@@ -457,7 +457,14 @@ class PickPluginForm(forms.Form):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["entry_point"].choices = list(entry_points)  # type: ignore[attr-defined]
-        self.fields["organization"].queryset = organizations  # type: ignore[attr-defined]
+        field: Any = self.fields["organization"]
+        field.queryset = organizations
+        only = list(organizations[:2])
+        self.single_organization = only[0] if len(only) == 1 else None
+        if self.single_organization is not None:  # no "---------" to pick from
+            field.empty_label = None
+            field.initial = self.single_organization.pk
+            field.widget = forms.HiddenInput()
 
 
 class ServiceForm(forms.Form):

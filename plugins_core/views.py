@@ -36,10 +36,10 @@ from imbi_plugin_sdk.errors import InvalidInput
 
 from imbi.core import access
 from imbi.core.access import Grant, can_bind_project_grant, load_project
-from imbi.core.models import Project
+from imbi.core.models import Membership, Project
 
 from . import bindings as binding_service
-from . import health, registry
+from . import catalog, health, registry
 from .forms import AddBindingForm, BindingForm, OptionsForm
 from .lifecycle import set_plugin_enabled
 from .models import ConnectionCheck, Plugin, ProjectPlugin, ProjectTypePlugin, Tab
@@ -486,6 +486,8 @@ class ConnectionTestView(View):
 __all__ = [
     "AddBindingView",
     "BindingView",
+    "CatalogDetailView",
+    "CatalogView",
     "ConnectionTestView",
     "DeleteBindingView",
     "PluginStateView",
@@ -494,3 +496,49 @@ __all__ = [
     "ProjectPreviewView",
     "RegistryView",
 ]
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+def _viewer_org_ids(user: Any) -> list[int] | None:
+    if getattr(user, "is_superuser", False):
+        return None
+    return list(
+        Membership.objects.filter(user_id=user.pk).values_list("organization_id", flat=True)
+    )
+
+
+@login
+class CatalogView(View):
+    """The plugin catalog as a card grid: logo, type filter, search, installed marker."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        items = catalog.cards(_viewer_org_ids(request.user))
+        return render(
+            request,
+            "plugins_core/catalog.html",
+            {
+                "cards": items,
+                "types": catalog.PLUGIN_TYPES,
+                "can_install": access.administers_any(request.user),
+            },
+        )
+
+
+@login
+class CatalogDetailView(View):
+    """One plugin's details: description, permissions, options, credentials, docs, version."""
+
+    def get(self, request: HttpRequest, entry_point: str) -> HttpResponse:
+        found = [c for c in catalog.cards(_viewer_org_ids(request.user)) if c.name == entry_point]
+        if not found:
+            raise Http404
+        return render(
+            request,
+            "plugins_core/catalog_detail.html",
+            {
+                "card": found[0],
+                "can_install": access.administers_any(request.user),
+            },
+        )

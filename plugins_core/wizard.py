@@ -62,6 +62,8 @@ from imbi.core.models import AuditEvent, Organization, Project, ProjectType
 
 from . import bindings as binding_service
 from . import health, registry
+from .catalog import PLUGIN_TYPES
+from .catalog import cards as catalog_cards
 from .forms import (
     ConnectionTestForm,
     CredentialsForm,
@@ -707,7 +709,11 @@ class StartView(WizardView):
     def get(self, request: HttpRequest) -> HttpResponse:
         _authorize(request)
         items, failed = catalog()
-        return self.show(request, self._form(request, items), items, failed)
+        form = self._form(request, items)
+        wanted = request.GET.get("entry_point", "")
+        if any(item.entry.name == wanted for item in items):
+            form.initial["entry_point"] = wanted  # from the catalog's "Install" button
+        return self.show(request, form, items, failed)
 
     def post(self, request: HttpRequest) -> HttpResponse:
         _authorize(request)
@@ -742,6 +748,10 @@ class StartView(WizardView):
                 failed=failed,
                 current="plugin",
                 selected=form["entry_point"].value(),
+                cards=catalog_cards(
+                    installable_organizations(request.user).values_list("pk", flat=True)
+                ),
+                types=PLUGIN_TYPES,
             ),
         )
 
