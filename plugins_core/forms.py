@@ -635,6 +635,25 @@ class TypeBindingForm(forms.Form):
         return _check_template(self.cleaned_data.get("search_template", ""))
 
 
+class SiblingBindingForm(forms.Form):
+    """The done page: bind a sibling plugin of the installed template to project types."""
+
+    project_types = forms.ModelMultipleChoiceField(
+        queryset=ProjectType.objects.none(), widget=forms.CheckboxSelectMultiple
+    )
+    default = forms.BooleanField(required=False, initial=True, label="Default source for the tab")
+    search_template = forms.CharField(max_length=500, required=False, help_text=TEMPLATE_HELP)
+
+    def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project_types"].queryset = (  # type: ignore[attr-defined]
+            ProjectType.objects.filter(organization=organization).order_by("name")
+        )
+
+    def clean_search_template(self) -> str:
+        return _check_template(self.cleaned_data.get("search_template", ""))
+
+
 class ConnectionTestForm(forms.Form):
     """Step 5: optionally, the project and search template to test with (a plugin that
     reads under a path, such as a parameter store, needs one to check access)."""
