@@ -224,8 +224,7 @@
     configForm.elements.value.focus();
   }
   function typed(type, text) {
-    if (type === "integer") { return /^-?\d+$/.test(text.trim()) ? Number(text) : text; }
-    if (type === "float") { return text.trim() !== "" && !isNaN(Number(text)) ? Number(text) : text; }
+    if (type === "number") { return text.trim() !== "" && !isNaN(Number(text)) ? Number(text) : text; }
     if (type === "boolean") { return text === "true" ? true : text === "false" ? false : text; }
     if (type === "json") { try { return JSON.parse(text); } catch (e) { return text; } }
     return text;
