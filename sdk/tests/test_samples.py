@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 import pytest
 from imbi_plugin_sdk import (
+    ConfigKey,
+    ConfigurationPlugin,
     ConfigValue,
+    ConfigWrite,
+    ConnectionResult,
+    Credentials,
     DataType,
+    LogEntry,
     LogLevel,
+    LogQuery,
+    LogResult,
+    LogsPlugin,
     MemoryLogSink,
+    NotSupported,
     PluginFailed,
+    PluginHandler,
+    PluginManifest,
+    PluginType,
     wire,
 )
 from imbi_plugin_sdk.testkit import (
@@ -25,7 +40,51 @@ from imbi_plugin_sdk.testkit import (
     sample_write,
 )
 
-from .test_testkit import MemoryConfig, MemoryLogs, factory
+
+def _manifest(plugin_type: PluginType) -> PluginManifest:
+    return PluginManifest(
+        slug=f"samples-{plugin_type}",
+        name="Samples",
+        description="test double",
+        version="1.0.0",
+        api_version="1.0",
+        plugin_type=plugin_type,
+    )
+
+
+class MemoryConfig(ConfigurationPlugin):
+    manifest = _manifest(PluginType.CONFIGURATION)
+    data: ClassVar[dict[str, str]] = {"db/url": "postgres://db"}
+
+    def test_connection(self) -> ConnectionResult:
+        return ConnectionResult.success()
+
+    def list_keys(self) -> list[ConfigKey]:
+        return [ConfigKey(key=key) for key in self.data]
+
+    def get_values(self, keys: Sequence[str] | None = None) -> list[ConfigValue]:
+        wanted = self.data if keys is None else [k for k in keys if k in self.data]
+        return [ConfigValue(key=key, value=self.data[key]) for key in wanted]
+
+    def set_value(self, key: str, value: ConfigWrite) -> ConfigKey:
+        raise NotSupported("read only")
+
+    def delete_key(self, key: str) -> None:
+        raise NotSupported("read only")
+
+
+class MemoryLogs(LogsPlugin):
+    manifest = _manifest(PluginType.LOGS)
+
+    def test_connection(self) -> ConnectionResult:
+        return ConnectionResult.success()
+
+    def search(self, query: LogQuery) -> LogResult:
+        return LogResult(entries=(LogEntry(timestamp=query.end, message="hello"),))
+
+
+def factory(cls: type[PluginHandler]) -> Callable[[], PluginHandler]:
+    return lambda: cls(make_context(), Credentials(token="t"))
 
 
 @pytest.mark.parametrize("data_type", list(DataType))
