@@ -57,7 +57,7 @@ from imbi_plugin_sdk import (
 from imbi_plugin_sdk.errors import InvalidInput
 
 from imbi.core import audit, crypto
-from imbi.core.access import can_install, installable_organizations
+from imbi.core.access import administers_any, can_install, installable_organizations
 from imbi.core.models import AuditEvent, Organization, Project, ProjectType
 
 from . import bindings as binding_service
@@ -127,14 +127,10 @@ class WizardError(Exception):
 
 
 def _authorize(request: HttpRequest, organization: Organization | None = None) -> None:
-    """Staff, and superuser or admin of ``organization`` (of any organization if None)."""
+    """An operator of ``organization`` (of any organization if None): ``imbi.core.access``."""
     user = request.user
-    if not (getattr(user, "is_staff", False) and getattr(user, "is_active", False)):
-        raise PermissionDenied
-    if organization is None:
-        if not (getattr(user, "is_superuser", False) or installable_organizations(user).exists()):
-            raise PermissionDenied
-    elif not can_install(user, organization):
+    allowed = administers_any(user) if organization is None else can_install(user, organization)
+    if not allowed:
         raise PermissionDenied
 
 

@@ -16,11 +16,12 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import Q, QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from . import access, audit
 from .admin_scoping import OrgScopedAdmin, OrgScopedInline, SuperuserOnlyAdmin
-from .models import AuditEvent, Membership, Organization, Project, ProjectType
+from .models import AuditEvent, Membership, Organization, Project, ProjectType, Role
 
 User = get_user_model()
 
@@ -29,11 +30,43 @@ def _grant_text(role: str, secrets: bool) -> str:
     return f"{role}{' + read secrets' if secrets else ''}"
 
 
+class MembershipFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
+    """Operators cannot leave their organization without an admin (a superuser can)."""
+
+    keep_an_admin = False
+
+    def clean(self) -> None:
+        super().clean()
+        if not self.keep_an_admin or any(self.errors):
+            return
+        posted = [f.instance.pk for f in self.initial_forms if f.instance.pk]
+        untouched = (
+            Membership.objects.filter(organization=self.instance, role=Role.ADMIN)
+            .exclude(pk__in=posted)
+            .exists()
+        )
+        kept = any(
+            f.cleaned_data.get("role") == Role.ADMIN and not f.cleaned_data.get("DELETE")
+            for f in self.forms
+            if f.cleaned_data
+        )
+        if not (untouched or kept):
+            raise forms.ValidationError(
+                "The organization must keep at least one admin; a superuser can remove the last."
+            )
+
+
 class MembershipInline(OrgScopedInline, admin.TabularInline):  # type: ignore[type-arg]
     model = Membership
+    formset = MembershipFormSet
     extra = 0
     autocomplete_fields = ("user",)
     unscoped_user_fields = ("user",)  # picked through ImbiUserAdmin's narrow autocomplete
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.keep_an_admin = not access.is_superuser(request.user)  # type: ignore[attr-defined]
+        return formset
 
 
 @admin.register(Organization)
@@ -67,10 +100,15 @@ class OrganizationAdmin(OrgScopedAdmin):
         before = {
             pk: (m.role, m.can_read_secrets) for pk, m in Membership.objects.in_bulk(pks).items()
         }
+        # deleting clears the instances' pk: pair them with their stored values first
+        removed = [
+            (f.instance, before[f.instance.pk])
+            for f in formset.deleted_forms
+            if f.instance.pk in before
+        ]
         super().save_formset(request, form, formset, change)
         organization = form.instance
-        for member in formset.deleted_objects:
-            old = before.get(member.pk) or (member.role, member.can_read_secrets)
+        for member, old in removed:
             self._record_member(
                 request, AuditEvent.Action.MEMBERSHIP_REMOVE, organization, member, old, None
             )
@@ -131,7 +169,10 @@ class ProjectAdminForm(forms.ModelForm):  # type: ignore[type-arg]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        organization, owners = cleaned.get("organization"), cleaned.get("owners")
+        organization = cleaned.get("organization")
+        if organization is None and self.instance.organization_id:  # read-only on change
+            organization = self.instance.organization
+        owners = cleaned.get("owners")
         if organization is not None and owners:
             members = set(
                 Membership.objects.filter(organization=organization).values_list(
@@ -199,6 +240,8 @@ admin.site.unregister(User)
 class ImbiUserAdmin(SuperuserOnlyAdmin, UserAdmin):  # type: ignore[type-arg]
     """Users span organizations: superusers only, except the membership inline's user
     autocomplete, which answers operators narrowly (see ``imbi.core.admin_scoping``)."""
+
+    audit_repr = True  # the username
 
     def _member_autocomplete(self, request: HttpRequest) -> bool:
         match = getattr(request, "resolver_match", None)

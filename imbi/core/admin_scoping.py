@@ -1,7 +1,7 @@
 """Organization scoping and auditing for every model the admin shows.
 
-Owns the two kinds of ``ModelAdmin`` the site may hold (``check_site`` and a test refuse any
-other):
+Owns the two kinds of ``ModelAdmin`` the site may hold (``lock_down`` at start-up, and
+tests/imbi/core/test_admin_scoping.py, make sure there is no third):
 
 - ``OrgScopedAdmin`` (and ``OrgScopedInline``) for rows that belong to an organization. The
   role decides, not Django's model permissions: a superuser sees everything; an operator
@@ -10,7 +10,9 @@ other):
   pages, list filters (only values present in their rows), foreign-key and many-to-many
   choices, autocomplete and raw-id popups (both served from the related admin's scoped
   queryset). A row of another organization answers 404 exactly like a missing one; staff
-  who administer nothing get 403 everywhere, for existing and missing rows alike.
+  who administer nothing get 403 everywhere, for existing and missing rows alike. Query
+  string lookups (``?organization__id__exact=``) filter the already scoped queryset, and a
+  row's organization is read-only once it exists: nothing moves between organizations.
   Every add, change and delete made through it writes one ``AuditEvent`` (``audit_action``,
   with Django's change message and ``audit_detail``).
 - ``SuperuserOnlyAdmin`` for everything that spans organizations (users, groups, API tokens,
@@ -96,6 +98,9 @@ class _AuditedAdmin:
     """Every add, change and delete made through the admin writes one ``AuditEvent``."""
 
     audit_action: ClassVar[str] = AuditEvent.Action.OBJECT_CHANGE
+    # Name the row by its str() in the event? Not for third-party models, whose str() may be
+    # a secret (an API token's is its key): those are named by their primary key only.
+    audit_repr: ClassVar[bool] = False
 
     def organization_id_of(self, obj: Any) -> int | None:
         return None
@@ -113,7 +118,8 @@ class _AuditedAdmin:
     def _audit(self, request: HttpRequest, obj: Any, verb: str, message: Any = "") -> None:
         org_id = self.organization_id_of(obj)
         organization = Organization.objects.filter(pk=org_id).first() if org_id else None
-        parts = [f"{verb} {obj._meta.verbose_name} '{obj}'"]
+        name = f"'{obj}'" if self.audit_repr else f"#{obj.pk}"
+        parts = [f"{verb} {obj._meta.verbose_name} {name}"]
         text = change_text(message)
         if text and verb != "deleted":
             parts.append(text)
@@ -152,6 +158,7 @@ class OrgScopedAdmin(_AuditedAdmin, _ScopedChoices, admin.ModelAdmin):  # type: 
     """
 
     org_path: ClassVar[str] = "organization"
+    audit_repr = True
 
     # -- which rows --
 
@@ -194,6 +201,14 @@ class OrgScopedAdmin(_AuditedAdmin, _ScopedChoices, admin.ModelAdmin):  # type: 
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self._may(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # A row never moves to another organization: its bindings, plugins and owners are tied
+        # to it (composite foreign keys on PostgreSQL), and the move would cross tenants.
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None and self.org_path == "organization" and "organization" not in fields:
+            fields += ("organization",)
+        return fields
 
     def _get_obj_does_not_exist_redirect(
         self, request: HttpRequest, opts: Any, object_id: str

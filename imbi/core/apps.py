@@ -14,6 +14,7 @@ class CoreConfig(AppConfig):
         # Django's and third-party apps' admins included, becomes superuser-only.
         from django.contrib import admin
 
+        from . import checks  # noqa: F401  (registers the check)
         from .admin_scoping import lock_down
 
         lock_down(admin.site)

@@ -29,13 +29,10 @@ def superuser(django_user_model: Any) -> Client:
 
 @pytest.fixture
 def staff_admin(make_member: Any, org: Organization) -> Client:
-    """Staff, admin of ``org`` only, with the model permissions of the plugin admin."""
-    from django.contrib.auth.models import Permission
-
+    """Staff, admin of ``org`` only, without any Django model permission: the role decides."""
     user = make_member(org, Role.ADMIN, username="org-admin")
     user.is_staff = True
     user.save()
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label="plugins_core"))
     client = Client()
     client.force_login(user)
     return client

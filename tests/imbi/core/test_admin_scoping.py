@@ -359,3 +359,141 @@ def test_custom_admin_endpoints_answer_b_like_missing(world: World) -> None:
     assert answers[0].content == answers[1].content
     own = client.get(preview, {"project": world.rows["a"][Project].pk, "template": "${project}"})
     assert (own.status_code, own.json()) == (200, {"ok": True, "value": "acme-proj"})
+
+
+def test_every_relation_autocomplete_shows_nothing_of_b(world: World) -> None:
+    """Django's autocomplete endpoint accepts any relation of any model (not only the declared
+    ones): every one answers from the target admin's scoped queryset, or refuses."""
+    from django.apps import apps
+
+    client = _client(world.operator)
+    answers: dict[int, int] = {}
+    for source in apps.get_models():
+        for field in source._meta.get_fields():
+            if not (field.is_relation and field.concrete and field.related_model):
+                continue
+            response = client.get(
+                reverse("admin:autocomplete"),
+                {
+                    "app_label": source._meta.app_label,
+                    "model_name": source._meta.model_name,
+                    "field_name": field.name,
+                    "term": "",
+                },
+            )
+            answers[response.status_code] = answers.get(response.status_code, 0) + 1
+            target = admin.site._registry.get(field.related_model)
+            if response.status_code == 200:
+                member_picker = source is Membership and field.name == "user"
+                assert isinstance(target, OrgScopedAdmin) or member_picker, field
+                texts = [r["text"] for r in response.json()["results"]]
+                assert not [t for t in texts if MARK in t], (source, field.name)
+            elif target is None:
+                assert response.status_code == 403, (source, field.name)  # not in the admin
+            elif not target.get_search_fields(None):
+                assert response.status_code == 404, (source, field.name)  # nothing to search
+            else:
+                assert response.status_code == 403, (source, field.name)  # superuser-only
+    assert answers.get(200, 0) >= 10
+
+
+def test_rows_never_move_to_another_organization(world: World) -> None:
+    """Not even a superuser can re-home a row: its change form has no organization field."""
+    root = _client(world.superuser)
+    checked = 0
+    for model, model_admin in _scoped():
+        if model_admin.org_path != "organization":
+            continue
+        response = root.get(_url(model, "change", world.rows["a"][model].pk))
+        assert response.status_code == 200, model
+        assert "organization" not in response.context["adminform"].form.fields, model
+        checked += 1
+    assert checked >= 5
+
+
+def test_project_owners_must_be_members_of_its_organization(world: World) -> None:
+    root = _client(world.superuser)
+    project = world.rows["a"][Project]
+    url = _url(Project, "change", project.pk)
+    data = {
+        "project_type": project.project_type_id,
+        "slug": project.slug,
+        "name": project.name,
+        "description": "",
+        "owners": [world.operator.pk, world.b_admin.pk],
+    }
+    response = root.post(url, data)
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "owners": [f"Owners must be members of Acme: {MARK}-admin."]
+    }
+    assert list(project.owners.all()) == [world.operator]
+    assert root.post(url, {**data, "owners": [world.operator.pk]}).status_code == 302
+
+
+def test_an_operator_cannot_leave_the_organization_without_an_admin(world: World) -> None:
+    client = _client(world.operator)
+    own = Membership.objects.get(user=world.operator, organization=world.a)
+    row = {"id": own.pk, "user": world.operator.pk, "organization": world.a.pk}
+    url = _url(Organization, "change", world.a.pk)
+    for change in ({"role": Role.VIEWER}, {"role": Role.ADMIN, "DELETE": "on"}):
+        response = client.post(url, _membership_post(world.a, [{**row, **change}], 1))
+        assert response.status_code == 200
+        formset = response.context["inline_admin_formsets"][0].formset
+        assert formset.non_form_errors() == [
+            "The organization must keep at least one admin; a superuser can remove the last."
+        ]
+    own.refresh_from_db()
+    assert own.role == Role.ADMIN
+    # with a second admin, stepping down is fine
+    response = client.post(
+        url,
+        _membership_post(
+            world.a,
+            [{**row, "role": Role.VIEWER}, {"user": world.b_admin.pk, "role": Role.ADMIN}],
+            1,
+        ),
+    )
+    assert response.status_code == 302
+    own.refresh_from_db()
+    assert own.role == Role.VIEWER
+
+
+def test_model_permissions_grant_nothing(world: World, django_user_model: Any) -> None:
+    """The reported attack: staff holding every model permission (core, plugins, auth) but no
+    admin role could open every organization and make themselves admin with read-secrets."""
+    from django.contrib.auth.models import Permission
+
+    holder = django_user_model.objects.create_user("perm-holder", password="pw", is_staff=True)
+    holder.user_permissions.set(Permission.objects.all())
+    client = _client(holder)
+    for model, _ in _registry():
+        assert client.get(_url(model, "changelist")).status_code == 403, model
+        assert client.get(_url(model, "add")).status_code == 403, model
+    response = client.post(
+        _url(Organization, "change", world.b.pk),
+        _membership_post(world.b, [{"user": holder.pk, "role": Role.ADMIN}], 0),
+    )
+    assert response.status_code == 403
+    assert not Membership.objects.filter(user=holder).exists()
+    response = client.post(
+        _url(type(holder), "change", holder.pk), {"username": "perm-holder", "is_superuser": "on"}
+    )
+    assert response.status_code == 403
+    holder.refresh_from_db()
+    assert not holder.is_superuser
+
+
+def test_an_admin_registered_after_start_up_fails_the_system_check() -> None:
+    from django.contrib.admin.models import LogEntry
+
+    from imbi.core.checks import check_admin_scoped
+
+    assert check_admin_scoped() == []
+    admin.site.register(LogEntry)
+    try:
+        errors = check_admin_scoped()
+    finally:
+        admin.site.unregister(LogEntry)
+    assert [e.id for e in errors] == ["imbi.E001"]
+    assert "admin.LogEntry" in errors[0].msg
