@@ -5,14 +5,16 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 CATALOG := $(wildcard catalog/*/pyproject.toml)
+PORT ?= 8000
 
 .PHONY: install install-test run test lint typecheck pytest bench services-deps migrate clean sdk-wheel
 
 # The plugin SDK, the platform, its dev tools and every catalog plugin.
 $(STAMP): pyproject.toml sdk/pyproject.toml $(CATALOG)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e sdk -e '.[dev]' $(foreach p,$(CATALOG),-e $(dir $(p)))
+	@echo "Installing the platform, the SDK and the catalog into $(VENV) (log: $(VENV)/install.log)"
+	@$(PY) -m pip install -q --upgrade pip > $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
+	@$(PY) -m pip install -q -e sdk -e '.[dev]' $(foreach p,$(CATALOG),-e $(dir $(p))) >> $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
 	touch $(STAMP)
 
 # Plus the example plugin the tests and benchmarks use (it has deliberately broken entry
@@ -31,11 +33,11 @@ DEV := DJANGO_SETTINGS_MODULE=imbi.settings.dev
 TESTING := DJANGO_SETTINGS_MODULE=imbi.settings.test
 
 migrate: install
-	$(DEV) $(PY) manage.py migrate --noinput
+	@$(DEV) $(PY) manage.py migrate --noinput -v 0
 
+# The demo: SQLite, eager Celery, demo data. Ends with the URL and the logins.
 run: migrate
-	$(DEV) $(PY) manage.py seed_demo
-	$(DEV) $(PY) manage.py runserver 127.0.0.1:8000
+	@$(DEV) $(PY) manage.py run_demo --noreload 127.0.0.1:$(PORT)
 
 services-deps:
 	bash scripts/install-os-deps.sh

@@ -1,13 +1,16 @@
-"""URL table: admin, health, REST API with its OpenAPI schema, Swagger UI and ReDoc."""
+"""URL table: the landing page, admin, health, REST API with its OpenAPI schema, Swagger UI
+and ReDoc."""
 
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from imbi.api.docs import RedocView, SwaggerView
+from imbi.core.home import home
 from imbi.core.views import healthz
 
 urlpatterns = [
+    path("", home, name="home"),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -27,6 +27,7 @@ from django.db import transaction
 
 from imbi.core.models import Organization, Project, ProjectType
 
+from . import health
 from .install import InstallError, install_from_template
 from .models import Plugin, ProjectTypePlugin
 from .resolution import expand_search_template
@@ -89,6 +90,8 @@ def seed_plugins(org: Organization, stdout: _Writer | None = None) -> None:
         )
         written = sum(_configuration(config, project) for project in projects) if config else 0
     files = [_log_file(directory, project) for project in projects] if logs else []
+    # Test the connections now (as the periodic check would) so the badges start honest.
+    health.check_all(Plugin.objects.filter(organization=org, service=service))
     state = "created" if result.created_service else "present"
     out.write(
         f"Demo plugins: service '{service.slug}' ({state}), plugins "

@@ -457,7 +457,14 @@ class PickPluginForm(forms.Form):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["entry_point"].choices = list(entry_points)  # type: ignore[attr-defined]
-        self.fields["organization"].queryset = organizations  # type: ignore[attr-defined]
+        field: Any = self.fields["organization"]
+        field.queryset = organizations
+        only = list(organizations[:2])
+        self.single_organization = only[0] if len(only) == 1 else None
+        if self.single_organization is not None:  # no "---------" to pick from
+            field.empty_label = None
+            field.initial = self.single_organization.pk
+            field.widget = forms.HiddenInput()
 
 
 class ServiceForm(forms.Form):
@@ -622,6 +629,25 @@ class TypeBindingForm(forms.Form):
         self.fields["tab"].initial = tab
         self.fields["search_template"].widget.attrs.update(
             {"data-template-preview": "1", "class": "vTextField", "spellcheck": "false"}
+        )
+
+    def clean_search_template(self) -> str:
+        return _check_template(self.cleaned_data.get("search_template", ""))
+
+
+class SiblingBindingForm(forms.Form):
+    """The done page: bind a sibling plugin of the installed template to project types."""
+
+    project_types = forms.ModelMultipleChoiceField(
+        queryset=ProjectType.objects.none(), widget=forms.CheckboxSelectMultiple
+    )
+    default = forms.BooleanField(required=False, initial=True, label="Default source for the tab")
+    search_template = forms.CharField(max_length=500, required=False, help_text=TEMPLATE_HELP)
+
+    def __init__(self, *args: Any, organization: Organization, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project_types"].queryset = (  # type: ignore[attr-defined]
+            ProjectType.objects.filter(organization=organization).order_by("name")
         )
 
     def clean_search_template(self) -> str:

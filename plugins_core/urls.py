@@ -29,6 +29,8 @@ urlpatterns = [
         name="logout",
     ),
     path("projects/", views.ProjectListView.as_view(), name="projects"),
+    path("catalog/", views.CatalogView.as_view(), name="catalog"),
+    path("catalog/<str:entry_point>/", views.CatalogDetailView.as_view(), name="catalog-detail"),
     path(f"{project}/", views.ProjectPageView.as_view(), name="project"),
     path(f"{project}/preview/", views.ProjectPreviewView.as_view(), name="project-preview"),
     path(f"{project}/bindings/add/", views.AddBindingView.as_view(), name="project-binding-add"),

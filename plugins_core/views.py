@@ -31,15 +31,15 @@ from django.urls import reverse, reverse_lazy
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
-from imbi_plugin_sdk import LogLevel
+from imbi_plugin_sdk import DataType, LogLevel
 from imbi_plugin_sdk.errors import InvalidInput
 
 from imbi.core import access
 from imbi.core.access import Grant, can_bind_project_grant, load_project
-from imbi.core.models import Project
+from imbi.core.models import Membership, Project
 
 from . import bindings as binding_service
-from . import health, registry
+from . import catalog, health, registry
 from .forms import AddBindingForm, BindingForm, OptionsForm
 from .lifecycle import set_plugin_enabled
 from .models import ConnectionCheck, Plugin, ProjectPlugin, ProjectTypePlugin, Tab
@@ -143,6 +143,8 @@ def _api_urls(project: Project) -> dict[str, str]:
         "tabs": reverse("project-tabs", args=args),
         "values": reverse("configuration-values", args=args),
         "logs": reverse("logs", args=args),
+        "histogram": reverse("logs-histogram", args=args),
+        "keys": reverse("configuration-key", args=(*args, "KEY")).removesuffix("KEY"),
     }
 
 
@@ -162,6 +164,14 @@ class ProjectListView(View):
         )
 
 
+PAGE_TABS = ("configuration", "logs", "plugins")
+
+
+def project_url(org: str, project_id: int, tab: str = "plugins") -> str:
+    """The project page with ``tab`` open (saves and unbinds land where they happened)."""
+    return f"{reverse('ui:project', args=(org, project_id))}?tab={tab}"
+
+
 @login
 class ProjectPageView(View):
     """The project page: tabs from the REST API, bindings rendered here."""
@@ -177,6 +187,11 @@ class ProjectPageView(View):
         can_bind = can_bind_project_grant(request.user, grant, project)
         if add_form is None and can_bind:
             add_form = AddBindingForm(plugins=_bindable_plugins(project))
+        active = request.GET.get("tab", "")
+        if add_form is not None and add_form.is_bound:
+            active = "plugins"  # a failed Bind: its errors are on the Plugins tab
+        if active not in PAGE_TABS:
+            active = PAGE_TABS[0]
         return render(
             request,
             "plugins_core/project.html",
@@ -190,6 +205,10 @@ class ProjectPageView(View):
                 "api": _api_urls(project),
                 "role": "admin (superuser)" if request.user.is_superuser else grant.role,
                 "levels": [level.value for level in LogLevel],
+                "active_tab": active,
+                "tab_labels": [(name, name.capitalize()) for name in PAGE_TABS],
+                "can_write": grant.at_least("editor"),
+                "data_types": [d.value for d in DataType],
             },
         )
 
@@ -296,7 +315,7 @@ class BindingView(View):
                 _form_errors(form, exc, options)
             else:
                 messages.success(request, f"Saved the {binding.tab} binding of {binding.plugin}.")
-                return HttpResponseRedirect(reverse("ui:project", args=(org, project.pk)))
+                return HttpResponseRedirect(project_url(org, project.pk))
         return self.show(request, project, binding, form, options)
 
     def show(
@@ -330,7 +349,7 @@ class DeleteBindingView(View):
         project, binding = BindingView()._load(request, org, project_id, binding_id)
         binding_service.delete_binding(binding, request.user)
         messages.success(request, f"Removed the {binding.tab} binding of {binding.plugin}.")
-        return HttpResponseRedirect(reverse("ui:project", args=(org, project.pk)))
+        return HttpResponseRedirect(project_url(org, project.pk))
 
 
 @login
@@ -486,6 +505,8 @@ class ConnectionTestView(View):
 __all__ = [
     "AddBindingView",
     "BindingView",
+    "CatalogDetailView",
+    "CatalogView",
     "ConnectionTestView",
     "DeleteBindingView",
     "PluginStateView",
@@ -494,3 +515,49 @@ __all__ = [
     "ProjectPreviewView",
     "RegistryView",
 ]
+
+
+# --------------------------------------------------------------------------- catalog
+
+
+def _viewer_org_ids(user: Any) -> list[int] | None:
+    if getattr(user, "is_superuser", False):
+        return None
+    return list(
+        Membership.objects.filter(user_id=user.pk).values_list("organization_id", flat=True)
+    )
+
+
+@login
+class CatalogView(View):
+    """The plugin catalog as a card grid: logo, type filter, search, installed marker."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        items = catalog.cards(_viewer_org_ids(request.user))
+        return render(
+            request,
+            "plugins_core/catalog.html",
+            {
+                "cards": items,
+                "types": catalog.PLUGIN_TYPES,
+                "can_install": access.administers_any(request.user),
+            },
+        )
+
+
+@login
+class CatalogDetailView(View):
+    """One plugin's details: description, permissions, options, credentials, docs, version."""
+
+    def get(self, request: HttpRequest, entry_point: str) -> HttpResponse:
+        found = [c for c in catalog.cards(_viewer_org_ids(request.user)) if c.name == entry_point]
+        if not found:
+            raise Http404
+        return render(
+            request,
+            "plugins_core/catalog_detail.html",
+            {
+                "card": found[0],
+                "can_install": access.administers_any(request.user),
+            },
+        )

@@ -62,12 +62,15 @@ from imbi.core.models import AuditEvent, Organization, Project, ProjectType
 
 from . import bindings as binding_service
 from . import health, registry
+from .catalog import PLUGIN_TYPES
+from .catalog import cards as catalog_cards
 from .forms import (
     ConnectionTestForm,
     CredentialsForm,
     OptionsForm,
     PickPluginForm,
     ServiceForm,
+    SiblingBindingForm,
     TypeBindingForm,
     apply_credentials,
     setting_names,
@@ -724,7 +727,11 @@ class StartView(WizardView):
     def get(self, request: HttpRequest) -> HttpResponse:
         _authorize(request)
         items, failed = catalog()
-        return self.show(request, self._form(request, items), items, failed)
+        form = self._form(request, items)
+        wanted = request.GET.get("entry_point", "")
+        if any(item.entry.name == wanted for item in items):
+            form.initial["entry_point"] = wanted  # from the catalog's "Install" button
+        return self.show(request, form, items, failed)
 
     def post(self, request: HttpRequest) -> HttpResponse:
         _authorize(request)
@@ -759,6 +766,10 @@ class StartView(WizardView):
                 failed=failed,
                 current="plugin",
                 selected=form["entry_point"].value(),
+                cards=catalog_cards(
+                    installable_organizations(request.user).values_list("pk", flat=True)
+                ),
+                types=PLUGIN_TYPES,
             ),
         )
 
@@ -1143,8 +1154,36 @@ class StepView(WizardView):
         }
 
 
+def _siblings(done: Finished) -> list[dict[str, Any]]:
+    """The other plugins of the installed service that no project type binds yet."""
+    bound = set(
+        ProjectTypePlugin.objects.filter(plugin__service=done.service).values_list(
+            "plugin_id", flat=True
+        )
+    )
+    return [
+        {"id": p.pk, "slug": p.slug, "name": p.name or p.slug, "tab": p.plugin_type}
+        for p in Plugin.objects.filter(service=done.service, plugin_type__in=Tab.values)
+        .exclude(pk=done.plugin.pk)
+        .order_by("slug")
+        if p.pk not in bound
+    ]
+
+
 def _done_summary(done: Finished, plan: InstallPlan) -> dict[str, Any]:
+    sample = (
+        Project.objects.filter(
+            organization=plan.organization, project_type_id__in=plan.project_type_ids
+        )
+        .order_by("slug")
+        .values_list("pk", flat=True)
+        .first()
+    )
     return {
+        "siblings": _siblings(done),
+        "project_type_ids": list(plan.project_type_ids),
+        "organization_slug": plan.organization.slug,
+        "sample_project_id": sample,
         "plugin": done.plugin.slug,
         "plugin_id": done.plugin.pk,
         "plugin_name": done.plugin.name or done.plugin.slug,
@@ -1173,12 +1212,44 @@ class CancelView(WizardView):
 
 
 class DoneView(WizardView):
-    def get(self, request: HttpRequest, pid: str) -> HttpResponse:
+    """What was installed, and the next steps: bind the template's siblings (the other
+    plugins the one-click install created, e.g. CloudWatch after SSM), open a project."""
+
+    def _summary(self, request: HttpRequest, pid: str) -> dict[str, Any] | None:
+        summary = (request.session.get(DONE_KEY) or {}).get(pid)
+        return dict(summary) if summary else None
+
+    def get(self, request: HttpRequest, pid: str, form: Any = None) -> HttpResponse:
         _authorize(request)
-        summary = (request.session.get(DONE_KEY) or {}).pop(pid, None)
-        request.session.modified = True
+        summary = self._summary(request, pid)
         if summary is None:
             return HttpResponseRedirect(reverse("admin:plugins_core_plugin_changelist"))
+        organization = Organization.objects.filter(slug=summary["organization_slug"]).first()
+        if organization is None:
+            raise Http404
+        siblings = [
+            s
+            for s in summary.get("siblings", [])
+            if not ProjectTypePlugin.objects.filter(plugin_id=s["id"]).exists()
+        ]
+        sibling_forms = [
+            (
+                sibling,
+                form
+                if form is not None and form.prefix == f"s{sibling['id']}"
+                else SiblingBindingForm(
+                    organization=organization,
+                    prefix=f"s{sibling['id']}",
+                    initial={"project_types": summary.get("project_type_ids", [])},
+                ),
+            )
+            for sibling in siblings
+        ]
+        project_url = ""
+        if summary.get("sample_project_id"):
+            project_url = reverse(
+                "ui:project", args=(organization.slug, summary["sample_project_id"])
+            )
         return render(
             request,
             "admin/plugins_core/install/done.html",
@@ -1187,8 +1258,49 @@ class DoneView(WizardView):
                 title=f"Installed {summary['plugin_name']}",
                 summary=summary,
                 current="done",
+                sibling_forms=sibling_forms,
+                project_url=project_url,
+                pid=pid,
             ),
         )
+
+    def post(self, request: HttpRequest, pid: str) -> HttpResponse:
+        """Bind one sibling (``sibling`` = its plugin id) to the chosen project types."""
+        summary = self._summary(request, pid)
+        if summary is None:
+            return HttpResponseRedirect(reverse("admin:plugins_core_plugin_changelist"))
+        organization = Organization.objects.filter(slug=summary["organization_slug"]).first()
+        if organization is None:
+            raise Http404
+        _authorize(request, organization)
+        sibling = next(
+            (s for s in summary.get("siblings", []) if str(s["id"]) == request.POST.get("sibling")),
+            None,
+        )
+        if sibling is None:
+            raise Http404
+        form = SiblingBindingForm(
+            request.POST, organization=organization, prefix=f"s{sibling['id']}"
+        )
+        if form.is_valid():
+            data = {
+                "plugin": sibling["slug"],
+                "default": form.cleaned_data["default"],
+                "search_template": form.cleaned_data["search_template"],
+            }
+            try:
+                with transaction.atomic():
+                    for project_type in form.cleaned_data["project_types"]:
+                        binding_service.create_type_binding(project_type, dict(data), request.user)
+            except (InvalidInput, ResolutionError) as exc:
+                fields = exc.fields if isinstance(exc, InvalidInput) else {}
+                for name, message in (fields or {"": exc.detail}).items():
+                    form.add_error(name if name in form.fields else None, message)
+            else:
+                names = ", ".join(t.name for t in form.cleaned_data["project_types"])
+                messages.success(request, f"Bound {sibling['slug']} to {names}.")
+                return HttpResponseRedirect(_url("done", pid))
+        return self.get(request, pid, form=form)
 
 
 class PreviewView(WizardView):

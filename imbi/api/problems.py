@@ -57,9 +57,15 @@ class Problem(Exception):
         return data
 
 
-def problem_response(problem: Problem, instance: str = "") -> Response:
+def problem_response(problem: Problem, instance: str = "", request: Any = None) -> Response:
+    """The problem as ``application/problem+json``; in the browsable API (a browser asked
+    for HTML) it renders as the HTML page instead, with the same body and status."""
+    renderer = getattr(request, "accepted_renderer", None)
+    browsable = getattr(renderer, "format", None) == "api"
     response = Response(
-        problem.body(instance), status=problem.status_code, content_type=PROBLEM_CONTENT_TYPE
+        problem.body(instance),
+        status=problem.status_code,
+        content_type=None if browsable else PROBLEM_CONTENT_TYPE,
     )
     for name, value in problem.headers.items():
         response[name] = value
@@ -147,7 +153,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         problem.status_code = status.HTTP_401_UNAUTHORIZED
         problem.headers["WWW-Authenticate"] = 'Token realm="api"'
-    return problem_response(problem, request.path if request is not None else "")
+    return problem_response(problem, request.path if request is not None else "", request)
 
 
 def _page_or_problem(request: Any, problem: Problem, fallback: Any, *args: Any) -> Any:

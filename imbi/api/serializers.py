@@ -72,3 +72,13 @@ class AuditPageOut(serializers.Serializer):  # type: ignore[type-arg]
     next_before = serializers.IntegerField(
         allow_null=True, help_text="Pass as ?before= for the next (older) page; null at the end."
     )
+
+
+class ApiRootOut(serializers.Serializer):  # type: ignore[type-arg]
+    docs = serializers.URLField()
+    schema = serializers.URLField()
+    whoami = serializers.URLField()
+    organizations = serializers.URLField()
+    plugin_registry = serializers.URLField()
+    per_organization = serializers.DictField(child=serializers.CharField())
+    authentication = serializers.CharField()

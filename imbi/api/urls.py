@@ -5,6 +5,7 @@ from django.urls import include, path
 from imbi.api import views
 
 urlpatterns = [
+    path("", views.ApiRootView.as_view(), name="api-root"),
     path("whoami", views.WhoAmIView.as_view(), name="whoami"),
     path("orgs", views.OrganizationsView.as_view(), name="organizations"),
     path("orgs/<slug:org>/projects", views.ProjectsView.as_view(), name="projects"),

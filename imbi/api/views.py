@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import Http404
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -153,5 +155,37 @@ class AuditEventsView(APIView):
             {
                 "events": [audit.event_out(e) for e in page.events],
                 "next_before": page.next_before,
+            }
+        )
+
+
+class ApiRootView(APIView):
+    """``/api/``: where to start. Open to anyone (it lists links, no data)."""
+
+    permission_classes = (AllowAny,)
+
+    @extend_schema(responses={200: s.ApiRootOut}, operation_id="api_root")
+    def get(self, request: Request) -> Response:
+        def url(name: str, *args: Any) -> str:
+            return request.build_absolute_uri(reverse(name, args=args))
+
+        org = "{org}"
+        return Response(
+            {
+                "docs": url("swagger-ui"),
+                "schema": url("schema"),
+                "whoami": url("whoami"),
+                "organizations": url("organizations"),
+                "plugin_registry": url("plugin-registry"),
+                "per_organization": {
+                    "projects": f"{url('organizations')}/{org}/projects",
+                    "project_types": f"{url('organizations')}/{org}/project-types",
+                    "services": f"{url('organizations')}/{org}/services",
+                    "plugins": f"{url('organizations')}/{org}/plugins",
+                    "install": f"{url('organizations')}/{org}/plugins/install",
+                    "audit_events": f"{url('organizations')}/{org}/audit-events",
+                    "project_tabs": f"{url('organizations')}/{org}/projects/{{id}}/tabs",
+                },
+                "authentication": "Session (browser) or 'Authorization: Token <key>'.",
             }
         )

@@ -23,6 +23,7 @@ from .conftest import (
     chromium,
     shot,
 )
+from .test_project_page import docs_shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -68,8 +69,11 @@ def test_operator_installs_aws_with_the_wizard(
 
         # 1. the plugin and the organization
         page.check("#ep-aws-ssm")
-        page.select_option("#id_organization", label="Acme")
+        # one organization: preselected, no "---------" to choose from
+        assert page.locator("select#id_organization").count() == 0
+        assert "Installing into Acme" in page.inner_text("#content-main")
         shot(page, "wizard-1-plugin")
+        docs_shot(page, "wizard-1-catalog")
         page.click("input[value=Next]")
 
         # 2. one-click template install; the endpoint override points at moto
@@ -118,6 +122,19 @@ def test_operator_installs_aws_with_the_wizard(
         page.wait_for_selector("text=is installed in Acme")
         shot(page, "wizard-done")
 
+        # the done page offers to bind the template's sibling (CloudWatch after SSM)
+        sibling = page.locator("form.sibling[data-sibling=aws-cloudwatch-logs]")
+        assert sibling.count() == 1
+        assert sibling.locator(
+            f"input[name$=project_types][value='{project_type.pk}']"
+        ).is_checked()
+        sibling.locator("input[name$=search_template]").fill("/ecs/${project}")
+        docs_shot(page, "wizard-done-siblings")
+        sibling.locator("input[type=submit]").click()
+        page.wait_for_selector("text=Bound aws-cloudwatch-logs to API")
+        assert page.locator("form.sibling").count() == 0
+        assert page.locator("a", has_text="Open a project that uses it").count() == 1
+
         # the registry page lists every entry point, with the new plugins enabled
         page.click("text=Plugin registry")
         registry_text = page.inner_text("table.registry-table")
@@ -133,7 +150,9 @@ def test_operator_installs_aws_with_the_wizard(
         "access_key_id": ACCESS_KEY_ID,
         "secret_access_key": SECRET_ACCESS_KEY,
     }
-    assert Plugin.objects.filter(service=service, handler="aws-cloudwatch-logs").exists()
+    logs_plugin = Plugin.objects.get(service=service, handler="aws-cloudwatch-logs")
+    logs_binding = ProjectTypePlugin.objects.get(project_type=project_type, plugin=logs_plugin)
+    assert (logs_binding.tab, logs_binding.search_template) == ("logs", "/ecs/${project}")
     binding = ProjectTypePlugin.objects.get(project_type=project_type, plugin=plugin)
     assert (binding.tab, binding.default, binding.search_template) == (
         "configuration",
@@ -183,13 +202,13 @@ def test_project_owner_sees_parameters_and_log_lines(
         assert "5432" in page.inner_text("tr[data-key='DB_PORT']")
         secret_row = page.locator("tr[data-key='DB_PASSWORD']")
         assert secret_row.locator(".masked").count() == 1
-        assert secret_row.locator("button").count() == 0
+        assert secret_row.locator("button", has_text="Reveal").count() == 0
         assert page.locator("tr[data-key='OTHER']").count() == 0
         assert SECURE_VALUE not in page.content()
         shot(page, "project-configuration")
 
         # the owner binds CloudWatch Logs to their own project's Logs tab
-        page.click("button.tab[data-panel=plugins]")
+        page.click(".tab[data-panel=plugins]")
         page.select_option("#id_plugin", value="aws-cloudwatch-logs")
         page.fill("#id_search_template", "/ecs/${project}")
         page.check("#id_default")
@@ -200,10 +219,11 @@ def test_project_owner_sees_parameters_and_log_lines(
         )
         shot(page, "project-binding")
         page.click("text=Save")
-        page.wait_for_url(project_url)
+        page.wait_for_url(f"{project_url}?tab=plugins")  # back where the action happened
+        assert page.locator("#panel-plugins").is_visible()
 
         # Logs: the last hour, then "load more" through the cursor, then a level filter
-        page.click("button.tab[data-panel=logs]")
+        page.click(".tab[data-panel=logs]")
         wait(page, ".logs-table tbody tr.level-info", "logs")
         assert page.locator(".logs-table tbody tr").count() == 50
         assert "GET /invoices/" in page.inner_text(".logs-table tbody")

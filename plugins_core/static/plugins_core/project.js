@@ -9,7 +9,8 @@
   if (!app) { return; }
   var canReveal = app.dataset.canReveal === "1";
   var headers = { Accept: "application/json", "X-CSRFToken": app.dataset.csrf };
-  var state = { source: { configuration: "", logs: "" }, logQuery: "", cursor: null, logsLoaded: false };
+  var state = { source: { configuration: "", logs: "" }, sources: {}, logQuery: "", cursor: null, logsLoaded: false };
+  var canWrite = app.dataset.canWrite === "1";
 
   function $(selector) { return document.querySelector(selector); }
   function el(tag, text, className) {
@@ -29,14 +30,38 @@
   }
   function when(text) { return text ? new Date(text).toLocaleString() : "—"; }
 
-  function api(url, params) {
+  function api(url, params, method, payload) {
     var query = params ? "?" + params.toString() : "";
-    return fetch(url + query, { credentials: "same-origin", headers: headers }).then(function (response) {
+    var init = { credentials: "same-origin", headers: headers, method: method || "GET" };
+    if (payload !== undefined) {
+      init.headers = Object.assign({ "Content-Type": "application/json" }, headers);
+      init.body = JSON.stringify(payload);
+    }
+    return fetch(url + query, init).then(function (response) {
+      if (response.status === 204) { return {}; }
       return response.json().catch(function () { return {}; }).then(function (body) {
-        if (!response.ok) { throw new Error(body.detail || body.title || response.statusText); }
+        if (!response.ok) {
+          var error = new Error(body.detail || body.title || response.statusText);
+          error.fields = body.errors || {};
+          error.code = body.code;
+          throw error;
+        }
         return body;
       });
     });
+  }
+  // The API's field errors next to the field they name (data-field-error="<name>"), within
+  // ``scope``; the rest, or a problem without field errors, in the tab's problem box.
+  function fieldErrors(scope, error) {
+    var shown = false;
+    scope.querySelectorAll("[data-field-error]").forEach(function (box) {
+      var messages = error && error.fields ? error.fields[box.dataset.fieldError] : null;
+      if (messages && !Array.isArray(messages)) { messages = [String(messages)]; }
+      box.hidden = !messages;
+      box.textContent = messages ? messages.join(" ") : "";
+      shown = shown || Boolean(messages);
+    });
+    return shown;
   }
   function problem(name, error) {
     var box = $('[data-problem="' + name + '"]');
@@ -47,7 +72,7 @@
     tbody.textContent = "";
     var row = el("tr");
     var cell = el("td", text, "muted");
-    cell.colSpan = 4;
+    cell.colSpan = 5;
     row.appendChild(cell);
     tbody.appendChild(row);
   }
@@ -66,10 +91,21 @@
       state.logsLoaded = true;
       ready.then(function () { searchLogs(false); }, function (error) { problem("logs", error); });
     }
-    history.replaceState(null, "", "#" + panel);
+    var url = new URL(location.href);
+    url.searchParams.set("tab", panel);
+    url.hash = "";
+    history.replaceState(null, "", url.toString());
   }
   document.querySelectorAll(".tabs .tab").forEach(function (tab) {
-    tab.addEventListener("click", function () { show(tab.dataset.panel); });
+    tab.addEventListener("click", function (event) { event.preventDefault(); show(tab.dataset.panel); });
+  });
+
+  // --- confirmations for destructive actions (no inline script: CSP) --------------------------
+  document.querySelectorAll("[data-confirm]").forEach(function (trigger) {
+    var target = trigger.form || trigger;
+    target.addEventListener(trigger.form ? "submit" : "click", function (event) {
+      if (!window.confirm(trigger.dataset.confirm)) { event.preventDefault(); event.stopImmediatePropagation(); }
+    });
   });
 
   // --- sources (several plugins may serve one tab) ------------------------------------------
@@ -80,8 +116,13 @@
         var tab = body.tabs.filter(function (t) { return t.tab === name; })[0];
         var sources = tab ? tab.sources : [];
         select.textContent = "";
+        var marker = $('[data-default-marker="' + name + '"]');
         sources.forEach(function (source) {
-          var label = source.name + (source.status === "ok" ? "" : " (" + source.status + ")");
+          var notes = [];
+          if (source.default) { notes.push("default"); }
+          if (source.status !== "ok") { notes.push(source.status); }
+          var label = source.name + (notes.length ? " (" + notes.join(", ") + ")" : "");
+          if (source.default && marker) { marker.textContent = "Default source: " + source.name; }
           var option = el("option", label);
           option.value = source.slug;
           option.title = source.reason || "";
@@ -95,6 +136,7 @@
           state.source[name] = select.value;
           if (name === "configuration") { loadConfig(); } else { searchLogs(false); }
         });
+        state.sources[name] = sources;
       });
     });
   }
@@ -137,11 +179,82 @@
         if (item.masked) { masked(cell, item.key); } else { cell.appendChild(el("code", format(item.value))); }
         row.appendChild(cell);
         row.appendChild(el("td", when(item.last_modified), "muted"));
+        if (canWrite) {
+          var actions = el("td", null, "actions");
+          actions.appendChild(button("Edit", "secondary small", function () { editKey(item); }));
+          actions.appendChild(button("Delete", "danger small", function () { deleteKey(item.key); }));
+          row.appendChild(actions);
+        }
         tbody.appendChild(row);
       });
     }).catch(function (error) { message(tbody, ""); problem("configuration", error); });
   }
   $('[data-action="reload-config"]').addEventListener("click", loadConfig);
+
+  // --- configuration: add, edit (secret values write-only) and delete ----------------------------
+  var configForm = $('[data-form="config"]');
+  function keyUrl(key) {
+    return app.dataset.keysUrl + key.split("/").map(encodeURIComponent).join("/");
+  }
+  function resetConfigForm() {
+    if (!configForm) { return; }
+    configForm.reset();
+    configForm.elements.key.readOnly = false;
+    configForm.elements.value.placeholder = "";
+    $("[data-config-title]").textContent = "Add a key";
+    $('[data-action="config-cancel"]').hidden = true;
+    $("[data-secret-note]").hidden = true;
+    fieldErrors(configForm, null);
+  }
+  function editKey(item) {
+    resetConfigForm();
+    configForm.elements.key.value = item.key;
+    configForm.elements.key.readOnly = true;
+    configForm.elements.data_type.value = item.data_type;
+    configForm.elements.secret.checked = item.secret;
+    if (item.secret) {
+      configForm.elements.value.value = "";  // never pre-filled: write-only
+      configForm.elements.value.placeholder = "type a new value to replace the secret";
+      $("[data-secret-note]").hidden = false;
+    } else {
+      configForm.elements.value.value = format(item.value);
+    }
+    $("[data-config-title]").textContent = "Edit " + item.key;
+    $('[data-action="config-cancel"]').hidden = false;
+    configForm.elements.value.focus();
+  }
+  function typed(type, text) {
+    if (type === "number") { return text.trim() !== "" && !isNaN(Number(text)) ? Number(text) : text; }
+    if (type === "boolean") { return text === "true" ? true : text === "false" ? false : text; }
+    if (type === "json") { try { return JSON.parse(text); } catch (e) { return text; } }
+    return text;
+  }
+  function deleteKey(key) {
+    if (!window.confirm("Delete " + key + " from this project's configuration? This cannot be undone.")) { return; }
+    api(keyUrl(key), new URLSearchParams({ source: state.source.configuration }), "DELETE")
+      .then(loadConfig).catch(function (error) { problem("configuration", error); });
+  }
+  if (configForm) {
+    configForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var key = configForm.elements.key.value.trim();
+      fieldErrors(configForm, null);
+      problem("configuration", null);
+      if (!key) { fieldErrors(configForm, { fields: { key: ["Enter a key."] } }); return; }
+      var type = configForm.elements.data_type.value;
+      var payload = {
+        data_type: type,
+        value: typed(type, configForm.elements.value.value),
+        secret: configForm.elements.secret.checked
+      };
+      api(keyUrl(key), new URLSearchParams({ source: state.source.configuration }), "PUT", payload)
+        .then(function () { resetConfigForm(); loadConfig(); })
+        .catch(function (error) {
+          if (!fieldErrors(configForm, error)) { problem("configuration", error); }
+        });
+    });
+    $('[data-action="config-cancel"]').addEventListener("click", resetConfigForm);
+  }
 
   // --- logs -------------------------------------------------------------------------------------
   var form = $('[data-form="logs"]');
@@ -186,6 +299,7 @@
     var tbody = $('[data-rows="logs"]');
     var warnings = $('[data-warnings="logs"]');
     problem("logs", null);
+    if (!append) { fieldErrors(form, null); }
     if (!state.source.logs) { message(tbody, "No plugin serves the Logs tab of this project."); more.hidden = true; return; }
     if (append && !state.cursor) { more.hidden = true; return; }
     if (!append) { state.logQuery = logQuery(); state.cursor = null; message(tbody, "Searching…"); }
@@ -202,10 +316,43 @@
       warnings.hidden = !body.warnings.length;
       warnings.textContent = body.warnings.join(" ");
     }).catch(function (error) {
+      // After an error nothing more can be loaded for this query: no stale "Load more".
+      state.cursor = null;
+      more.hidden = true;
       more.disabled = false;
       if (!append) { message(tbody, ""); }
-      problem("logs", error);
+      if (!fieldErrors(form, error)) { problem("logs", error); }
     });
+    if (!append) { histogram(params); }
+  }
+
+  // --- log volume histogram (sources whose manifest declares supports_histogram) -----------------
+  var figure = $("[data-histogram]");
+  function histogram(params) {
+    var query = new URLSearchParams(params);
+    query.delete("cursor");
+    query.delete("limit");
+    query.set("buckets", "60");
+    api(app.dataset.histogramUrl, query).then(function (body) {
+      var svg = $("[data-histogram-bars]");
+      while (svg.firstChild) { svg.removeChild(svg.firstChild); }
+      var peak = Math.max.apply(null, body.buckets.map(function (b) { return b.count; }).concat([1]));
+      var width = 600 / Math.max(body.buckets.length, 1);
+      body.buckets.forEach(function (bucket, index) {
+        var bar = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+        var height = Math.max(bucket.count ? 1 : 0, Math.round(58 * bucket.count / peak));
+        bar.setAttribute("x", String(index * width));
+        bar.setAttribute("width", String(Math.max(width - 1, 1)));
+        bar.setAttribute("y", String(60 - height));
+        bar.setAttribute("height", String(height));
+        var title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+        title.textContent = bucket.count + " from " + when(bucket.start);
+        bar.appendChild(title);
+        svg.appendChild(bar);
+      });
+      $("[data-histogram-caption]").textContent = body.total + " entries from " + when(body.start) + " to " + when(body.end);
+      figure.hidden = false;
+    }).catch(function () { figure.hidden = true; });
   }
   form.addEventListener("submit", function (event) {
     event.preventDefault();
@@ -216,6 +363,6 @@
   // --- start: the sources first, then the configuration; the logs when their tab opens ---------
   var ready = loadSources();
   ready.then(loadConfig, function (error) { problem("configuration", error); });
-  var wanted = (location.hash || "").slice(1);
-  if (wanted === "logs" || wanted === "plugins") { show(wanted); }
+  var wanted = new URL(location.href).searchParams.get("tab") || (location.hash || "").slice(1);
+  if (wanted === "logs" || wanted === "plugins" || wanted === "configuration") { show(wanted); }
 })();

@@ -1,4 +1,4 @@
-"""`make run`'s seed: demo data, and an admin login printed once that works."""
+"""`make run`'s seed: demo data, and admin and owner logins printed once that work."""
 
 from __future__ import annotations
 
@@ -23,7 +23,13 @@ def test_seed_demo_prints_a_working_login_once(db: Any, client: Client) -> None:
     assert client.login(username="admin", password=match.group(1))
     assert client.get("/admin/").status_code == 200
 
+    owner = re.search(r"username 'owner' password '([^']+)'", out.getvalue())
+    assert owner, out.getvalue()
+    assert client.login(username="owner", password=owner.group(1))
+    assert client.get("/projects/").status_code == 200
+
     again = StringIO()
     call_command("seed_demo", stdout=again)
-    assert "password" not in again.getvalue()
+    assert re.findall(r"password '", again.getvalue()) == []
+    assert "reset: .venv/bin/python manage.py changepassword owner" in again.getvalue()
     assert Project.objects.filter(organization=org).count() == 4
