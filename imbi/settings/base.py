@@ -147,6 +147,9 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # One process (the embedded default, or production with IMBI_SINGLE_NODE): lockout counts
+    # in its own memory are complete, so axes' warning about a per-process cache does not apply.
+    SILENCED_SYSTEM_CHECKS = ["axes.W001"]
 
 # Celery: on Redis when configured, otherwise tasks run eagerly in the calling process.
 CELERY_BROKER_URL = REDIS_URL or "memory://"

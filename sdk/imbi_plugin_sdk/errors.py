@@ -207,6 +207,7 @@ SDK_ERROR_CODES: frozenset[str] = frozenset(
         CursorExpired,
         NotSupported,
         PermissionDenied,
+        RegexRejected,
         PluginFailed,
     )
 )

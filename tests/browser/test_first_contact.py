@@ -138,11 +138,6 @@ def test_landing_and_api_root_load_offline(demo: dict[str, Any]) -> None:
         assert "per_organization" in page.content()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Swagger UI assets come from a CDN until drf-spectacular-sidecar lands (branch h8b); "
-    "strict: this fails loudly (XPASS) once they are served locally, then drop the marker",
-)
 def test_api_docs_load_offline(demo: dict[str, Any]) -> None:
     with chromium() as page:
         status, blocked = _visit(page, f"{demo['url']}/api/docs/")

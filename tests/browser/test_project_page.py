@@ -133,8 +133,8 @@ def test_configuration_key_added_and_edited(site: dict[str, Any]) -> None:
         page.fill("[data-form=config] input[name=value]", "off")
         page.click("[data-config-submit]")
         page.wait_for_function(
-            "(document.querySelector('tr[data-key=FEATURE_FLAG] td.value') || {}).textContent"
-            " === 'off'"
+            "() => (document.querySelector('tr[data-key=FEATURE_FLAG] td.value') || {})"
+            ".textContent === 'off'"
         )
         # A value that is not of its type is the API's field error, next to the value.
         page.fill("[data-form=config] input[name=key]", "WORKERS")

@@ -11,8 +11,8 @@ import io
 import os
 from typing import Any
 
+from django.contrib.staticfiles.management.commands.runserver import Command as RunServer
 from django.core.management import call_command
-from django.core.management.commands.runserver import Command as RunServer
 
 
 class Command(RunServer):
@@ -29,7 +29,8 @@ class Command(RunServer):
         super().inner_run(*args, **{**options, "skip_checks": True})
 
     def on_bind(self, server_port: Any) -> None:
-        os.environ.setdefault("DJANGO_RUNSERVER_HIDE_WARNING", "true")
+        # Written, not read: Django's own "development server" warning is replaced below.
+        os.environ.update(DJANGO_RUNSERVER_HIDE_WARNING="true")
         self.stdout.write("Development server (stop with CONTROL-C). Demo:")
         self.stdout.write(self._banner)
         self.stdout.flush()
