@@ -1,0 +1,287 @@
+"""The runner process: ``python -I -m plugins_core.isolation.child '<json spec>'``.
+
+Started by the host's supervisor with exec (a fresh interpreter, never a fork of a web or
+Celery worker), an allowlisted environment, stdin on /dev/null, stdout and stderr on pipes
+the host reads (plugin output, never the protocol), and exactly two inherited descriptors:
+the protocol socket and the lifeline (a pipe whose write end only the host holds).
+
+Two processes:
+
+* the **warden** joins the runner's pids cgroup, creates a PID namespace, forks the runner
+  into it and then only waits: when the lifeline reads EOF (the host died) or the runner
+  exits, it SIGKILLs the runner — PID 1 of the namespace, so every process the plugin
+  started dies with it — and exits. It also dies with the host thread that spawned it
+  (``PR_SET_PDEATHSIG``).
+* the **runner** (PID 1 of its namespace) closes every other descriptor, applies the
+  sandbox (``sandbox.apply``), imports the requested entry points, sends ``hello`` and
+  serves calls one at a time. After each call it kills every other process in its
+  namespace; if the plugin left a thread running, it asks to be replaced.
+
+Only the standard library, the SDK and the plugin are imported here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import traceback
+from typing import Any
+
+from plugins_core.sdk import (
+    SDK_API_VERSION,
+    Credentials,
+    PluginContext,
+    PluginError,
+    PluginHandler,
+    check_handler_class,
+)
+
+from . import protocol, sandbox
+from .codec import decode_value, encode_value
+
+CLONE_NEWPID = 0x20000000
+PR_SET_PDEATHSIG = 1
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent() -> None:
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+# --------------------------------------------------------------------------- warden
+
+
+def warden(spec: dict[str, Any]) -> int:
+    _die_with_parent()
+    lifeline = int(spec["lifeline"])
+    if os.getppid() == 1:  # the host died before we set PDEATHSIG
+        return 70
+    cgroup = spec.get("cgroup") or ""
+    if cgroup:
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as procs:
+            procs.write(str(os.getpid()))
+    if _libc.unshare(CLONE_NEWPID) != 0:
+        err = ctypes.get_errno()
+        print(f"runner: cannot create a PID namespace: {os.strerror(err)}", file=sys.stderr)
+        return 71
+    pid = os.fork()
+    if pid == 0:
+        os.close(lifeline)
+        try:
+            code = runner(spec)
+        except BaseException:  # noqa: BLE001 - the runner must never fall back into the warden
+            traceback.print_exc()
+            code = 72
+        os._exit(code)
+    os.close(int(spec["fd"]))
+    pidfd = os.pidfd_open(pid)
+    poller = select.poll()
+    poller.register(lifeline, select.POLLIN | select.POLLHUP)
+    poller.register(pidfd, select.POLLIN)
+    while True:
+        events = dict(poller.poll())
+        if lifeline in events:  # EOF or anything: the host is gone or wants us gone
+            os.kill(pid, signal.SIGKILL)
+        if pidfd in events or lifeline in events:
+            _, status = os.waitpid(pid, 0)
+            if os.WIFSIGNALED(status):
+                return 128 + os.WTERMSIG(status)
+            return os.WEXITSTATUS(status)
+
+
+# --------------------------------------------------------------------------- runner
+
+
+class HostStorage:
+    """``KeyValueStore`` whose every operation is a request back to the host."""
+
+    def __init__(self, channel: Channel, call_id: int) -> None:
+        self._channel = channel
+        self._call_id = call_id
+
+    def get(self, key: str) -> str | None:
+        value = self._channel.ask(self._call_id, "storage.get", key=key)
+        return None if value is None else str(value)
+
+    def set(self, key: str, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError("values must be strings")
+        self._channel.ask(self._call_id, "storage.set", key=key, value=value)
+
+    def delete(self, key: str) -> None:
+        self._channel.ask(self._call_id, "storage.delete", key=key)
+
+    def keys(self, prefix: str = "") -> list[str]:
+        return [str(k) for k in self._channel.ask(self._call_id, "storage.keys", prefix=prefix)]
+
+
+class Channel:
+    """The runner's end of the protocol socket."""
+
+    def __init__(self, sock: socket.socket, max_frame: int) -> None:
+        self.sock = sock
+        self.max_frame = max_frame
+        self.lock = threading.Lock()
+
+    def send(self, message: dict[str, Any]) -> None:
+        with self.lock:
+            protocol.send_frame(self.sock, message, self.max_frame)
+
+    def recv(self) -> dict[str, Any]:
+        return protocol.recv_frame(self.sock, self.max_frame)
+
+    def ask(self, call_id: int, op: str, **fields: Any) -> Any:
+        with self.lock:
+            protocol.send_frame(self.sock, {"t": "host", "id": call_id, "op": op, **fields}, self.max_frame)
+            reply = protocol.recv_frame(self.sock, self.max_frame)
+        if reply.get("t") != "host_reply" or reply.get("id") != call_id:
+            raise protocol.ProtocolError("unexpected answer to a host request")
+        if not reply.get("ok"):
+            raise PluginError.from_dict(reply.get("error") or {})
+        return reply.get("value")
+
+
+def _close_other_fds(keep: set[int]) -> None:
+    for fd in range(3, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") < 65536 else 65536):
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _load(entries: dict[str, str]) -> tuple[dict[str, type[PluginHandler]], dict[str, Any]]:
+    handlers: dict[str, type[PluginHandler]] = {}
+    report: dict[str, Any] = {}
+    for name, target in entries.items():
+        module_name, _, attr = target.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in attr.split(".") if attr else []:
+                obj = getattr(obj, part)
+            manifest = check_handler_class(obj)
+        except BaseException as exc:  # noqa: BLE001 - a plugin's import is reported, never fatal
+            text = str(exc).strip().splitlines()
+            report[name] = {"ok": False, "reason": f"{type(exc).__name__}: {text[0] if text else ''}"[:500]}
+            continue
+        handlers[name] = obj
+        report[name] = {"ok": True, "reason": "", "manifest": manifest.to_dict()}
+    return handlers, report
+
+
+def _reap_leftovers() -> None:
+    """Kill every other process in this PID namespace (we are its PID 1) and reap them."""
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            # still dying: wait for them (SIGKILL cannot be ignored)
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                return
+
+
+def _execute(
+    channel: Channel, handlers: dict[str, type[PluginHandler]], message: dict[str, Any]
+) -> dict[str, Any]:
+    call_id = message["id"]
+    try:
+        handler_cls = handlers[message["entry"]]
+        ctx = dict(message.get("context") or {})
+        if ctx.pop("storage", False):
+            ctx["storage"] = HostStorage(channel, call_id)
+        context = PluginContext(**ctx)
+        credentials = Credentials(message.get("credentials") or {})
+        args = [decode_value(arg) for arg in message.get("args") or []]
+    except Exception as exc:  # the host sent something this runner cannot use
+        return {"t": "reply", "id": call_id, "ok": False, "failed": f"bad call: {type(exc).__name__}"}
+    try:
+        handler = handler_cls(context, credentials)
+        result = getattr(handler, str(message["method"]))(*args)
+    except PluginError as exc:
+        error = exc.to_dict()
+        try:
+            protocol.check_json(error)
+        except ValueError:
+            error = {"code": exc.code, "detail": exc.detail if isinstance(exc.detail, str) else ""}
+        return {"t": "reply", "id": call_id, "ok": False, "error": error}
+    except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt and the rest
+        return {"t": "reply", "id": call_id, "ok": False, "failed": f"raised {type(exc).__name__}"}
+    try:
+        encoded = encode_value(result)
+    except (ValueError, RecursionError) as exc:
+        return {"t": "reply", "id": call_id, "ok": False, "failed": f"returned a non-JSON value ({exc})"}
+    return {"t": "reply", "id": call_id, "ok": True, "result": encoded}
+
+
+def runner(spec: dict[str, Any]) -> int:
+    _die_with_parent()
+    fd = int(spec["fd"])
+    _close_other_fds({fd})
+    sock = socket.socket(fileno=fd)
+    channel = Channel(sock, int(spec.get("max_frame", protocol.DEFAULT_MAX_FRAME)))
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        status = sandbox.apply(sandbox.Policy.from_dict(spec["policy"]))
+    except sandbox.SandboxError as exc:
+        channel.send({"t": "hello", "protocol": protocol.PROTOCOL_VERSION, "error": str(exc)})
+        return 73
+    handlers, report = _load(dict(spec.get("entries") or {}))
+    threads = threading.active_count()
+    channel.send(
+        {
+            "t": "hello",
+            "protocol": protocol.PROTOCOL_VERSION,
+            "sdk": SDK_API_VERSION,
+            "python": sys.version.split()[0],
+            "pid_in_namespace": os.getpid(),
+            "sandbox": status,
+            "entries": report,
+        }
+    )
+    while True:
+        try:
+            message = channel.recv()
+        except protocol.ConnectionClosed:
+            return 0
+        kind = message.get("t")
+        if kind == "ping":
+            channel.send({"t": "pong", "id": message.get("id")})
+        elif kind == "call":
+            reply = _execute(channel, handlers, message)
+            _reap_leftovers()
+            reply["recycle"] = threading.active_count() > threads
+            sys.stdout.flush()
+            sys.stderr.flush()
+            try:
+                channel.send(reply)
+            except protocol.FrameTooLarge as exc:
+                channel.send({"t": "reply", "id": reply["id"], "ok": False, "failed": f"reply too large: {exc}"})
+            except ValueError as exc:
+                channel.send({"t": "reply", "id": reply["id"], "ok": False, "failed": f"reply is not JSON ({exc})"})
+        elif kind == "exit":
+            return 0
+
+
+def main() -> int:
+    spec = json.loads(sys.argv[1])
+    return warden(spec)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
