@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml $(CATALOG)
 
 # Plus the example plugin the tests and benchmarks use (it has deliberately broken entry
 # points, so a demo venv made only by `make run` does not carry it).
-$(TEST_STAMP): $(STAMP) tests/example_plugin/pyproject.toml
-	$(PY) -m pip install -q -e tests/example_plugin
+$(TEST_STAMP): $(STAMP) tests/example_plugin/pyproject.toml tests/hostile_plugin/pyproject.toml
+	$(PY) -m pip install -q -e tests/example_plugin -e tests/hostile_plugin
 	touch $(TEST_STAMP)
 
 install: $(STAMP)

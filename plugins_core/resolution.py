@@ -354,7 +354,7 @@ def check_entry(plugin: PluginRow, snapshot: registry.Snapshot) -> registry.Entr
         )
     if entry.status is registry.Status.INCOMPATIBLE:
         raise PluginIncompatible(f"plugin '{plugin.slug}': {entry.reason}")
-    if not entry.ok or entry.handler is None or entry.manifest is None:
+    if not entry.ok or entry.manifest is None or (entry.handler is None and not entry.isolated):
         raise PluginUnavailable(f"plugin '{plugin.slug}' cannot load: {entry.reason}")
     return entry
 

@@ -1,9 +1,13 @@
-"""The runner: builds a handler for one call and invokes it, mapping failures to SDK errors.
+"""The runner seam: how the host invokes a handler, whichever way it runs.
 
-``InProcessRunner`` calls the handler in the request's own thread (the curated catalog is
-trusted). Deadlines are cooperative here: the context carries ``timeout`` and plugins pass it
-to their clients; a call that overruns is reported in the log. Hard deadlines, resource
-limits and crash isolation belong to the isolated runner (see docs/decisions).
+``default_runner()`` returns ``ModeRunner``, which picks per call, from the installed
+plugin's execution mode (``plugins_core.isolation.modes``): ``InProcessRunner`` calls the
+handler in the request's own thread (the trusted catalog); ``IsolatedRunner``
+(``plugins_core.isolation.host``) calls it in a sandboxed runner process with a hard
+deadline. Both map a ``BaseException`` to ``plugin_failed`` and apply the same result
+checks: the method's result type (``check_result``), JSON values only, and the payload cap.
+In-process deadlines are cooperative (the context carries ``timeout``; overruns are
+logged); hard deadlines, resource limits and crash isolation need the isolated mode.
 """
 
 from __future__ import annotations
@@ -14,6 +18,10 @@ import traceback
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from .isolation.codec import encode_value
+from .isolation.errors import PluginFailed
+from .isolation.modes import ISOLATED, effective_mode
+from .isolation.protocol import FrameTooLarge, encode
 from .resolution import Resolved
 from .sdk import (
     ConfigKey,
@@ -27,12 +35,7 @@ from .sdk import (
 
 logger = logging.getLogger(__name__)
 
-
-class PluginFailed(PluginError):
-    """The plugin raised something that is not an SDK error (a plugin bug)."""
-
-    code = "plugin_failed"
-    http_status = 502
+__all__ = ["InProcessRunner", "ModeRunner", "PluginFailed", "Runner", "default_runner"]
 
 
 def secret_option_values(resolved: Resolved) -> list[str]:
@@ -71,6 +74,18 @@ def check_result(slug: str, method: str, result: Any) -> Any:
     return result
 
 
+def check_wire(slug: str, method: str, result: Any, max_payload: int) -> None:
+    """The result must be JSON (finite numbers, SDK models) and within the payload cap."""
+    try:
+        encode({"t": "reply", "result": encode_value(result)}, max_payload)
+    except FrameTooLarge:
+        logger.error("plugin %s.%s returned more than %d bytes", slug, method, max_payload)
+        raise PluginFailed(f"plugin '{slug}' returned a {method} result over the size cap") from None
+    except (ValueError, RecursionError) as exc:
+        logger.error("plugin %s.%s returned a non-JSON value (%s)", slug, method, exc)
+        raise PluginFailed(f"plugin '{slug}' returned a non-JSON {method} result") from None
+
+
 class Runner(Protocol):
     def call(self, resolved: Resolved, method: str, *args: Any) -> Any: ...
 
@@ -85,7 +100,7 @@ class InProcessRunner:
             result = getattr(handler, method)(*args)
         except PluginError:
             raise
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt, ...: a plugin bug too
             # The traceback goes to the server log with every credential value redacted (a
             # plugin's message may quote one); the client sees only the plugin's name.
             logger.error(
@@ -101,7 +116,9 @@ class InProcessRunner:
                 f"plugin '{resolved.plugin.slug}' failed ({type(exc).__name__})"
             ) from None
         else:
-            return check_result(resolved.plugin.slug, method, result)
+            check_result(resolved.plugin.slug, method, result)
+            check_wire(resolved.plugin.slug, method, result, _max_payload())
+            return result
         finally:
             elapsed = time.monotonic() - started
             if elapsed > resolved.context.timeout:
@@ -114,7 +131,33 @@ class InProcessRunner:
                 )
 
 
-_default = InProcessRunner()
+def _max_payload() -> int:
+    from django.conf import settings
+
+    return int(settings.IMBI_PLUGIN_MAX_PAYLOAD)
+
+
+class ModeRunner:
+    """Dispatches each call by the installed plugin's effective execution mode."""
+
+    def __init__(self) -> None:
+        self.in_process = InProcessRunner()
+        self._isolated: Runner | None = None
+
+    def isolated(self) -> Runner:
+        if self._isolated is None:
+            from .isolation.host import IsolatedRunner
+
+            self._isolated = IsolatedRunner()
+        return self._isolated
+
+    def call(self, resolved: Resolved, method: str, *args: Any) -> Any:
+        mode = effective_mode(resolved.plugin.execution_mode, resolved.entry)
+        runner = self.isolated() if mode == ISOLATED else self.in_process
+        return runner.call(resolved, method, *args)
+
+
+_default = ModeRunner()
 
 
 def default_runner() -> Runner:

@@ -15,3 +15,9 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 CELERY_TASK_ALWAYS_EAGER = True
+# The example plugin is trusted (its tests exercise the in-process runner); the hostile
+# plugin and every other test distribution run isolated.
+IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS = [*IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS, "imbi-plugin-example"]  # noqa: F405
+IMBI_PLUGIN_TIMEOUT = 3.0
+IMBI_PLUGIN_IMPORT_TIMEOUT = 2.0
+IMBI_PLUGIN_MEMORY_BYTES = 1024**3

@@ -158,7 +158,10 @@ def _close_other_fds(keep: set[int]) -> None:
                 pass
 
 
-def _load(entries: dict[str, str]) -> tuple[dict[str, type[PluginHandler]], dict[str, Any]]:
+def _load(
+    entries: dict[str, str], channel: Channel | None = None
+) -> tuple[dict[str, type[PluginHandler]], dict[str, Any]]:
+    """Import each entry point; with a ``channel`` (inspection), report each as it loads."""
     handlers: dict[str, type[PluginHandler]] = {}
     report: dict[str, Any] = {}
     for name, target in entries.items():
@@ -171,9 +174,11 @@ def _load(entries: dict[str, str]) -> tuple[dict[str, type[PluginHandler]], dict
         except BaseException as exc:  # noqa: BLE001 - a plugin's import is reported, never fatal
             text = str(exc).strip().splitlines()
             report[name] = {"ok": False, "reason": f"{type(exc).__name__}: {text[0] if text else ''}"[:500]}
-            continue
-        handlers[name] = obj
-        report[name] = {"ok": True, "reason": "", "manifest": manifest.to_dict()}
+        else:
+            handlers[name] = obj
+            report[name] = {"ok": True, "reason": "", "manifest": manifest.to_dict()}
+        if channel is not None:
+            channel.send({"t": "entry", "name": name, **report[name]})
     return handlers, report
 
 
@@ -241,7 +246,7 @@ def runner(spec: dict[str, Any]) -> int:
     except sandbox.SandboxError as exc:
         channel.send({"t": "hello", "protocol": protocol.PROTOCOL_VERSION, "error": str(exc)})
         return 73
-    handlers, report = _load(dict(spec.get("entries") or {}))
+    handlers, report = _load(dict(spec.get("entries") or {}), channel if spec.get("inspect") else None)
     threads = threading.active_count()
     channel.send(
         {

@@ -65,6 +65,7 @@ class RunnerSpec:
     policy: Policy
     max_frame: int = protocol.DEFAULT_MAX_FRAME
     start_timeout: float = 10.0
+    inspect: bool = False  # report each entry point as it is imported (registry builds)
     python: str = field(default_factory=lambda: sys.executable)
 
 
@@ -214,6 +215,7 @@ class RunnerProcess:
             "entries": spec.entries,
             "policy": policy.to_dict(),
             "max_frame": spec.max_frame,
+            "inspect": spec.inspect,
         }
         env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
         env.update({"PATH": "/usr/bin:/bin", "HOME": self.tmp_dir, "TMPDIR": self.tmp_dir})
@@ -240,11 +242,22 @@ class RunnerProcess:
         _OutputForwarder(self, self.proc.stderr, "stderr")
 
     @classmethod
+    def start(cls, spec: RunnerSpec) -> RunnerProcess:
+        """Start a runner without waiting for its handshake."""
+        runner: RunnerProcess = _spawner.run(lambda: cls(spec))
+        return runner
+
+    @classmethod
     def spawn(cls, spec: RunnerSpec) -> RunnerProcess:
         """Start a runner and wait for its handshake (``PluginFailed`` if it never comes)."""
-        runner: RunnerProcess = _spawner.run(lambda: cls(spec))
+        runner = cls.start(spec)
         runner._handshake()
         return runner
+
+    def recv(self, timeout: float) -> dict[str, Any]:
+        """One frame from the runner (``TimeoutError``, ``protocol.ProtocolError``)."""
+        self.sock.settimeout(timeout)
+        return protocol.recv_frame(self.sock, self.spec.max_frame)
 
     def _handshake(self) -> None:
         self.sock.settimeout(self.spec.start_timeout)

@@ -1,0 +1,233 @@
+"""``IsolatedRunner``: the host's side of a call to a plugin in a runner process.
+
+Same interface as ``InProcessRunner`` (``call(resolved, method, *args)``): it consults the
+plugin's circuit breaker, takes a warm runner from the pool (one pool per distribution,
+version, entry point and organization, so no runner ever holds two tenants' credentials),
+sends the call, answers the runner's requests back to the host, and turns the reply into
+the method's SDK result, the plugin's ``PluginError``, or ``plugin_failed``. Deadlines and
+crashes come from ``supervisor``.
+
+Requests back to the host are checked here: ``storage.*`` only when the manifest declares
+``permissions.storage``, always against the installed plugin's own rows (the runner
+cannot name a scope; a request carrying any field other than the operation's own is
+refused), with bounded key and value sizes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from typing import Any
+
+from django.conf import settings
+
+from plugins_core.resolution import Resolved
+from plugins_core.runner import check_result, redact, secret_option_values
+from plugins_core.sdk import PermissionDenied, PluginContext, PluginError
+
+from .breaker import Breaker, MemoryBreaker, RedisBreaker
+from .codec import decode_value, encode_value
+from .errors import PluginCrashed, PluginFailed, PluginTimeout
+from .policy import Limits, runner_spec
+from .supervisor import Pool
+
+logger = logging.getLogger("imbi.plugins.isolation")
+
+STORAGE_FIELDS = {
+    "storage.get": {"key"},
+    "storage.set": {"key", "value"},
+    "storage.delete": {"key"},
+    "storage.keys": {"prefix"},
+}
+MAX_KEY, MAX_VALUE = 512, 64 * 1024
+
+_ids = itertools.count(1)
+_lock = threading.Lock()
+_pool: Pool | None = None
+_breaker: Breaker | None = None
+
+
+def pool() -> Pool:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = Pool(max_idle=settings.IMBI_PLUGIN_RUNNERS_IDLE)
+        return _pool
+
+
+def breaker() -> Breaker:
+    global _breaker
+    with _lock:
+        if _breaker is None:
+            fail_max = settings.IMBI_PLUGIN_BREAKER_FAILURES
+            reset = settings.IMBI_PLUGIN_BREAKER_RESET
+            url = settings.IMBI_PLUGIN_BREAKER_REDIS_URL
+            if url:
+                import redis
+
+                _breaker = RedisBreaker(
+                    redis.Redis.from_url(url), fail_max=fail_max, reset_timeout=reset
+                )
+            else:
+                _breaker = MemoryBreaker(fail_max=fail_max, reset_timeout=reset)
+        return _breaker
+
+
+def reset_runtime() -> None:
+    """Kill every warm runner and forget breaker state (tests, settings changes)."""
+    global _pool, _breaker
+    with _lock:
+        old, _pool, _breaker = _pool, None, None
+    if old is not None:
+        old.close()
+
+
+def limits() -> Limits:
+    return Limits(
+        timeout=settings.IMBI_PLUGIN_TIMEOUT,
+        import_timeout=settings.IMBI_PLUGIN_IMPORT_TIMEOUT,
+        cpu_seconds=settings.IMBI_PLUGIN_CPU_SECONDS,
+        address_space=settings.IMBI_PLUGIN_MEMORY_BYTES,
+        open_files=settings.IMBI_PLUGIN_OPEN_FILES,
+        processes=settings.IMBI_PLUGIN_PROCESSES,
+        max_frame=settings.IMBI_PLUGIN_MAX_PAYLOAD,
+    )
+
+
+def breaker_key(resolved: Resolved) -> str:
+    return f"plugin:{resolved.plugin.pk}"
+
+
+def context_message(context: PluginContext) -> dict[str, Any]:
+    return {
+        "organization": context.organization,
+        "project_id": context.project_id,
+        "project_slug": context.project_slug,
+        "project_type": context.project_type,
+        "tab": context.tab,
+        "options": dict(context.options),
+        "search_template": context.search_template,
+        "timeout": context.timeout,
+        "service_settings": dict(context.service_settings),
+        "storage": context.storage is not None,
+    }
+
+
+class HostRequests:
+    """Answers a runner's requests back to the host during one call."""
+
+    def __init__(self, resolved: Resolved) -> None:
+        self.resolved = resolved
+
+    def __call__(self, request: dict[str, Any]) -> Any:
+        op = request.get("op")
+        fields = set(request) - {"t", "id", "op"}
+        if op not in STORAGE_FIELDS:
+            raise PermissionDenied(f"unknown host request {str(op)[:40]!r}")
+        store = self.resolved.context.storage
+        if store is None or not self.resolved.manifest.permissions.storage:
+            raise PermissionDenied("storage is not declared in the plugin's manifest")
+        if fields != STORAGE_FIELDS[op]:
+            logger.warning(
+                "plugin %s sent a storage request with fields %s (refused)",
+                self.resolved.plugin.slug,
+                sorted(fields)[:10],
+            )
+            raise PermissionDenied("storage requests carry only their key, value or prefix")
+        key = request.get("key", request.get("prefix", ""))
+        value = request.get("value", "")
+        if not isinstance(key, str) or len(key) > MAX_KEY:
+            raise PermissionDenied(f"storage keys are strings of at most {MAX_KEY} characters")
+        if not isinstance(value, str) or len(value) > MAX_VALUE:
+            raise PermissionDenied(f"storage values are strings of at most {MAX_VALUE} characters")
+        if op == "storage.get":
+            return store.get(key)
+        if op == "storage.set":
+            store.set(key, value)
+            return None
+        if op == "storage.delete":
+            store.delete(key)
+            return None
+        return list(store.keys(key))
+
+
+class IsolatedRunner:
+    def __init__(self, *, runner_pool: Pool | None = None, circuit: Breaker | None = None) -> None:
+        self._pool = runner_pool
+        self._breaker = circuit
+
+    def call(self, resolved: Resolved, method: str, *args: Any) -> Any:
+        slug = resolved.plugin.slug
+        entry = resolved.entry
+        circuit = self._breaker or breaker()
+        key = breaker_key(resolved)
+        circuit.before(key, slug)
+        runners = self._pool or pool()
+        spec = runner_spec(
+            key=(entry.distribution, entry.version, entry.name, resolved.context.organization),
+            slug=slug,
+            entries={entry.name: entry.target},
+            permissions=resolved.manifest.permissions,
+            limits=limits(),
+        )
+        timeout = float(resolved.context.timeout)
+        secrets = [*resolved.credentials.values(), *secret_option_values(resolved)]
+        try:
+            runner = runners.acquire(spec, wait_limit=timeout)
+        except (PluginTimeout, PluginCrashed, PluginFailed):
+            circuit.failure(key)
+            raise
+        loaded = runner.entries.get(entry.name) or {}
+        if not loaded.get("ok"):
+            runners.release(runner)
+            circuit.failure(key)
+            reason = redact(str(loaded.get("reason", "not loaded"))[:300], secrets)
+            raise PluginFailed(f"plugin '{slug}' cannot load in its runner: {reason}")
+        message = {
+            "id": next(_ids),
+            "entry": entry.name,
+            "method": method,
+            "args": [encode_value(arg) for arg in args],
+            "context": context_message(resolved.context),
+            "credentials": dict(resolved.credentials),
+        }
+        crashed = False
+        try:
+            reply = runner.call(
+                message, timeout=timeout, on_host=HostRequests(resolved), secrets=secrets
+            )
+        except PluginCrashed:
+            crashed = True
+            circuit.failure(key)
+            raise
+        except (PluginTimeout, PluginFailed):
+            circuit.failure(key)
+            raise
+        finally:
+            runners.release(runner, crashed=crashed)
+        try:
+            result = self._result(resolved, method, reply, secrets)
+        except PluginFailed:
+            circuit.failure(key)
+            raise
+        circuit.success(key)
+        return result
+
+    def _result(self, resolved: Resolved, method: str, reply: dict[str, Any], secrets: list[str]) -> Any:
+        slug = resolved.plugin.slug
+        if reply.get("ok") is True:
+            try:
+                result = decode_value(reply.get("result"))
+            except (ValueError, TypeError, PluginError) as exc:
+                logger.error("plugin %s.%s returned a malformed value (%s)", slug, method, type(exc).__name__)
+                raise PluginFailed(f"plugin '{slug}' returned a malformed {method} result") from None
+            return check_result(slug, method, result)
+        error = reply.get("error")
+        if isinstance(error, dict):
+            exc = PluginError.from_dict(error)
+            exc.detail = redact(str(exc.detail)[:1000], secrets)
+            raise exc
+        reason = redact(str(reply.get("failed", "no reason given"))[:300], secrets)
+        logger.error("plugin %s failed in %s (isolated): %s", slug, method, reason)
+        raise PluginFailed(f"plugin '{slug}' failed: {reason}")
