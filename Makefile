@@ -6,13 +6,13 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 CATALOG := $(wildcard catalog/*/pyproject.toml)
 
-.PHONY: install install-test run test lint typecheck pytest bench services-deps migrate clean
+.PHONY: install install-test run test lint typecheck pytest bench services-deps migrate clean sdk-wheel
 
-# The platform, its dev tools and every catalog plugin.
-$(STAMP): pyproject.toml $(CATALOG)
+# The plugin SDK, the platform, its dev tools and every catalog plugin.
+$(STAMP): pyproject.toml sdk/pyproject.toml $(CATALOG)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]' $(foreach p,$(CATALOG),-e $(dir $(p)))
+	$(PY) -m pip install -q -e sdk -e '.[dev]' $(foreach p,$(CATALOG),-e $(dir $(p)))
 	touch $(STAMP)
 
 # Plus the example plugin the tests and benchmarks use (it has deliberately broken entry
@@ -40,7 +40,7 @@ lint: install-test
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install-test
-	$(VENV)/bin/mypy imbi plugins_core bench $(filter-out %.egg-info,$(wildcard catalog/*/imbi_plugin_*))
+	$(VENV)/bin/mypy sdk/imbi_plugin_sdk imbi plugins_core bench $(filter-out %.egg-info,$(wildcard catalog/*/imbi_plugin_*))
 
 pytest: install-test services-deps
 	$(PY) -m pytest -q
@@ -50,5 +50,10 @@ test: install-test services-deps lint typecheck pytest
 bench: install-test services-deps
 	$(PY) -m bench
 
+# The SDK as a wheel (dist/), what a plugin author installs with pip.
+sdk-wheel: install
+	rm -rf sdk/build
+	$(PY) -m build --wheel --outdir dist sdk
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist sdk/build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -25,6 +25,7 @@ from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from django.urls import URLPattern, path, reverse
+from imbi_plugin_sdk import CredentialField, PluginManifest
 
 from imbi.core import access, audit
 from imbi.core.models import AuditEvent
@@ -50,7 +51,6 @@ from .models import (
     ThirdPartyService,
 )
 from .resolution import manifest_for
-from .sdk import CredentialField, PluginManifest
 
 # --------------------------------------------------------------------------- scoping
 

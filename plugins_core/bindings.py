@@ -12,14 +12,14 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from imbi_plugin_sdk import OptionType, OptionValidationError
+from imbi_plugin_sdk.errors import InvalidInput
 
 from imbi.core import audit
 from imbi.core.models import AuditEvent, Organization, Project, ProjectType
 
 from .models import Binding, Plugin, ProjectPlugin, ProjectTypePlugin
 from .resolution import ResolutionError, TemplateError, manifest_for, validate_search_template
-from .sdk import OptionType, OptionValidationError
-from .sdk.errors import InvalidInput
 
 EDITABLE = ("default", "search_template", "options")
 

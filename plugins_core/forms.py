@@ -24,12 +24,18 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.fields import InvalidJSONInput
+from imbi_plugin_sdk import (
+    CredentialField,
+    OptionField,
+    OptionType,
+    OptionValidationError,
+    PluginManifest,
+)
 
 from imbi.core.models import Organization, Project, ProjectType
 
 from .models import SERVICE_SETTING_KEYS, Plugin, ThirdPartyService, validate_service_settings
 from .resolution import TEMPLATE_VARIABLES, TemplateError, validate_search_template
-from .sdk import CredentialField, OptionField, OptionType, OptionValidationError, PluginManifest
 
 __all__ = [
     "CLEAR_PREFIX",

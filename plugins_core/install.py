@@ -27,6 +27,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from imbi_plugin_sdk import ServiceTemplate, looks_like_secret
 
 from imbi.core import audit
 from imbi.core.models import AuditEvent, Organization
@@ -34,7 +35,6 @@ from imbi.core.models import AuditEvent, Organization
 from . import registry
 from .icons import IconError, load_icon
 from .models import Plugin, ThirdPartyService, validate_service_settings
-from .sdk import ServiceTemplate, looks_like_secret
 
 __all__ = [
     "InstallError",

@@ -1,6 +1,6 @@
 """Plugin *data*: services, their credentials, installed plugins and tab bindings.
 
-Code (manifests, handler classes) lives in ``plugins_core.sdk`` and the registry; these rows
+Code (manifests, handler classes) lives in ``imbi_plugin_sdk`` and the registry; these rows
 only name a handler by its entry-point name. Shared credentials (``ServiceApplication``) are
 kept apart from per-plugin and per-binding options.
 
@@ -49,7 +49,7 @@ def has_nul(value: Any) -> bool:
 
 def validate_service_settings(value: Any) -> None:
     """Per-tenant settings are a flat object of short scalar values, never secrets."""
-    from plugins_core.sdk.manifest import ServiceTemplate
+    from imbi_plugin_sdk.manifest import ServiceTemplate
 
     if not isinstance(value, dict):
         raise ValidationError("Settings must be a JSON object.")

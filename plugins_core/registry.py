@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import importlib
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from types import MappingProxyType
 
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     SDK_API_VERSION,
     ApiVersion,
     ManifestError,
@@ -99,6 +100,8 @@ class Entry:
     reason: str = ""
     handler: type[PluginHandler] | None = None
     manifest: PluginManifest | None = None
+    legacy_sdk: bool = False
+    """The plugin imports the deprecated ``plugins_core.sdk`` shim (it still loads)."""
     isolated: bool = False  # imported only in a sandboxed runner; no handler in this process
 
     @property
@@ -162,6 +165,14 @@ def _summary(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip().rstrip(":")
 
 
+def uses_legacy_sdk(target: str) -> bool:
+    """Whether a module of ``target``'s top-level package imported ``plugins_core.sdk``."""
+    legacy = sys.modules.get("plugins_core.sdk")
+    importers: set[str] = getattr(legacy, "LEGACY_IMPORTERS", set())
+    package = target.split(":", 1)[0].split(".", 1)[0]
+    return any(name == package or name.startswith(f"{package}.") for name in importers)
+
+
 def _examine(candidate: Candidate) -> Entry:
     def entry(
         status: Status,
@@ -179,6 +190,7 @@ def _examine(candidate: Candidate) -> Entry:
             reason,
             handler,
             manifest,
+            legacy_sdk=uses_legacy_sdk(candidate.target),
         )
 
     try:
@@ -211,7 +223,8 @@ def _duplicate(entry: Entry, reason: str) -> Entry:
         reason,
         None,
         entry.manifest,
-        entry.isolated,
+        legacy_sdk=entry.legacy_sdk,
+        isolated=entry.isolated,
     )
 
 
@@ -243,7 +256,7 @@ def _examine_isolated(candidates: list[Candidate]) -> list[Entry]:
     """Import ``candidates`` (one distribution) in a sandboxed runner; see the docstring."""
     from plugins_core.isolation.inspect import inspect_entries
     from plugins_core.isolation.policy import Limits, runner_spec
-    from plugins_core.sdk import Permissions
+    from imbi_plugin_sdk import Permissions
 
     by_name = {c.name: c for c in candidates}
     limits = Limits(import_timeout=settings.import_timeout)
@@ -264,7 +277,16 @@ def _examine_isolated(candidates: list[Candidate]) -> list[Entry]:
         c = by_name[name]
 
         def entry(status: Status, reason: str = "", manifest: PluginManifest | None = None) -> Entry:
-            return Entry(c.name, c.target, c.distribution, c.version, status, reason, None, manifest, True)
+            return Entry(
+                c.name,
+                c.target,
+                c.distribution,
+                c.version,
+                status,
+                reason,
+                manifest=manifest,
+                isolated=True,
+            )
 
         if not result.ok or result.manifest is None:
             entries.append(entry(Status.IMPORT_FAILED, result.reason or "import failed"))

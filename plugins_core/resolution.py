@@ -40,6 +40,7 @@ from django.db.models import (
     TextField,
     Value,
 )
+from imbi_plugin_sdk import Credentials, OptionValidationError, PluginContext, PluginManifest
 
 from imbi.core import crypto
 from imbi.core.models import Project
@@ -47,7 +48,6 @@ from imbi.core.models import Project
 from . import registry
 from .models import Plugin as PluginRow
 from .models import ProjectPlugin, ProjectTypePlugin
-from .sdk import Credentials, OptionValidationError, PluginContext, PluginManifest
 
 logger = logging.getLogger(__name__)
 

@@ -1,41 +1,47 @@
 """The runner seam: how the host invokes a handler, whichever way it runs.
 
-``default_runner()`` returns ``ModeRunner``, which picks per call, from the installed
-plugin's execution mode (``plugins_core.isolation.modes``): ``InProcessRunner`` calls the
-handler in the request's own thread (the trusted catalog); ``IsolatedRunner``
-(``plugins_core.isolation.host``) calls it in a sandboxed runner process with a hard
-deadline. Both map a ``BaseException`` to ``plugin_failed`` and apply the same result
-checks: the method's result type (``check_result``), JSON values only, and the payload cap.
-In-process deadlines are cooperative (the context carries ``timeout``; overruns are
-logged); hard deadlines, resource limits and crash isolation need the isolated mode.
+Every call travels as the SDK's JSON call contract (``imbi_plugin_sdk.wire``): a ``Call`` in,
+a ``Reply`` out, built and checked the same way in both execution modes:
+
+* ``InProcessRunner`` runs ``wire.execute`` in the request's own thread (the trusted catalog).
+  Deadlines are cooperative: the context carries ``timeout``; overruns are logged.
+* ``IsolatedRunner`` (``plugins_core.isolation.host``) sends the Call to a sandboxed runner
+  process that runs the same ``wire.execute``, with a hard deadline, resource limits and
+  crash isolation.
+
+``default_runner()`` returns ``ModeRunner``, which picks per call from the installed
+plugin's execution mode (``plugins_core.isolation.modes``). In both modes a ``BaseException``,
+a result of the wrong type, a value that is not JSON or a reply over the payload cap is
+``plugin_failed`` (502); a plugin's traceback reaches the server log with every credential
+and secret option value redacted, never the client.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import traceback
-from collections.abc import Iterable
 from typing import Any, Protocol
 
-from .isolation.codec import encode_value
-from .isolation.errors import PluginFailed
+from imbi_plugin_sdk import OptionType, PluginFailed
+from imbi_plugin_sdk.redaction import redact
+from imbi_plugin_sdk.results import check_result
+from imbi_plugin_sdk.wire import Call, execute
+
 from .isolation.modes import ISOLATED, effective_mode
-from .isolation.protocol import FrameTooLarge, encode
 from .resolution import Resolved
-from .sdk import (
-    ConfigKey,
-    ConfigValue,
-    ConnectionResult,
-    Histogram,
-    LogResult,
-    OptionType,
-    PluginError,
-)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["InProcessRunner", "ModeRunner", "PluginFailed", "Runner", "default_runner"]
+__all__ = [
+    "InProcessRunner",
+    "ModeRunner",
+    "PluginFailed",
+    "Runner",
+    "check_result",
+    "default_runner",
+    "redact",
+    "secret_option_values",
+]
 
 
 def secret_option_values(resolved: Resolved) -> list[str]:
@@ -44,50 +50,25 @@ def secret_option_values(resolved: Resolved) -> list[str]:
     return [str(v) for k, v in resolved.context.options.items() if k in names and v]
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret value (4+ characters) replaced by ``***``."""
-    for value in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
-        text = text.replace(value, "***")
-    return text
+def max_payload() -> int:
+    from django.conf import settings
 
-
-# What each method must return; anything else is a plugin bug, reported as plugin_failed.
-RESULTS: dict[str, tuple[type, type | None]] = {
-    "list_keys": (list, ConfigKey),
-    "get_values": (list, ConfigValue),
-    "set_value": (ConfigKey, None),
-    "delete_key": (type(None), None),
-    "search": (LogResult, None),
-    "histogram": (Histogram, None),
-    "test_connection": (ConnectionResult, None),
-}
-
-
-def check_result(slug: str, method: str, result: Any) -> Any:
-    outer, inner = RESULTS.get(method, (object, None))
-    items: list[Any] = list(result) if isinstance(result, list) else []
-    if not isinstance(result, outer) or (
-        inner is not None and not all(isinstance(item, inner) for item in items)
-    ):
-        logger.error("plugin %s.%s returned %s", slug, method, type(result).__name__)
-        raise PluginFailed(f"plugin '{slug}' returned an invalid {method} result")
-    return result
-
-
-def check_wire(slug: str, method: str, result: Any, max_payload: int) -> None:
-    """The result must be JSON (finite numbers, SDK models) and within the payload cap."""
-    try:
-        encode({"t": "reply", "result": encode_value(result)}, max_payload)
-    except FrameTooLarge:
-        logger.error("plugin %s.%s returned more than %d bytes", slug, method, max_payload)
-        raise PluginFailed(f"plugin '{slug}' returned a {method} result over the size cap") from None
-    except (ValueError, RecursionError) as exc:
-        logger.error("plugin %s.%s returned a non-JSON value (%s)", slug, method, exc)
-        raise PluginFailed(f"plugin '{slug}' returned a non-JSON {method} result") from None
+    return int(settings.IMBI_PLUGIN_MAX_PAYLOAD)
 
 
 class Runner(Protocol):
     def call(self, resolved: Resolved, method: str, *args: Any) -> Any: ...
+
+
+class HostLogSink:
+    """A plugin's log lines, into the server log, redacted (``wire.LogSink``)."""
+
+    def __init__(self, name: str, secrets: list[str]) -> None:
+        self.logger = logging.getLogger(name)
+        self.secrets = secrets
+
+    def log(self, level: int, message: str) -> None:
+        self.logger.log(level, "%s", redact(message, self.secrets))
 
 
 class InProcessRunner:
@@ -95,30 +76,23 @@ class InProcessRunner:
         handler_cls = resolved.entry.handler
         assert handler_cls is not None
         started = time.monotonic()
+        secrets = [*resolved.credentials.values(), *secret_option_values(resolved)]
         try:
-            handler = handler_cls(resolved.context, resolved.credentials)
-            result = getattr(handler, method)(*args)
-        except PluginError:
-            raise
-        except BaseException as exc:  # SystemExit, KeyboardInterrupt, ...: a plugin bug too
-            # The traceback goes to the server log with every credential value redacted (a
-            # plugin's message may quote one); the client sees only the plugin's name.
-            logger.error(
-                "plugin %s failed in %s:\n%s",
-                resolved.manifest.slug,
+            call = Call.build(
+                resolved.entry.name,
                 method,
-                redact(
-                    "".join(traceback.format_exception(exc)),
-                    [*resolved.credentials.values(), *secret_option_values(resolved)],
-                ),
+                *args,
+                context=resolved.context,
+                credentials=dict(resolved.credentials),
             )
-            raise PluginFailed(
-                f"plugin '{resolved.plugin.slug}' failed ({type(exc).__name__})"
-            ) from None
-        else:
-            check_result(resolved.plugin.slug, method, result)
-            check_wire(resolved.plugin.slug, method, result, _max_payload())
-            return result
+            reply = execute(
+                call,
+                handler_cls,
+                storage=resolved.context.storage,
+                log=HostLogSink(__name__, secrets),
+                max_reply_bytes=max_payload(),
+            )
+            return reply.unwrap(method)
         finally:
             elapsed = time.monotonic() - started
             if elapsed > resolved.context.timeout:
@@ -129,12 +103,6 @@ class InProcessRunner:
                     elapsed,
                     resolved.context.timeout,
                 )
-
-
-def _max_payload() -> int:
-    from django.conf import settings
-
-    return int(settings.IMBI_PLUGIN_MAX_PAYLOAD)
 
 
 class ModeRunner:

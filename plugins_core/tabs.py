@@ -15,6 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from imbi_plugin_sdk import (
+    ConfigKey,
+    ConfigValue,
+    ConfigWrite,
+    LogQuery,
+    LogResult,
+    validate_config_key,
+)
+from imbi_plugin_sdk.errors import InvalidInput
 
 from imbi.core import audit
 from imbi.core.access import Grant
@@ -31,8 +40,6 @@ from .resolution import (
     select,
 )
 from .runner import Runner, default_runner
-from .sdk import ConfigKey, ConfigValue, ConfigWrite, LogQuery, LogResult, validate_config_key
-from .sdk.errors import InvalidInput
 from .storage import DatabaseKeyValueStore
 
 

@@ -31,6 +31,8 @@ from django.urls import reverse, reverse_lazy
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
+from imbi_plugin_sdk import LogLevel
+from imbi_plugin_sdk.errors import InvalidInput
 
 from imbi.core import access
 from imbi.core.access import Grant, can_bind_project_grant, load_project
@@ -42,8 +44,6 @@ from .forms import AddBindingForm, BindingForm, OptionsForm
 from .lifecycle import set_plugin_enabled
 from .models import Plugin, ProjectPlugin, ProjectTypePlugin, Tab
 from .resolution import ResolutionError, entry_status, manifest_for, preview_search_template
-from .sdk import LogLevel
-from .sdk.errors import InvalidInput
 
 LOGIN_URL = reverse_lazy("ui:login")
 login = method_decorator(login_required(login_url=LOGIN_URL), name="dispatch")

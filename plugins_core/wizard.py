@@ -41,6 +41,17 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.views import View
+from imbi_plugin_sdk import (
+    ConnectionResult,
+    Credentials,
+    MemoryKeyValueStore,
+    OptionType,
+    OptionValidationError,
+    PluginContext,
+    PluginError,
+    PluginManifest,
+)
+from imbi_plugin_sdk.errors import InvalidInput
 
 from imbi.core import audit, crypto
 from imbi.core.access import can_install, installable_organizations
@@ -67,17 +78,6 @@ from .resolution import (
     preview_search_template,
 )
 from .runner import redact
-from .sdk import (
-    ConnectionResult,
-    Credentials,
-    MemoryKeyValueStore,
-    OptionType,
-    OptionValidationError,
-    PluginContext,
-    PluginError,
-    PluginManifest,
-)
-from .sdk.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
 

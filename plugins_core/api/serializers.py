@@ -11,11 +11,11 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from imbi_plugin_sdk import DataType, FilterOp, LogFilter, LogLevel, LogQuery
+from imbi_plugin_sdk.errors import InvalidInput
 from rest_framework import serializers
 
 from plugins_core.models import Binding, Plugin, Tab
-from plugins_core.sdk import DataType, FilterOp, LogFilter, LogLevel, LogQuery
-from plugins_core.sdk.errors import InvalidInput
 
 _FIELD = re.compile(r"^[A-Za-z_@][A-Za-z0-9_.@-]{0,127}$")
 

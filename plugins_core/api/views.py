@@ -11,6 +11,8 @@ from typing import Any
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from imbi_plugin_sdk import ConfigKey, ConfigValue, ConfigWrite, DataType
+from imbi_plugin_sdk.errors import InvalidInput
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,8 +25,6 @@ from plugins_core import registry, tabs
 from plugins_core.install import InstallError, install_from_template
 from plugins_core.models import Plugin, ProjectPlugin, ProjectTypePlugin
 from plugins_core.resolution import Resolved, entry_status
-from plugins_core.sdk import ConfigKey, ConfigValue, ConfigWrite, DataType
-from plugins_core.sdk.errors import InvalidInput
 
 from . import serializers as s
 

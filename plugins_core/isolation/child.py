@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import importlib
 import json
+import logging
 import os
 import select
 import signal
@@ -34,17 +35,17 @@ import threading
 import traceback
 from typing import Any
 
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     SDK_API_VERSION,
-    Credentials,
-    PluginContext,
     PluginError,
+    PluginFailed,
     PluginHandler,
+    __version__,
     check_handler_class,
 )
+from imbi_plugin_sdk.wire import Call, Reply, WireError, execute
 
 from . import protocol, sandbox
-from .codec import decode_value, encode_value
 
 CLONE_NEWPID = 0x20000000
 PR_SET_PDEATHSIG = 1
@@ -135,6 +136,12 @@ class Channel:
         with self.lock:
             protocol.send_frame(self.sock, message, self.max_frame)
 
+    def send_raw(self, body: bytes) -> None:
+        if len(body) > self.max_frame:
+            raise protocol.FrameTooLarge("reply over the frame cap")
+        with self.lock:
+            self.sock.sendall(protocol.HEADER.pack(len(body)) + body)
+
     def recv(self) -> dict[str, Any]:
         return protocol.recv_frame(self.sock, self.max_frame)
 
@@ -201,37 +208,39 @@ def _reap_leftovers() -> None:
                 return
 
 
+class StderrSink:
+    """The plugin's log lines go to stderr, which the host captures, caps and tags."""
+
+    def log(self, level: int, message: str) -> None:
+        try:
+            sys.stderr.write(f"{logging.getLevelName(level)} {message}\n")
+        except (OSError, ValueError):
+            pass
+
+
 def _execute(
     channel: Channel, handlers: dict[str, type[PluginHandler]], message: dict[str, Any]
-) -> dict[str, Any]:
-    call_id = message["id"]
+) -> str:
+    """The ``reply`` frame body (JSON text) for one ``call`` message."""
+    call_id = message.get("id")
     try:
-        handler_cls = handlers[message["entry"]]
-        ctx = dict(message.get("context") or {})
-        if ctx.pop("storage", False):
-            ctx["storage"] = HostStorage(channel, call_id)
-        context = PluginContext(**ctx)
-        credentials = Credentials(message.get("credentials") or {})
-        args = [decode_value(arg) for arg in message.get("args") or []]
-    except Exception as exc:  # the host sent something this runner cannot use
-        return {"t": "reply", "id": call_id, "ok": False, "failed": f"bad call: {type(exc).__name__}"}
-    try:
-        handler = handler_cls(context, credentials)
-        result = getattr(handler, str(message["method"]))(*args)
-    except PluginError as exc:
-        error = exc.to_dict()
+        call = Call.from_dict(message.get("call") or {})
+        handler_cls = handlers[call.entry_point]
+    except (WireError, KeyError, TypeError) as exc:
+        reply = Reply.failure(PluginFailed(f"the runner cannot serve this call ({type(exc).__name__})"))
+    else:
         try:
-            protocol.check_json(error)
-        except ValueError:
-            error = {"code": exc.code, "detail": exc.detail if isinstance(exc.detail, str) else ""}
-        return {"t": "reply", "id": call_id, "ok": False, "error": error}
-    except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt and the rest
-        return {"t": "reply", "id": call_id, "ok": False, "failed": f"raised {type(exc).__name__}"}
-    try:
-        encoded = encode_value(result)
-    except (ValueError, RecursionError) as exc:
-        return {"t": "reply", "id": call_id, "ok": False, "failed": f"returned a non-JSON value ({exc})"}
-    return {"t": "reply", "id": call_id, "ok": True, "result": encoded}
+            reply = execute(
+                call,
+                handler_cls,
+                storage=HostStorage(channel, int(call_id or 0)),
+                log=StderrSink(),
+                max_reply_bytes=channel.max_frame - 256,
+            )
+        except BaseException as exc:  # noqa: BLE001 - e.g. raised from a result's __del__
+            reply = Reply.failure(PluginFailed(f"plugin failed ({type(exc).__name__})"))
+    text = reply.to_json()
+    return f'{{"t":"reply","id":{json.dumps(call_id)},"reply":{text}}}'
 
 
 def runner(spec: dict[str, Any]) -> int:
@@ -253,6 +262,8 @@ def runner(spec: dict[str, Any]) -> int:
             "t": "hello",
             "protocol": protocol.PROTOCOL_VERSION,
             "sdk": SDK_API_VERSION,
+            "sdk_version": __version__,
+            "modules": sorted({name.split(".")[0] for name in sys.modules}),
             "python": sys.version.split()[0],
             "pid_in_namespace": os.getpid(),
             "sandbox": status,
@@ -268,17 +279,16 @@ def runner(spec: dict[str, Any]) -> int:
         if kind == "ping":
             channel.send({"t": "pong", "id": message.get("id")})
         elif kind == "call":
-            reply = _execute(channel, handlers, message)
+            body = _execute(channel, handlers, message)
             _reap_leftovers()
-            reply["recycle"] = threading.active_count() > threads
-            sys.stdout.flush()
-            sys.stderr.flush()
+            if threading.active_count() > threads:  # a thread outlived its call
+                channel.send({"t": "recycle", "id": message.get("id")})
             try:
-                channel.send(reply)
-            except protocol.FrameTooLarge as exc:
-                channel.send({"t": "reply", "id": reply["id"], "ok": False, "failed": f"reply too large: {exc}"})
-            except ValueError as exc:
-                channel.send({"t": "reply", "id": reply["id"], "ok": False, "failed": f"reply is not JSON ({exc})"})
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except (OSError, ValueError):
+                pass
+            channel.send_raw(body.encode())
         elif kind == "exit":
             return 0
 

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from plugins_core.sdk import PluginError, PluginTimeout
+from imbi_plugin_sdk import PluginError, PluginFailed, PluginTimeout
 
 __all__ = ["PluginCircuitOpen", "PluginCrashed", "PluginFailed", "PluginTimeout"]
-
-
-class PluginFailed(PluginError):
-    """The plugin raised something that is not an SDK error, or answered badly (a plugin bug)."""
-
-    code = "plugin_failed"
-    http_status = 502
 
 
 class PluginCrashed(PluginError):

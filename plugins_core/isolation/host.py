@@ -22,12 +22,14 @@ from typing import Any
 
 from django.conf import settings
 
+from imbi_plugin_sdk import PermissionDenied, PluginError
+from imbi_plugin_sdk.redaction import redact
+from imbi_plugin_sdk.wire import Call, Reply, WireError
+
 from plugins_core.resolution import Resolved
-from plugins_core.runner import check_result, redact, secret_option_values
-from plugins_core.sdk import PermissionDenied, PluginContext, PluginError
+from plugins_core.runner import secret_option_values
 
 from .breaker import Breaker, MemoryBreaker, RedisBreaker
-from .codec import decode_value, encode_value
 from .errors import PluginCrashed, PluginFailed, PluginTimeout
 from .policy import Limits, runner_spec
 from .supervisor import Pool
@@ -97,21 +99,6 @@ def limits() -> Limits:
 
 def breaker_key(resolved: Resolved) -> str:
     return f"plugin:{resolved.plugin.pk}"
-
-
-def context_message(context: PluginContext) -> dict[str, Any]:
-    return {
-        "organization": context.organization,
-        "project_id": context.project_id,
-        "project_slug": context.project_slug,
-        "project_type": context.project_type,
-        "tab": context.tab,
-        "options": dict(context.options),
-        "search_template": context.search_template,
-        "timeout": context.timeout,
-        "service_settings": dict(context.service_settings),
-        "storage": context.storage is not None,
-    }
 
 
 class HostRequests:
@@ -184,14 +171,14 @@ class IsolatedRunner:
             circuit.failure(key)
             reason = redact(str(loaded.get("reason", "not loaded"))[:300], secrets)
             raise PluginFailed(f"plugin '{slug}' cannot load in its runner: {reason}")
-        message = {
-            "id": next(_ids),
-            "entry": entry.name,
-            "method": method,
-            "args": [encode_value(arg) for arg in args],
-            "context": context_message(resolved.context),
-            "credentials": dict(resolved.credentials),
-        }
+        call = Call.build(
+            entry.name,
+            method,
+            *args,
+            context=resolved.context,
+            credentials=dict(resolved.credentials),
+        )
+        message = {"id": next(_ids), "call": call.to_dict()}
         crashed = False
         try:
             reply = runner.call(
@@ -211,23 +198,36 @@ class IsolatedRunner:
         except PluginFailed:
             circuit.failure(key)
             raise
+        except PluginError:  # the plugin answered as designed (not_found, upstream down, ...)
+            circuit.success(key)
+            raise
         circuit.success(key)
         return result
 
-    def _result(self, resolved: Resolved, method: str, reply: dict[str, Any], secrets: list[str]) -> Any:
+    def _result(
+        self, resolved: Resolved, method: str, frame: dict[str, Any], secrets: list[str]
+    ) -> Any:
+        """The method's result from a ``reply`` frame, or the error it carries."""
         slug = resolved.plugin.slug
-        if reply.get("ok") is True:
-            try:
-                result = decode_value(reply.get("result"))
-            except (ValueError, TypeError, PluginError) as exc:
-                logger.error("plugin %s.%s returned a malformed value (%s)", slug, method, type(exc).__name__)
-                raise PluginFailed(f"plugin '{slug}' returned a malformed {method} result") from None
-            return check_result(slug, method, result)
-        error = reply.get("error")
-        if isinstance(error, dict):
-            exc = PluginError.from_dict(error)
+        data = frame.get("reply")
+        try:
+            if not isinstance(data, dict) or set(data) - {"wire", "result", "error"}:
+                raise WireError("reply: not a Reply object")
+            if ("error" in data) == ("result" in data):
+                raise WireError("reply: needs exactly one of result and error")
+            reply = Reply(result=data.get("result"), error=data.get("error"))
+        except WireError as exc:
+            logger.error("plugin %s.%s sent a malformed reply (%s)", slug, method, exc)
+            raise PluginFailed(f"plugin '{slug}' sent a malformed {method} reply") from None
+        if reply.error is not None and reply.error.get("code") == PluginFailed.code:
+            reason = redact(str(reply.error.get("detail", ""))[:300], secrets)
+            logger.error("plugin %s failed in %s (isolated): %s", slug, method, reason)
+            raise PluginFailed(reason or f"plugin '{slug}' failed")
+        try:
+            return reply.unwrap(method)
+        except PluginFailed:
+            logger.error("plugin %s.%s returned a malformed result", slug, method)
+            raise
+        except PluginError as exc:
             exc.detail = redact(str(exc.detail)[:1000], secrets)
-            raise exc
-        reason = redact(str(reply.get("failed", "no reason given"))[:300], secrets)
-        logger.error("plugin %s failed in %s (isolated): %s", slug, method, reason)
-        raise PluginFailed(f"plugin '{slug}' failed: {reason}")
+            raise

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from plugins_core.sdk import PluginError
+from imbi_plugin_sdk import PluginError
 
 from . import protocol
 from .supervisor import RunnerProcess, RunnerSpec, _signal_name

@@ -19,7 +19,7 @@ import sysconfig
 from dataclasses import dataclass
 from importlib import metadata
 
-from plugins_core.sdk import Permissions
+from imbi_plugin_sdk import Permissions
 
 from .protocol import DEFAULT_MAX_FRAME
 from .sandbox import Policy
@@ -83,14 +83,17 @@ def _plugin_packages() -> frozenset[str]:
 
 @functools.lru_cache(maxsize=1)
 def _runtime_paths() -> tuple[str, ...]:
+    import imbi_plugin_sdk
+
     import plugins_core
-    import plugins_core.sdk
 
     here = os.path.dirname(os.path.abspath(__file__))
+    package = os.path.dirname(os.path.abspath(plugins_core.__file__))
     return (
-        os.path.abspath(plugins_core.__file__),
+        os.path.join(package, "__init__.py"),
+        os.path.join(package, "sdk"),  # the deprecated import path, for plugins that use it
         here,
-        *(os.path.dirname(os.path.abspath(m.__file__ or "")) for m in (plugins_core.sdk,)),
+        os.path.dirname(os.path.abspath(imbi_plugin_sdk.__file__)),
         sysconfig.get_paths()["stdlib"],
         sysconfig.get_paths()["platstdlib"],
         os.path.realpath(sys.executable),

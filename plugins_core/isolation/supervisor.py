@@ -43,6 +43,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from imbi_plugin_sdk import PluginError
+
 from . import protocol
 from .errors import PluginCrashed, PluginFailed, PluginTimeout
 from .sandbox import Policy
@@ -331,8 +333,10 @@ class RunnerProcess:
                 if reply.get("id") != message["id"]:
                     raise protocol.ProtocolError("a frame for another call")
                 if reply["t"] == "reply":
-                    self.recycle = bool(reply.get("recycle"))
                     return reply
+                if reply["t"] == "recycle":  # a plugin thread outlived the call
+                    self.recycle = True
+                    continue
                 if reply["t"] != "host" or on_host is None:
                     raise protocol.ProtocolError(f"unexpected {reply['t']!r} frame")
                 self._answer_host(reply, on_host)
@@ -352,8 +356,6 @@ class RunnerProcess:
             self.secrets = []
 
     def _answer_host(self, request: dict[str, Any], on_host: HostHandler) -> None:
-        from plugins_core.sdk import PluginError
-
         try:
             value = on_host(request)
             answer: dict[str, Any] = {"t": "host_reply", "id": request["id"], "ok": True, "value": value}

@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 import redis
 from django.conf import settings
+from imbi_plugin_sdk import ConfigWrite, DataType
 
 from imbi.core.access import load_project
 from imbi.core.models import Project, Role
 from plugins_core import tabs
 from plugins_core.runner import InProcessRunner
-from plugins_core.sdk import ConfigWrite, DataType
 
 SECRET = "cache-must-never-hold-this-7f3a"
 

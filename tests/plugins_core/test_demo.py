@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from imbi_plugin_sdk import LogQuery
 
 from imbi.core.access import Grant
 from imbi.core.models import Organization, Project, ProjectType, Role
@@ -23,7 +24,6 @@ from plugins_core.models import (
 )
 from plugins_core.resolution import resolve
 from plugins_core.runner import default_runner
-from plugins_core.sdk import LogQuery
 from plugins_core.storage import DatabaseKeyValueStore
 
 pytestmark = pytest.mark.django_db

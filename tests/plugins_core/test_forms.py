@@ -8,16 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 from django import forms
-
-from plugins_core import registry
-from plugins_core.forms import (
-    CredentialsForm,
-    OptionsForm,
-    SafeJSONField,
-    apply_credentials,
-    credential_fields_for,
-)
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     ConfigKey,
     ConfigurationPlugin,
     ConfigValue,
@@ -28,6 +19,15 @@ from plugins_core.sdk import (
     OptionType,
     PluginManifest,
     PluginType,
+)
+
+from plugins_core import registry
+from plugins_core.forms import (
+    CredentialsForm,
+    OptionsForm,
+    SafeJSONField,
+    apply_credentials,
+    credential_fields_for,
 )
 
 SIGNING_KEY = "signing-key-value-3f9a1c"

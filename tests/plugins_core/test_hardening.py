@@ -12,6 +12,18 @@ from collections.abc import Sequence
 
 from django.test import Client
 from django.urls import reverse
+from imbi_plugin_sdk import (
+    ConfigKey,
+    ConfigurationPlugin,
+    ConfigValue,
+    ConfigWrite,
+    ConnectionResult,
+    CredentialField,
+    OptionField,
+    OptionType,
+    PluginManifest,
+    PluginType,
+)
 from rest_framework.test import APIClient
 
 from imbi.core.access import load_project
@@ -23,18 +35,6 @@ from plugins_core.models import (
     ProjectTypePlugin,
     ServiceApplication,
     ThirdPartyService,
-)
-from plugins_core.sdk import (
-    ConfigKey,
-    ConfigurationPlugin,
-    ConfigValue,
-    ConfigWrite,
-    ConnectionResult,
-    CredentialField,
-    OptionField,
-    OptionType,
-    PluginManifest,
-    PluginType,
 )
 from tests.plugins_core.test_admin import staff_admin  # noqa: F401  (fixture)
 from tests.plugins_core.test_forms import SIGNING_KEY, use_handler

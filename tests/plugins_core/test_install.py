@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from imbi_plugin_example.config import ExampleConfiguration
+from imbi_plugin_sdk import ServiceTemplate
 
 from imbi.core.models import AuditEvent, Organization
 from plugins_core import install as install_module
@@ -24,7 +25,6 @@ from plugins_core.install import (
     install_from_template,
 )
 from plugins_core.models import Plugin, ServiceApplication, ThirdPartyService
-from plugins_core.sdk import ServiceTemplate
 
 pytestmark = pytest.mark.django_db
 

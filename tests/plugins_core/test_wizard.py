@@ -339,7 +339,7 @@ def test_test_connection_scrubs_secret_values(org: Organization) -> None:
 
     class Leaky(entry.handler):  # type: ignore[misc,name-defined]
         def test_connection(self) -> Any:
-            from plugins_core.sdk import ConnectionResult
+            from imbi_plugin_sdk import ConnectionResult
 
             return ConnectionResult.problem(
                 f"rejected {self.credentials['api_token']}", token=self.credentials["api_token"]
@@ -366,7 +366,7 @@ def test_test_connection_runs_in_the_sample_projects_context(
 
     class Echo(entry.handler):  # type: ignore[misc,name-defined]
         def test_connection(self) -> Any:
-            from plugins_core.sdk import ConnectionResult
+            from imbi_plugin_sdk import ConnectionResult
 
             ctx = self.context
             return ConnectionResult.success(

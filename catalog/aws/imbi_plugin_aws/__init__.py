@@ -11,7 +11,7 @@ Services" service (region, optional endpoint override) whose credentials both us
 failures to SDK errors without ever echoing a credential or a configuration value.
 """
 
-from plugins_core.sdk import ServiceTemplate
+from imbi_plugin_sdk import ServiceTemplate
 
 __version__ = "0.1.0"
 

@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     ConnectionResult,
     Credentials,
     CursorExpired,

@@ -25,8 +25,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
     ReadTimeoutError,
 )
-
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     Conflict,
     CredentialsInvalid,
     CredentialsMissing,

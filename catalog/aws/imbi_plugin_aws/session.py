@@ -15,8 +15,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-
-from plugins_core.sdk import CredentialField, Credentials, CredentialsMissing, PluginContext
+from imbi_plugin_sdk import CredentialField, Credentials, CredentialsMissing, PluginContext
 
 from .errors import translate_errors
 

@@ -13,10 +13,9 @@ from typing import Any
 
 import boto3
 import pytest
+from imbi_plugin_sdk import Credentials, PluginHandler
+from imbi_plugin_sdk.testkit import make_context
 from moto.server import ThreadedMotoServer
-
-from plugins_core.sdk import Credentials, PluginHandler
-from plugins_core.sdk.testkit import make_context
 
 REGION = "us-east-1"
 ACCESS_KEY_ID = "AKIAIMBITESTKEY00001"

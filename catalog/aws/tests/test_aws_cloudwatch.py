@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 from imbi_plugin_aws.cloudwatch import CloudWatchLogs, encode_cursor
-
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     Credentials,
     CredentialsMissing,
     CursorExpired,
@@ -28,7 +27,7 @@ from plugins_core.sdk import (
     LogQuery,
     UpstreamUnavailable,
 )
-from plugins_core.sdk.testkit import assert_contract
+from imbi_plugin_sdk.testkit import assert_contract
 
 Boto = Callable[[str], Any]
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -253,7 +252,7 @@ def test_test_connection(logs_handler: Callable[..., CloudWatchLogs], group: str
 def test_unknown_log_group_search_is_not_found(
     logs_handler: Callable[..., CloudWatchLogs], group: str
 ) -> None:
-    from plugins_core.sdk import NotFound
+    from imbi_plugin_sdk import NotFound
 
     with pytest.raises(NotFound) as caught:
         logs_handler(options={"log_group": group + "/nope"}).search(window())

@@ -14,8 +14,7 @@ from botocore.exceptions import (
 )
 from imbi_plugin_aws.errors import DEFAULT_RETRY_AFTER, map_error, translate_errors
 from imbi_plugin_aws.session import AwsClients, endpoint_url, region
-
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     Conflict,
     Credentials,
     CredentialsInvalid,
@@ -27,7 +26,7 @@ from plugins_core.sdk import (
     PluginTimeout,
     UpstreamUnavailable,
 )
-from plugins_core.sdk.testkit import make_context
+from imbi_plugin_sdk.testkit import make_context
 
 
 def client_error(

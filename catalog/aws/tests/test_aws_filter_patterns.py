@@ -13,8 +13,7 @@ from imbi_plugin_aws.cloudwatch import (
     parse_event,
     quote,
 )
-
-from plugins_core.sdk import CursorExpired, InvalidInput, LogFilter, LogLevel, LogQuery
+from imbi_plugin_sdk import CursorExpired, InvalidInput, LogFilter, LogLevel, LogQuery
 
 END = datetime(2026, 1, 1, 12, tzinfo=UTC)
 

@@ -10,8 +10,7 @@ import pytest
 from imbi_plugin_aws import SERVICE_TEMPLATE
 from imbi_plugin_aws.cloudwatch import CloudWatchLogs
 from imbi_plugin_aws.ssm import SSMConfiguration
-
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     ConfigWrite,
     Credentials,
     CredentialsMissing,
@@ -20,7 +19,7 @@ from plugins_core.sdk import (
     UpstreamUnavailable,
     check_handler_class,
 )
-from plugins_core.sdk.testkit import assert_contract
+from imbi_plugin_sdk.testkit import assert_contract
 
 Boto = Callable[[str], Any]
 

@@ -18,8 +18,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     Conflict,
     CredentialsInvalid,
     InvalidInput,

@@ -20,10 +20,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from nacl.exceptions import CryptoError
-from nacl.public import PublicKey, SealedBox
-
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     ConfigKey,
     ConfigurationPlugin,
     ConfigValue,
@@ -44,6 +41,8 @@ from plugins_core.sdk import (
     ServiceTemplate,
     UpstreamUnavailable,
 )
+from nacl.exceptions import CryptoError
+from nacl.public import PublicKey, SealedBox
 
 from . import __version__
 from ._http import GitHubClient

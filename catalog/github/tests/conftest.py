@@ -24,13 +24,12 @@ from urllib.parse import parse_qs
 
 import pytest
 from imbi_plugin_github.actions import GitHubActionsConfiguration
+from imbi_plugin_sdk import Credentials
+from imbi_plugin_sdk.testkit import make_context
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, SealedBox
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
-
-from plugins_core.sdk import Credentials
-from plugins_core.sdk.testkit import make_context
 
 TOKEN = "ghp_EmulatorToken0123456789abcdefABCDEF42"
 KEY_ID = "568250167242549743"

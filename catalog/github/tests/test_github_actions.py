@@ -14,15 +14,14 @@ from imbi_plugin_github.actions import (
     github_name,
     parse_repository,
 )
-
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     ConfigWrite,
     Credentials,
     DataType,
     InvalidInput,
     check_handler_class,
 )
-from plugins_core.sdk.testkit import assert_contract, make_context, run_contract
+from imbi_plugin_sdk.testkit import assert_contract, make_context, run_contract
 
 REPO = "acme/billing"
 SECRET_VALUE = "s3cr3t-Value-that-must-never-leak-7f41"

@@ -9,8 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     ConfigWrite,
     Conflict,
     CredentialsInvalid,

@@ -3,10 +3,10 @@
 Owns the service template both handlers share (one "Imbi local" service per organization):
 ``config.LocalConfiguration`` keeps configuration in the platform's own database through
 host key-value storage; ``logs.LocalLogs`` reads JSON-lines files from a directory. Only the
-host's ``plugins_core.sdk`` is imported; there are no other dependencies.
+host's ``imbi_plugin_sdk`` is imported; there are no other dependencies.
 """
 
-from plugins_core.sdk import ServiceTemplate
+from imbi_plugin_sdk import ServiceTemplate
 
 __all__ = ["TEMPLATE"]
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     ConfigKey,
     ConfigurationPlugin,
     ConfigValue,

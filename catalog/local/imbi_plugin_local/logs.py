@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     ConnectionResult,
     CursorExpired,
     FilterOp,

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 from imbi_plugin_local.config import LocalConfiguration
-
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     ConfigWrite,
     Credentials,
     DataType,
@@ -16,7 +15,7 @@ from plugins_core.sdk import (
     MemoryKeyValueStore,
     UpstreamUnavailable,
 )
-from plugins_core.sdk.testkit import assert_contract, make_context
+from imbi_plugin_sdk.testkit import assert_contract, make_context
 
 
 def handler(store: MemoryKeyValueStore | None = None, **context: Any) -> LocalConfiguration:

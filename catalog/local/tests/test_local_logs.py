@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 from imbi_plugin_local.logs import LocalLogs
-
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     Credentials,
     CursorExpired,
     FilterOp,
@@ -20,7 +19,7 @@ from plugins_core.sdk import (
     LogLevel,
     LogQuery,
 )
-from plugins_core.sdk.testkit import assert_contract, make_context
+from imbi_plugin_sdk.testkit import assert_contract, make_context
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 LEVELS = ["info", "warning", "error", "debug", "WARN"]

@@ -16,8 +16,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
-
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     Conflict,
     CredentialsInvalid,
     InvalidInput,

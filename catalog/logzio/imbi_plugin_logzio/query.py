@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from plugins_core.sdk import CursorExpired, FilterOp, JSONValue, LogLevel, LogQuery
+from imbi_plugin_sdk import CursorExpired, FilterOp, JSONValue, LogLevel, LogQuery
 
 TIMESTAMP_FIELD = "@timestamp"
 MAX_PAGE_SIZE = 1000

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     ConnectionResult,
     CredentialField,
     CredentialsInvalid,

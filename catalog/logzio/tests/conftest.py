@@ -23,11 +23,10 @@ from typing import Any
 
 import pytest
 from imbi_plugin_logzio.search import LogzioLogs
+from imbi_plugin_sdk import Credentials
+from imbi_plugin_sdk.testkit import make_context
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
-
-from plugins_core.sdk import Credentials
-from plugins_core.sdk.testkit import make_context
 
 TOKEN = "lz-token-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 ALLOWED_SORTS = (

@@ -9,8 +9,7 @@ from email.utils import format_datetime
 from typing import Any
 
 import pytest
-
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     Conflict,
     CredentialsInvalid,
     CredentialsMissing,

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from imbi_plugin_logzio.query import escape_simple_query, escape_wildcard, level_terms
 from imbi_plugin_logzio.search import REGION_URLS, LogzioLogs, base_url_for
-
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     CursorExpired,
     FilterOp,
     InvalidInput,
@@ -21,7 +20,7 @@ from plugins_core.sdk import (
     LogQuery,
     check_handler_class,
 )
-from plugins_core.sdk.testkit import assert_contract
+from imbi_plugin_sdk.testkit import assert_contract
 
 
 def _query(**kwargs: Any) -> LogQuery:

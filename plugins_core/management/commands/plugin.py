@@ -54,6 +54,7 @@ class Command(BaseCommand):
                             "version": e.version,
                             "status": e.status.value,
                             "reason": e.reason,
+                            "legacy_sdk": e.legacy_sdk,
                         }
                         for e in entries
                     ],
@@ -66,6 +67,8 @@ class Command(BaseCommand):
             line = f"{e.name:<{width}}  {e.status.value:<13}  {e.distribution} {e.version}"
             if e.reason:
                 line += f"  -- {e.reason}"
+            if e.legacy_sdk:
+                line += "  [deprecated: imports plugins_core.sdk; use imbi_plugin_sdk]"
             self.stdout.write(line)
         failed = len(snapshot.failed())
         self.stdout.write(

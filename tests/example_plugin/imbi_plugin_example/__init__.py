@@ -6,7 +6,7 @@
 ``broken`` and ``future`` are deliberately unloadable.
 """
 
-from plugins_core.sdk import ServiceTemplate
+from imbi_plugin_sdk import ServiceTemplate
 
 TEMPLATE = ServiceTemplate(
     vendor="example",

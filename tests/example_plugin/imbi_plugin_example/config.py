@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     ConfigKey,
     ConfigurationPlugin,
     ConfigValue,

@@ -7,7 +7,7 @@ import json
 import re
 from datetime import timedelta
 
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     ConnectionResult,
     CursorExpired,
     FilterOp,

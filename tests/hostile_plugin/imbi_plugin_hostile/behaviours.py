@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     ConfigKey,
     ConfigurationPlugin,
     ConfigValue,

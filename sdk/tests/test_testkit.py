@@ -5,8 +5,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     ConfigKey,
     ConfigurationPlugin,
     ConfigValue,
@@ -28,7 +27,7 @@ from plugins_core.sdk import (
     PluginManifest,
     PluginType,
 )
-from plugins_core.sdk.testkit import assert_contract, make_context, run_contract
+from imbi_plugin_sdk.testkit import assert_contract, make_context, run_contract
 
 WRITE = ("contract/key", ConfigWrite(data_type=DataType.JSON, value={"a": [1, 2]}))
 

@@ -19,6 +19,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, NoReturn, Self, TypeVar
 
+from ._version import __version__
 from .errors import ManifestError, OptionValidationError
 
 __all__ = [
@@ -36,8 +37,8 @@ __all__ = [
     "looks_like_secret",
 ]
 
-SDK_API_VERSION = "1.0"
-"""The contract version this SDK defines (MAJOR.MINOR)."""
+SDK_API_VERSION = ".".join(__version__.split(".")[:2])
+"""The contract version this SDK defines: MAJOR.MINOR of the distribution's version."""
 
 _E = TypeVar("_E", bound=StrEnum)
 

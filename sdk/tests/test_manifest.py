@@ -5,8 +5,7 @@ import json
 from typing import Any
 
 import pytest
-
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     SDK_API_VERSION,
     ApiVersion,
     CredentialField,

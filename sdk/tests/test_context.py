@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from plugins_core.sdk import Credentials, KeyValueStore, MemoryKeyValueStore, PluginContext
+from imbi_plugin_sdk import Credentials, KeyValueStore, MemoryKeyValueStore, PluginContext
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
@@ -69,17 +68,22 @@ def test_context_defaults_and_validation() -> None:
         PluginContext(organization="")
 
 
-def test_importing_sdk_does_not_import_django() -> None:
+def test_importing_sdk_imports_only_the_standard_library() -> None:
+    """Every SDK module imports with site-packages off the path (``-S``): stdlib only."""
     code = (
-        "import sys, plugins_core.sdk, plugins_core.sdk.testkit; "
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "{'django', 'rest_framework', 'celery', 'boto3'}); print(bad)"
+        "import sys, pkgutil, importlib, imbi_plugin_sdk\n"
+        "for m in pkgutil.iter_modules(imbi_plugin_sdk.__path__, 'imbi_plugin_sdk.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "top = {m.split('.')[0] for m in sys.modules}\n"
+        "print(sorted(top - set(sys.stdlib_module_names) - {'imbi_plugin_sdk', '__main__'}))\n"
     )
+    sdk_root = Path(__file__).resolve().parents[1]
     result = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-S", "-c", code],
         capture_output=True,
         text=True,
         check=True,
-        cwd=Path(__file__).resolve().parents[3],
+        cwd=sdk_root,
+        env={"PYTHONPATH": str(sdk_root)},
     )
     assert result.stdout.strip() == "[]"

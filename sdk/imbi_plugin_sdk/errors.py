@@ -31,6 +31,7 @@ __all__ = [
     "OptionValidationError",
     "PermissionDenied",
     "PluginError",
+    "PluginFailed",
     "PluginTimeout",
     "UpstreamUnavailable",
 ]
@@ -145,6 +146,15 @@ class PermissionDenied(PluginError):
 
     code = "plugin_permission_denied"
     http_status = 403
+
+
+class PluginFailed(PluginError):
+    """The plugin misbehaved: it raised something that is not a ``PluginError``, or returned
+    a result of the wrong type, a value that is not JSON, or a reply over the size cap.
+    Raised by the host's runner (and ``wire.execute``), never by plugins themselves."""
+
+    code = "plugin_failed"
+    http_status = 502
 
 
 class ManifestError(ValueError):

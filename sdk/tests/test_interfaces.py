@@ -4,8 +4,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     HANDLER_BASES,
     ConfigKey,
     ConfigurationPlugin,
@@ -26,7 +25,7 @@ from plugins_core.sdk import (
     check_handler_class,
     handler_type_errors,
 )
-from plugins_core.sdk.testkit import make_context
+from imbi_plugin_sdk.testkit import make_context
 
 
 def manifest(plugin_type: PluginType, **kwargs: Any) -> PluginManifest:

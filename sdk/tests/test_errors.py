@@ -4,8 +4,7 @@ import json
 import pickle
 
 import pytest
-
-from plugins_core.sdk import (
+from imbi_plugin_sdk import (
     Conflict,
     CredentialsInvalid,
     CredentialsMissing,

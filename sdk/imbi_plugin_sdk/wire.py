@@ -1,0 +1,374 @@
+"""The JSON call contract between the host and a plugin: a ``Call`` in, a ``Reply`` out.
+
+This is the wire format of every plugin call. The in-process runner serializes each call and
+reply through it; an isolated runtime only changes the transport (a pipe instead of a string
+in memory). API::
+
+    call = Call.build("aws-ssm", "get_values", ["db/url"], context=ctx, credentials=creds)
+    text = call.to_json()                      # str;  Call.from_json(text) == call
+    reply = execute(Call.from_json(text), SSMConfiguration, storage=store, log=sink)
+    text = reply.to_json()                     # str;  Reply.from_json(text) == reply
+    values = Reply.from_json(text).unwrap("get_values")   # models, or raises PluginError
+
+- ``Call(entry_point, method, arguments, context, credentials)``: JSON values only.
+  ``arguments`` maps parameter names (``METHODS``) to their JSON form (models as
+  ``to_dict()``); ``context`` is ``PluginContext.to_dict()``; ``credentials`` is a
+  ``str -> str`` dict, never shown by ``repr``. ``Call.build`` encodes Python arguments;
+  ``call.decoded_arguments()`` decodes them.
+- ``Reply(result=..., error=...)``: one of the two. ``error`` is ``PluginError.to_dict()``;
+  ``unwrap(method)`` returns the result models or raises that error.
+- ``execute(call, handler_cls, *, storage=None, log=None, max_reply_bytes=...)`` is the whole
+  plugin side: rebuild context and credentials, construct the handler, call the method,
+  check the result (``results``), encode it, enforce the size cap. It never raises: a plugin
+  bug of any kind, ``BaseException`` included, becomes a ``plugin_failed`` Reply, and its
+  traceback goes to ``log`` with every secret value redacted.
+- ``WireError`` (a ``ValueError``): a Call or Reply text that does not fit the contract.
+
+Every text is plain JSON (``allow_nan=False``): NaN, infinities and arbitrary objects are
+refused, never smuggled through.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from .context import Credentials, KeyValueStore, LogSink, PluginContext, sink_logger
+from .errors import PluginError, PluginFailed
+from .interfaces import PluginHandler
+from .redaction import redact, secret_values
+from .results import RESULTS, decode_result, encode_result, result_problem
+from .types import ConfigWrite, JSONValue, LogQuery
+
+__all__ = [
+    "DEFAULT_MAX_REPLY_BYTES",
+    "METHODS",
+    "WIRE_VERSION",
+    "Call",
+    "Reply",
+    "WireError",
+    "execute",
+]
+
+WIRE_VERSION = 1
+"""Bumped only if the envelope itself changes (not for new methods or fields)."""
+
+DEFAULT_MAX_REPLY_BYTES = 8 * 1024 * 1024
+"""A reply larger than this (as JSON text) is refused as ``plugin_failed``."""
+
+METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "test_connection": (),
+        "list_keys": (),
+        "get_values": ("keys",),
+        "set_value": ("key", "value"),
+        "delete_key": ("key",),
+        "search": ("query",),
+        "histogram": ("query", "bucket_count"),
+    }
+)
+"""Every method a host may call, with its parameter names in order."""
+
+
+class WireError(ValueError):
+    """A Call or Reply that does not fit the contract (malformed JSON, wrong fields)."""
+
+
+def _dumps(value: object) -> str:
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise WireError(f"not JSON: {exc}") from None
+
+
+def _loads(text: str | bytes, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except (TypeError, ValueError) as exc:
+        raise WireError(f"{what}: not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise WireError(f"{what}: expected a JSON object")
+    return data
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _encode_argument(name: str, value: Any) -> JSONValue:
+    if name == "keys":
+        if value is None:
+            return None
+        if isinstance(value, str) or not isinstance(value, Sequence):
+            raise WireError("keys: expected a list of strings or None")
+        keys = list(value)
+        if not all(isinstance(key, str) for key in keys):
+            raise WireError("keys: expected a list of strings or None")
+        return keys
+    if name == "key":
+        if not isinstance(value, str):
+            raise WireError("key: expected a string")
+        return value
+    if name == "value":
+        if not isinstance(value, ConfigWrite):
+            raise WireError("value: expected a ConfigWrite")
+        encoded: JSONValue = value.to_dict()
+        return encoded
+    if name == "query":
+        if not isinstance(value, LogQuery):
+            raise WireError("query: expected a LogQuery")
+        query: JSONValue = value.to_dict()
+        return query
+    if name == "bucket_count":
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+            raise WireError("bucket_count: expected an integer from 1 to 1000")
+        return value
+    raise WireError(f"unknown argument {name!r}")  # pragma: no cover - METHODS is closed
+
+
+def _decode_argument(name: str, value: Any) -> Any:
+    try:
+        if name == "value":
+            return ConfigWrite.from_dict(value)
+        if name == "query":
+            return LogQuery.from_dict(value)
+    except (PluginError, TypeError, ValueError, AttributeError) as exc:
+        raise WireError(f"{name}: {exc}") from None
+    _encode_argument(name, value)  # the JSON form of the others is their Python form
+    return value
+
+
+# --------------------------------------------------------------------------- call
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One method call on one plugin, as JSON values. ``repr`` hides the credentials."""
+
+    entry_point: str
+    method: str
+    arguments: Mapping[str, JSONValue] = field(default_factory=dict)
+    context: Mapping[str, Any] = field(default_factory=dict)
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.entry_point, str) or not self.entry_point:
+            raise WireError("entry_point: expected a non-empty string")
+        if self.method not in METHODS:
+            raise WireError(f"method: {self.method!r} is not a plugin method")
+        for name, kind in (("arguments", Mapping), ("context", Mapping)):
+            if not isinstance(getattr(self, name), kind):
+                raise WireError(f"{name}: expected an object")
+        expected = set(METHODS[self.method])
+        if set(self.arguments) != expected:
+            raise WireError(
+                f"arguments: {self.method} takes {sorted(expected) or 'nothing'}, "
+                f"got {sorted(self.arguments)}"
+            )
+        if not isinstance(self.credentials, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.credentials.items()
+        ):
+            raise WireError("credentials: expected an object of strings")
+        object.__setattr__(self, "arguments", MappingProxyType(dict(self.arguments)))
+        object.__setattr__(self, "context", MappingProxyType(dict(self.context)))
+        object.__setattr__(self, "credentials", MappingProxyType(dict(self.credentials)))
+
+    @classmethod
+    def build(
+        cls,
+        entry_point: str,
+        method: str,
+        *args: Any,
+        context: PluginContext,
+        credentials: Mapping[str, str],
+    ) -> Call:
+        """Encode a Python call (positional arguments, as the handler method takes them)."""
+        names = METHODS.get(method)
+        if names is None:
+            raise WireError(f"method: {method!r} is not a plugin method")
+        if len(args) != len(names):
+            raise WireError(f"{method} takes {len(names)} argument(s), got {len(args)}")
+        return cls(
+            entry_point=entry_point,
+            method=method,
+            arguments={
+                name: _encode_argument(name, v) for name, v in zip(names, args, strict=True)
+            },
+            context=context.to_dict(),
+            credentials=dict(credentials),
+        )
+
+    def decoded_arguments(self) -> list[Any]:
+        """The positional Python arguments for the handler method."""
+        return [_decode_argument(name, self.arguments[name]) for name in METHODS[self.method]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "wire": WIRE_VERSION,
+            "entry_point": self.entry_point,
+            "method": self.method,
+            "arguments": dict(self.arguments),
+            "context": dict(self.context),
+            "credentials": dict(self.credentials),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Call:
+        if data.get("wire", WIRE_VERSION) != WIRE_VERSION:
+            raise WireError(f"wire: version {data.get('wire')!r} is not {WIRE_VERSION}")
+        unknown = sorted(set(data) - {"wire", *Call.__dataclass_fields__})
+        if unknown:
+            raise WireError(f"call: unknown field {unknown[0]!r}")
+        return cls(
+            entry_point=data.get("entry_point", ""),
+            method=data.get("method", ""),
+            arguments=data.get("arguments", {}),
+            context=data.get("context", {}),
+            credentials=data.get("credentials", {}),
+        )
+
+    def to_json(self) -> str:
+        return _dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Call:
+        return cls.from_dict(_loads(text, "call"))
+
+
+# --------------------------------------------------------------------------- reply
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The outcome of a Call: a JSON ``result``, or an ``error`` (``PluginError.to_dict()``)."""
+
+    result: JSONValue = None
+    error: Mapping[str, Any] | None = None
+    _text: list[str] = field(default_factory=list, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.error is not None:
+            if not isinstance(self.error, Mapping) or not isinstance(self.error.get("code"), str):
+                raise WireError("error: expected an object with a string code")
+            if not isinstance(self.error.get("detail", ""), str):
+                raise WireError("error.detail: expected a string")
+            if self.result is not None:
+                raise WireError("a reply carries a result or an error, not both")
+            object.__setattr__(self, "error", MappingProxyType(dict(self.error)))
+
+    @classmethod
+    def failure(cls, error: PluginError) -> Reply:
+        return cls(error=error.to_dict())
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def unwrap(self, method: str) -> Any:
+        """The result as models; raises the carried error, or ``PluginFailed`` if malformed."""
+        if self.error is not None:
+            raise PluginError.from_dict(self.error)
+        try:
+            return decode_result(method, self.result)
+        except Exception as exc:
+            raise PluginFailed(f"the plugin's {method} reply does not fit the contract") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.error is not None:
+            return {"wire": WIRE_VERSION, "error": dict(self.error)}
+        return {"wire": WIRE_VERSION, "result": self.result}
+
+    def to_json(self) -> str:
+        """The JSON text (computed once; ``WireError`` if the result is not JSON)."""
+        if not self._text:
+            self._text.append(_dumps(self.to_dict()))
+        return self._text[0]
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Reply:
+        data = _loads(text, "reply")
+        if data.get("wire", WIRE_VERSION) != WIRE_VERSION:
+            raise WireError(f"wire: version {data.get('wire')!r} is not {WIRE_VERSION}")
+        unknown = sorted(set(data) - {"wire", "result", "error"})
+        if unknown:
+            raise WireError(f"reply: unknown field {unknown[0]!r}")
+        if ("error" in data) == ("result" in data):
+            raise WireError("reply: needs exactly one of result and error")
+        return cls(result=data.get("result"), error=data.get("error"))
+
+
+# --------------------------------------------------------------------------- execute
+
+
+def execute(
+    call: Call,
+    handler_cls: type[PluginHandler],
+    *,
+    storage: KeyValueStore | None = None,
+    log: LogSink | None = None,
+    max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+) -> Reply:
+    """Run ``call`` on a fresh ``handler_cls`` and return its Reply; never raises.
+
+    ``storage`` is handed to the plugin only if its manifest declares ``permissions.storage``.
+    The reply's JSON text is computed here (and cached), so a result that is not JSON or is
+    over ``max_reply_bytes`` becomes a ``plugin_failed`` error, not a transport failure.
+    """
+    manifest = handler_cls.manifest
+    slug = manifest.slug
+    secrets: list[str] = list(call.credentials.values())
+
+    def failed(detail: str) -> Reply:
+        return Reply.failure(PluginFailed(redact(detail, secrets)))
+
+    try:
+        logger = sink_logger(f"imbi.plugins.{slug}", log) if log is not None else None
+        context = PluginContext.from_dict(
+            call.context,
+            logger=logger,
+            storage=storage if manifest.permissions.storage else None,
+        )
+        secrets = secret_values(manifest, context.options, call.credentials)
+        arguments = call.decoded_arguments()
+    except (ValueError, PluginError) as exc:
+        return Reply.failure(PluginFailed(f"call to plugin '{slug}' is invalid: {exc}"))
+    try:
+        handler = handler_cls(context, Credentials(call.credentials))
+        result = getattr(handler, call.method)(*arguments)
+    except PluginError as exc:
+        error = exc.to_dict()
+        error["detail"] = redact(str(error.get("detail", "")), secrets)
+        return Reply(error=error)
+    except BaseException as exc:
+        if log is not None:
+            text = "".join(traceback.format_exception(exc))
+            log.log(
+                logging.ERROR, redact(f"plugin {slug} failed in {call.method}:\n{text}", secrets)
+            )
+        return failed(f"plugin '{slug}' failed ({type(exc).__name__})")
+    problem = result_problem(call.method, result)
+    if problem is not None:
+        return failed(f"plugin '{slug}' returned an invalid {call.method} result: {problem}")
+    try:
+        reply = Reply(result=encode_result(call.method, result))
+        size = len(reply.to_json())  # ASCII (ensure_ascii), so characters are bytes
+    except Exception as exc:
+        reason = str(exc) if isinstance(exc, WireError) else type(exc).__name__
+        return failed(f"plugin '{slug}' returned a {call.method} result that is {reason}")
+    if size > max_reply_bytes:
+        return failed(
+            f"plugin '{slug}' returned a {call.method} reply of {size} bytes, "
+            f"over the {max_reply_bytes}-byte limit"
+        )
+    return reply
+
+
+assert set(METHODS) == set(RESULTS)
