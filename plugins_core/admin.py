@@ -42,8 +42,11 @@ from .forms import (
     option_fields,
     stored_status,
 )
-from .lifecycle import record_plugin_state, set_plugin_enabled
+from .isolation import host
+from .isolation.modes import IN_PROCESS, effective_mode
+from .lifecycle import record_execution_mode, record_plugin_state, set_plugin_enabled
 from .models import (
+    ExecutionMode,
     Plugin,
     ProjectPlugin,
     ProjectTypePlugin,
@@ -295,14 +298,39 @@ class ThirdPartyServiceAdmin(OrgScopedAdmin):
 # --------------------------------------------------------------------------- plugins
 
 
-class PluginOptionsForm(forms.ModelForm):  # type: ignore[type-arg]
-    """A plugin's options on fields generated from its manifest; subclasses add them."""
-
-    manifest: PluginManifest
+class PluginModeForm(forms.ModelForm):  # type: ignore[type-arg]
+    """Refuses ``in_process`` for a distribution the operator does not trust."""
 
     class Meta:
         model = Plugin
-        fields = ("organization", "service", "slug", "name", "plugin_type", "handler", "enabled")
+        fields = (
+            "organization",
+            "service",
+            "slug",
+            "name",
+            "plugin_type",
+            "handler",
+            "enabled",
+            "execution_mode",
+        )
+
+    def clean_execution_mode(self) -> str:
+        mode = str(self.cleaned_data.get("execution_mode") or ExecutionMode.AUTO)
+        handler = self.cleaned_data.get("handler") or self.instance.handler
+        entry = registry.current().get(handler) if handler else None
+        if mode == ExecutionMode.IN_PROCESS and effective_mode(mode, entry) != IN_PROCESS:
+            distribution = entry.distribution if entry else handler
+            raise forms.ValidationError(
+                f"{distribution} is not a trusted distribution, so it can only run isolated. "
+                "An operator can trust it with IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS."
+            )
+        return mode
+
+
+class PluginOptionsForm(PluginModeForm):
+    """A plugin's options on fields generated from its manifest; subclasses add them."""
+
+    manifest: PluginManifest
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -330,16 +358,26 @@ class PluginAdmin(OrgScopedAdmin):
         "organization",
         "enabled",
         "handler_status",
+        "runs",
     )
-    list_filter = ("organization", "plugin_type", "enabled")
+    list_filter = ("organization", "plugin_type", "enabled", "execution_mode")
+    form = PluginModeForm
     search_fields = ("slug", "name", "handler")
     actions = ("enable_plugins", "disable_plugins")
-    readonly_fields = ("handler_status", "option_names")
+    readonly_fields = ("handler_status", "option_names", "runs", "circuit")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         if obj is not None:  # changing these would re-target bindings and credentials
-            return ("handler", "plugin_type", "organization", "handler_status", "option_names")
-        return ("handler_status", "option_names")
+            return (
+                "handler",
+                "plugin_type",
+                "organization",
+                "handler_status",
+                "option_names",
+                "runs",
+                "circuit",
+            )
+        return ("handler_status", "option_names", "runs", "circuit")
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
@@ -365,6 +403,9 @@ class PluginAdmin(OrgScopedAdmin):
             "handler",
             "enabled",
             "handler_status",
+            "execution_mode",
+            "runs",
+            "circuit",
         ]
         manifest = manifest_for(obj) if obj is not None else None
         if manifest is not None:
@@ -382,6 +423,22 @@ class PluginAdmin(OrgScopedAdmin):
             label = f"disabled ({label})"
         return f"{label}: {reason}" if reason else label
 
+    @admin.display(description="Runs")
+    def runs(self, obj: Plugin) -> str:
+        if obj is None or obj.pk is None:
+            return "-"
+        mode = effective_mode(obj.execution_mode, registry.current().get(obj.handler))
+        return "in-process" if mode == IN_PROCESS else "isolated (sandboxed runner)"
+
+    @admin.display(description="Circuit breaker")
+    def circuit(self, obj: Plugin) -> str:
+        if obj is None or obj.pk is None:
+            return "-"
+        state = host.breaker().state(host.plugin_breaker_key(obj.pk))
+        if state.state == "open":
+            return f"open: calls refused for {state.retry_after:.0f}s more"
+        return state.state.replace("_", "-")
+
     @admin.display(description="Options")
     def option_names(self, obj: Plugin) -> str:
         if obj is None or not obj.options:
@@ -392,9 +449,12 @@ class PluginAdmin(OrgScopedAdmin):
 
     def save_model(self, request: HttpRequest, obj: Plugin, form: Any, change: bool) -> None:
         state_changed = change and "enabled" in form.changed_data
+        mode_changed = change and "execution_mode" in form.changed_data
         super().save_model(request, obj, form, change)
         if state_changed:
             record_plugin_state(obj, request.user)
+        if mode_changed:
+            record_execution_mode(obj, form.initial.get("execution_mode", ""), request.user)
 
     @admin.action(description="Enable selected plugins", permissions=["change"])
     def enable_plugins(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None:

@@ -26,6 +26,17 @@ def record_plugin_state(plugin: Plugin, actor: Any) -> None:
     )
 
 
+def record_execution_mode(plugin: Plugin, previous: str, actor: Any) -> None:
+    """Audit an admin's change of where the plugin runs (in-process or isolated)."""
+    audit.record(
+        AuditEvent.Action.PLUGIN_STATE,
+        actor=actor,
+        organization=plugin.organization,
+        plugin_slug=plugin.slug,
+        detail=f"execution mode: {previous or 'auto'} -> {plugin.execution_mode}",
+    )
+
+
 def set_plugin_enabled(plugin: Plugin, enabled: bool, actor: Any) -> bool:
     """Enable or disable an installed plugin; audited. Returns whether anything changed."""
     if plugin.enabled == enabled:

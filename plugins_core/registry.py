@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import importlib
 import sys
 import threading
@@ -252,11 +253,26 @@ def is_trusted(distribution: str) -> bool:
     return settings.trusted is None or normalize(distribution) in settings.trusted
 
 
+def _isolated_entry(
+    name: str,
+    target: str,
+    distribution: str,
+    version: str,
+    status: Status,
+    reason: str = "",
+    manifest: PluginManifest | None = None,
+) -> Entry:
+    return Entry(
+        name, target, distribution, version, status, reason, manifest=manifest, isolated=True
+    )
+
+
 def _examine_isolated(candidates: list[Candidate]) -> list[Entry]:
     """Import ``candidates`` (one distribution) in a sandboxed runner; see the docstring."""
+    from imbi_plugin_sdk import Permissions
+
     from plugins_core.isolation.inspect import inspect_entries
     from plugins_core.isolation.policy import Limits, runner_spec
-    from imbi_plugin_sdk import Permissions
 
     by_name = {c.name: c for c in candidates}
     limits = Limits(import_timeout=settings.import_timeout)
@@ -275,19 +291,7 @@ def _examine_isolated(candidates: list[Candidate]) -> list[Entry]:
     entries = []
     for name, result in found.items():
         c = by_name[name]
-
-        def entry(status: Status, reason: str = "", manifest: PluginManifest | None = None) -> Entry:
-            return Entry(
-                c.name,
-                c.target,
-                c.distribution,
-                c.version,
-                status,
-                reason,
-                manifest=manifest,
-                isolated=True,
-            )
-
+        entry = functools.partial(_isolated_entry, c.name, c.target, c.distribution, c.version)
         if not result.ok or result.manifest is None:
             entries.append(entry(Status.IMPORT_FAILED, result.reason or "import failed"))
             continue

@@ -23,6 +23,8 @@ from imbi.core.models import ProjectType
 from plugins_core import bindings as binding_service
 from plugins_core import registry, tabs
 from plugins_core.install import InstallError, install_from_template
+from plugins_core.isolation import host
+from plugins_core.isolation.modes import effective_mode
 from plugins_core.models import Plugin, ProjectPlugin, ProjectTypePlugin
 from plugins_core.resolution import Resolved, entry_status
 
@@ -334,6 +336,7 @@ def entry_out(entry: registry.Entry) -> dict[str, Any]:
         "reason": entry.reason,
         "plugin_type": entry.manifest.plugin_type.value if entry.manifest else None,
         "api_version": entry.manifest.api_version if entry.manifest else None,
+        "isolated_only": entry.isolated,
     }
 
 
@@ -357,9 +360,12 @@ class InstalledPluginsView(APIView):
         organization, _ = load_organization(request.user, org)
         snapshot = registry.current()
         out = []
+        circuit = host.breaker()
         for plugin in Plugin.objects.filter(organization=organization).select_related("service"):
             status, reason = entry_status(plugin, snapshot)
-            out.append(s.installed_out(plugin, status, reason))
+            runs = effective_mode(plugin.execution_mode, snapshot.get(plugin.handler))
+            state = circuit.state(host.plugin_breaker_key(plugin.pk)).state
+            out.append(s.installed_out(plugin, status, reason, runs=runs, circuit=state))
         return Response(out)
 
 

@@ -148,7 +148,11 @@ class RedisBreaker:
         if opened is None:
             return BreakerState("closed", failures, 0.0)
         wait = float(opened) + self.reset_timeout - time.time()
-        return BreakerState("open", failures, wait) if wait > 0 else BreakerState("half_open", failures, 0.0)
+        return (
+            BreakerState("open", failures, wait)
+            if wait > 0
+            else BreakerState("half_open", failures, 0.0)
+        )
 
     def reset(self, key: str) -> None:
         self.success(key)

@@ -22,6 +22,7 @@ Only the standard library, the SDK and the plugin are imported here.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import json
@@ -78,7 +79,7 @@ def warden(spec: dict[str, Any]) -> int:
         os.close(lifeline)
         try:
             code = runner(spec)
-        except BaseException:  # noqa: BLE001 - the runner must never fall back into the warden
+        except BaseException:
             traceback.print_exc()
             code = 72
         os._exit(code)
@@ -147,7 +148,9 @@ class Channel:
 
     def ask(self, call_id: int, op: str, **fields: Any) -> Any:
         with self.lock:
-            protocol.send_frame(self.sock, {"t": "host", "id": call_id, "op": op, **fields}, self.max_frame)
+            protocol.send_frame(
+                self.sock, {"t": "host", "id": call_id, "op": op, **fields}, self.max_frame
+            )
             reply = protocol.recv_frame(self.sock, self.max_frame)
         if reply.get("t") != "host_reply" or reply.get("id") != call_id:
             raise protocol.ProtocolError("unexpected answer to a host request")
@@ -159,10 +162,8 @@ class Channel:
 def _close_other_fds(keep: set[int]) -> None:
     for fd in range(3, os.sysconf("SC_OPEN_MAX") if os.sysconf("SC_OPEN_MAX") < 65536 else 65536):
         if fd not in keep:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
 
 def _load(
@@ -178,9 +179,12 @@ def _load(
             for part in attr.split(".") if attr else []:
                 obj = getattr(obj, part)
             manifest = check_handler_class(obj)
-        except BaseException as exc:  # noqa: BLE001 - a plugin's import is reported, never fatal
+        except BaseException as exc:
             text = str(exc).strip().splitlines()
-            report[name] = {"ok": False, "reason": f"{type(exc).__name__}: {text[0] if text else ''}"[:500]}
+            report[name] = {
+                "ok": False,
+                "reason": f"{type(exc).__name__}: {text[0] if text else ''}"[:500],
+            }
         else:
             handlers[name] = obj
             report[name] = {"ok": True, "reason": "", "manifest": manifest.to_dict()}
@@ -191,10 +195,8 @@ def _load(
 
 def _reap_leftovers() -> None:
     """Kill every other process in this PID namespace (we are its PID 1) and reap them."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(-1, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
@@ -212,10 +214,8 @@ class StderrSink:
     """The plugin's log lines go to stderr, which the host captures, caps and tags."""
 
     def log(self, level: int, message: str) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError):
             sys.stderr.write(f"{logging.getLevelName(level)} {message}\n")
-        except (OSError, ValueError):
-            pass
 
 
 def _execute(
@@ -227,7 +227,9 @@ def _execute(
         call = Call.from_dict(message.get("call") or {})
         handler_cls = handlers[call.entry_point]
     except (WireError, KeyError, TypeError) as exc:
-        reply = Reply.failure(PluginFailed(f"the runner cannot serve this call ({type(exc).__name__})"))
+        reply = Reply.failure(
+            PluginFailed(f"the runner cannot serve this call ({type(exc).__name__})")
+        )
     else:
         try:
             reply = execute(
@@ -237,7 +239,7 @@ def _execute(
                 log=StderrSink(),
                 max_reply_bytes=channel.max_frame - 256,
             )
-        except BaseException as exc:  # noqa: BLE001 - e.g. raised from a result's __del__
+        except BaseException as exc:
             reply = Reply.failure(PluginFailed(f"plugin failed ({type(exc).__name__})"))
     text = reply.to_json()
     return f'{{"t":"reply","id":{json.dumps(call_id)},"reply":{text}}}'
@@ -255,7 +257,9 @@ def runner(spec: dict[str, Any]) -> int:
     except sandbox.SandboxError as exc:
         channel.send({"t": "hello", "protocol": protocol.PROTOCOL_VERSION, "error": str(exc)})
         return 73
-    handlers, report = _load(dict(spec.get("entries") or {}), channel if spec.get("inspect") else None)
+    handlers, report = _load(
+        dict(spec.get("entries") or {}), channel if spec.get("inspect") else None
+    )
     threads = threading.active_count()
     channel.send(
         {

@@ -21,7 +21,6 @@ import threading
 from typing import Any
 
 from django.conf import settings
-
 from imbi_plugin_sdk import PermissionDenied, PluginError
 from imbi_plugin_sdk.redaction import redact
 from imbi_plugin_sdk.wire import Call, Reply, WireError
@@ -97,8 +96,12 @@ def limits() -> Limits:
     )
 
 
+def plugin_breaker_key(plugin_id: int) -> str:
+    return f"plugin:{plugin_id}"
+
+
 def breaker_key(resolved: Resolved) -> str:
-    return f"plugin:{resolved.plugin.pk}"
+    return plugin_breaker_key(resolved.plugin.pk)
 
 
 class HostRequests:

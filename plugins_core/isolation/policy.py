@@ -138,7 +138,9 @@ def runner_spec(
     extra_ports: tuple[int, ...] = (),
 ) -> RunnerSpec:
     own = {_top_level(target) for target in entries.values()}
-    ports = tuple(sorted({*tcp_ports(permissions), *extra_ports})) if permissions.network_hosts else ()
+    ports = (
+        tuple(sorted({*tcp_ports(permissions), *extra_ports})) if permissions.network_hosts else ()
+    )
     policy = Policy(
         read_paths=read_paths(own),
         tcp_ports=ports,

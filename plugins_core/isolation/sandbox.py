@@ -172,13 +172,19 @@ def _landlock(policy: Policy) -> int:
         read = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
         for path in policy.read_paths:
             _add_path(ruleset, path, read)
-        _add_path(ruleset, "/dev/null", FS_READ_FILE | FS_WRITE_FILE | (FS_TRUNCATE if abi >= 3 else 0))
+        _add_path(
+            ruleset, "/dev/null", FS_READ_FILE | FS_WRITE_FILE | (FS_TRUNCATE if abi >= 3 else 0)
+        )
         if policy.tmp_dir:
             _add_path(ruleset, policy.tmp_dir, fs_all)
         if net_all:
             for port in policy.tcp_ports:
                 _syscall(
-                    SYS_LANDLOCK_ADD_RULE, ruleset, RULE_NET_PORT, struct.pack("=QQ", NET_CONNECT_TCP, port), 0
+                    SYS_LANDLOCK_ADD_RULE,
+                    ruleset,
+                    RULE_NET_PORT,
+                    struct.pack("=QQ", NET_CONNECT_TCP, port),
+                    0,
                 )
         elif policy.tcp_ports:
             raise SandboxError(f"Landlock ABI {abi} cannot restrict TCP ports (needs 4)")
@@ -300,7 +306,11 @@ def seccomp_program(network: bool) -> list[bytes]:
         _insn(BPF_RET_K, SECCOMP_RET_ALLOW),
         _insn(BPF_RET_K, eperm),
     ]
-    checks = [_insn(BPF_LD_W_ABS, 16), _insn(BPF_JEQ_K, AF_UNIX, 0, 1), _insn(BPF_RET_K, SECCOMP_RET_ALLOW)]
+    checks = [
+        _insn(BPF_LD_W_ABS, 16),
+        _insn(BPF_JEQ_K, AF_UNIX, 0, 1),
+        _insn(BPF_RET_K, SECCOMP_RET_ALLOW),
+    ]
     if allowed_domains:
         checks += [
             _insn(BPF_JEQ_K, AF_INET, 1, 0),

@@ -24,6 +24,7 @@ the plugin slug.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -87,7 +88,9 @@ class _Spawner:
         with self._lock:
             if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
                 self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._loop, name="imbi-runner-spawner", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name="imbi-runner-spawner", daemon=True
+                )
                 self._thread.start()
         future: Future[Any] = Future()
         self._queue.put((fn, future))
@@ -98,7 +101,7 @@ class _Spawner:
             fn, future = self._queue.get()
             try:
                 future.set_result(fn())
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            except BaseException as exc:
                 future.set_exception(exc)
 
 
@@ -278,13 +281,17 @@ class RunnerProcess:
             ) from None
         except protocol.ProtocolError as exc:
             self.kill()
-            raise PluginFailed(f"plugin '{self.spec.slug}' runner sent a bad handshake ({exc})") from None
+            raise PluginFailed(
+                f"plugin '{self.spec.slug}' runner sent a bad handshake ({exc})"
+            ) from None
         if hello.get("t") != "hello" or hello.get("protocol") != protocol.PROTOCOL_VERSION:
             self.kill()
             raise PluginFailed(f"plugin '{self.spec.slug}' runner speaks another protocol")
         if hello.get("error"):
             self.kill()
-            raise PluginFailed(f"plugin '{self.spec.slug}' runner could not start: {hello['error']}")
+            raise PluginFailed(
+                f"plugin '{self.spec.slug}' runner could not start: {hello['error']}"
+            )
         self.hello = hello
 
     @property
@@ -358,7 +365,12 @@ class RunnerProcess:
     def _answer_host(self, request: dict[str, Any], on_host: HostHandler) -> None:
         try:
             value = on_host(request)
-            answer: dict[str, Any] = {"t": "host_reply", "id": request["id"], "ok": True, "value": value}
+            answer: dict[str, Any] = {
+                "t": "host_reply",
+                "id": request["id"],
+                "ok": True,
+                "value": value,
+            }
         except PluginError as exc:
             answer = {"t": "host_reply", "id": request["id"], "ok": False, "error": exc.to_dict()}
         protocol.send_frame(self.sock, answer, self.spec.max_frame)
@@ -367,15 +379,13 @@ class RunnerProcess:
         """Kill the warden and the runner's whole PID namespace; returns the exit code."""
         if not self.dead:
             self.dead = True
-            try:
+            with contextlib.suppress(OSError):
                 os.close(self._lifeline_w)  # the warden SIGKILLs the runner (PID 1 of its ns)
-            except OSError:
-                pass
             try:
-                code = self.proc.wait(timeout=2)
+                self.proc.wait(timeout=2)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                code = self.proc.wait()
+                self.proc.wait()
             self.sock.close()
             _remove_cgroup(self.cgroup)
             shutil.rmtree(self.tmp_dir, ignore_errors=True)

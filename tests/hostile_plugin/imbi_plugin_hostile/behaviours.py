@@ -185,7 +185,10 @@ class Network(Base):
 
     def attack(self) -> list[str]:
         results = []
-        for label, port in (("DECLARED", DECLARED_PORT), ("UNDECLARED", self.context.options["port"])):
+        for label, port in (
+            ("DECLARED", DECLARED_PORT),
+            ("UNDECLARED", self.context.options["port"]),
+        ):
             try:
                 with socket.create_connection(("127.0.0.1", int(port)), timeout=2) as conn:
                     conn.sendall(b"hello")
@@ -245,7 +248,7 @@ class Orm(Base):
             from plugins_core.models import ServiceApplication
 
             return [f"STOLE_{row.credentials}" for row in ServiceApplication.objects.all()]
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             return [f"ORM_REFUSED_{type(exc).__name__}"]
 
 
@@ -322,6 +325,6 @@ class StorageEscape(Base):
                 try:
                     value = channel.ask(call_id, "storage.get", key="token", **extra)  # type: ignore[union-attr]
                     results.append(f"ESCAPED_{extra}={value}")
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     results.append(f"REFUSED_{type(exc).__name__}")
         return results

@@ -21,8 +21,8 @@ from django.conf import settings
 from imbi.core.models import Role
 from plugins_core import registry
 from plugins_core.isolation import host
-from plugins_core.isolation.host import IsolatedRunner
 from plugins_core.isolation.errors import PluginTimeout
+from plugins_core.isolation.host import IsolatedRunner
 from plugins_core.models import Plugin, PluginStorage, ServiceApplication, ThirdPartyService
 from plugins_core.resolution import resolve
 from tests.plugins_core.conftest import API_TOKEN
@@ -85,8 +85,15 @@ def flat() -> Any:
     ],
 )
 def test_failing_plugin_gets_its_documented_code(
-    entry: str, code: str, status: int, flat: Any, hostile: Any, viewer: Any, project: Any,
-    caplog: Any, healthy_tab: Any,
+    entry: str,
+    code: str,
+    status: int,
+    flat: Any,
+    hostile: Any,
+    viewer: Any,
+    project: Any,
+    caplog: Any,
+    healthy_tab: Any,
 ) -> None:
     hostile(entry)
     response, elapsed = call(viewer, project, caplog)
@@ -109,7 +116,9 @@ def test_a_crash_is_answered_at_once_and_the_runner_replaced(
     assert second.json()["code"] == "plugin_crashed"
 
 
-def test_reason_of_a_base_exception_is_named(hostile: Any, viewer: Any, project: Any, caplog: Any) -> None:
+def test_reason_of_a_base_exception_is_named(
+    hostile: Any, viewer: Any, project: Any, caplog: Any
+) -> None:
     hostile("hostile-system-exit")
     response, _ = call(viewer, project, caplog)
     assert response.json()["detail"] == "plugin 'hostile-system-exit' failed (SystemExit)"
@@ -192,7 +201,9 @@ def test_environment_proc_and_host_files_are_out_of_reach(
         "test_settings": str(base / "imbi" / "settings" / "test.py"),
         "data": str(base / "data" / "db.sqlite3"),
         "other_plugin": str(base / "catalog" / "aws" / "imbi_plugin_aws" / "__init__.py"),
-        "example_plugin": str(base / "tests" / "example_plugin" / "imbi_plugin_example" / "config.py"),
+        "example_plugin": str(
+            base / "tests" / "example_plugin" / "imbi_plugin_example" / "config.py"
+        ),
         "shadow": "/etc/shadow",
         "host_pid": str(os.getpid()),
     }
@@ -208,7 +219,9 @@ def test_environment_proc_and_host_files_are_out_of_reach(
     assert "KILLED_HOST" not in report
 
 
-def test_host_orm_is_unusable(hostile: Any, viewer: Any, project: Any, caplog: Any, other_org: Any) -> None:
+def test_host_orm_is_unusable(
+    hostile: Any, viewer: Any, project: Any, caplog: Any, other_org: Any
+) -> None:
     svc = ThirdPartyService.objects.create(organization=other_org, vendor="x", name="X", slug="x")
     ServiceApplication.objects.create(service=svc, credentials={"token": "globex-credential-7781"})
     hostile("hostile-orm")
@@ -223,7 +236,14 @@ def test_seccomp_denies_ptrace_mount_namespaces_keyrings(
 ) -> None:
     hostile("hostile-syscalls")
     report = keys(call(viewer, project, caplog)[0])
-    assert [k.rsplit("_", 2)[0] for k in report] == ["PTRACE", "MOUNT", "UNSHARE", "KEYCTL", "ADD_KEY", "SETNS"]
+    assert [k.rsplit("_", 2)[0] for k in report] == [
+        "PTRACE",
+        "MOUNT",
+        "UNSHARE",
+        "KEYCTL",
+        "ADD_KEY",
+        "SETNS",
+    ]
     assert all("_DENIED_" in k for k in report), report
 
 
@@ -258,7 +278,10 @@ def test_storage_escape_to_another_organization_is_refused(
 ) -> None:
     svc = ThirdPartyService.objects.create(organization=other_org, vendor="x", name="X", slug="x")
     victim = Plugin.objects.create(
-        organization=other_org, service=svc, slug="victim", plugin_type="configuration",
+        organization=other_org,
+        service=svc,
+        slug="victim",
+        plugin_type="configuration",
         handler="hostile-storage-escape",
     )
     PluginStorage.objects.create(plugin=victim, key="token", value="globex-stored-secret-5521")
