@@ -49,6 +49,7 @@ test: install-test services-deps lint typecheck pytest
 
 bench: install-test services-deps
 	$(PY) -m bench
+	$(PY) -m bench.isolation
 
 # The SDK as a wheel (dist/), what a plugin author installs with pip.
 sdk-wheel: install

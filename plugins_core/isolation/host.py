@@ -15,13 +15,14 @@ refused), with bounded key and value sizes.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import threading
 from typing import Any
 
 from django.conf import settings
-from imbi_plugin_sdk import PermissionDenied, PluginError
+from imbi_plugin_sdk import PermissionDenied, Permissions, PluginError
 from imbi_plugin_sdk.redaction import redact
 from imbi_plugin_sdk.wire import Call, Reply, WireError
 
@@ -31,7 +32,7 @@ from plugins_core.runner import secret_option_values
 from .breaker import Breaker, MemoryBreaker, RedisBreaker
 from .errors import PluginCrashed, PluginFailed, PluginTimeout
 from .policy import Limits, runner_spec
-from .supervisor import Pool
+from .supervisor import Pool, RunnerSpec
 
 logger = logging.getLogger("imbi.plugins.isolation")
 
@@ -142,6 +143,16 @@ class HostRequests:
         return list(store.keys(key))
 
 
+@functools.lru_cache(maxsize=512)
+def _spec(
+    key: tuple[str, ...], slug: str, target: str, permissions: Permissions, limits: Limits
+) -> RunnerSpec:
+    """The runner spec of one pool (its read paths take a directory listing to compute)."""
+    return runner_spec(
+        key=key, slug=slug, entries={key[2]: target}, permissions=permissions, limits=limits
+    )
+
+
 class IsolatedRunner:
     def __init__(self, *, runner_pool: Pool | None = None, circuit: Breaker | None = None) -> None:
         self._pool = runner_pool
@@ -154,12 +165,12 @@ class IsolatedRunner:
         key = breaker_key(resolved)
         circuit.before(key, slug)
         runners = self._pool or pool()
-        spec = runner_spec(
-            key=(entry.distribution, entry.version, entry.name, resolved.context.organization),
-            slug=slug,
-            entries={entry.name: entry.target},
-            permissions=resolved.manifest.permissions,
-            limits=limits(),
+        spec = _spec(
+            (entry.distribution, entry.version, entry.name, resolved.context.organization),
+            slug,
+            entry.target,
+            resolved.manifest.permissions,
+            limits(),
         )
         timeout = float(resolved.context.timeout)
         secrets = [*resolved.credentials.values(), *secret_option_values(resolved)]

@@ -69,7 +69,7 @@ def inspect_entries(
                             results[name] = Inspected(False, str(frame["error"]))
                         pending.clear()
                     break
-                name = frame.get("name")
+                name = str(frame.get("name"))
                 if frame.get("t") != "entry" or name not in pending:
                     continue
                 manifest = frame.get("manifest")

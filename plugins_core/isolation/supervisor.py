@@ -106,12 +106,31 @@ class _Spawner:
 
 
 _spawner = _Spawner()
+_swept = threading.Event()
+
+
+def _sweep_cgroups(base: str) -> None:
+    """Remove empty runner cgroups a killed host left behind (older than a minute)."""
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(base, name)
+        try:
+            if time.time() - os.stat(path).st_mtime > 60:
+                os.rmdir(path)  # refused while any process is in it
+        except OSError:
+            continue
 
 
 def _make_cgroup(processes: int) -> str:
     """A pids cgroup limiting the runner's process count, or "" where none can be made."""
     base = os.path.join(PIDS_CGROUP_ROOT, "imbi-runners")
     path = os.path.join(base, uuid.uuid4().hex[:16])
+    if not _swept.is_set():
+        _swept.set()
+        _sweep_cgroups(base)
     try:
         os.makedirs(path, exist_ok=False)
         with open(os.path.join(path, "pids.max"), "w") as limit:
@@ -413,7 +432,7 @@ class Pool:
         count, last = self._crashes.get(key, (0, 0.0))
         if not count:
             return 0.0
-        delay = min(30.0, 0.05 * 2 ** (count - 1))
+        delay = min(30.0, 0.05 * 2.0 ** (count - 1))
         return max(0.0, last + delay - time.monotonic())
 
     def acquire(self, spec: RunnerSpec, *, wait_limit: float) -> RunnerProcess:
