@@ -66,7 +66,7 @@ def isolated(handler: PluginHandler, *, network_hosts: tuple[str, ...] | None = 
         method.__name__ = name
         return method
 
-    namespace = {name: remote(name) for name in METHODS if hasattr(cls, name)}
+    namespace: dict[str, Any] = {name: remote(name) for name in METHODS if hasattr(cls, name)}
     namespace["__doc__"] = f"{cls.__name__}, run in a sandboxed runner."
     subclass = type(f"Isolated{cls.__name__}", (cls,), namespace)
     return subclass(handler.context, handler.credentials)
