@@ -181,6 +181,8 @@ class _OutputForwarder:
         except (OSError, ValueError):
             pass
         finally:
+            with contextlib.suppress(OSError):
+                self.stream.close()
             if self.dropped:
                 output_logger.warning(
                     "plugin %s %s: %d lines suppressed (cap or rate limit)",
