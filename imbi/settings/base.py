@@ -2,7 +2,7 @@
 
 Variables: ``DATABASE_URL``, ``REDIS_URL``, ``IMBI_ENCRYPTION_KEYS`` (comma-separated list;
 the first key encrypts, all keys decrypt), ``SECRET_KEY``, ``ALLOWED_HOSTS``, ``DEBUG``,
-``IMBI_PLUGINS_STRICT``, ``IMBI_PLUGIN_TIMEOUT``.
+``IMBI_PLUGINS_STRICT``, ``IMBI_PLUGIN_TIMEOUT``, ``IMBI_PLUGIN_MAX_REPLY_BYTES``.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ IMBI_PLUGIN_CPU_SECONDS = env.int("IMBI_PLUGIN_CPU_SECONDS", default=60)
 IMBI_PLUGIN_MEMORY_BYTES = env.int("IMBI_PLUGIN_MEMORY_BYTES", default=2 * 1024**3)
 IMBI_PLUGIN_OPEN_FILES = env.int("IMBI_PLUGIN_OPEN_FILES", default=256)
 IMBI_PLUGIN_PROCESSES = env.int("IMBI_PLUGIN_PROCESSES", default=32)
-IMBI_PLUGIN_MAX_PAYLOAD = env.int("IMBI_PLUGIN_MAX_PAYLOAD", default=8 * 1024 * 1024)
 IMBI_PLUGIN_RUNNERS_IDLE = env.int("IMBI_PLUGIN_RUNNERS_IDLE", default=2)
 IMBI_PLUGIN_BREAKER_FAILURES = env.int("IMBI_PLUGIN_BREAKER_FAILURES", default=5)
 IMBI_PLUGIN_BREAKER_RESET = env.float("IMBI_PLUGIN_BREAKER_RESET", default=30.0)
+# A plugin reply larger than this (as JSON) is refused as plugin_failed (HTTP 502).
+IMBI_PLUGIN_MAX_REPLY_BYTES = env.int("IMBI_PLUGIN_MAX_REPLY_BYTES", default=8 * 1024 * 1024)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
