@@ -348,7 +348,9 @@ def _examine_isolated(candidates: list[Candidate]) -> list[Entry]:
             continue
         compatible, reason = is_compatible(manifest.api, HOST_API_VERSION)
         status = Status.LOADED if compatible else Status.INCOMPATIBLE
-        entries.append(entry(status, reason, manifest))
+        entries.append(
+            dataclasses.replace(entry(status, reason, manifest), legacy_sdk=result.legacy_sdk)
+        )
     return entries
 
 
@@ -368,7 +370,16 @@ def build_snapshot(
     examined = [_examine(c) for c in candidates if trust(c.distribution)]
     untrusted: dict[str, list[Candidate]] = {}
     for c in candidates:
-        if not trust(c.distribution):
+        if trust(c.distribution):
+            continue
+        refusal = sdk_range_problem(c.sdk_range)  # refused before import, like _examine
+        if refusal:
+            examined.append(
+                _isolated_entry(
+                    c.name, c.target, c.distribution, c.version, Status.INCOMPATIBLE, refusal
+                )
+            )
+        else:
             untrusted.setdefault(c.distribution, []).append(c)
     if untrusted:
         with ThreadPoolExecutor(max_workers=4) as pool:

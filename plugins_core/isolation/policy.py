@@ -120,6 +120,13 @@ def read_paths(own_packages: set[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(paths))
 
 
+@functools.lru_cache(maxsize=1)
+def _default_sys_path() -> frozenset[str]:
+    """What ``python -I`` puts on sys.path (the stdlib and site-packages)."""
+    paths = {sysconfig.get_paths()[name] for name in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return frozenset(os.path.normpath(p) for p in paths | set(site.getsitepackages()))
+
+
 def tcp_ports(permissions: Permissions) -> tuple[int, ...]:
     ports = set()
     for pattern in permissions.network_hosts:
@@ -141,8 +148,17 @@ def runner_spec(
     ports = (
         tuple(sorted({*tcp_ports(permissions), *extra_ports})) if permissions.network_hosts else ()
     )
+    roots = tuple(
+        dict.fromkeys(
+            os.path.dirname(location.rstrip("/"))
+            for top in own
+            for location in _locations(top)
+            if os.path.dirname(location.rstrip("/")) not in _default_sys_path()
+        )
+    )
     policy = Policy(
         read_paths=read_paths(own),
+        list_paths=roots,
         tcp_ports=ports,
         network=bool(ports),
         cpu_seconds=limits.cpu_seconds,
@@ -152,6 +168,7 @@ def runner_spec(
     )
     return RunnerSpec(
         key=key,
+        sys_path=roots,
         slug=slug,
         entries=entries,
         policy=policy,

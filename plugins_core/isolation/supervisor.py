@@ -69,6 +69,7 @@ class RunnerSpec:
     max_frame: int = protocol.DEFAULT_MAX_FRAME
     start_timeout: float = 10.0
     inspect: bool = False  # report each entry point as it is imported (registry builds)
+    sys_path: tuple[str, ...] = ()  # import roots the runner's own sys.path lacks
     python: str = field(default_factory=lambda: sys.executable)
 
 
@@ -242,6 +243,7 @@ class RunnerProcess:
             "policy": policy.to_dict(),
             "max_frame": spec.max_frame,
             "inspect": spec.inspect,
+            "sys_path": list(spec.sys_path),
         }
         env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
         env.update({"PATH": "/usr/bin:/bin", "HOME": self.tmp_dir, "TMPDIR": self.tmp_dir})
