@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml sdk/pyproject.toml $(CATALOG)
 
 # Plus the example plugin the tests and benchmarks use (it has deliberately broken entry
 # points, so a demo venv made only by `make run` does not carry it).
-$(TEST_STAMP): $(STAMP) tests/example_plugin/pyproject.toml
-	$(PY) -m pip install -q -e tests/example_plugin
+$(TEST_STAMP): $(STAMP) tests/example_plugin/pyproject.toml tests/hostile_plugin/pyproject.toml
+	$(PY) -m pip install -q -e tests/example_plugin -e tests/hostile_plugin
 	touch $(TEST_STAMP)
 
 install: $(STAMP)
@@ -56,6 +56,7 @@ test: install-test services-deps lint typecheck pytest
 
 bench: install-test services-deps
 	$(TESTING) $(PY) -m bench
+	$(TESTING) $(PY) -m bench.isolation
 
 # The SDK as a wheel (dist/), what a plugin author installs with pip.
 sdk-wheel: install

@@ -50,15 +50,23 @@ from .forms import (
     stored_status,
 )
 from .hosts import clear_stale_credentials, service_host_errors
-from .lifecycle import record_plugin_state, set_plugin_enabled
+from .isolation import host
+from .isolation.modes import IN_PROCESS, effective_mode
+from .lifecycle import (
+    approve_permissions,
+    record_execution_mode,
+    record_plugin_state,
+    set_plugin_enabled,
+)
 from .models import (
+    ExecutionMode,
     Plugin,
     ProjectPlugin,
     ProjectTypePlugin,
     ServiceApplication,
     ThirdPartyService,
 )
-from .resolution import manifest_for
+from .resolution import manifest_for, unapproved_permissions
 
 # --------------------------------------------------------------------------- credentials
 
@@ -423,15 +431,49 @@ class ThirdPartyServiceAdmin(OrgScopedAdmin):
 # --------------------------------------------------------------------------- plugins
 
 
-class PluginOptionsForm(forms.ModelForm):  # type: ignore[type-arg]
+class PluginModeForm(forms.ModelForm):  # type: ignore[type-arg]
+    """Refuses ``in_process`` for a distribution the operator does not trust."""
+
+    class Meta:
+        model = Plugin
+        fields = (
+            "organization",
+            "service",
+            "slug",
+            "name",
+            "plugin_type",
+            "handler",
+            "enabled",
+            "execution_mode",
+        )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "execution_mode" in self.fields:  # left out of a post: keep what the row has
+            self.fields["execution_mode"].required = False
+
+    def clean_execution_mode(self) -> str:
+        mode = str(
+            self.cleaned_data.get("execution_mode")
+            or self.instance.execution_mode
+            or ExecutionMode.AUTO
+        )
+        handler = self.cleaned_data.get("handler") or self.instance.handler
+        entry = registry.current().get(handler) if handler else None
+        if mode == ExecutionMode.IN_PROCESS and effective_mode(mode, entry) != IN_PROCESS:
+            distribution = entry.distribution if entry else handler
+            raise forms.ValidationError(
+                f"{distribution} is not a trusted distribution, so it can only run isolated. "
+                "An operator can trust it with IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS."
+            )
+        return mode
+
+
+class PluginOptionsForm(PluginModeForm):
     """A plugin's options on fields generated from its manifest; subclasses add them."""
 
     manifest: PluginManifest
     changed_options: list[str] = []
-
-    class Meta:
-        model = Plugin
-        fields = ("organization", "service", "slug", "name", "plugin_type", "handler", "enabled")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -452,6 +494,9 @@ def _plugin_status(plugin: Plugin) -> tuple[str, str]:
     entry = registry.current().get(plugin.handler)
     if entry is None:
         return "not installed", f"handler '{plugin.handler}' is not installed on this server"
+    extra = unapproved_permissions(plugin, entry.manifest) if entry.manifest else []
+    if entry.ok and extra:
+        return "permissions pending approval", "asks for " + ", ".join(extra)
     return entry.status.label, entry.reason
 
 
@@ -466,11 +511,13 @@ class PluginAdmin(OrgScopedAdmin):
         "organization",
         "enabled",
         "health_badge",
+        "runs",
     )
-    list_filter = ("organization", "plugin_type", "enabled")
+    list_filter = ("organization", "plugin_type", "enabled", "execution_mode")
+    form = PluginModeForm
     search_fields = ("slug", "name", "handler")
-    actions = ("enable_plugins", "disable_plugins")
-    readonly_fields = ("handler_status", "option_names", "health_badge")
+    actions = ("enable_plugins", "disable_plugins", "approve_permissions")
+    readonly_fields = ("handler_status", "option_names", "health_badge", "runs", "circuit")
 
     class Media:
         css = {"all": ("plugins_core/admin.css",)}
@@ -487,8 +534,10 @@ class PluginAdmin(OrgScopedAdmin):
                 "handler_status",
                 "option_names",
                 "health_badge",
+                "runs",
+                "circuit",
             )
-        return ("handler_status", "option_names", "health_badge")
+        return ("handler_status", "option_names", "health_badge", "runs", "circuit")
 
     @admin.display(description="Health")
     def health_badge(self, obj: Plugin) -> str:
@@ -535,6 +584,9 @@ class PluginAdmin(OrgScopedAdmin):
             "handler",
             "enabled",
             "handler_status",
+            "execution_mode",
+            "runs",
+            "circuit",
         ]
         if obj is not None:
             fields.append("health_badge")
@@ -554,6 +606,22 @@ class PluginAdmin(OrgScopedAdmin):
             label = f"disabled ({label})"
         return f"{label}: {reason}" if reason else label
 
+    @admin.display(description="Runs")
+    def runs(self, obj: Plugin) -> str:
+        if obj is None or obj.pk is None:
+            return "-"
+        mode = effective_mode(obj.execution_mode, registry.current().get(obj.handler))
+        return "in-process" if mode == IN_PROCESS else "isolated (sandboxed runner)"
+
+    @admin.display(description="Circuit breaker")
+    def circuit(self, obj: Plugin) -> str:
+        if obj is None or obj.pk is None:
+            return "-"
+        state = host.breaker().state(host.plugin_breaker_key(obj.pk))
+        if state.state == "open":
+            return f"open: calls refused for {state.retry_after:.0f}s more"
+        return state.state.replace("_", "-")
+
     @admin.display(description="Options")
     def option_names(self, obj: Plugin) -> str:
         if obj is None or not obj.options:
@@ -564,9 +632,12 @@ class PluginAdmin(OrgScopedAdmin):
 
     def save_model(self, request: HttpRequest, obj: Plugin, form: Any, change: bool) -> None:
         state_changed = change and "enabled" in form.changed_data
+        mode_changed = change and "execution_mode" in form.changed_data
         super().save_model(request, obj, form, change)
         if state_changed:
             record_plugin_state(obj, request.user)
+        if mode_changed:
+            record_execution_mode(obj, form.initial.get("execution_mode", ""), request.user)
         request.__dict__["_imbi_changed_options"] = list(getattr(form, "changed_options", []))
 
     def audit_fields(self, obj: Any) -> dict[str, Any]:
@@ -580,6 +651,14 @@ class PluginAdmin(OrgScopedAdmin):
     def enable_plugins(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None:
         changed = sum(set_plugin_enabled(p, True, request.user) for p in queryset)
         messages.success(request, f"Enabled {changed} plugin(s).")
+
+    @admin.action(
+        description="Approve the permissions the installed versions ask for",
+        permissions=["change"],
+    )
+    def approve_permissions(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None:
+        changed = sum(approve_permissions(p, request.user) for p in queryset)
+        messages.success(request, f"Approved the permissions of {changed} plugin(s).")
 
     @admin.action(description="Disable selected plugins", permissions=["change"])
     def disable_plugins(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None:

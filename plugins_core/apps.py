@@ -14,6 +14,10 @@ class PluginsCoreConfig(AppConfig):
         from . import checks, invalidation, registry  # noqa: F401  (registers the check)
 
         invalidation.connect()
+        registry.configure(
+            trusted=settings.IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS,
+            import_timeout=settings.IMBI_PLUGIN_IMPORT_TIMEOUT,
+        )
 
         if settings.IMBI_PLUGINS_STRICT:
             registry.rebuild(strict=True)  # a broken plugin stops start-up, by request

@@ -153,6 +153,12 @@ class ServiceApplication(models.Model):
             raise ValidationError({"credentials": "Credentials must map names to strings."})
 
 
+class ExecutionMode(models.TextChoices):
+    AUTO = "auto", "Automatic (in-process if the distribution is trusted, else isolated)"
+    IN_PROCESS = "in_process", "In-process (trusted)"
+    ISOLATED = "isolated", "Isolated (sandboxed runner process)"
+
+
 class Plugin(models.Model):
     """One installed capability of a service, e.g. aws-ssm on "AWS Production"."""
 
@@ -164,11 +170,28 @@ class Plugin(models.Model):
     handler = models.CharField(max_length=200, help_text="Entry-point name in imbi.plugins.")
     options = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
+    execution_mode = models.CharField(
+        max_length=16,
+        choices=ExecutionMode.choices,
+        default=ExecutionMode.AUTO,
+        help_text="Where the handler runs. Untrusted distributions always run isolated.",
+    )
+    approved_permissions = models.JSONField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The manifest permissions an admin accepted (set at install). A version "
+        "that asks for more stays unavailable until an admin approves them.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering: ClassVar = ["organization__slug", "slug"]
         constraints: ClassVar = [
+            models.CheckConstraint(
+                condition=models.Q(execution_mode__in=[m.value for m in ExecutionMode]),
+                name="plugin_execution_mode_valid",
+            ),
             models.UniqueConstraint(fields=["organization", "slug"], name="plugin_slug_org"),
             models.UniqueConstraint(fields=["id", "organization"], name="plugin_id_org"),
             models.UniqueConstraint(fields=["id", "plugin_type"], name="plugin_id_type"),
@@ -180,6 +203,15 @@ class Plugin(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.slug
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.approved_permissions is None:  # installing: what it declares now is accepted
+            from plugins_core import registry
+
+            entry = registry.current().get(self.handler)
+            if entry is not None and entry.manifest is not None:
+                self.approved_permissions = entry.manifest.permissions.to_dict()
+        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         if (

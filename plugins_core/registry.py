@@ -9,6 +9,13 @@ stops the service: it is recorded with a ``Status`` and a reason (shown in the a
 and ``manage.py plugin list``). With ``strict=True`` (``IMBI_PLUGINS_STRICT=1``) the first
 failure raises its named error instead.
 
+Distributions the operator trusts (``configure(trusted=...)``, from
+``IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS``) are imported in this process and may run in-process.
+Every other distribution is imported only inside a sandboxed runner with a deadline
+(``plugins_core.isolation.inspect``): its entries carry the manifest the runner reported,
+no handler class, and ``isolated=True``. A plugin that hangs or crashes at import is
+recorded ``import_failed`` with the reason; the host never runs its code.
+
 ``current()`` returns the process's snapshot; ``rebuild()`` swaps in a new one with the next
 generation number. A request that already holds a snapshot keeps it (in-flight calls finish
 against the handlers they started with). This module imports nothing from Django.
@@ -16,12 +23,15 @@ against the handlers they started with). This module imports nothing from Django
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import functools
 import importlib
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import MappingProxyType
@@ -101,6 +111,7 @@ class Entry:
     manifest: PluginManifest | None = None
     legacy_sdk: bool = False
     """The plugin imports the deprecated ``plugins_core.sdk`` shim (it still loads)."""
+    isolated: bool = False  # imported only in a sandboxed runner; no handler in this process
 
     @property
     def ok(self) -> bool:
@@ -259,14 +270,121 @@ def _duplicate(entry: Entry, reason: str) -> Entry:
         reason,
         None,
         entry.manifest,
+        legacy_sdk=entry.legacy_sdk,
+        isolated=entry.isolated,
     )
 
 
+def normalize(distribution: str) -> str:
+    return distribution.lower().replace("_", "-").replace(".", "-")
+
+
+@dataclass
+class Settings:
+    """What ``apps.ready`` configures from Django settings (``None``: trust everything)."""
+
+    trusted: frozenset[str] | None = None
+    import_timeout: float = 10.0
+
+
+settings = Settings()
+
+
+def configure(*, trusted: Iterable[str] | None, import_timeout: float = 10.0) -> None:
+    settings.trusted = None if trusted is None else frozenset(normalize(d) for d in trusted)
+    settings.import_timeout = import_timeout
+
+
+def is_trusted(distribution: str) -> bool:
+    return settings.trusted is None or normalize(distribution) in settings.trusted
+
+
+def _isolated_entry(
+    name: str,
+    target: str,
+    distribution: str,
+    version: str,
+    status: Status,
+    reason: str = "",
+    manifest: PluginManifest | None = None,
+) -> Entry:
+    return Entry(
+        name, target, distribution, version, status, reason, manifest=manifest, isolated=True
+    )
+
+
+def _examine_isolated(candidates: list[Candidate]) -> list[Entry]:
+    """Import ``candidates`` (one distribution) in a sandboxed runner; see the docstring."""
+    from imbi_plugin_sdk import Permissions
+
+    from plugins_core.isolation.inspect import inspect_entries
+    from plugins_core.isolation.policy import Limits, runner_spec
+
+    by_name = {c.name: c for c in candidates}
+    limits = Limits(import_timeout=settings.import_timeout)
+
+    def spec_for(entries: dict[str, str]) -> object:
+        spec = runner_spec(
+            key=("inspect", candidates[0].distribution),
+            slug=candidates[0].distribution,
+            entries=entries,
+            permissions=Permissions(),
+            limits=limits,
+        )
+        return dataclasses.replace(spec, inspect=True)
+
+    found = inspect_entries({c.name: c.target for c in candidates}, spec_for)  # type: ignore[arg-type]
+    entries = []
+    for name, result in found.items():
+        c = by_name[name]
+        entry = functools.partial(_isolated_entry, c.name, c.target, c.distribution, c.version)
+        if not result.ok or result.manifest is None:
+            entries.append(entry(Status.IMPORT_FAILED, result.reason or "import failed"))
+            continue
+        try:
+            manifest = PluginManifest.from_dict(result.manifest)
+        except ManifestError as exc:
+            entries.append(entry(Status.INVALID, f"invalid manifest: {exc}"))
+            continue
+        compatible, reason = is_compatible(manifest.api, HOST_API_VERSION)
+        status = Status.LOADED if compatible else Status.INCOMPATIBLE
+        entries.append(
+            dataclasses.replace(entry(status, reason, manifest), legacy_sdk=result.legacy_sdk)
+        )
+    return entries
+
+
 def build_snapshot(
-    candidates: Iterable[Candidate], *, generation: int, strict: bool = False
+    candidates: Iterable[Candidate],
+    *,
+    generation: int,
+    strict: bool = False,
+    trusted: Callable[[str], bool] | None = None,
 ) -> Snapshot:
-    """Import and validate every candidate; the only constructor of a ``Snapshot``."""
-    examined = [_examine(candidate) for candidate in candidates]
+    """Import and validate every candidate; the only constructor of a ``Snapshot``.
+
+    ``trusted(distribution)`` says which candidates may be imported in this process; the
+    others are inspected in a sandboxed runner (default: every candidate is trusted)."""
+    candidates = list(candidates)
+    trust = trusted or (lambda _: True)
+    examined = [_examine(c) for c in candidates if trust(c.distribution)]
+    untrusted: dict[str, list[Candidate]] = {}
+    for c in candidates:
+        if trust(c.distribution):
+            continue
+        refusal = sdk_range_problem(c.sdk_range)  # refused before import, like _examine
+        if refusal:
+            examined.append(
+                _isolated_entry(
+                    c.name, c.target, c.distribution, c.version, Status.INCOMPATIBLE, refusal
+                )
+            )
+        else:
+            untrusted.setdefault(c.distribution, []).append(c)
+    if untrusted:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for found in pool.map(_examine_isolated, untrusted.values()):
+                examined.extend(found)
     # Who keeps a contested slug: the entry point named after it, then the first by name.
     examined.sort(key=lambda e: (e.slug != e.name, e.name, e.distribution))
     owners: dict[str, Entry] = {}
@@ -315,6 +433,8 @@ def rebuild(*, strict: bool = False) -> Snapshot:
     with _lock:
         generation = (_current.generation + 1) if _current else 1
         importlib.invalidate_caches()  # see distributions installed since start
-        snapshot = build_snapshot(discover(), generation=generation, strict=strict)
+        snapshot = build_snapshot(
+            discover(), generation=generation, strict=strict, trusted=is_trusted
+        )
         _current = snapshot
     return snapshot

@@ -13,7 +13,10 @@ credential and secret option value redacted.
 
 Deadlines are cooperative here: the context carries ``timeout`` and plugins pass it to their
 clients; a call that overruns is reported in the log. Hard deadlines, resource limits and
-crash isolation belong to the isolated runner (see docs/decisions).
+crash isolation belong to the isolated runner (``plugins_core.isolation.host``, ADR 0011):
+``default_runner()`` is a ``ModeRunner`` that sends each call to one or the other by the
+plugin's execution mode (``plugins_core.isolation.modes``); a target without a plugin row
+(the wizard's) runs in-process only when its distribution is trusted.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from imbi_plugin_sdk.wire import DEFAULT_MAX_REPLY_BYTES, Call, Reply, WireError
 from imbi.core.crypto import DecryptionError
 
 from . import registry
+from .isolation.modes import ISOLATED, effective_mode
 from .resolution import CredentialsUnreadable
 
 __all__ = [
@@ -47,6 +51,7 @@ __all__ = [
     "CallTarget",
     "HostLogSink",
     "InProcessRunner",
+    "ModeRunner",
     "PluginFailed",
     "Runner",
     "Target",
@@ -216,7 +221,29 @@ class InProcessRunner:
         return reply.to_json()
 
 
-_default = InProcessRunner()
+class ModeRunner:
+    """Dispatches each call by the target's effective execution mode."""
+
+    def __init__(self) -> None:
+        self.in_process = InProcessRunner()
+        self._isolated: Runner | None = None
+
+    def isolated(self) -> Runner:
+        if self._isolated is None:
+            from .isolation.host import IsolatedRunner
+
+            self._isolated = IsolatedRunner()
+        return self._isolated
+
+    def call(self, target: CallTarget, method: str, *args: Any) -> Any:
+        plugin = getattr(target, "plugin", None)
+        chosen = plugin.execution_mode if plugin is not None else "auto"
+        if effective_mode(chosen, target.entry) == ISOLATED:
+            return self.isolated().call(target, method, *args)
+        return self.in_process.call(target, method, *args)
+
+
+_default = ModeRunner()
 
 
 def default_runner() -> Runner:

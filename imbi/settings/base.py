@@ -33,6 +33,19 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 IMBI_ENCRYPTION_KEYS: list[str] = env.list("IMBI_ENCRYPTION_KEYS", default=[])
 IMBI_PLUGINS_STRICT = env.bool("IMBI_PLUGINS_STRICT", default=False)
 IMBI_PLUGIN_TIMEOUT = env.float("IMBI_PLUGIN_TIMEOUT", default=10.0)
+# The isolated plugin runtime (docs/security.md, "Plugin isolation").
+IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS: list[str] = env.list(
+    "IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS",
+    default=["imbi-plugin-aws", "imbi-plugin-github", "imbi-plugin-logzio", "imbi-plugin-local"],
+)
+IMBI_PLUGIN_IMPORT_TIMEOUT = env.float("IMBI_PLUGIN_IMPORT_TIMEOUT", default=10.0)
+IMBI_PLUGIN_CPU_SECONDS = env.int("IMBI_PLUGIN_CPU_SECONDS", default=60)
+IMBI_PLUGIN_MEMORY_BYTES = env.int("IMBI_PLUGIN_MEMORY_BYTES", default=2 * 1024**3)
+IMBI_PLUGIN_OPEN_FILES = env.int("IMBI_PLUGIN_OPEN_FILES", default=256)
+IMBI_PLUGIN_PROCESSES = env.int("IMBI_PLUGIN_PROCESSES", default=32)
+IMBI_PLUGIN_RUNNERS_IDLE = env.int("IMBI_PLUGIN_RUNNERS_IDLE", default=2)
+IMBI_PLUGIN_BREAKER_FAILURES = env.int("IMBI_PLUGIN_BREAKER_FAILURES", default=5)
+IMBI_PLUGIN_BREAKER_RESET = env.float("IMBI_PLUGIN_BREAKER_RESET", default=30.0)
 # A plugin reply larger than this (as JSON) is refused as plugin_failed (HTTP 502).
 IMBI_PLUGIN_MAX_REPLY_BYTES = env.int("IMBI_PLUGIN_MAX_REPLY_BYTES", default=8 * 1024 * 1024)
 
@@ -132,6 +145,8 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL: str = env.str("REDIS_URL", default="")
+# Plugin circuit breakers shared by every worker and node (in memory when empty).
+IMBI_PLUGIN_BREAKER_REDIS_URL: str = env.str("IMBI_PLUGIN_BREAKER_REDIS_URL", default=REDIS_URL)
 
 CACHES: dict[str, dict[str, Any]]
 if REDIS_URL:

@@ -19,3 +19,10 @@ CELERY_TASK_ALWAYS_EAGER = True
 # emulators) on random ports. Production and development settings never set this, and it is
 # not read from the environment (plugins_core.hosts, docs/security.md).
 IMBI_TEST_NETWORK_HOSTS = ("127.0.0.1", "localhost")
+
+# The example plugin is trusted (its tests exercise the in-process runner); the hostile
+# plugin and every other test distribution run isolated.
+IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS = [*IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS, "imbi-plugin-example"]  # noqa: F405
+IMBI_PLUGIN_TIMEOUT = 3.0
+IMBI_PLUGIN_IMPORT_TIMEOUT = 2.0
+IMBI_PLUGIN_MEMORY_BYTES = 1024**3

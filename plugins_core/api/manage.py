@@ -22,6 +22,8 @@ from imbi.core.access import Grant, is_operator, load_organization
 from imbi.core.models import Organization, Project
 from plugins_core import health, registry
 from plugins_core import services as service_fns
+from plugins_core.isolation import host
+from plugins_core.isolation.modes import effective_mode
 from plugins_core.lifecycle import set_plugin_enabled
 from plugins_core.models import ConnectionCheck, Plugin, ThirdPartyService
 from plugins_core.tabs import Forbidden
@@ -85,9 +87,12 @@ def service_out(service: ThirdPartyService) -> dict[str, Any]:
 
 
 def plugin_out(plugin: Plugin, snapshot: registry.Snapshot | None = None) -> dict[str, Any]:
+    snapshot = snapshot or registry.current()
     found = health.badge(plugin, snapshot)
+    runs = effective_mode(plugin.execution_mode, snapshot.get(plugin.handler))
+    circuit = host.breaker().state(host.plugin_breaker_key(plugin.pk)).state
     return {
-        **s.installed_out(plugin, found.status, found.reason),
+        **s.installed_out(plugin, found.status, found.reason, runs=runs, circuit=circuit),
         "options": service_fns.plugin_options(plugin),
         "health": found.to_dict(),
     }

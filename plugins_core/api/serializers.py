@@ -207,6 +207,9 @@ class RegistryEntryOut(serializers.Serializer):  # type: ignore[type-arg]
     legacy_sdk = serializers.BooleanField(
         help_text="The plugin imports the deprecated plugins_core.sdk (use imbi_plugin_sdk)."
     )
+    isolated_only = serializers.BooleanField(
+        help_text="The distribution is not trusted: imported and run only in sandboxed runners."
+    )
 
 
 class RegistryOut(serializers.Serializer):  # type: ignore[type-arg]
@@ -223,6 +226,16 @@ class InstalledPluginOut(serializers.Serializer):  # type: ignore[type-arg]
     enabled = serializers.BooleanField()
     status = serializers.CharField()
     reason = serializers.CharField(allow_blank=True)
+    execution_mode = serializers.ChoiceField(
+        choices=["auto", "in_process", "isolated"], help_text="The mode an admin chose."
+    )
+    runs = serializers.ChoiceField(
+        choices=["in_process", "isolated"], help_text="Where calls actually run."
+    )
+    circuit = serializers.ChoiceField(
+        choices=["closed", "open", "half_open"],
+        help_text="The plugin's circuit breaker (open: calls are refused with 503).",
+    )
 
 
 def binding_out(binding: Binding) -> dict[str, Any]:
@@ -233,20 +246,23 @@ def binding_out(binding: Binding) -> dict[str, Any]:
     return data
 
 
-def installed_out(plugin: Plugin, status: str, reason: str) -> dict[str, Any]:
+def installed_out(
+    plugin: Plugin, status: str, reason: str, *, runs: str = "", circuit: str = "closed"
+) -> dict[str, Any]:
     data = dict(
         InstalledPluginOut(plugin, context={}).to_representation(
-            _WithStatus(plugin, status, reason)
+            _WithStatus(plugin, status, reason, runs or plugin.execution_mode, circuit)
         )
     )
     return data
 
 
 class _WithStatus:
-    def __init__(self, plugin: Plugin, status: str, reason: str) -> None:
+    def __init__(self, plugin: Plugin, status: str, reason: str, runs: str, circuit: str) -> None:
         self.slug, self.name, self.plugin_type = plugin.slug, plugin.name, plugin.plugin_type
         self.handler, self.service, self.enabled = plugin.handler, plugin.service, plugin.enabled
         self.status, self.reason = status, reason
+        self.execution_mode, self.runs, self.circuit = plugin.execution_mode, runs, circuit
 
 
 class InstallIn(serializers.Serializer):  # type: ignore[type-arg]

@@ -405,6 +405,7 @@ def entry_out(entry: registry.Entry) -> dict[str, Any]:
         "plugin_type": entry.manifest.plugin_type.value if entry.manifest else None,
         "api_version": entry.manifest.api_version if entry.manifest else None,
         "legacy_sdk": entry.legacy_sdk,
+        "isolated_only": entry.isolated,
     }
 
 

@@ -91,6 +91,8 @@ def test_check_deploy_is_clean_under_production_settings() -> None:
 
 
 def test_check_deploy_reports_only_the_deliberately_broken_example_plugins() -> None:
+    """The example plugin's three broken entry points, and the hostile plugin's entry point
+    that hangs at import (recorded by its sandboxed import, not run by the host)."""
     keys = Fernet.generate_key().decode()
     result = manage(
         "check",
@@ -100,13 +102,18 @@ def test_check_deploy_reports_only_the_deliberately_broken_example_plugins() -> 
             "SECRET_KEY": GOOD_SECRET,
             "IMBI_ENCRYPTION_KEYS": keys,
             "ALLOWED_HOSTS": "imbi.example.com",
+            "IMBI_PLUGIN_IMPORT_TIMEOUT": "1",
         },
     )
     assert result.returncode == 0, result.stderr
     findings = [line for line in result.stderr.splitlines() if line.startswith("?:")]
-    assert len(findings) == 3, result.stderr
+    assert len(findings) == 4, result.stderr
+    hostile = [line for line in findings if "imbi-plugin-hostile" in line]
+    assert len(hostile) == 1 and "hostile-import-hang" in hostile[0]
+    assert "import did not finish within 1s" in hostile[0]
     for line in findings:
-        assert "(plugins.W001)" in line and "imbi-plugin-example" in line, line
+        assert "(plugins.W001)" in line, line
+        assert "imbi-plugin-example" in line or line in hostile, line
 
 
 def test_migrations_are_complete(tmp_path: Path) -> None:

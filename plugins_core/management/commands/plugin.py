@@ -55,6 +55,7 @@ class Command(BaseCommand):
                             "status": e.status.value,
                             "reason": e.reason,
                             "legacy_sdk": e.legacy_sdk,
+                            "isolated_only": e.isolated,
                         }
                         for e in entries
                     ],
@@ -67,6 +68,8 @@ class Command(BaseCommand):
             line = f"{e.name:<{width}}  {e.status.value:<13}  {e.distribution} {e.version}"
             if e.reason:
                 line += f"  -- {e.reason}"
+            if e.isolated:
+                line += "  [untrusted: runs isolated only]"
             if e.legacy_sdk:
                 line += "  [deprecated: imports plugins_core.sdk; use imbi_plugin_sdk]"
             self.stdout.write(line)

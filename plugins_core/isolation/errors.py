@@ -1,0 +1,28 @@
+"""The problems the isolated runtime reports, as SDK errors (problem+json ``code``s)."""
+
+from __future__ import annotations
+
+from imbi_plugin_sdk import PluginError, PluginFailed, PluginTimeout
+
+__all__ = ["PluginCircuitOpen", "PluginCrashed", "PluginFailed", "PluginTimeout"]
+
+
+class PluginCrashed(PluginError):
+    """The runner process died (exit, signal, resource limit) during the call."""
+
+    code = "plugin_crashed"
+    http_status = 502
+
+
+class PluginCircuitOpen(PluginError):
+    """The plugin failed too often; calls are refused until ``retry_after`` seconds pass."""
+
+    code = "plugin_circuit_open"
+    http_status = 503
+
+    def __init__(self, detail: str = "", *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    def extra(self) -> dict[str, object]:
+        return {"retry_after": self.retry_after} if self.retry_after is not None else {}

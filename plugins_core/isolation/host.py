@@ -1,0 +1,303 @@
+"""``IsolatedRunner``: the host's side of a call to a plugin in a runner process.
+
+Same interface as ``InProcessRunner`` (``call(target, method, *args)``): it consults the
+plugin's circuit breaker, takes a warm runner from the pool (one pool per distribution,
+version, entry point and organization, so no runner ever holds two tenants' credentials),
+sends the call, answers the runner's requests back to the host, and turns the reply into
+the method's SDK result, the plugin's ``PluginError``, or ``plugin_failed``. Deadlines and
+crashes come from ``supervisor``.
+
+Requests back to the host are checked here: ``storage.*`` only when the manifest declares
+``permissions.storage``, always against the installed plugin's own rows (the runner
+cannot name a scope; a request carrying any field other than the operation's own is
+refused), with bounded key and value sizes.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from imbi_plugin_sdk import (
+    PermissionDenied,
+    Permissions,
+    PluginError,
+    PluginManifest,
+    redact,
+    secret_values,
+)
+from imbi_plugin_sdk.wire import Call, Reply, WireError
+
+from plugins_core.runner import CallTarget
+
+from .breaker import Breaker, MemoryBreaker, RedisBreaker
+from .errors import PluginCrashed, PluginFailed, PluginTimeout
+from .policy import Limits, runner_spec
+from .supervisor import Pool, RunnerSpec
+
+logger = logging.getLogger("imbi.plugins.isolation")
+
+STORAGE_FIELDS = {
+    "storage.get": {"key"},
+    "storage.set": {"key", "value"},
+    "storage.delete": {"key"},
+    "storage.keys": {"prefix"},
+}
+MAX_KEY, MAX_VALUE = 512, 64 * 1024
+DEADLINE_GRACE = 0.5  # seconds the hard deadline allows past the context's timeout
+
+_ids = itertools.count(1)
+_lock = threading.Lock()
+_pool: Pool | None = None
+_breaker: Breaker | None = None
+
+
+def pool() -> Pool:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = Pool(max_idle=settings.IMBI_PLUGIN_RUNNERS_IDLE)
+        return _pool
+
+
+def breaker() -> Breaker:
+    global _breaker
+    with _lock:
+        if _breaker is None:
+            fail_max = settings.IMBI_PLUGIN_BREAKER_FAILURES
+            reset = settings.IMBI_PLUGIN_BREAKER_RESET
+            url = settings.IMBI_PLUGIN_BREAKER_REDIS_URL
+            if url:
+                import redis
+
+                _breaker = RedisBreaker(
+                    redis.Redis.from_url(url), fail_max=fail_max, reset_timeout=reset
+                )
+            else:
+                _breaker = MemoryBreaker(fail_max=fail_max, reset_timeout=reset)
+        return _breaker
+
+
+def reset_runtime() -> None:
+    """Kill every warm runner and forget breaker state (tests, settings changes)."""
+    global _pool, _breaker
+    with _lock:
+        old, _pool, _breaker = _pool, None, None
+    if old is not None:
+        old.close()
+
+
+def limits() -> Limits:
+    return Limits(
+        timeout=settings.IMBI_PLUGIN_TIMEOUT,
+        import_timeout=settings.IMBI_PLUGIN_IMPORT_TIMEOUT,
+        cpu_seconds=settings.IMBI_PLUGIN_CPU_SECONDS,
+        address_space=settings.IMBI_PLUGIN_MEMORY_BYTES,
+        open_files=settings.IMBI_PLUGIN_OPEN_FILES,
+        processes=settings.IMBI_PLUGIN_PROCESSES,
+        max_frame=settings.IMBI_PLUGIN_MAX_REPLY_BYTES + 256,  # the reply plus its frame envelope
+    )
+
+
+def plugin_breaker_key(plugin_id: int) -> str:
+    return f"plugin:{plugin_id}"
+
+
+def breaker_key(target: CallTarget) -> str:
+    """Per installed plugin; per entry point for a target without a row (the wizard)."""
+    plugin = getattr(target, "plugin", None)
+    if plugin is None:
+        return f"entry:{target.entry.name}"
+    return plugin_breaker_key(plugin.pk)
+
+
+def manifest_of(target: CallTarget) -> PluginManifest:
+    """The host-side manifest: the one checked at install, never the runner's."""
+    manifest = getattr(target, "manifest", None) or target.entry.manifest
+    assert manifest is not None
+    return manifest
+
+
+def slug_of(target: CallTarget) -> str:
+    plugin = getattr(target, "plugin", None)
+    return str(plugin.slug) if plugin is not None else target.entry.slug
+
+
+class HostRequests:
+    """Answers a runner's requests back to the host during one call."""
+
+    def __init__(self, target: CallTarget) -> None:
+        self.target = target
+
+    def __call__(self, request: dict[str, Any]) -> Any:
+        op = request.get("op")
+        fields = set(request) - {"t", "id", "op"}
+        if op not in STORAGE_FIELDS:
+            raise PermissionDenied(f"unknown host request {str(op)[:40]!r}")
+        store = self.target.context.storage
+        if store is None or not manifest_of(self.target).permissions.storage:
+            raise PermissionDenied("storage is not declared in the plugin's manifest")
+        if fields != STORAGE_FIELDS[op]:
+            logger.warning(
+                "plugin %s sent a storage request with fields %s (refused)",
+                slug_of(self.target),
+                sorted(fields)[:10],
+            )
+            raise PermissionDenied("storage requests carry only their key, value or prefix")
+        key = request.get("key", request.get("prefix", ""))
+        value = request.get("value", "")
+        if not isinstance(key, str) or len(key) > MAX_KEY:
+            raise PermissionDenied(f"storage keys are strings of at most {MAX_KEY} characters")
+        if not isinstance(value, str) or len(value) > MAX_VALUE:
+            raise PermissionDenied(f"storage values are strings of at most {MAX_VALUE} characters")
+        if op == "storage.get":
+            return store.get(key)
+        if op == "storage.set":
+            store.set(key, value)
+            return None
+        if op == "storage.delete":
+            store.delete(key)
+            return None
+        return list(store.keys(key))
+
+
+@functools.lru_cache(maxsize=512)
+def _spec(
+    key: tuple[str, ...], slug: str, target: str, permissions: Permissions, limits: Limits
+) -> RunnerSpec:
+    """The runner spec of one pool (its read paths take a directory listing to compute)."""
+    pool_key = (*key, *permissions.network_hosts, f"storage={permissions.storage}")
+    return runner_spec(
+        key=pool_key, slug=slug, entries={key[2]: target}, permissions=permissions, limits=limits
+    )
+
+
+class IsolatedRunner:
+    def __init__(self, *, runner_pool: Pool | None = None, circuit: Breaker | None = None) -> None:
+        self._pool = runner_pool
+        self._breaker = circuit
+
+    def call(self, target: CallTarget, method: str, *args: Any) -> Any:
+        slug = slug_of(target)
+        entry = target.entry
+        manifest = manifest_of(target)
+        context = target.context
+        circuit = self._breaker or breaker()
+        key = breaker_key(target)
+        circuit.before(key, slug)
+        runners = self._pool or pool()
+        spec = _spec(
+            (entry.distribution, entry.version, entry.name, context.organization),
+            slug,
+            entry.target,
+            manifest.permissions,
+            limits(),
+        )
+        # the plugin's own (cooperative) timeout answers first; the hard deadline follows
+        timeout = float(context.timeout) + DEADLINE_GRACE
+        secrets = secret_values(manifest, context.options, target.credentials)
+        try:
+            runner = runners.acquire(spec, wait_limit=timeout)
+        except (PluginTimeout, PluginCrashed, PluginFailed):
+            circuit.failure(key)
+            raise
+        loaded = runner.entries.get(entry.name) or {}
+        if not loaded.get("ok"):
+            runners.release(runner)
+            circuit.failure(key)
+            reason = redact(str(loaded.get("reason", "not loaded"))[:300], secrets)
+            raise PluginFailed(f"plugin '{slug}' cannot load in its runner: {reason}")
+        call = Call.build(
+            entry.name,
+            method,
+            *args,
+            context=context,
+            credentials=dict(target.credentials),
+        )
+        message = {"id": next(_ids), "call": call.to_dict()}
+        crashed = False
+        try:
+            reply = runner.call(
+                message, timeout=timeout, on_host=HostRequests(target), secrets=secrets
+            )
+        except PluginCrashed:
+            crashed = True
+            circuit.failure(key)
+            raise
+        except (PluginTimeout, PluginFailed):
+            circuit.failure(key)
+            raise
+        finally:
+            runners.release(runner, crashed=crashed)
+        try:
+            result = self._result(slug, method, reply, secrets)
+        except PluginFailed:
+            circuit.failure(key)
+            raise
+        except PluginError:  # the plugin answered as designed (not_found, upstream down, ...)
+            circuit.success(key)
+            raise
+        circuit.success(key)
+        return result
+
+    def _result(self, slug: str, method: str, frame: dict[str, Any], secrets: list[str]) -> Any:
+        """The method's result from a ``reply`` frame, or the error it carries."""
+        data = frame.get("reply")
+        try:
+            if not isinstance(data, dict) or set(data) - {"wire", "result", "error"}:
+                raise WireError("reply: not a Reply object")
+            if ("error" in data) == ("result" in data):
+                raise WireError("reply: needs exactly one of result and error")
+            reply = Reply(result=data.get("result"), error=data.get("error"))
+        except WireError as exc:
+            logger.error("plugin %s.%s sent a malformed reply (%s)", slug, method, exc)
+            raise PluginFailed(f"plugin '{slug}' sent a malformed {method} reply") from None
+        if reply.error is not None and reply.error.get("code") == PluginFailed.code:
+            reason = redact(str(reply.error.get("detail", ""))[:300], secrets)
+            logger.error("plugin %s failed in %s (isolated): %s", slug, method, reason)
+            raise PluginFailed(reason or f"plugin '{slug}' failed")
+        try:
+            return reply.unwrap(method)
+        except PluginFailed:
+            logger.error("plugin %s.%s returned a malformed result", slug, method)
+            raise
+        except PluginError as exc:
+            exc.detail = redact(str(exc.detail)[:1000], secrets)
+            raise exc from None  # nothing of the transport chained to the plugin's error
+
+
+def call_entry(
+    entry: Any,
+    context: Any,
+    credentials: Any,
+    method: str,
+    *args: Any,
+    permissions: Permissions | None = None,
+    circuit: Breaker | None = None,
+) -> Any:
+    """Call an entry point in a runner without an installed plugin row (the install
+    wizard's test connection, the catalog's isolated tests). Its breaker is keyed by the
+    entry-point name; ``permissions`` replaces the manifest's (tests point a plugin's
+    declared network host at a loopback emulator)."""
+    import dataclasses
+
+    manifest = entry.manifest
+    if permissions is not None:
+        manifest = dataclasses.replace(manifest, permissions=permissions)
+    target = IsolatedTarget(entry, context, credentials, manifest)
+    return IsolatedRunner(circuit=circuit).call(target, method, *args)
+
+
+@dataclass(frozen=True, slots=True)
+class IsolatedTarget:
+    """A call target with its own manifest (granted permissions) and no plugin row."""
+
+    entry: Any
+    context: Any
+    credentials: Any = field(repr=False)
+    manifest: Any = None

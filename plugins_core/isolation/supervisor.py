@@ -1,0 +1,488 @@
+"""Runner processes on the host side: spawn, handshake, calls, deadlines, crashes, pools.
+
+``RunnerProcess.spawn(spec)`` execs a fresh interpreter (``python -I -m
+plugins_core.isolation.child``) from a dedicated spawner thread (so ``PR_SET_PDEATHSIG`` in
+the child is tied to a thread that lives as long as the host), with an allowlisted
+environment, a private temp folder, a pids cgroup, a socketpair for the protocol, a lifeline
+pipe and two output pipes. It waits for ``hello`` within the import deadline.
+
+``RunnerProcess.call`` sends one call and serves the runner's requests back to the host
+until the reply arrives or the wall-clock deadline passes. Outcomes:
+
+* deadline passed → the runner is killed (with everything in its PID namespace) →
+  ``PluginTimeout`` (504 ``plugin_timeout``);
+* the socket closes (exit, signal, rlimit) → ``PluginCrashed`` (502 ``plugin_crashed``), at
+  once, with the exit code or signal name;
+* a malformed, non-JSON or oversized frame → the runner is killed → ``PluginFailed``.
+
+``Pool`` keeps warm runners per key (distribution, version, organization), replaces dead
+ones, and delays restarts after consecutive crashes with exponential backoff. Plugin stdout
+and stderr are read by a thread per stream, capped per line and in total, rate-limited,
+redacted of the call's credential values and logged as ``imbi.plugins.output`` tagged with
+the plugin slug.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from imbi_plugin_sdk import PluginError
+
+from . import protocol
+from .errors import PluginCrashed, PluginFailed, PluginTimeout
+from .sandbox import Policy
+
+logger = logging.getLogger("imbi.plugins.isolation")
+output_logger = logging.getLogger("imbi.plugins.output")
+
+PIDS_CGROUP_ROOT = "/sys/fs/cgroup/pids"
+ENV_ALLOWLIST = ("LANG", "LC_ALL", "TZ")
+HostHandler = Callable[[dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class RunnerSpec:
+    """What a runner loads and may do. ``key`` picks its pool."""
+
+    key: tuple[str, ...]
+    slug: str
+    entries: dict[str, str]  # entry-point name -> "module:attr"
+    policy: Policy
+    max_frame: int = protocol.DEFAULT_MAX_FRAME
+    start_timeout: float = 10.0
+    inspect: bool = False  # report each entry point as it is imported (registry builds)
+    sys_path: tuple[str, ...] = ()  # import roots the runner's own sys.path lacks
+    python: str = field(default_factory=lambda: sys.executable)
+
+
+# --------------------------------------------------------------------------- spawning
+
+
+class _Spawner:
+    """One long-lived thread that starts every runner (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._pid = 0
+
+    def run(self, fn: Callable[[], Any]) -> Any:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._loop, name="imbi-runner-spawner", daemon=True
+                )
+                self._thread.start()
+        future: Future[Any] = Future()
+        self._queue.put((fn, future))
+        return future.result()
+
+    def _loop(self) -> None:
+        while True:
+            fn, future = self._queue.get()
+            try:
+                future.set_result(fn())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+
+_spawner = _Spawner()
+_swept = threading.Event()
+
+
+def _sweep_cgroups(base: str) -> None:
+    """Remove empty runner cgroups a killed host left behind (older than a minute)."""
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(base, name)
+        try:
+            if time.time() - os.stat(path).st_mtime > 60:
+                os.rmdir(path)  # refused while any process is in it
+        except OSError:
+            continue
+
+
+def _make_cgroup(processes: int) -> str:
+    """A pids cgroup limiting the runner's process count, or "" where none can be made."""
+    base = os.path.join(PIDS_CGROUP_ROOT, "imbi-runners")
+    path = os.path.join(base, uuid.uuid4().hex[:16])
+    if not _swept.is_set():
+        _swept.set()
+        _sweep_cgroups(base)
+    try:
+        os.makedirs(path, exist_ok=False)
+        with open(os.path.join(path, "pids.max"), "w") as limit:
+            limit.write(str(processes))
+    except OSError as exc:
+        logger.warning("no pids cgroup for plugin runners (%s); process limit is rlimit only", exc)
+        return ""
+    return path
+
+
+def _remove_cgroup(path: str) -> None:
+    if not path:
+        return
+    for _ in range(50):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.01)  # the last processes are still exiting
+    logger.warning("pids cgroup %s not removed", path)
+
+
+class _OutputForwarder:
+    """Reads one plugin output stream; logs it capped, rate-limited and redacted."""
+
+    LINE_MAX = 1000  # characters per line logged
+    TOTAL_MAX = 256 * 1024  # characters logged per runner
+    RATE = 50.0  # lines per second, with a burst of BURST
+    BURST = 100.0
+
+    def __init__(self, runner: RunnerProcess, stream: IO[bytes], name: str) -> None:
+        self.runner, self.stream, self.name = runner, stream, name
+        self.logged = 0
+        self.dropped = 0
+        self.tokens = self.BURST
+        self.last = time.monotonic()
+        threading.Thread(target=self._loop, name=f"imbi-runner-{name}", daemon=True).start()
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                line = self.stream.readline(64 * 1024)
+                if not line:
+                    break
+                self._emit(line.decode("utf-8", "replace").rstrip("\n"))
+        except (OSError, ValueError):
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                self.stream.close()
+            if self.dropped:
+                output_logger.warning(
+                    "plugin %s %s: %d lines suppressed (cap or rate limit)",
+                    self.runner.spec.slug,
+                    self.name,
+                    self.dropped,
+                )
+
+    def _emit(self, text: str) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.BURST, self.tokens + (now - self.last) * self.RATE)
+        self.last = now
+        if self.tokens < 1 or self.logged >= self.TOTAL_MAX:
+            self.dropped += 1
+            return
+        self.tokens -= 1
+        text = self.runner.redact(text[: self.LINE_MAX])
+        self.logged += len(text)
+        output_logger.warning("plugin %s %s: %s", self.runner.spec.slug, self.name, text)
+
+
+def _signal_name(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0 or code > 128:
+        number = -code if code < 0 else code - 128
+        try:
+            return f"killed by {signal.Signals(number).name}"
+        except ValueError:
+            return f"killed by signal {number}"
+    return f"exited with code {code}"
+
+
+class RunnerProcess:
+    """One runner: a warden process and the sandboxed runner in its PID namespace."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, spec: RunnerSpec) -> None:
+        self.spec = spec
+        self.hello: dict[str, Any] = {}
+        self.secrets: list[str] = []
+        self.calls = 0
+        self.dead = False
+        self.recycle = False
+        self.tmp_dir = tempfile.mkdtemp(prefix="imbi-runner-")
+        os.chmod(self.tmp_dir, 0o700)
+        self.cgroup = _make_cgroup(spec.policy.processes)
+        host_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        lifeline_r, self._lifeline_w = os.pipe()
+        policy = Policy(**{**spec.policy.__dict__, "tmp_dir": self.tmp_dir})
+        child_spec = {
+            "fd": child_sock.fileno(),
+            "lifeline": lifeline_r,
+            "cgroup": self.cgroup,
+            "entries": spec.entries,
+            "policy": policy.to_dict(),
+            "max_frame": spec.max_frame,
+            "inspect": spec.inspect,
+            "sys_path": list(spec.sys_path),
+        }
+        env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
+        env.update({"PATH": "/usr/bin:/bin", "HOME": self.tmp_dir, "TMPDIR": self.tmp_dir})
+        env.setdefault("LANG", "C.UTF-8")
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        try:
+            self.proc = subprocess.Popen(
+                [spec.python, "-I", "-m", "plugins_core.isolation.child", json.dumps(child_spec)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(child_sock.fileno(), lifeline_r),
+                close_fds=True,
+                env=env,
+                cwd=self.tmp_dir,
+                start_new_session=True,
+            )
+        finally:
+            child_sock.close()
+            os.close(lifeline_r)
+        self.sock = host_sock
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        _OutputForwarder(self, self.proc.stdout, "stdout")
+        _OutputForwarder(self, self.proc.stderr, "stderr")
+
+    @classmethod
+    def start(cls, spec: RunnerSpec) -> RunnerProcess:
+        """Start a runner without waiting for its handshake."""
+        runner: RunnerProcess = _spawner.run(lambda: cls(spec))
+        return runner
+
+    @classmethod
+    def spawn(cls, spec: RunnerSpec) -> RunnerProcess:
+        """Start a runner and wait for its handshake (``PluginFailed`` if it never comes)."""
+        runner = cls.start(spec)
+        runner._handshake()
+        return runner
+
+    def recv(self, timeout: float) -> dict[str, Any]:
+        """One frame from the runner (``TimeoutError``, ``protocol.ProtocolError``)."""
+        self.sock.settimeout(timeout)
+        return protocol.recv_frame(self.sock, self.spec.max_frame)
+
+    def _handshake(self) -> None:
+        self.sock.settimeout(self.spec.start_timeout)
+        try:
+            hello = protocol.recv_frame(self.sock, self.spec.max_frame)
+        except TimeoutError:
+            self.kill()
+            raise PluginTimeout(
+                f"plugin '{self.spec.slug}' did not finish importing within "
+                f"{self.spec.start_timeout:g}s"
+            ) from None
+        except protocol.ConnectionClosed:
+            code = self.kill()
+            raise PluginCrashed(
+                f"plugin '{self.spec.slug}' runner {_signal_name(code)} while starting"
+            ) from None
+        except protocol.ProtocolError as exc:
+            self.kill()
+            raise PluginFailed(
+                f"plugin '{self.spec.slug}' runner sent a bad handshake ({exc})"
+            ) from None
+        if hello.get("t") != "hello" or hello.get("protocol") != protocol.PROTOCOL_VERSION:
+            self.kill()
+            raise PluginFailed(f"plugin '{self.spec.slug}' runner speaks another protocol")
+        if hello.get("error"):
+            self.kill()
+            raise PluginFailed(
+                f"plugin '{self.spec.slug}' runner could not start: {hello['error']}"
+            )
+        self.hello = hello
+
+    @property
+    def entries(self) -> dict[str, Any]:
+        entries = self.hello.get("entries")
+        return entries if isinstance(entries, dict) else {}
+
+    def redact(self, text: str) -> str:
+        for value in sorted((s for s in self.secrets if len(s) >= 4), key=len, reverse=True):
+            text = text.replace(value, "***")
+        return text
+
+    def alive(self) -> bool:
+        return not self.dead and self.proc.poll() is None
+
+    def ping(self, timeout: float = 1.0) -> bool:
+        try:
+            self.sock.settimeout(timeout)
+            protocol.send_frame(self.sock, {"t": "ping", "id": 0}, self.spec.max_frame)
+            return protocol.recv_frame(self.sock, self.spec.max_frame).get("t") == "pong"
+        except (OSError, protocol.ProtocolError):
+            self.kill()
+            return False
+
+    def call(
+        self,
+        message: dict[str, Any],
+        *,
+        timeout: float,
+        on_host: HostHandler | None = None,
+        secrets: Iterable[str] = (),
+    ) -> dict[str, Any]:
+        """Send ``message`` (a ``call``) and return its ``reply``; see the module docstring."""
+        slug = self.spec.slug
+        self.secrets = [s for s in secrets if s]
+        self.calls += 1
+        deadline = time.monotonic() + timeout
+        try:
+            protocol.send_frame(self.sock, {**message, "t": "call"}, self.spec.max_frame)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                self.sock.settimeout(remaining)
+                reply = protocol.recv_frame(self.sock, self.spec.max_frame)
+                if reply.get("id") != message["id"]:
+                    raise protocol.ProtocolError("a frame for another call")
+                if reply["t"] == "reply":
+                    return reply
+                if reply["t"] == "recycle":  # a plugin thread outlived the call
+                    self.recycle = True
+                    continue
+                if reply["t"] != "host" or on_host is None:
+                    raise protocol.ProtocolError(f"unexpected {reply['t']!r} frame")
+                self._answer_host(reply, on_host)
+        except TimeoutError:
+            self.kill()
+            raise PluginTimeout(f"plugin '{slug}' did not answer within {timeout:g}s") from None
+        except protocol.ConnectionClosed:
+            code = self.kill()
+            raise PluginCrashed(f"plugin '{slug}' crashed ({_signal_name(code)})") from None
+        except BrokenPipeError:
+            code = self.kill()
+            raise PluginCrashed(f"plugin '{slug}' crashed ({_signal_name(code)})") from None
+        except protocol.ProtocolError as exc:
+            self.kill()
+            raise PluginFailed(f"plugin '{slug}' broke the protocol: {exc}") from None
+        finally:
+            self.secrets = []
+
+    def _answer_host(self, request: dict[str, Any], on_host: HostHandler) -> None:
+        try:
+            value = on_host(request)
+            answer: dict[str, Any] = {
+                "t": "host_reply",
+                "id": request["id"],
+                "ok": True,
+                "value": value,
+            }
+        except PluginError as exc:
+            answer = {"t": "host_reply", "id": request["id"], "ok": False, "error": exc.to_dict()}
+        protocol.send_frame(self.sock, answer, self.spec.max_frame)
+
+    def kill(self) -> int | None:
+        """Kill the warden and the runner's whole PID namespace; returns the exit code."""
+        if not self.dead:
+            self.dead = True
+            with contextlib.suppress(OSError):
+                os.close(self._lifeline_w)  # the warden SIGKILLs the runner (PID 1 of its ns)
+            try:
+                self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.sock.close()
+            _remove_cgroup(self.cgroup)
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        return self.proc.returncode
+
+    def close(self) -> None:
+        self.kill()
+
+
+# --------------------------------------------------------------------------- pools
+
+
+class Pool:
+    """Warm runners per key; at most ``max_idle`` idle per key, ``max_total`` in all."""
+
+    def __init__(self, *, max_idle: int = 2, max_total: int = 32) -> None:
+        self.max_idle = max_idle
+        self.max_total = max_total
+        self._idle: dict[tuple[str, ...], list[RunnerProcess]] = {}
+        self._crashes: dict[tuple[str, ...], tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def backoff(self, key: tuple[str, ...]) -> float:
+        """Seconds a new runner for ``key`` must still wait after consecutive crashes."""
+        count, last = self._crashes.get(key, (0, 0.0))
+        if not count:
+            return 0.0
+        delay = min(30.0, 0.05 * 2.0 ** (count - 1))
+        return max(0.0, last + delay - time.monotonic())
+
+    def acquire(self, spec: RunnerSpec, *, wait_limit: float) -> RunnerProcess:
+        with self._lock:
+            idle = self._idle.get(spec.key, [])
+            while idle:
+                runner = idle.pop()
+                if runner.alive():
+                    return runner
+                runner.kill()
+        delay = self.backoff(spec.key)
+        if delay > 0:
+            if delay > wait_limit:
+                raise PluginCrashed(
+                    f"plugin '{spec.slug}' keeps crashing; next restart in {delay:.1f}s"
+                )
+            time.sleep(delay)
+        return RunnerProcess.spawn(spec)
+
+    def release(self, runner: RunnerProcess, *, crashed: bool = False) -> None:
+        key = runner.spec.key
+        with self._lock:
+            if crashed:
+                count, _ = self._crashes.get(key, (0, 0.0))
+                self._crashes[key] = (count + 1, time.monotonic())
+            elif runner.alive():
+                self._crashes.pop(key, None)
+        if not runner.alive() or runner.recycle:
+            runner.kill()
+            return
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            total = sum(len(v) for v in self._idle.values())
+            if len(idle) < self.max_idle and total < self.max_total:
+                idle.append(runner)
+                return
+        runner.kill()
+
+    def runners(self) -> list[RunnerProcess]:
+        with self._lock:
+            return [r for idle in self._idle.values() for r in idle]
+
+    def close(self) -> None:
+        with self._lock:
+            every = [r for idle in self._idle.values() for r in idle]
+            self._idle.clear()
+            self._crashes.clear()
+        for runner in every:
+            runner.kill()

@@ -1,0 +1,334 @@
+"""The hostile suite: one installed hostile entry point per attack (tests/hostile_plugin).
+
+For each: the caller gets the documented code within the deadline plus 1 s, a healthy
+isolated tab in another organization keeps answering throughout, no secret appears in the
+response or the log, no process is left behind (``fresh_runtime``), and the host's
+descriptors and memory stay flat.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from imbi.core.models import Role
+from plugins_core import registry
+from plugins_core.isolation import host
+from plugins_core.isolation.errors import PluginTimeout
+from plugins_core.isolation.host import IsolatedRunner
+from plugins_core.models import Plugin, PluginStorage, ServiceApplication, ThirdPartyService
+from plugins_core.resolution import resolve
+from tests.plugins_core.conftest import API_TOKEN
+
+from .conftest import open_fds, rss_bytes, tab_url, wait_no_descendants
+
+TIMEOUT = 3.0  # IMBI_PLUGIN_TIMEOUT in imbi.settings.test: what the plugin is told
+DEADLINE = TIMEOUT + host.DEADLINE_GRACE  # when the host kills the runner
+DECLARED_PORT = 47651
+
+
+def secrets() -> list[str]:
+    values = [settings.SECRET_KEY, *settings.IMBI_ENCRYPTION_KEYS, API_TOKEN]
+    if os.environ.get("DATABASE_URL"):
+        values.append(os.environ["DATABASE_URL"])
+    return values
+
+
+def call(viewer: Any, project: Any, caplog: Any) -> tuple[Any, float]:
+    caplog.set_level(logging.INFO)
+    started = time.monotonic()
+    response = viewer.get(tab_url(project))
+    elapsed = time.monotonic() - started
+    text = response.content.decode() + "\n".join(r.getMessage() for r in caplog.records)
+    for secret in secrets():
+        assert secret not in text, "a host secret appeared in the response or the log"
+    return response, elapsed
+
+
+def keys(response: Any) -> list[str]:
+    assert response.status_code == 200, response.content
+    return [k["key"] for k in response.json()["keys"]]
+
+
+@pytest.fixture
+def flat() -> Any:
+    """The host's descriptors and memory before; asserted flat once its runners are gone.
+
+    Request it before ``healthy_tab`` so it is torn down after the poller stops."""
+    fds, rss = open_fds(), rss_bytes()
+    yield
+    host.reset_runtime()
+    assert not wait_no_descendants()
+    assert open_fds() <= fds + 2
+    assert rss_bytes() - rss < 64 * 1024**2
+
+
+@pytest.mark.parametrize(
+    ("entry", "code", "status"),
+    [
+        ("hostile-hang", "plugin_timeout", 504),  # sleeps an hour
+        ("hostile-spin", "plugin_timeout", 504),  # spins a CPU forever
+        ("hostile-exit", "plugin_crashed", 502),  # os._exit(3)
+        ("hostile-segfault", "plugin_crashed", 502),  # dereferences NULL
+        ("hostile-memory", "plugin_failed", 502),  # allocates 4 GiB: MemoryError under RLIMIT_AS
+        ("hostile-system-exit", "plugin_failed", 502),  # raise SystemExit
+        ("hostile-keyboard-interrupt", "plugin_failed", 502),  # raise KeyboardInterrupt
+        ("hostile-nan", "plugin_failed", 502),  # returns NaN
+        ("hostile-object", "plugin_failed", 502),  # returns an arbitrary object
+        ("hostile-huge", "plugin_failed", 502),  # returns ~50 MB
+    ],
+    ids=[
+        "sleeps-an-hour",
+        "spins-a-cpu-forever",
+        "calls-os-exit",
+        "dereferences-null",
+        "allocates-4-gib",
+        "raises-system-exit",
+        "raises-keyboard-interrupt",
+        "returns-nan",
+        "returns-an-arbitrary-object",
+        "returns-50-mb",
+    ],
+)
+def test_failing_plugin_gets_its_documented_code(
+    entry: str,
+    code: str,
+    status: int,
+    flat: Any,
+    hostile: Any,
+    viewer: Any,
+    project: Any,
+    caplog: Any,
+    healthy_tab: Any,
+) -> None:
+    hostile(entry)
+    response, elapsed = call(viewer, project, caplog)
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == code
+    assert elapsed < DEADLINE + 1
+    assert "Traceback" not in response.content.decode()
+
+
+def test_a_crash_is_answered_at_once_and_the_runner_replaced(
+    hostile: Any, viewer: Any, project: Any, caplog: Any
+) -> None:
+    hostile("hostile-exit")
+    first, elapsed = call(viewer, project, caplog)
+    assert first.json()["code"] == "plugin_crashed"
+    assert "exited with code 3" in first.json()["detail"]
+    assert elapsed < DEADLINE  # not held until the deadline
+    second, _ = call(viewer, project, caplog)  # a fresh runner (after backoff) crashes again
+    assert second.json()["code"] == "plugin_crashed"
+
+
+def test_reason_of_a_base_exception_is_named(
+    hostile: Any, viewer: Any, project: Any, caplog: Any
+) -> None:
+    hostile("hostile-system-exit")
+    response, _ = call(viewer, project, caplog)
+    assert response.json()["detail"] == "plugin 'hostile-system-exit' failed (SystemExit)"
+
+
+def test_fork_bomb_is_capped_and_killed_when_the_call_ends(
+    hostile: Any, viewer: Any, project: Any, caplog: Any, flat: Any
+) -> None:
+    hostile("hostile-fork")
+    response, _ = call(viewer, project, caplog)
+    report = keys(response)
+    forked = int(next(k for k in report if k.startswith("FORKED_")).split("_")[1])
+    assert forked < settings.IMBI_PLUGIN_PROCESSES  # the pids cgroup refused the rest
+    assert int(next(k for k in report if k.startswith("REFUSED_")).split("_")[1]) > 0
+    # the children were killed when the call ended: only the warm runner (warden + PID 1)
+    from .conftest import descendants
+
+    assert len(descendants(os.getpid())) == 2
+
+
+def test_descriptor_hog_is_capped_and_host_descriptors_stay_flat(
+    hostile: Any, viewer: Any, project: Any, caplog: Any, flat: Any
+) -> None:
+    hostile("hostile-fds")
+    report = keys(call(viewer, project, caplog)[0])
+    opened = int(report[0].split("_")[1])
+    assert opened <= settings.IMBI_PLUGIN_OPEN_FILES
+    assert "REFUSED_OSError" in report
+
+
+def test_stdout_flood_is_captured_capped_and_tagged(
+    hostile: Any, viewer: Any, project: Any, caplog: Any, flat: Any
+) -> None:
+    hostile("hostile-stdout")
+    caplog.set_level(logging.WARNING, logger="imbi.plugins.output")
+    assert keys(call(viewer, project, caplog)[0]) == ["FLOODED"]  # the protocol is unharmed
+    host.reset_runtime()  # the runner exits: its output readers finish
+    time.sleep(0.2)
+    output = [r.getMessage() for r in caplog.records if r.name == "imbi.plugins.output"]
+    assert output and all(m.startswith("plugin hostile-stdout ") for m in output)
+    assert sum(len(m) for m in output) < 512 * 1024  # not 100 MB
+    assert any("suppressed" in m for m in output)
+
+
+@pytest.fixture
+def listeners() -> Any:
+    def listen(port: int) -> socket.socket:
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", port))
+        server.listen(8)
+        return server
+
+    declared, undeclared = listen(DECLARED_PORT), listen(0)
+    yield declared, undeclared
+    declared.close()
+    undeclared.close()
+
+
+def test_network_only_to_the_declared_port(
+    hostile: Any, viewer: Any, project: Any, caplog: Any, listeners: Any
+) -> None:
+    _, undeclared = listeners
+    hostile("hostile-network", port=undeclared.getsockname()[1])
+    report = keys(call(viewer, project, caplog)[0])
+    assert report == [
+        "DECLARED_CONNECTED",
+        "UNDECLARED_REFUSED_PermissionError",  # Landlock: connect to an undeclared port
+        "RAW_REFUSED_PermissionError",  # seccomp: raw sockets
+        "PACKET_REFUSED_PermissionError",
+    ]
+
+
+def test_environment_proc_and_host_files_are_out_of_reach(
+    hostile: Any, viewer: Any, project: Any, caplog: Any
+) -> None:
+    base = settings.BASE_DIR
+    paths = {
+        "settings": str(base / "imbi" / "settings" / "base.py"),
+        "test_settings": str(base / "imbi" / "settings" / "test.py"),
+        "data": str(base / "data" / "db.sqlite3"),
+        "key_file": str(base / "data" / "encryption.key"),
+        "secret_key_file": str(base / "data" / "secret.key"),
+        "other_plugin": str(base / "catalog" / "aws" / "imbi_plugin_aws" / "__init__.py"),
+        "example_plugin": str(
+            base / "tests" / "example_plugin" / "imbi_plugin_example" / "config.py"
+        ),
+        "shadow": "/etc/shadow",
+        "host_pid": str(os.getpid()),
+    }
+    hostile("hostile-secrets", paths=paths)
+    report = keys(call(viewer, project, caplog)[0])
+    env = {k.split("=")[0].removeprefix("ENV_") for k in report if k.startswith("ENV_")}
+    assert env <= {"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "TZ", "PYTHONDONTWRITEBYTECODE"}
+    assert not [k for k in report if k.startswith("READ_")], "a file outside the sandbox was read"
+    for name, path in paths.items():
+        if name != "host_pid":
+            assert any(k.startswith(f"DENIED_{path}_") for k in report), name
+    assert "DENIED_PROC_LIST_PermissionError" in report
+    assert "KILLED_HOST" not in report
+
+
+def test_host_orm_is_unusable(
+    hostile: Any, viewer: Any, project: Any, caplog: Any, other_org: Any
+) -> None:
+    svc = ThirdPartyService.objects.create(organization=other_org, vendor="x", name="X", slug="x")
+    ServiceApplication.objects.create(service=svc, credentials={"token": "globex-credential-7781"})
+    hostile("hostile-orm")
+    response, _ = call(viewer, project, caplog)
+    report = keys(response)
+    assert len(report) == 1 and report[0].startswith("ORM_REFUSED_")
+    assert "globex-credential-7781" not in response.content.decode()
+
+
+def test_seccomp_denies_ptrace_mount_namespaces_keyrings(
+    hostile: Any, viewer: Any, project: Any, caplog: Any
+) -> None:
+    hostile("hostile-syscalls")
+    report = keys(call(viewer, project, caplog)[0])
+    assert [k.rsplit("_", 2)[0] for k in report] == [
+        "PTRACE",
+        "MOUNT",
+        "UNSHARE",
+        "KEYCTL",
+        "ADD_KEY",
+        "SETNS",
+    ]
+    assert all("_DENIED_" in k for k in report), report
+
+
+def test_patching_the_host_at_import_changes_nothing(
+    hostile: Any, viewer: Any, project: Any, caplog: Any, api: Any, other_org: Any
+) -> None:
+    import imbi.core.access as access
+
+    before = {name: getattr(access, name) for name in dir(access)}
+    registry.rebuild()
+    assert {name: getattr(access, name) for name in dir(access)} == before
+    hostile("hostile-patch-host")
+    assert keys(call(viewer, project, caplog)[0]) == ["PATCHED_False"]
+    outsider = api(Role.VIEWER, organization=other_org, username="outsider")
+    assert outsider.get(tab_url(project)).status_code == 404
+
+
+def test_hanging_import_is_recorded_and_the_rest_serves(
+    hostile: Any, viewer: Any, project: Any, caplog: Any, healthy_tab: Any
+) -> None:
+    entry = registry.current().get("hostile-import-hang")
+    assert entry is not None and entry.status is registry.Status.IMPORT_FAILED
+    assert entry.reason == f"import did not finish within {settings.IMBI_PLUGIN_IMPORT_TIMEOUT:g}s"
+    hostile("hostile-import-hang")
+    response, _ = call(viewer, project, caplog)
+    assert response.status_code == 503
+    assert response.json()["code"] == "plugin_unavailable"
+
+
+def test_storage_escape_to_another_organization_is_refused(
+    hostile: Any, viewer: Any, project: Any, caplog: Any, other_org: Any
+) -> None:
+    svc = ThirdPartyService.objects.create(organization=other_org, vendor="x", name="X", slug="x")
+    victim = Plugin.objects.create(
+        organization=other_org,
+        service=svc,
+        slug="victim",
+        plugin_type="configuration",
+        handler="hostile-storage-escape",
+    )
+    PluginStorage.objects.create(plugin=victim, key="token", value="globex-stored-secret-5521")
+    plugin = hostile("hostile-storage-escape", paths={"victim": str(victim.pk)})
+    PluginStorage.objects.create(plugin=plugin, key="mine", value="own-value")
+    response, _ = call(viewer, project, caplog)
+    report = keys(response)
+    assert "OWN_mine=own-value" in report  # its own storage works through the host
+    assert report.count("REFUSED_PermissionDenied") == 3
+    assert not [k for k in report if k.startswith("ESCAPED_")]
+    assert "globex-stored-secret-5521" not in response.content.decode()
+
+
+def test_two_hanging_calls_at_once_leave_the_host_serving(
+    flat: Any, hostile: Any, project: Any, healthy_tab: Any
+) -> None:
+    hostile("hostile-hang")
+    resolved = resolve(project, "configuration", timeout=TIMEOUT)
+    outcomes: list[tuple[str, float]] = []
+
+    def hang() -> None:
+        started = time.monotonic()
+        try:
+            IsolatedRunner().call(resolved, "list_keys")
+            outcomes.append(("answered", 0.0))
+        except PluginTimeout:
+            outcomes.append(("plugin_timeout", time.monotonic() - started))
+
+    threads = [threading.Thread(target=hang) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=DEADLINE + 5)
+    assert [o for o, _ in outcomes] == ["plugin_timeout", "plugin_timeout"]
+    assert all(elapsed < DEADLINE + 1 for _, elapsed in outcomes)

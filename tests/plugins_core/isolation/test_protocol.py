@@ -1,0 +1,62 @@
+"""Frames: length-prefixed JSON objects, capped in both directions, NaN refused."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from plugins_core.isolation import protocol
+
+
+@pytest.fixture
+def pair() -> tuple[socket.socket, socket.socket]:
+    a, b = socket.socketpair()
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_round_trip(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, b = pair
+    protocol.send_frame(a, {"t": "ping", "id": 7, "text": "é"}, 1024)
+    assert protocol.recv_frame(b, 1024) == {"t": "ping", "id": 7, "text": "é"}
+
+
+def test_sender_refuses_an_oversized_frame() -> None:
+    with pytest.raises(protocol.FrameTooLarge):
+        protocol.encode({"t": "reply", "x": "y" * 2000}, 1024)
+
+
+def test_receiver_refuses_an_oversized_frame_before_reading_it(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    a, b = pair
+    a.sendall(protocol.HEADER.pack(50 * 1024 * 1024))  # announces 50 MB, sends nothing more
+    with pytest.raises(protocol.FrameTooLarge, match="52428800 bytes exceeds the 1024-byte cap"):
+        protocol.recv_frame(b, 1024)
+
+
+@pytest.mark.parametrize(
+    "body", [b"[1, 2]", b"NaN", b'{"t": NaN}', b"\xff\xfe", b'{"no_type": 1}', b"{"]
+)
+def test_anything_but_a_typed_json_object_is_a_protocol_error(
+    body: bytes, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    a, b = pair
+    a.sendall(protocol.HEADER.pack(len(body)) + body)
+    with pytest.raises(protocol.ProtocolError):
+        protocol.recv_frame(b, 1024)
+
+
+def test_nan_is_never_sent() -> None:
+    with pytest.raises(ValueError):
+        protocol.encode({"t": "reply", "x": float("nan")})
+
+
+def test_closed_connection(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, b = pair
+    a.sendall(protocol.HEADER.pack(10) + b"{")
+    a.close()
+    with pytest.raises(protocol.ConnectionClosed):
+        protocol.recv_frame(b, 1024)
