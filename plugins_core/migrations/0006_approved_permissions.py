@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('plugins_core', '0004_execution_mode'),
+        ('plugins_core', '0005_execution_mode'),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('core', '0002_organization_config_version'),
-        ('plugins_core', '0003_plugin_storage'),
+        ('plugins_core', '0004_connection_check'),
     ]
 
     operations = [
