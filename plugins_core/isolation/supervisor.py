@@ -160,13 +160,14 @@ class _OutputForwarder:
     """Reads one plugin output stream; logs it capped, rate-limited and redacted."""
 
     LINE_MAX = 1000  # characters per line logged
-    TOTAL_MAX = 256 * 1024  # characters logged per runner
+    TOTAL_MAX = 256 * 1024  # characters logged per call
     RATE = 50.0  # lines per second, with a burst of BURST
     BURST = 100.0
 
     def __init__(self, runner: RunnerProcess, stream: IO[bytes], name: str) -> None:
         self.runner, self.stream, self.name = runner, stream, name
         self.logged = 0
+        self.call = 0
         self.dropped = 0
         self.tokens = self.BURST
         self.last = time.monotonic()
@@ -193,6 +194,8 @@ class _OutputForwarder:
                 )
 
     def _emit(self, text: str) -> None:
+        if self.runner.calls != self.call:  # the cap is per call
+            self.call, self.logged = self.runner.calls, 0
         now = time.monotonic()
         self.tokens = min(self.BURST, self.tokens + (now - self.last) * self.RATE)
         self.last = now
