@@ -510,6 +510,7 @@ class PluginAdmin(OrgScopedAdmin):
         "service",
         "organization",
         "enabled",
+        "handler_status",
         "health_badge",
         "runs",
     )

@@ -49,6 +49,7 @@ STORAGE_FIELDS = {
     "storage.keys": {"prefix"},
 }
 MAX_KEY, MAX_VALUE = 512, 64 * 1024
+MAX_HOST_REQUESTS = 1000  # per call: storage is a database query each
 DEADLINE_GRACE = 0.5  # seconds the hard deadline allows past the context's timeout
 
 _ids = itertools.count(1)
@@ -133,8 +134,12 @@ class HostRequests:
 
     def __init__(self, target: CallTarget) -> None:
         self.target = target
+        self.count = 0
 
     def __call__(self, request: dict[str, Any]) -> Any:
+        self.count += 1
+        if self.count > MAX_HOST_REQUESTS:
+            raise PermissionDenied(f"more than {MAX_HOST_REQUESTS} host requests in one call")
         op = request.get("op")
         fields = set(request) - {"t", "id", "op"}
         if op not in STORAGE_FIELDS:

@@ -160,13 +160,14 @@ class _OutputForwarder:
     """Reads one plugin output stream; logs it capped, rate-limited and redacted."""
 
     LINE_MAX = 1000  # characters per line logged
-    TOTAL_MAX = 256 * 1024  # characters logged per runner
+    TOTAL_MAX = 256 * 1024  # characters logged per call
     RATE = 50.0  # lines per second, with a burst of BURST
     BURST = 100.0
 
     def __init__(self, runner: RunnerProcess, stream: IO[bytes], name: str) -> None:
         self.runner, self.stream, self.name = runner, stream, name
         self.logged = 0
+        self.call = 0
         self.dropped = 0
         self.tokens = self.BURST
         self.last = time.monotonic()
@@ -193,6 +194,8 @@ class _OutputForwarder:
                 )
 
     def _emit(self, text: str) -> None:
+        if self.runner.calls != self.call:  # the cap is per call
+            self.call, self.logged = self.runner.calls, 0
         now = time.monotonic()
         self.tokens = min(self.BURST, self.tokens + (now - self.last) * self.RATE)
         self.last = now
@@ -245,10 +248,11 @@ class RunnerProcess:
             "inspect": spec.inspect,
             "sys_path": list(spec.sys_path),
         }
-        env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
-        env.update({"PATH": "/usr/bin:/bin", "HOME": self.tmp_dir, "TMPDIR": self.tmp_dir})
-        env.setdefault("LANG", "C.UTF-8")
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        # The runner's whole environment: the allowlist, nothing of the host's configuration.
+        child_env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
+        child_env.update({"PATH": "/usr/bin:/bin", "HOME": self.tmp_dir, "TMPDIR": self.tmp_dir})
+        child_env.setdefault("LANG", "C.UTF-8")
+        child_env["PYTHONDONTWRITEBYTECODE"] = "1"
         try:
             self.proc = subprocess.Popen(
                 [spec.python, "-I", "-m", "plugins_core.isolation.child", json.dumps(child_spec)],
@@ -257,7 +261,7 @@ class RunnerProcess:
                 stderr=subprocess.PIPE,
                 pass_fds=(child_sock.fileno(), lifeline_r),
                 close_fds=True,
-                env=env,
+                env=child_env,
                 cwd=self.tmp_dir,
                 start_new_session=True,
             )
