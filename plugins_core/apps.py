@@ -11,9 +11,11 @@ class PluginsCoreConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
-        from . import checks, invalidation, registry  # noqa: F401  (registers the check)
+        from . import checks, integrity, invalidation, registry  # noqa: F401  (registers the check)
 
         invalidation.connect()
+        integrity.add_plugin_site(settings.IMBI_PLUGINS_SITE)
+        registry.set_guard(integrity.load_guard)
 
         if settings.IMBI_PLUGINS_STRICT:
             registry.rebuild(strict=True)  # a broken plugin stops start-up, by request

@@ -21,7 +21,7 @@ import importlib
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import MappingProxyType
@@ -66,12 +66,19 @@ class DuplicatePluginError(RegistryError):
     """Two entry points declare the same manifest slug."""
 
 
+class RefusedPluginError(RegistryError):
+    """A supply-chain guard refused a distribution (blocklisted, modified, unsigned)."""
+
+
 class Status(enum.StrEnum):
     LOADED = "loaded"
     IMPORT_FAILED = "import_failed"
     INVALID = "invalid"
     INCOMPATIBLE = "incompatible"
     DUPLICATE = "duplicate"
+    BLOCKED = "blocked"
+    MODIFIED = "modified"
+    UNSIGNED = "unsigned"
 
     @property
     def label(self) -> str:
@@ -84,7 +91,15 @@ _ERRORS: Mapping[Status, type[RegistryError]] = {
     Status.INVALID: InvalidPluginError,
     Status.INCOMPATIBLE: IncompatiblePluginError,
     Status.DUPLICATE: DuplicatePluginError,
+    Status.BLOCKED: RefusedPluginError,
+    Status.MODIFIED: RefusedPluginError,
+    Status.UNSIGNED: RefusedPluginError,
 }
+
+Refusals = Mapping[str, tuple[Status, str]]
+"""Per canonical distribution name: why a guard refuses it (checked before import)."""
+
+Guard = Callable[[Sequence["Candidate"]], Refusals]
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +220,7 @@ def uses_legacy_sdk(target: str) -> bool:
     return any(name == package or name.startswith(f"{package}.") for name in importers)
 
 
-def _examine(candidate: Candidate) -> Entry:
+def _examine(candidate: Candidate, refusals: Refusals | None = None) -> Entry:
     def entry(
         status: Status,
         reason: str = "",
@@ -225,6 +240,10 @@ def _examine(candidate: Candidate) -> Entry:
             legacy_sdk=uses_legacy_sdk(candidate.target),
         )
 
+    # Refused before import: blocklisted, modified or unsigned distributions never run.
+    guarded = (refusals or {}).get(canonicalize_name(candidate.distribution))
+    if guarded is not None:
+        return entry(*guarded)
     # Refused before import: a plugin built for another SDK may not even import on this one.
     refusal = sdk_range_problem(candidate.sdk_range)
     if refusal:
@@ -263,10 +282,16 @@ def _duplicate(entry: Entry, reason: str) -> Entry:
 
 
 def build_snapshot(
-    candidates: Iterable[Candidate], *, generation: int, strict: bool = False
+    candidates: Iterable[Candidate],
+    *,
+    generation: int,
+    strict: bool = False,
+    refusals: Refusals | None = None,
 ) -> Snapshot:
-    """Import and validate every candidate; the only constructor of a ``Snapshot``."""
-    examined = [_examine(candidate) for candidate in candidates]
+    """Import and validate every candidate; the only constructor of a ``Snapshot``.
+
+    ``refusals`` (from the supply-chain guard) are applied before anything is imported."""
+    examined = [_examine(candidate, refusals) for candidate in candidates]
     # Who keeps a contested slug: the entry point named after it, then the first by name.
     examined.sort(key=lambda e: (e.slug != e.name, e.name, e.distribution))
     owners: dict[str, Entry] = {}
@@ -299,6 +324,23 @@ def build_snapshot(
 
 _lock = threading.Lock()
 _current: Snapshot | None = None
+_guard: Guard | None = None
+
+
+def set_guard(guard: Guard | None) -> None:
+    """Install the supply-chain guard ``rebuild`` consults (``plugins_core.integrity``)."""
+    global _guard
+    _guard = guard
+
+
+def _refusals(candidates: Sequence[Candidate]) -> Refusals:
+    if _guard is None:
+        return {}
+    try:
+        return _guard(candidates)
+    except Exception as exc:  # fail closed: an unverifiable distribution does not load
+        reason = f"integrity check failed: {_summary(exc)}"
+        return {canonicalize_name(c.distribution): (Status.MODIFIED, reason) for c in candidates}
 
 
 def current() -> Snapshot:
@@ -315,6 +357,9 @@ def rebuild(*, strict: bool = False) -> Snapshot:
     with _lock:
         generation = (_current.generation + 1) if _current else 1
         importlib.invalidate_caches()  # see distributions installed since start
-        snapshot = build_snapshot(discover(), generation=generation, strict=strict)
+        candidates = discover()
+        snapshot = build_snapshot(
+            candidates, generation=generation, strict=strict, refusals=_refusals(candidates)
+        )
         _current = snapshot
     return snapshot

@@ -2,7 +2,9 @@
 
 Variables: ``DATABASE_URL``, ``REDIS_URL``, ``IMBI_ENCRYPTION_KEYS`` (comma-separated list;
 the first key encrypts, all keys decrypt), ``SECRET_KEY``, ``ALLOWED_HOSTS``, ``DEBUG``,
-``IMBI_PLUGINS_STRICT``, ``IMBI_PLUGIN_TIMEOUT``, ``IMBI_PLUGIN_MAX_REPLY_BYTES``.
+``IMBI_PLUGINS_STRICT``, ``IMBI_PLUGIN_TIMEOUT``, ``IMBI_PLUGIN_MAX_REPLY_BYTES``,
+``IMBI_PLUGINS_SITE``, ``IMBI_PLUGINS_STATE_DIR``, ``IMBI_PLUGINS_VERIFIED_ONLY``,
+``IMBI_PLUGINS_UNSIGNED_ALLOWED``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,26 @@ IMBI_PLUGINS_STRICT = env.bool("IMBI_PLUGINS_STRICT", default=False)
 IMBI_PLUGIN_TIMEOUT = env.float("IMBI_PLUGIN_TIMEOUT", default=10.0)
 # A plugin reply larger than this (as JSON) is refused as plugin_failed (HTTP 502).
 IMBI_PLUGIN_MAX_REPLY_BYTES = env.int("IMBI_PLUGIN_MAX_REPLY_BYTES", default=8 * 1024 * 1024)
+
+# Supply chain (docs/security.md, "Supply chain"). Plugins installed from a signed index land
+# in IMBI_PLUGINS_SITE (appended to sys.path; .pth files there are never executed); their
+# signed install records live in IMBI_PLUGINS_STATE_DIR. Keep both writable by the platform's
+# deploy user only.
+IMBI_PLUGINS_SITE = env.str("IMBI_PLUGINS_SITE", default=str(DATA_DIR / "plugins" / "site"))
+IMBI_PLUGINS_STATE_DIR = env.str(
+    "IMBI_PLUGINS_STATE_DIR", default=str(DATA_DIR / "plugins" / "state")
+)
+# Install only plugins whose publisher certificate is marked verified (organizations can
+# also opt in on their own, see PluginPolicy).
+IMBI_PLUGINS_VERIFIED_ONLY = env.bool("IMBI_PLUGINS_VERIFIED_ONLY", default=False)
+# Distributions that may load without a signed install record (still checked against their
+# own RECORD: never modified). The first-party catalog ships from this repository.
+IMBI_PLUGINS_UNSIGNED_ALLOWED: list[str] = env.list(
+    "IMBI_PLUGINS_UNSIGNED_ALLOWED",
+    default=["imbi-plugin-aws", "imbi-plugin-github", "imbi-plugin-local", "imbi-plugin-logzio"],
+)
+# This platform's own blocklist, beside the indexes': [{"plugin", "below", "reason"}].
+IMBI_PLUGINS_BLOCKLIST: list[dict[str, str]] = []
 
 INSTALLED_APPS = [
     "django.contrib.admin",

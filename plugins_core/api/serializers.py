@@ -249,3 +249,49 @@ class InstallOut(serializers.Serializer):  # type: ignore[type-arg]
     credentials_needed = serializers.ListField(
         child=serializers.CharField(), help_text="Credential names to add before use."
     )
+
+
+# --- the signed plugin index ----------------------------------------------------------------
+
+
+class IndexInstallIn(serializers.Serializer):  # type: ignore[type-arg]
+    requirement = serializers.CharField(
+        max_length=300, help_text="NAME or NAME==VERSION, as listed by the followed indexes."
+    )
+    org = serializers.SlugField(
+        required=False, help_text="Also apply this organization's publisher policy."
+    )
+
+
+class IndexInstallOut(serializers.Serializer):  # type: ignore[type-arg]
+    distribution = serializers.CharField()
+    version = serializers.CharField()
+    previous_version = serializers.CharField(allow_null=True)
+    sha256 = serializers.CharField()
+    size = serializers.IntegerField()
+    index = serializers.CharField()
+    index_version = serializers.IntegerField()
+    publisher = serializers.CharField()
+    badge = serializers.ChoiceField(choices=["verified", "community"])
+
+
+class AvailablePluginOut(serializers.Serializer):  # type: ignore[type-arg]
+    name = serializers.CharField()
+    index = serializers.CharField()
+    latest = serializers.CharField()
+    versions = serializers.ListField(child=serializers.CharField())
+    publisher = serializers.CharField()
+    badge = serializers.ChoiceField(choices=["verified", "community"])
+    installed = serializers.CharField(allow_null=True)
+    blocked_versions = serializers.ListField(child=serializers.CharField())
+    description = serializers.CharField(allow_blank=True)
+
+
+class IntegrityOut(serializers.Serializer):  # type: ignore[type-arg]
+    distribution = serializers.CharField()
+    version = serializers.CharField()
+    status = serializers.CharField(
+        help_text="signed, unsigned-allowed, or the refusal code (file_modified, ...)."
+    )
+    detail = serializers.CharField()
+    ok = serializers.BooleanField()
