@@ -7,8 +7,9 @@ a ``VerifiedArtifact`` and installs exactly its bytes) and ``PipTargetInstaller`
 default until per-distribution environments land: ``pip install --no-deps`` of the verified
 wheel into ``IMBI_PLUGINS_SITE``, then its dependencies with ``--require-hashes``).
 
-Data path: refresh every enabled index (each verified; a refused one is recorded on its row
-and skipped, and its error is raised if no healthy index offers the plugin) -> ``select``
+Data path: refresh every enabled index (each verified; a refused one is recorded on its row;
+its error is raised if no healthy index offers the plugin, or if it comes before the index
+that does: a refused index never lets a lower-priority one shadow a name) -> ``select``
 (the highest-priority index listing the name) -> ``verify_artifact`` -> installer ->
 integrity record + ``IndexedArtifact`` row + audit -> registry rebuild.
 """
@@ -103,13 +104,15 @@ def followed_indexes() -> list[PluginIndex]:
     return list(PluginIndex.objects.filter(enabled=True).order_by("priority", "name"))
 
 
-def _refreshed(rows: Sequence[PluginIndex]) -> tuple[list[index.IndexDocument], list[Exception]]:
-    documents, errors = [], []
+def _refreshed(
+    rows: Sequence[PluginIndex],
+) -> tuple[list[index.IndexDocument], dict[str, SupplyChainError]]:
+    documents, errors = [], {}
     for row in rows:
         try:
             documents.append(index.refresh(row))
         except SupplyChainError as exc:
-            errors.append(exc)
+            errors[row.name] = exc
     return documents, errors
 
 
@@ -140,9 +143,14 @@ def install_from_index(
         selection = select(documents, name, version, rules)
     except SupplyChainError:
         if errors:
-            raise errors[0] from None
+            raise next(iter(errors.values())) from None
         raise
     row = by_name[selection.document.name]
+    # Fail closed: a refused index ordered before the one that offers the name might list it
+    # too (and would win); never fall through to a lower-priority index past a refusal.
+    for earlier in rows[: rows.index(row)]:
+        if earlier.name in errors:
+            raise errors[earlier.name]
     artifact = verify_artifact(
         selection.document,
         selection.entry,

@@ -91,12 +91,12 @@ class World:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.keys = tmp / "keys"
-        self.keys.mkdir()
+        self.keys.mkdir(parents=True)
         self.root = self.key("root")
         self.index_key = self.key("index")
         self.publisher = self.key("acme")
         self.folder = tmp / "index"
-        (tmp / "src").mkdir()
+        (tmp / "src").mkdir(parents=True)
         create_plugin(PLUGIN, plugin_type="configuration", vendor="supply", parent=tmp / "src")
         self.source = tmp / "src" / PLUGIN
         self.certificate = self.certify(self.publisher, "acme", verified=True)
