@@ -143,6 +143,7 @@ def parse_index(
     except ValueError:
         raise IndexMalformed(f"index {name!r} holds values JSON cannot sign", index=name) from None
     _shape(signed)
+    assert isinstance(signed, dict)  # _shape refused anything else
     signatures = [s for s in document["signatures"] if isinstance(s, dict)]
     key, ok = signed_by(root.index_key_ids(), message, signatures)
     if key is None:
@@ -288,7 +289,7 @@ def refresh(index: Any, *, now: dt.datetime | None = None) -> IndexDocument:
                 now=now,
             )
         except SupplyChainError as exc:
-            error = exc
+            error: SupplyChainError | None = exc
         else:
             error = None
             row.last_version = document.version

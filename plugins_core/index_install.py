@@ -32,7 +32,7 @@ from imbi.core.models import AuditEvent
 
 from . import index, integrity, registry, trust
 from .models import IndexedArtifact, PluginIndex
-from .supply_errors import InstallFailed, SupplyChainError
+from .supply_errors import IndexUnreachable, InstallFailed, SupplyChainError
 from .verification import (
     VerifiedArtifact,
     parse_requirement,
@@ -135,7 +135,7 @@ def install_from_index(
     name, version = parse_requirement(requirement)
     rows = followed_indexes()
     if not rows:
-        raise index.IndexUnreachable("no plugin index is configured (manage.py plugin index add)")
+        raise IndexUnreachable("no plugin index is configured (manage.py plugin index add)")
     documents, errors = _refreshed(rows)
     by_name = {row.name: row for row in rows}
     rules = integrity.current_block_rules()
@@ -232,7 +232,7 @@ def available(*, refresh: bool = False) -> list[AvailablePlugin]:
     out: list[AvailablePlugin] = []
     for row in rows:
         signed = row.document if isinstance(row.document, dict) else None
-        if signed is None:
+        if signed is None or row.expires is None:
             continue
         document = index.IndexDocument(
             row.name, row.url, signed, row.last_version, row.expires, "", row.last_digest

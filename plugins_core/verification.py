@@ -136,7 +136,7 @@ def select(
     index has no distribution named ``acme-demo`` itself."""
     rules = list(rules)
     for document in documents:
-        listed = {canonicalize_name(p): p for p in document.plugins()}
+        listed: dict[str, str] = {canonicalize_name(p): p for p in document.plugins()}
         # ``acme-demo`` also finds the conventional distribution ``imbi-plugin-acme-demo``.
         key = name if name in listed else f"imbi-plugin-{name}"
         if key not in listed:

@@ -143,14 +143,14 @@ def _signing(args: argparse.Namespace) -> int:
         return 0
     if args.command == "certify":
         root = signing.load_private_key(args.root_key)
-        public = signing.load_public_key(args.public_key)
+        publisher_key = signing.load_public_key(args.public_key)
         start = signing.parse_time(args.valid_from) if args.valid_from else signing.utcnow()
         if args.valid_days < 1:
             _fail("--valid-days must be at least 1")
         certificate = signing.issue_certificate(
             root,
             subject=args.subject,
-            public_key=public,
+            public_key=publisher_key,
             valid_from=start,
             valid_until=start + dt.timedelta(days=args.valid_days),
             verified=args.verified,
@@ -192,7 +192,11 @@ def _signing(args: argparse.Namespace) -> int:
     for text in args.revoke:
         serial, _, reason = text.partition(":")
         revocations.append(
-            {"serial": serial, "reason": reason, "revoked_at": signing.format_time(signing.utcnow())}
+            {
+                "serial": serial,
+                "reason": reason,
+                "revoked_at": signing.format_time(signing.utcnow()),
+            }
         )
     if args.expires_days < 1:
         _fail("--expires-days must be at least 1")

@@ -69,9 +69,7 @@ class PublishError(ValueError):
 class WheelFacts:
     """What ``read_wheel`` learns from a wheel without installing it."""
 
-    def __init__(
-        self, name: str, version: str, requires: list[str], files: dict[str, str]
-    ) -> None:
+    def __init__(self, name: str, version: str, requires: list[str], files: dict[str, str]) -> None:
         self.name = name
         self.version = version
         self.requires = requires

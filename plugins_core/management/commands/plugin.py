@@ -183,8 +183,7 @@ class Command(BaseCommand):
         for row in rows:
             error = f"  -- {row.last_error_code}: {row.last_error}" if row.last_error_code else ""
             self.stdout.write(
-                f"{row.name}  {row.url}  priority {row.priority}  "
-                f"version {row.last_version}{error}"
+                f"{row.name}  {row.url}  priority {row.priority}  version {row.last_version}{error}"
             )
 
     def _list(self, *, as_json: bool, strict: bool) -> None:

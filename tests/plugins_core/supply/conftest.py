@@ -57,7 +57,9 @@ def build_wheel(
         f"Metadata-Version: 2.1\nName: {DIST}\nVersion: {version}\n"
         f"Requires-Dist: imbi-plugin-sdk{sdk_range}\n"
     ).encode()
-    files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    files[f"{info}/WHEEL"] = (
+        b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
     files[f"{info}/entry_points.txt"] = (
         f"[imbi.plugins]\n{PLUGIN} = {PACKAGE}.handler:SupplyDemoConfiguration\n"
     ).encode()
@@ -177,7 +179,10 @@ class World:
         change(document["signed"])
         signer = key or self.index_key
         document["signatures"] = [
-            {"key_id": signer.key_id, "signature": signer.sign(signing.index_message(document["signed"]))}
+            {
+                "key_id": signer.key_id,
+                "signature": signer.sign(signing.index_message(document["signed"])),
+            }
         ]
         (self.folder / "index.json").write_text(json.dumps(document))
 

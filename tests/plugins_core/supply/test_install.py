@@ -108,9 +108,7 @@ def http_index(world: World) -> Iterator[str]:
     server.server_close()
 
 
-def test_install_from_an_index_served_over_http(
-    world: World, site: Path, http_index: str
-) -> None:
+def test_install_from_an_index_served_over_http(world: World, site: Path, http_index: str) -> None:
     world.release("1.0.0")
     world.follow(url=http_index)
     result = install_from_index("supply-demo")
@@ -220,8 +218,7 @@ def test_a_blocklisted_installed_version_is_disabled_at_load_with_the_reason(
     entry = registry.rebuild().get(PLUGIN)
     assert entry is not None and entry.status is registry.Status.BLOCKED
     assert entry.reason == (
-        f"{DIST} 1.0.0 is blocklisted by index 'curated' (lowest good version 1.0.1): "
-        "CVE-2026-1234"
+        f"{DIST} 1.0.0 is blocklisted by index 'curated' (lowest good version 1.0.1): CVE-2026-1234"
     )
     # The platform's own blocklist works the same way, without any index.
     PluginIndex.objects.all().delete()
@@ -239,8 +236,17 @@ def test_unsigned_plugins_load_only_when_allowed_and_never_modified(
 
     wheel = world.wheel()
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site),
-         str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
         check=True,
         capture_output=True,
     )

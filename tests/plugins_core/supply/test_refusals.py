@@ -75,9 +75,7 @@ def bad_publisher_signature(world: World) -> str:
 
 def _resign(world: World, certificate: dict[str, Any], signed_at: dt.datetime) -> str:
     wheel = world.wheel()
-    world.publish(
-        [world.entry(wheel, signed_at=signed_at)], [wheel], certificates=[certificate]
-    )
+    world.publish([world.entry(wheel, signed_at=signed_at)], [wheel], certificates=[certificate])
     return "supply-demo"
 
 
@@ -149,8 +147,12 @@ def altered_index(world: World) -> str:
 
 def blocklisted_version(world: World) -> str:
     world.release("1.0.0")
-    world.release("1.1.0", blocklist=[{"plugin": "imbi-plugin-supply-demo", "below": "1.1.0",
-                                       "reason": "leaks credentials"}])
+    world.release(
+        "1.1.0",
+        blocklist=[
+            {"plugin": "imbi-plugin-supply-demo", "below": "1.1.0", "reason": "leaks credentials"}
+        ],
+    )
     return "imbi-plugin-supply-demo==1.0.0"
 
 
