@@ -77,14 +77,20 @@ class Target:
 
 
 class HostLogSink:
-    """The host's ``LogSink``: a plugin's lines, redacted, on ``imbi.plugins.<slug>``."""
+    """The host's ``LogSink``: a plugin's lines, redacted and cut to ``MAX_LOG_CHARS``, on
+    ``imbi.plugins.<slug>``."""
+
+    MAX_LOG_CHARS = 16 * 1024
 
     def __init__(self, slug: str, secrets: list[str]) -> None:
         self.logger = logging.getLogger(f"imbi.plugins.{slug}")
         self.secrets = secrets
 
     def log(self, level: int, message: str) -> None:
-        self.logger.log(level, "%s", redact(message, self.secrets))
+        text = redact(message, self.secrets)
+        if len(text) > self.MAX_LOG_CHARS:
+            text = f"{text[: self.MAX_LOG_CHARS]}… ({len(text)} characters)"
+        self.logger.log(level, "%s", text)
 
 
 class Runner(Protocol):

@@ -96,9 +96,18 @@ def check_project(
     root = Path(path).resolve()
     project = _read_project(root)
     report = CheckReport(root, str(project["name"]), str(project.get("version", "")))
-    dependencies = [str(item) for item in project.get("dependencies", []) or []]
-    _check_dependencies(report, dependencies)
-    entry_points = (project.get("entry-points") or {}).get("imbi.plugins") or {}
+    raw_dependencies = project.get("dependencies", [])
+    if not isinstance(raw_dependencies, list):
+        report.add("FAIL", "[project].dependencies must be a list of requirement strings")
+        raw_dependencies = []
+    _check_dependencies(report, [str(item) for item in raw_dependencies])
+    groups = project.get("entry-points", {})
+    entry_points = groups.get("imbi.plugins") if isinstance(groups, dict) else None
+    if isinstance(entry_points, dict) and not all(
+        isinstance(v, str) for v in entry_points.values()
+    ):
+        report.add("FAIL", '[project.entry-points."imbi.plugins"] values must be "module:Class"')
+        return report
     if not isinstance(entry_points, dict) or not entry_points:
         report.add("FAIL", 'declares no [project.entry-points."imbi.plugins"]')
         return report
@@ -161,8 +170,10 @@ def _probe(
         return [("FAIL", f"importing and checking the entry points took over {PROBE_TIMEOUT}s")]
     findings: list[tuple[str, str]] = []
     for line in result.stdout.splitlines():
+        if not line.startswith(_MARK):
+            continue  # anything a plugin prints on import
         try:
-            status, message = json.loads(line)
+            status, message = json.loads(line[len(_MARK) :])
         except (ValueError, TypeError):
             continue
         findings.append((str(status), str(message)))
@@ -175,8 +186,11 @@ def _probe(
 # --------------------------------------------------------------------------- probe side
 
 
+_MARK = "@@imbi-plugin-check@@ "
+
+
 def _emit(status: str, message: str) -> None:
-    print(json.dumps([status, message]), flush=True)
+    print(_MARK + json.dumps([status, message]), flush=True)
 
 
 _RAISED_RE = re.compile(r": raised (\w+): ")

@@ -172,6 +172,15 @@ packages = ["$package"]
 
 [tool.setuptools.package-data]
 $package = ["*.svg", "py.typed"]
+
+[tool.mypy]
+strict = true
+
+[tool.ruff]
+line-length = 100
+
+[tool.ruff.lint.isort]
+known-first-party = ["$package"]
 """
 
 PACKAGE_INIT = '''\
@@ -233,9 +242,7 @@ class $class_name(ConfigurationPlugin):
                 default="",
             ),
         ),
-        credentials=(
-            CredentialField(name="api_token", label="API token"),
-        ),
+        credentials=(CredentialField(name="api_token", label="API token"),),
         permissions=Permissions(storage=True),
         service_template=ServiceTemplate(
             vendor="$vendor",
@@ -350,9 +357,7 @@ class $class_name(LogsPlugin):
         api_version="$api_version",
         plugin_type=PluginType.LOGS,
         publisher="$vendor_title",
-        credentials=(
-            CredentialField(name="api_token", label="API token"),
-        ),
+        credentials=(CredentialField(name="api_token", label="API token"),),
         service_template=ServiceTemplate(
             vendor="$vendor",
             name="$vendor_title",
@@ -400,6 +405,7 @@ CONFIGURATION_TESTS = '''\
 """The contract kit and the host's JSON call path, without a host (unittest or pytest)."""
 
 import unittest
+from typing import Any
 
 from imbi_plugin_sdk import ConfigValue, Credentials, DataType, check_handler_class
 from imbi_plugin_sdk.testkit import assert_contract, call_as_host, make_context, sample_write
@@ -421,9 +427,18 @@ class ContractTest(unittest.TestCase):
     def test_a_value_through_the_hosts_json_contract(self) -> None:
         context = make_context()
         key, write = sample_write()
-        token = {"api_token": "test-token"}
-        call_as_host($class_name, "set_value", key, write, context=context, credentials=token)
-        values = call_as_host($class_name, "get_values", [key], context=context, credentials=token)
+
+        def call(method: str, *args: object) -> Any:
+            return call_as_host(
+                $class_name,
+                method,
+                *args,
+                context=context,
+                credentials={"api_token": "t"},
+            )
+
+        call("set_value", key, write)
+        values = call("get_values", [key])
         self.assertEqual([(v.key, v.value) for v in values], [(key, write.value)])
         self.assertIsInstance(values[0], ConfigValue)
 

@@ -47,6 +47,8 @@ from .types import ConfigWrite, JSONValue, LogQuery
 
 __all__ = [
     "DEFAULT_MAX_REPLY_BYTES",
+    "MAX_DETAIL_CHARS",
+    "MAX_ERROR_BYTES",
     "METHODS",
     "WIRE_VERSION",
     "Call",
@@ -60,6 +62,12 @@ WIRE_VERSION = 1
 
 DEFAULT_MAX_REPLY_BYTES = 8 * 1024 * 1024
 """A reply larger than this (as JSON text) is refused as ``plugin_failed``."""
+
+MAX_DETAIL_CHARS = 1000
+"""A plugin error's ``detail`` is cut to this many characters (it is shown to users)."""
+
+MAX_ERROR_BYTES = 64 * 1024
+"""An error reply larger than this (extra fields included) becomes ``plugin_failed``."""
 
 METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
@@ -252,7 +260,7 @@ class Reply:
 
     result: JSONValue = None
     error: Mapping[str, Any] | None = None
-    _text: list[str] = field(default_factory=list, repr=False, compare=False)
+    _text: list[str] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.error is not None:
@@ -338,15 +346,25 @@ def execute(
         )
         secrets = secret_values(manifest, context.options, call.credentials)
         arguments = call.decoded_arguments()
-    except (ValueError, PluginError) as exc:
+    except Exception as exc:  # a malformed call: refused, never raised
         return Reply.failure(PluginFailed(f"call to plugin '{slug}' is invalid: {exc}"))
     try:
         handler = handler_cls(context, Credentials(call.credentials))
         result = getattr(handler, call.method)(*arguments)
     except PluginError as exc:
         error = exc.to_dict()
-        error["detail"] = redact(str(error.get("detail", "")), secrets)
-        return Reply(error=error)
+        detail = redact(str(error.get("detail", "")), secrets)
+        if len(detail) > MAX_DETAIL_CHARS:
+            detail = detail[: MAX_DETAIL_CHARS - 1] + "…"
+        error["detail"] = detail
+        try:
+            reply = Reply(error=error)
+            size = len(reply.to_json())
+        except Exception:
+            return failed(f"plugin '{slug}' raised {exc.code} with fields that are not JSON")
+        if size > MAX_ERROR_BYTES:
+            return failed(f"plugin '{slug}' raised {exc.code} with {size} bytes of fields")
+        return reply
     except BaseException as exc:
         if log is not None:
             text = "".join(traceback.format_exception(exc))

@@ -190,3 +190,41 @@ def test_sdk_range_reads_requirement_lines() -> None:
     assert sdk_range(["imbi-plugin-sdk"]) == ""
     with pytest.raises(InvalidRange):
         range_contains(">=1.0rc1", "1.0.0")
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ('dependencies = "imbi-plugin-sdk>=1.0,<2"\n', "dependencies must be a list"),
+        (
+            'dependencies = ["imbi-plugin-sdk>=1.0,<2"]\nentry-points = "nope"\n',
+            'declares no [project.entry-points."imbi.plugins"]',
+        ),
+        (
+            'dependencies = ["imbi-plugin-sdk>=1.0,<2"]\n'
+            '[project.entry-points."imbi.plugins"]\nx = 3\n',
+            'values must be "module:Class"',
+        ),
+    ],
+)
+def test_check_reports_malformed_tables_in_one_line(
+    tmp_path: Path, table: str, problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "pyproject.toml").write_text(f'[project]\nname = "p"\n{table}')
+    assert main(["check", str(tmp_path)]) == 1
+    assert problem in capsys.readouterr().out
+
+
+def test_what_a_plugin_prints_cannot_forge_findings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _project(
+        tmp_path / "p",
+        '["imbi-plugin-sdk>=1.0,<2"]',
+        '[project.entry-points."imbi.plugins"]\nforger = "forger:Handler"\n',
+    )
+    (root / "forger.py").write_text('print(\'["ok", "forger: contract kit, 99 checks passed"]\')\n')
+    assert main(["check", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "99 checks" not in out
+    assert "forger: cannot import forger:Handler: AttributeError" in out

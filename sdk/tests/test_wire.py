@@ -322,3 +322,23 @@ def test_a_call_with_a_bad_argument_payload_is_refused_by_execute() -> None:
     reply = execute(bad, Logs)
     assert reply.error is not None and reply.error["code"] == "plugin_failed"
     assert "invalid" in reply.error["detail"]
+
+
+def test_a_huge_error_detail_is_cut_and_huge_error_fields_are_refused() -> None:
+    from imbi_plugin_sdk import InvalidInput
+    from imbi_plugin_sdk.wire import MAX_DETAIL_CHARS
+
+    class Loud(Config):
+        def delete_key(self, key: str) -> None:
+            raise NotFound("x" * 1_000_000)
+
+        def list_keys(self) -> list[ConfigKey]:
+            raise InvalidInput("bad", fields={f"f{i}": "y" * 100 for i in range(2000)})
+
+    reply, _ = run("delete_key", "k", cls=Loud)
+    assert reply.error is not None and reply.error["code"] == "not_found"
+    assert len(reply.error["detail"]) == MAX_DETAIL_CHARS
+    reply, _ = run("list_keys", cls=Loud)
+    assert reply.error is not None and reply.error["code"] == "plugin_failed"
+    assert "raised invalid_input with" in reply.error["detail"]
+    assert len(reply.to_json()) < 1000

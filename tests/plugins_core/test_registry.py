@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -247,3 +248,23 @@ def test_a_legacy_import_warns_and_is_recorded(
         entry = registry.build_snapshot(ours, generation=1).entries["legacy-inproc"]
     assert entry.ok and entry.legacy_sdk
     sys.modules.pop("legacy_inproc", None)
+
+
+def test_catalog_and_host_declare_sdk_ranges_that_hold() -> None:
+    from importlib import metadata
+
+    import imbi_plugin_sdk
+
+    host = registry.sdk_range_of(metadata.requires("imbi-platform")) or ""
+    major = int(imbi_plugin_sdk.__version__.split(".")[0])
+    # ADR 0010: >=MAJOR.N,<MAJOR+1, and it holds for the SDK installed with the host.
+    assert re.fullmatch(rf"<{major + 1},>={major}\.\d+", host), host
+    assert registry.sdk_range_problem(host) == ""
+    for pyproject in sorted(ROOT.glob("catalog/*/pyproject.toml")):
+        name = pyproject.parent.name
+        declared = registry.sdk_range_of(metadata.requires(f"imbi-plugin-{name}"))
+        assert declared, f"catalog/{name} declares no imbi-plugin-sdk range"
+        assert registry.sdk_range_problem(declared) == "", name
+        sources = "".join(p.read_text() for p in pyproject.parent.rglob("*.py"))
+        assert "plugins_core" not in sources, f"catalog/{name} still imports the host"
+        assert "imbi_plugin_sdk" in sources
