@@ -186,7 +186,7 @@ def install_from_index(
                 f"installed {artifact.name} {artifact.version} from index {artifact.index} "
                 f"v{artifact.index_version} (sha256 {artifact.sha256}, publisher "
                 f"{artifact.certificate.subject}, {artifact.badge})"
-            )[:500],
+            )[:255],
         )
     registry.rebuild()
     return InstallRecord(artifact, record, previous.version if previous else None)

@@ -3,6 +3,7 @@
 - ``plugin list``: every entry point with its distribution, version, status and reason.
 - ``plugin install-template <entry point> --org <slug>``: one-click install (Imbi's ADR 0012).
 - ``plugin install NAME[==VERSION] [--org SLUG]``: verify from the signed indexes, then install.
+- ``plugin set-credential SERVICE NAME --org SLUG``: one credential, read from stdin.
 - ``plugin verify``: re-check every installed plugin file against its signed file manifest.
 - ``plugin available``: what the followed indexes offer, with badges.
 - ``plugin index add NAME URL --index-key K --root-key K [--priority N]``, ``index list``,
@@ -47,6 +48,12 @@ class Command(BaseCommand):
         offered = sub.add_parser("available", help="What the followed indexes offer.")
         offered.add_argument("--refresh", action="store_true", help="Fetch the indexes first.")
         offered.add_argument("--json", action="store_true")
+        credential = sub.add_parser(
+            "set-credential", help="Set one credential of a service, read from standard input."
+        )
+        credential.add_argument("service", help="The service's slug.")
+        credential.add_argument("name", help="A credential declared by the service's plugins.")
+        credential.add_argument("--org", required=True, help="Organization slug.")
         indexes = sub.add_parser("index", help="Follow, list and refresh plugin indexes.")
         index_sub = indexes.add_subparsers(dest="index_action", required=True)
         add = index_sub.add_parser("add", help="Follow an index with its own trust root.")
@@ -74,8 +81,49 @@ class Command(BaseCommand):
                 self._available(refresh=options["refresh"], as_json=options["json"])
             elif action == "index":
                 self._index(options)
+            elif action == "set-credential":
+                self._set_credential(options["service"], options["name"], options["org"])
         except SupplyChainError as exc:
             raise CommandError(str(exc)) from None
+
+    def _set_credential(self, service_slug: str, name: str, org_slug: str) -> None:
+        """The value comes from stdin, never argv (shell history, ``ps``); it is never shown."""
+        import sys
+
+        from imbi.core import audit
+        from imbi.core.models import AuditEvent
+        from plugins_core.models import ServiceApplication, ThirdPartyService
+
+        service = ThirdPartyService.objects.filter(
+            organization__slug=org_slug, slug=service_slug
+        ).first()
+        if service is None:
+            raise CommandError(f"no service '{service_slug}' in organization '{org_slug}'")
+        snapshot = registry.current()
+        declared = {
+            field.name
+            for plugin in service.plugins.all()
+            if (entry := snapshot.get(plugin.handler)) and entry.manifest
+            for field in entry.manifest.credentials
+        }
+        if name not in declared:
+            raise CommandError(
+                f"no plugin on service '{service_slug}' declares a credential '{name}' "
+                f"(declared: {', '.join(sorted(declared)) or 'none'})"
+            )
+        value = sys.stdin.readline().rstrip("\r\n")
+        if not value:
+            raise CommandError("no value on standard input")
+        application, _ = ServiceApplication.objects.get_or_create(service=service)
+        application.credentials = {**application.credentials, name: value}
+        application.save()
+        audit.record(
+            AuditEvent.Action.CREDENTIALS_SET,
+            organization=service.organization,
+            plugin_slug=service.slug[:64],
+            detail=f"credential {name} set on service {service.slug} from the command line",
+        )
+        self.stdout.write(f"credential '{name}' set on service '{service.slug}'")
 
     def _install_from_index(self, requirement: str, org_slug: str | None) -> None:
         from imbi.core.models import Organization
