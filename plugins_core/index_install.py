@@ -265,13 +265,3 @@ def available(*, refresh: bool = False) -> list[AvailablePlugin]:
                 )
             )
     return out
-
-
-def badges() -> dict[str, str]:
-    """Installed distribution -> "verified" or "community" (no record: community)."""
-    return dict(
-        (name, "verified" if verified else "community")
-        for name, verified in IndexedArtifact.objects.values_list(
-            "distribution", "verified_publisher"
-        )
-    )

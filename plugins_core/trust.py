@@ -36,11 +36,13 @@ __all__ = [
     "BlockRule",
     "Certificate",
     "badge",
+    "badge_of",
     "block_rules",
     "blocked",
     "check_not_revoked",
     "check_policy",
     "check_signing_time",
+    "installed_badges",
     "publisher_certificate",
     "verified_only",
 ]
@@ -155,6 +157,26 @@ def check_not_revoked(certificate: Certificate, revoked: Iterable[Mapping[str, A
 def badge(certificate: Certificate | None) -> str:
     """What the catalog, the wizard and the API show next to a plugin."""
     return VERIFIED if certificate is not None and certificate.verified else COMMUNITY
+
+
+UNSIGNED = "unsigned"
+
+
+def installed_badges() -> dict[str, str]:
+    """Distribution -> badge for everything installed from an index (one query)."""
+    from .models import IndexedArtifact
+
+    return {
+        name: VERIFIED if verified else COMMUNITY
+        for name, verified in IndexedArtifact.objects.values_list(
+            "distribution", "verified_publisher"
+        )
+    }
+
+
+def badge_of(distribution: str, badges: Mapping[str, str]) -> str:
+    """A loaded distribution's badge: ``unsigned`` when it was not installed from an index."""
+    return badges.get(canonicalize_name(distribution), UNSIGNED) if distribution else UNSIGNED
 
 
 def verified_only(organization: Any = None) -> bool:

@@ -60,7 +60,7 @@ from imbi.core.access import can_install, installable_organizations
 from imbi.core.models import AuditEvent, Organization, Project, ProjectType
 
 from . import bindings as binding_service
-from . import registry
+from . import registry, trust
 from .forms import (
     ConnectionTestForm,
     CredentialsForm,
@@ -150,6 +150,8 @@ class CatalogItem:
     manifest: PluginManifest
     template_name: str
     shares_with: tuple[str, ...]
+    badge: str = "unsigned"
+    """verified / community (installed from a signed index) or unsigned (allow-listed)."""
 
     @property
     def compatible(self) -> str:
@@ -166,11 +168,18 @@ def catalog(
         for name in offer.entry_points:
             shared[name] = (f"{offer.name} ({offer.vendor})", offer.entry_points)
     items = []
+    badges = trust.installed_badges()
     for entry in sorted(snapshot.loaded(), key=lambda e: e.name):
         assert entry.manifest is not None
         name, group = shared.get(entry.name, ("", ()))
         items.append(
-            CatalogItem(entry, entry.manifest, name, tuple(n for n in group if n != entry.name))
+            CatalogItem(
+                entry,
+                entry.manifest,
+                name,
+                tuple(n for n in group if n != entry.name),
+                trust.badge_of(entry.distribution, badges),
+            )
         )
     failed = sorted(snapshot.failed(), key=lambda e: e.name)
     return items, failed

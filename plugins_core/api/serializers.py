@@ -196,6 +196,11 @@ class RegistryEntryOut(serializers.Serializer):  # type: ignore[type-arg]
     legacy_sdk = serializers.BooleanField(
         help_text="The plugin imports the deprecated plugins_core.sdk (use imbi_plugin_sdk)."
     )
+    badge = serializers.ChoiceField(
+        choices=["verified", "community", "unsigned"],
+        help_text="verified/community: installed from a signed index, by a verified or an "
+        "unverified publisher; unsigned: not installed from an index (allow-listed).",
+    )
 
 
 class RegistryOut(serializers.Serializer):  # type: ignore[type-arg]
@@ -275,7 +280,7 @@ class IndexInstallOut(serializers.Serializer):  # type: ignore[type-arg]
     index = serializers.CharField()
     index_version = serializers.IntegerField()
     publisher = serializers.CharField()
-    badge = serializers.ChoiceField(choices=["verified", "community"])
+    badge = serializers.CharField(help_text="verified or community (publisher certificate).")
 
 
 class AvailablePluginOut(serializers.Serializer):  # type: ignore[type-arg]
@@ -284,7 +289,7 @@ class AvailablePluginOut(serializers.Serializer):  # type: ignore[type-arg]
     latest = serializers.CharField()
     versions = serializers.ListField(child=serializers.CharField())
     publisher = serializers.CharField()
-    badge = serializers.ChoiceField(choices=["verified", "community"])
+    badge = serializers.CharField(help_text="verified or community (publisher certificate).")
     installed = serializers.CharField(allow_null=True)
     blocked_versions = serializers.ListField(child=serializers.CharField())
     description = serializers.CharField(allow_blank=True)

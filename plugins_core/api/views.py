@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 from imbi.core.access import can_bind_project_grant, load_organization, load_project
 from imbi.core.models import ProjectType
 from plugins_core import bindings as binding_service
-from plugins_core import index_install, integrity, registry, tabs
+from plugins_core import index_install, integrity, registry, tabs, trust
 from plugins_core.install import InstallError, install_from_template
 from plugins_core.models import Plugin, ProjectPlugin, ProjectTypePlugin
 from plugins_core.resolution import Resolved, entry_status
@@ -324,7 +324,7 @@ class TypeBindingView(APIView):
 # --- plugins ------------------------------------------------------------------------------
 
 
-def entry_out(entry: registry.Entry) -> dict[str, Any]:
+def entry_out(entry: registry.Entry, badges: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "name": entry.name,
         "slug": entry.slug,
@@ -335,6 +335,7 @@ def entry_out(entry: registry.Entry) -> dict[str, Any]:
         "plugin_type": entry.manifest.plugin_type.value if entry.manifest else None,
         "api_version": entry.manifest.api_version if entry.manifest else None,
         "legacy_sdk": entry.legacy_sdk,
+        "badge": trust.badge_of(entry.distribution, badges or {}),
     }
 
 
@@ -342,10 +343,11 @@ class RegistryView(APIView):
     @extend_schema(responses={200: s.RegistryOut}, operation_id="plugin_registry")
     def get(self, request: Request) -> Response:
         snapshot = registry.current()
+        badges = trust.installed_badges()
         return Response(
             {
                 "generation": snapshot.generation,
-                "entries": [entry_out(e) for e in snapshot.entries.values()],
+                "entries": [entry_out(e, badges) for e in snapshot.entries.values()],
             }
         )
 

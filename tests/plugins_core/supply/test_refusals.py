@@ -284,3 +284,47 @@ def test_publish_refuses_an_entry_its_certificate_does_not_sign(world: World) ->
     entry = world.entry(wheel, key=world.key("other"))
     with pytest.raises(publishing.PublishError, match="does not verify"):
         world.publish([entry], [wheel])
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_admin_install_form_shows_the_code_and_installs_nothing(
+    scenario: str, world: World, site: Path, settings: Any, client: Any, django_user_model: Any
+) -> None:
+    requirement, code, text = _setup(scenario, world, settings)
+    admin = django_user_model.objects.create_superuser("admin", "admin@example.com", "pw")
+    client.force_login(admin)
+    response = client.post(
+        "/admin/plugins_core/pluginindex/install/", {"requirement": requirement}
+    )
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert f'<div class="errornote refusal">{code}: ' in page
+    from django.utils.html import escape
+
+    assert escape(text) in page
+    _nothing_installed(site, settings)
+
+
+def test_admin_install_page_needs_a_superuser(client: Any, django_user_model: Any) -> None:
+    staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    client.force_login(staff)
+    assert client.get("/admin/plugins_core/pluginindex/install/").status_code == 403
+
+
+def test_api_install_needs_a_superuser(django_user_model: Any) -> None:
+    staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    client = APIClient()
+    client.force_authenticate(staff)
+    response = client.post("/api/plugin-index/install", {"requirement": "x"}, format="json")
+    assert (response.status_code, response.json()["code"]) == (403, "permission_denied")
+    response = client.post("/api/plugin-index/install", {}, format="json")
+    assert response.status_code == 403  # authorized before anything is parsed
+
+
+def test_api_install_bad_requirement_is_a_field_error(superuser_client: APIClient) -> None:
+    response = superuser_client.post("/api/plugin-index/install", {}, format="json")
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_input")
+    response = superuser_client.post(
+        "/api/plugin-index/install", {"requirement": "no such thing!"}, format="json"
+    )
+    assert (response.status_code, response.json()["code"]) == (404, "artifact_not_found")
