@@ -163,6 +163,8 @@ def _record_hashes(dist: metadata.Distribution) -> dict[str, str]:
     text = dist.read_text("RECORD") or ""
     hashes: dict[str, str] = {}
     for row in csv.reader(io.StringIO(text)):
+        if not row or "__pycache__/" in row[0]:
+            continue  # byte code is derived and may be rewritten by the interpreter
         if len(row) >= 2 and row[1].startswith("sha256="):
             raw = base64.urlsafe_b64decode(row[1][7:] + "=" * (-len(row[1][7:]) % 4))
             hashes[row[0]] = raw.hex()

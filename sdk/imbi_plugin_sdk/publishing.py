@@ -266,7 +266,7 @@ def _load_index(folder: Path, name: str | None) -> dict[str, Any]:
     return signed
 
 
-def _check_certificate(signed: Mapping[str, Any], certificate: Mapping[str, Any]) -> str:
+def _check_certificate(certificate: Mapping[str, Any]) -> str:
     body = certificate.get("certificate")
     if not isinstance(body, dict) or not isinstance(body.get("subject"), str):
         raise PublishError("a certificate must be made by imbi-plugin certify")
@@ -327,7 +327,7 @@ def publish(
     folder.mkdir(parents=True, exist_ok=True)
     signed = _load_index(folder, name)
     for certificate in certificates:
-        subject = _check_certificate(signed, certificate)
+        subject = _check_certificate(certificate)
         signed["publishers"][subject] = dict(certificate)
     entries = [dict(e) for e in entries]
     digests = {e.get("sha256"): e for e in entries}

@@ -194,6 +194,7 @@ class Command(BaseCommand):
 
         from plugins_core import index as index_module
         from plugins_core.models import PluginIndex
+        from plugins_core.supply_errors import SupplyChainError
 
         action = options["index_action"]
         if action == "add":
@@ -220,7 +221,7 @@ class Command(BaseCommand):
             for row in rows:
                 try:
                     document = index_module.refresh(row)
-                except Exception as exc:
+                except SupplyChainError as exc:
                     failed += 1
                     self.stdout.write(f"{row.name}: {exc}")
                 else:

@@ -293,9 +293,7 @@ def test_admin_install_form_shows_the_code_and_installs_nothing(
     requirement, code, text = _setup(scenario, world, settings)
     admin = django_user_model.objects.create_superuser("admin", "admin@example.com", "pw")
     client.force_login(admin)
-    response = client.post(
-        "/admin/plugins_core/pluginindex/install/", {"requirement": requirement}
-    )
+    response = client.post("/admin/plugins_core/pluginindex/install/", {"requirement": requirement})
     assert response.status_code == 422
     page = response.content.decode()
     assert f'<div class="errornote refusal">{code}: ' in page
