@@ -158,7 +158,7 @@ def test_each_index_has_its_own_trust_root(world: World, site: Path, tmp_path: P
 
 
 def test_a_modified_installed_file_is_named_and_refused_at_load(
-    world: World, site: Path, superuser_client: APIClient
+    world: World, site: Path, superuser_client: APIClient, client: Any, django_user_model: Any
 ) -> None:
     world.release()
     world.follow()
@@ -182,6 +182,13 @@ def test_a_modified_installed_file_is_named_and_refused_at_load(
     listing = superuser_client.get("/api/plugins").json()
     shown = next(e for e in listing["entries"] if e["name"] == PLUGIN)
     assert shown["status"] == "modified" and "handler.py" in shown["reason"]
+    # The admin: the registry page and the install records name the file too.
+    admin = django_user_model.objects.get(username="root")
+    client.force_login(admin)
+    page = client.get("/admin/plugins_core/plugin/registry/").content.decode()
+    assert f"installed file {PACKAGE}/handler.py was modified" in page
+    records = client.get("/admin/plugins_core/indexedartifact/").content.decode()
+    assert f"file_modified: {DIST}: installed file {PACKAGE}/handler.py was modified" in records
 
 
 def test_a_deleted_file_and_a_forged_record_are_refused(world: World, site: Path) -> None:
