@@ -133,14 +133,14 @@ def parse_index(
         raise IndexMalformed(f"the index is larger than {MAX_INDEX_BYTES} bytes", index=name)
     try:
         document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise IndexMalformed(f"index {name!r} is not JSON", index=name) from None
     if not isinstance(document, dict) or not isinstance(document.get("signatures"), list):
         raise IndexMalformed(f"index {name!r} has no 'signatures' list", index=name)
     signed = document.get("signed")
     try:
         message = formats.index_message(signed) if isinstance(signed, dict) else b""
-    except ValueError:
+    except (ValueError, RecursionError):
         raise IndexMalformed(f"index {name!r} holds values JSON cannot sign", index=name) from None
     _shape(signed)
     assert isinstance(signed, dict)  # _shape refused anything else

@@ -61,7 +61,7 @@ __all__ = [
     "version_sort_key",
 ]
 
-MAX_UNPACKED_BYTES = 512 * 1024 * 1024
+MAX_UNPACKED_BYTES = 256 * 1024 * 1024
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FILENAME = re.compile(r"^[A-Za-z0-9_.+-]+\.whl$")
 
@@ -253,7 +253,11 @@ def _first_modified(data: bytes, files: Mapping[str, str]) -> str | None:
             if total > MAX_UNPACKED_BYTES:
                 return None
             seen.add(path)
-            if files.get(path) != hashlib.sha256(archive.read(info)).hexdigest():
+            digest = hashlib.sha256()
+            with archive.open(info) as member:  # never more than the declared file_size
+                for block in iter(lambda: member.read(1 << 16), b""):
+                    digest.update(block)
+            if files.get(path) != digest.hexdigest():
                 return path
         missing = sorted(set(files) - seen)
         return missing[0] if missing else None

@@ -326,3 +326,17 @@ def test_api_install_bad_requirement_is_a_field_error(superuser_client: APIClien
         "/api/plugin-index/install", {"requirement": "no such thing!"}, format="json"
     )
     assert (response.status_code, response.json()["code"]) == (404, "artifact_not_found")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"not json", b"[" * 100_000, b'{"signed": {}, "signatures": []}', b'{"signed": 1}'],
+    ids=["junk", "deeply nested", "empty signed", "no signatures"],
+)
+def test_a_malformed_index_is_refused_as_such(world: World, site: Path, raw: bytes) -> None:
+    world.folder.mkdir()
+    (world.folder / "index.json").write_bytes(raw)
+    world.follow()
+    with pytest.raises(CommandError, match=r"^index_malformed: "):
+        call_command("plugin", "install", "supply-demo")
+    assert installed_files(site) == []
