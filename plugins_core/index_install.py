@@ -32,7 +32,7 @@ from imbi.core.models import AuditEvent
 
 from . import index, integrity, registry, trust
 from .models import IndexedArtifact, PluginIndex
-from .supply_errors import IndexUnreachable, InstallFailed, SupplyChainError
+from .supply_errors import InstallFailed, NoIndexConfigured, SupplyChainError
 from .verification import (
     VerifiedArtifact,
     parse_requirement,
@@ -135,7 +135,7 @@ def install_from_index(
     name, version = parse_requirement(requirement)
     rows = followed_indexes()
     if not rows:
-        raise IndexUnreachable("no plugin index is configured (manage.py plugin index add)")
+        raise NoIndexConfigured("no plugin index is followed (manage.py plugin index add)")
     documents, errors = _refreshed(rows)
     by_name = {row.name: row for row in rows}
     rules = integrity.current_block_rules()

@@ -30,6 +30,7 @@ __all__ = [
     "IndexUnreachable",
     "IndexUntrustedKey",
     "InstallFailed",
+    "NoIndexConfigured",
     "PublisherNotVerified",
     "PublisherSignatureInvalid",
     "PublisherUnknown",
@@ -56,6 +57,11 @@ class SupplyChainError(Exception):
 
 
 # --- the index ----------------------------------------------------------------------------
+
+
+class NoIndexConfigured(SupplyChainError):
+    code = "no_index_configured"
+    http_status = 409
 
 
 class IndexUnreachable(SupplyChainError):

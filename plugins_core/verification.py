@@ -23,6 +23,7 @@ Order of checks for an entry (each refusal its own error in ``supply_errors``):
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import io
 import re
@@ -62,6 +63,7 @@ __all__ = [
 ]
 
 MAX_UNPACKED_BYTES = 256 * 1024 * 1024
+CLOCK_SKEW = dt.timedelta(minutes=5)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _FILENAME = re.compile(r"^[A-Za-z0-9_.+-]+\.whl$")
 
@@ -220,6 +222,11 @@ def check_entry(
         signed_at = formats.parse_time(entry.get("signed_at"))
     except ValueError:
         raise IndexMalformed(f"{entry['filename']}: signed_at is not a UTC time") from None
+    if signed_at > dt.datetime.now(dt.UTC) + CLOCK_SKEW:
+        raise PublisherSignatureInvalid(
+            f"{entry['filename']}: signed_at {formats.format_time(signed_at)} is in the future",
+            publisher=publisher,
+        )
     trust.check_signing_time(certificate, signed_at)
     trust.check_policy(certificate, verified_only=verified_only)
     trust.check_blocklist(rules, name, version)

@@ -340,3 +340,27 @@ def test_a_malformed_index_is_refused_as_such(world: World, site: Path, raw: byt
     with pytest.raises(CommandError, match=r"^index_malformed: "):
         call_command("plugin", "install", "supply-demo")
     assert installed_files(site) == []
+
+
+def test_no_followed_index_is_its_own_code(site: Path, superuser_client: APIClient) -> None:
+    with pytest.raises(CommandError, match=r"^no_index_configured: "):
+        call_command("plugin", "install", "supply-demo")
+    response = superuser_client.post(
+        "/api/plugin-index/install", {"requirement": "supply-demo"}, format="json"
+    )
+    assert (response.status_code, response.json()["code"]) == (409, "no_index_configured")
+
+
+def test_a_signature_dated_in_the_future_is_refused(world: World, site: Path) -> None:
+    """A not-yet-valid certificate cannot be used by claiming a future signing time."""
+    certificate = world.certify(
+        world.publisher,
+        "acme",
+        valid_from=NOW + dt.timedelta(days=10),
+        valid_until=NOW + dt.timedelta(days=400),
+    )
+    _resign(world, certificate, NOW + dt.timedelta(days=11))
+    world.follow()
+    with pytest.raises(CommandError, match=r"^publisher_signature_invalid: .*in the future"):
+        call_command("plugin", "install", "supply-demo")
+    assert installed_files(site) == []
