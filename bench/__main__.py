@@ -7,6 +7,7 @@
 3. Resolution alone, and credential decryption, against 200 bindings.
 4. The SDK's JSON Call/Reply round trip against a direct handler call (``bench.wire``).
 5. Regex log filters (``bench.regex``): a catastrophic pattern answers within 1 s.
+6. The supply-chain checks against the bare operations they guard (``bench.supply_chain``).
 """
 
 from __future__ import annotations
@@ -197,6 +198,7 @@ def run() -> int:
             f"{_ms(cold_t):.2f} ms | {_ms(warm_t):.2f} ms | "
             f"{statistics.median(cold_t) / statistics.median(warm_t):.1f}x | |"
         )
+    from bench.supply_chain import rows as supply_rows
     from bench.wire import rows as wire_rows
 
     report.extend(wire_rows(ROUNDS))
@@ -206,6 +208,7 @@ def run() -> int:
     ok &= regex_ok
     report.append("| **regex log filters** | time | outcome | target |")
     report += regex_rows
+    report.extend(supply_rows(ROUNDS))
     print("\n".join(report))
     print(
         f"\nrounds={ROUNDS}, python {sys.version.split()[0]}, "

@@ -825,3 +825,5 @@ class BindingAdmin(OrgScopedAdmin):
 
 admin.site.register(ProjectTypePlugin, BindingAdmin)
 admin.site.register(ProjectPlugin, BindingAdmin)
+
+from . import admin_supply  # noqa: E402, F401  (supply-chain admin: indexes, install records)

@@ -11,13 +11,15 @@ class PluginsCoreConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
-        from . import checks, invalidation, registry  # noqa: F401  (registers the check)
+        from . import checks, integrity, invalidation, registry  # noqa: F401  (registers the check)
 
         invalidation.connect()
         registry.configure(
             trusted=settings.IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS,
             import_timeout=settings.IMBI_PLUGIN_IMPORT_TIMEOUT,
         )
+        integrity.add_plugin_site(settings.IMBI_PLUGINS_SITE)
+        registry.set_guard(integrity.load_guard)
 
         if settings.IMBI_PLUGINS_STRICT:
             registry.rebuild(strict=True)  # a broken plugin stops start-up, by request

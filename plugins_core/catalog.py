@@ -15,7 +15,7 @@ from typing import Any
 
 from imbi_plugin_sdk import PluginManifest
 
-from . import registry
+from . import registry, trust
 from .icons import IconError, load_icon
 from .install import available_templates
 from .models import Plugin
@@ -39,6 +39,7 @@ class Card:
     template_name: str = ""
     shares_with: tuple[str, ...] = ()
     installed: tuple[str, ...] = field(default=())  # "org/plugin-slug" in the viewer's orgs
+    badge: str = "unsigned"  # verified / community (signed index) or unsigned (plugins_core.trust)
 
     @property
     def name(self) -> str:
@@ -87,6 +88,7 @@ def cards(
     for handler, org, slug in rows.values_list("handler", "organization__slug", "slug"):
         where.setdefault(handler, []).append(f"{org}/{slug}")
     found = []
+    badges = trust.installed_badges()
     for entry in sorted(snapshot.loaded(), key=lambda e: e.manifest.name if e.manifest else ""):
         assert entry.manifest is not None
         name, group = shared.get(entry.name, ("", ()))
@@ -97,6 +99,7 @@ def cards(
                 name,
                 tuple(n for n in group if n != entry.name),
                 tuple(sorted(where.get(entry.name, []))),
+                trust.badge_of(entry.distribution, badges),
             )
         )
     return found

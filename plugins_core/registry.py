@@ -30,7 +30,7 @@ import importlib
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -76,12 +76,19 @@ class DuplicatePluginError(RegistryError):
     """Two entry points declare the same manifest slug."""
 
 
+class RefusedPluginError(RegistryError):
+    """A supply-chain guard refused a distribution (blocklisted, modified, unsigned)."""
+
+
 class Status(enum.StrEnum):
     LOADED = "loaded"
     IMPORT_FAILED = "import_failed"
     INVALID = "invalid"
     INCOMPATIBLE = "incompatible"
     DUPLICATE = "duplicate"
+    BLOCKED = "blocked"
+    MODIFIED = "modified"
+    UNSIGNED = "unsigned"
 
     @property
     def label(self) -> str:
@@ -94,7 +101,15 @@ _ERRORS: Mapping[Status, type[RegistryError]] = {
     Status.INVALID: InvalidPluginError,
     Status.INCOMPATIBLE: IncompatiblePluginError,
     Status.DUPLICATE: DuplicatePluginError,
+    Status.BLOCKED: RefusedPluginError,
+    Status.MODIFIED: RefusedPluginError,
+    Status.UNSIGNED: RefusedPluginError,
 }
+
+Refusals = Mapping[str, tuple[Status, str]]
+"""Per canonical distribution name: why a guard refuses it (checked before import)."""
+
+Guard = Callable[[Sequence["Candidate"]], Refusals]
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +231,7 @@ def uses_legacy_sdk(target: str) -> bool:
     return any(name == package or name.startswith(f"{package}.") for name in importers)
 
 
-def _examine(candidate: Candidate) -> Entry:
+def _examine(candidate: Candidate, refusals: Refusals | None = None) -> Entry:
     def entry(
         status: Status,
         reason: str = "",
@@ -236,6 +251,10 @@ def _examine(candidate: Candidate) -> Entry:
             legacy_sdk=uses_legacy_sdk(candidate.target),
         )
 
+    # Refused before import: blocklisted, modified or unsigned distributions never run.
+    guarded = (refusals or {}).get(canonicalize_name(candidate.distribution))
+    if guarded is not None:
+        return entry(*guarded)
     # Refused before import: a plugin built for another SDK may not even import on this one.
     refusal = sdk_range_problem(candidate.sdk_range)
     if refusal:
@@ -360,20 +379,25 @@ def build_snapshot(
     generation: int,
     strict: bool = False,
     trusted: Callable[[str], bool] | None = None,
+    refusals: Refusals | None = None,
 ) -> Snapshot:
     """Import and validate every candidate; the only constructor of a ``Snapshot``.
 
+    ``refusals`` (from the supply-chain guard) are applied before anything is imported.
     ``trusted(distribution)`` says which candidates may be imported in this process; the
     others are inspected in a sandboxed runner (default: every candidate is trusted)."""
     candidates = list(candidates)
     trust = trusted or (lambda _: True)
-    examined = [_examine(c) for c in candidates if trust(c.distribution)]
+    examined = [_examine(c, refusals) for c in candidates if trust(c.distribution)]
     untrusted: dict[str, list[Candidate]] = {}
     for c in candidates:
         if trust(c.distribution):
             continue
+        guarded = (refusals or {}).get(canonicalize_name(c.distribution))
         refusal = sdk_range_problem(c.sdk_range)  # refused before import, like _examine
-        if refusal:
+        if guarded is not None:  # blocklisted, modified or unsigned: never started
+            examined.append(_isolated_entry(c.name, c.target, c.distribution, c.version, *guarded))
+        elif refusal:
             examined.append(
                 _isolated_entry(
                     c.name, c.target, c.distribution, c.version, Status.INCOMPATIBLE, refusal
@@ -417,6 +441,23 @@ def build_snapshot(
 
 _lock = threading.Lock()
 _current: Snapshot | None = None
+_guard: Guard | None = None
+
+
+def set_guard(guard: Guard | None) -> None:
+    """Install the supply-chain guard ``rebuild`` consults (``plugins_core.integrity``)."""
+    global _guard
+    _guard = guard
+
+
+def _refusals(candidates: Sequence[Candidate]) -> Refusals:
+    if _guard is None:
+        return {}
+    try:
+        return _guard(candidates)
+    except Exception as exc:  # fail closed: an unverifiable distribution does not load
+        reason = f"integrity check failed: {_summary(exc)}"
+        return {canonicalize_name(c.distribution): (Status.MODIFIED, reason) for c in candidates}
 
 
 def current() -> Snapshot:
@@ -433,8 +474,13 @@ def rebuild(*, strict: bool = False) -> Snapshot:
     with _lock:
         generation = (_current.generation + 1) if _current else 1
         importlib.invalidate_caches()  # see distributions installed since start
+        candidates = discover()
         snapshot = build_snapshot(
-            discover(), generation=generation, strict=strict, trusted=is_trusted
+            candidates,
+            generation=generation,
+            strict=strict,
+            trusted=is_trusted,
+            refusals=_refusals(candidates),
         )
         _current = snapshot
     return snapshot

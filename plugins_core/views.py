@@ -39,7 +39,7 @@ from imbi.core.access import Grant, can_bind_project_grant, load_project
 from imbi.core.models import Membership, Project
 
 from . import bindings as binding_service
-from . import catalog, health, registry
+from . import catalog, health, registry, trust
 from .forms import AddBindingForm, BindingForm, OptionsForm
 from .lifecycle import set_plugin_enabled
 from .models import ConnectionCheck, Plugin, ProjectPlugin, ProjectTypePlugin, Tab
@@ -373,6 +373,7 @@ def can_admin_plugin(user: Any, plugin: Plugin) -> bool:
 class RegistryRow:
     entry: registry.Entry
     installed: list[Plugin]
+    badge: str = "unsigned"
 
     @property
     def label(self) -> str:
@@ -402,8 +403,9 @@ class RegistryView(View):
         by_handler: dict[str, list[Plugin]] = {}
         for plugin in plugins:
             by_handler.setdefault(plugin.handler, []).append(plugin)
+        badges = trust.installed_badges()
         rows = [
-            RegistryRow(entry, by_handler.pop(name, []))
+            RegistryRow(entry, by_handler.pop(name, []), trust.badge_of(entry.distribution, badges))
             for name, entry in sorted(snapshot.entries.items())
         ]
         orphans = [p for group in by_handler.values() for p in group]

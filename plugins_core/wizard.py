@@ -61,7 +61,7 @@ from imbi.core.access import administers_any, can_install, installable_organizat
 from imbi.core.models import AuditEvent, Organization, Project, ProjectType
 
 from . import bindings as binding_service
-from . import health, registry
+from . import health, registry, trust
 from .catalog import PLUGIN_TYPES
 from .catalog import cards as catalog_cards
 from .forms import (
@@ -164,6 +164,8 @@ class CatalogItem:
     manifest: PluginManifest
     template_name: str
     shares_with: tuple[str, ...]
+    badge: str = "unsigned"
+    """verified / community (installed from a signed index) or unsigned (allow-listed)."""
 
     @property
     def compatible(self) -> str:
@@ -180,11 +182,18 @@ def catalog(
         for name in offer.entry_points:
             shared[name] = (f"{offer.name} ({offer.vendor})", offer.entry_points)
     items = []
+    badges = trust.installed_badges()
     for entry in sorted(snapshot.loaded(), key=lambda e: e.name):
         assert entry.manifest is not None
         name, group = shared.get(entry.name, ("", ()))
         items.append(
-            CatalogItem(entry, entry.manifest, name, tuple(n for n in group if n != entry.name))
+            CatalogItem(
+                entry,
+                entry.manifest,
+                name,
+                tuple(n for n in group if n != entry.name),
+                trust.badge_of(entry.distribution, badges),
+            )
         )
     failed = sorted(snapshot.failed(), key=lambda e: e.name)
     return items, failed

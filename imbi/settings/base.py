@@ -4,7 +4,9 @@ Variables: ``DATABASE_URL``, ``REDIS_URL``, ``IMBI_ENCRYPTION_KEYS`` (comma-sepa
 the first key encrypts, all keys decrypt), ``SECRET_KEY``, ``ALLOWED_HOSTS``, ``DEBUG``,
 ``IMBI_PLUGINS_STRICT``, ``IMBI_PLUGIN_TIMEOUT``, ``IMBI_PLUGIN_MAX_REPLY_BYTES``; throttling:
 ``IMBI_LOGIN_FAILURE_LIMIT``, ``IMBI_TOKEN_FAILURE_LIMIT``, ``IMBI_LOGIN_LOCKOUT_MINUTES``,
-``IMBI_TRUSTED_PROXY_COUNT``; request limits: ``IMBI_MAX_REQUEST_BYTES``.
+``IMBI_TRUSTED_PROXY_COUNT``; request limits: ``IMBI_MAX_REQUEST_BYTES``; supply chain:
+``IMBI_PLUGINS_SITE``, ``IMBI_PLUGINS_STATE_DIR``, ``IMBI_PLUGINS_VERIFIED_ONLY``,
+``IMBI_PLUGINS_UNSIGNED_ALLOWED``.
 
 Every variable read here or in the other settings modules is documented in
 docs/operations.md (a test compares the two lists, and with docker/env.example).
@@ -48,6 +50,26 @@ IMBI_PLUGIN_BREAKER_FAILURES = env.int("IMBI_PLUGIN_BREAKER_FAILURES", default=5
 IMBI_PLUGIN_BREAKER_RESET = env.float("IMBI_PLUGIN_BREAKER_RESET", default=30.0)
 # A plugin reply larger than this (as JSON) is refused as plugin_failed (HTTP 502).
 IMBI_PLUGIN_MAX_REPLY_BYTES = env.int("IMBI_PLUGIN_MAX_REPLY_BYTES", default=8 * 1024 * 1024)
+
+# Supply chain (docs/security.md, "Supply chain"). Plugins installed from a signed index land
+# in IMBI_PLUGINS_SITE (appended to sys.path; .pth files there are never executed); their
+# signed install records live in IMBI_PLUGINS_STATE_DIR. Keep both writable by the platform's
+# deploy user only.
+IMBI_PLUGINS_SITE = env.str("IMBI_PLUGINS_SITE", default=str(DATA_DIR / "plugins" / "site"))
+IMBI_PLUGINS_STATE_DIR = env.str(
+    "IMBI_PLUGINS_STATE_DIR", default=str(DATA_DIR / "plugins" / "state")
+)
+# Install only plugins whose publisher certificate is marked verified (organizations can
+# also opt in on their own, see PluginPolicy).
+IMBI_PLUGINS_VERIFIED_ONLY = env.bool("IMBI_PLUGINS_VERIFIED_ONLY", default=False)
+# Distributions that may load without a signed install record (still checked against their
+# own RECORD: never modified). The first-party catalog ships from this repository.
+IMBI_PLUGINS_UNSIGNED_ALLOWED: list[str] = env.list(
+    "IMBI_PLUGINS_UNSIGNED_ALLOWED",
+    default=["imbi-plugin-aws", "imbi-plugin-github", "imbi-plugin-local", "imbi-plugin-logzio"],
+)
+# This platform's own blocklist, beside the indexes': [{"plugin", "below", "reason"}].
+IMBI_PLUGINS_BLOCKLIST: list[dict[str, str]] = []
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -29,3 +29,5 @@ SECRET_KEY = env.str("SECRET_KEY", default="") or _key_file("secret.key", secret
 IMBI_ENCRYPTION_KEYS = env.list("IMBI_ENCRYPTION_KEYS", default=[]) or [
     _key_file("encryption.key", Fernet.generate_key().decode())
 ]
+# Development: every installed distribution may load unsigned (never modified).
+IMBI_PLUGINS_UNSIGNED_ALLOWED = env.list("IMBI_PLUGINS_UNSIGNED_ALLOWED", default=["*"])

@@ -210,6 +210,11 @@ class RegistryEntryOut(serializers.Serializer):  # type: ignore[type-arg]
     isolated_only = serializers.BooleanField(
         help_text="The distribution is not trusted: imported and run only in sandboxed runners."
     )
+    badge = serializers.ChoiceField(
+        choices=["verified", "community", "unsigned"],
+        help_text="verified/community: installed from a signed index, by a verified or an "
+        "unverified publisher; unsigned: not installed from an index (allow-listed).",
+    )
 
 
 class RegistryOut(serializers.Serializer):  # type: ignore[type-arg]
@@ -391,3 +396,49 @@ class ConnectionTestIn(serializers.Serializer):  # type: ignore[type-arg]
         min_value=1,
         help_text="Test as the plugin serves this project (default: a project it serves).",
     )
+
+
+# --- the signed plugin index ----------------------------------------------------------------
+
+
+class IndexInstallIn(serializers.Serializer):  # type: ignore[type-arg]
+    requirement = serializers.CharField(
+        max_length=300, help_text="NAME or NAME==VERSION, as listed by the followed indexes."
+    )
+    org = serializers.SlugField(
+        required=False, help_text="Also apply this organization's publisher policy."
+    )
+
+
+class IndexInstallOut(serializers.Serializer):  # type: ignore[type-arg]
+    distribution = serializers.CharField()
+    version = serializers.CharField()
+    previous_version = serializers.CharField(allow_null=True)
+    sha256 = serializers.CharField()
+    size = serializers.IntegerField()
+    index = serializers.CharField()
+    index_version = serializers.IntegerField()
+    publisher = serializers.CharField()
+    badge = serializers.CharField(help_text="verified or community (publisher certificate).")
+
+
+class AvailablePluginOut(serializers.Serializer):  # type: ignore[type-arg]
+    name = serializers.CharField()
+    index = serializers.CharField()
+    latest = serializers.CharField()
+    versions = serializers.ListField(child=serializers.CharField())
+    publisher = serializers.CharField()
+    badge = serializers.CharField(help_text="verified or community (publisher certificate).")
+    installed = serializers.CharField(allow_null=True)
+    blocked_versions = serializers.ListField(child=serializers.CharField())
+    description = serializers.CharField(allow_blank=True)
+
+
+class IntegrityOut(serializers.Serializer):  # type: ignore[type-arg]
+    distribution = serializers.CharField()
+    version = serializers.CharField()
+    status = serializers.CharField(
+        help_text="signed, unsigned-allowed, or the refusal code (file_modified, ...)."
+    )
+    detail = serializers.CharField()
+    ok = serializers.BooleanField()

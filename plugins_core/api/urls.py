@@ -9,6 +9,9 @@ project_type = "orgs/<slug:org>/project-types/<slug:type_slug>"
 
 urlpatterns = [
     path("plugins", views.RegistryView.as_view(), name="plugin-registry"),
+    path("plugins/integrity", views.IntegrityView.as_view(), name="plugin-integrity"),
+    path("plugin-index/available", views.AvailableView.as_view(), name="plugin-index-available"),
+    path("plugin-index/install", views.IndexInstallView.as_view(), name="plugin-index-install"),
     path("orgs/<slug:org>/plugins", views.InstalledPluginsView.as_view(), name="installed-plugins"),
     path(
         "orgs/<slug:org>/plugins/install",

@@ -26,7 +26,7 @@ from imbi.core.access import (
 )
 from imbi.core.models import ProjectType
 from plugins_core import bindings as binding_service
-from plugins_core import health, registry, tabs
+from plugins_core import health, index_install, integrity, registry, tabs, trust
 from plugins_core.install import InstallError, install_from_template
 from plugins_core.models import Plugin, ProjectPlugin, ProjectTypePlugin
 from plugins_core.resolution import Resolved
@@ -394,7 +394,7 @@ class TypeBindingView(APIView):
 # --- plugins ------------------------------------------------------------------------------
 
 
-def entry_out(entry: registry.Entry) -> dict[str, Any]:
+def entry_out(entry: registry.Entry, badges: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "name": entry.name,
         "slug": entry.slug,
@@ -406,6 +406,7 @@ def entry_out(entry: registry.Entry) -> dict[str, Any]:
         "api_version": entry.manifest.api_version if entry.manifest else None,
         "legacy_sdk": entry.legacy_sdk,
         "isolated_only": entry.isolated,
+        "badge": trust.badge_of(entry.distribution, badges or {}),
     }
 
 
@@ -413,10 +414,11 @@ class RegistryView(APIView):
     @extend_schema(responses={200: s.RegistryOut}, operation_id="plugin_registry")
     def get(self, request: Request) -> Response:
         snapshot = registry.current()
+        badges = trust.installed_badges()
         return Response(
             {
                 "generation": snapshot.generation,
-                "entries": [entry_out(e) for e in snapshot.entries.values()],
+                "entries": [entry_out(e, badges) for e in snapshot.entries.values()],
             }
         )
 
@@ -470,4 +472,86 @@ class InstallTemplateView(APIView):
                 "credentials_needed": needed,
             },
             status=201 if created else 200,
+        )
+
+
+# --- the signed plugin index ----------------------------------------------------------------
+
+
+def _require_superuser(request: Request) -> None:
+    if not getattr(request.user, "is_superuser", False):
+        from rest_framework.exceptions import PermissionDenied
+
+        raise PermissionDenied("Only a platform administrator may install plugin distributions.")
+
+
+def _require_staff(request: Request) -> None:
+    if not getattr(request.user, "is_staff", False):
+        from rest_framework.exceptions import PermissionDenied
+
+        raise PermissionDenied("Only platform staff may see this.")
+
+
+class IndexInstallView(APIView):
+    @extend_schema(
+        request=s.IndexInstallIn,
+        responses={201: s.IndexInstallOut},
+        operation_id="install_from_index",
+    )
+    def post(self, request: Request) -> Response:
+        """Verify NAME[==VERSION] from the signed indexes and install it (superusers).
+
+        Every refusal is problem+json with its own code (``index_rollback``,
+        ``artifact_hash_mismatch``, ``publisher_not_verified``, ...) and installs nothing."""
+        _require_superuser(request)
+        body = _parse(s.IndexInstallIn, request.data)
+        organization = None
+        if body.get("org"):
+            organization, _ = load_organization(request.user, body["org"])
+        result = index_install.install_from_index(
+            body["requirement"], organization=organization, actor=request.user
+        )
+        artifact = result.artifact
+        return Response(
+            {
+                "distribution": artifact.name,
+                "version": artifact.version,
+                "previous_version": result.previous_version,
+                "sha256": artifact.sha256,
+                "size": artifact.size,
+                "index": artifact.index,
+                "index_version": artifact.index_version,
+                "publisher": artifact.certificate.subject,
+                "badge": artifact.badge,
+            },
+            status=201,
+        )
+
+
+class AvailableView(APIView):
+    @extend_schema(
+        responses={200: s.AvailablePluginOut(many=True)}, operation_id="available_plugins"
+    )
+    def get(self, request: Request) -> Response:
+        """What the followed indexes offer (last verified documents), with badges."""
+        _require_staff(request)
+        return Response([offer.to_dict() for offer in index_install.available()])
+
+
+class IntegrityView(APIView):
+    @extend_schema(responses={200: s.IntegrityOut(many=True)}, operation_id="plugin_integrity")
+    def get(self, request: Request) -> Response:
+        """Every installed plugin distribution checked against its signed file manifest."""
+        _require_staff(request)
+        return Response(
+            [
+                {
+                    "distribution": r.distribution,
+                    "version": r.version,
+                    "status": r.status,
+                    "detail": r.detail,
+                    "ok": r.ok,
+                }
+                for r in integrity.verify_installed()
+            ]
         )

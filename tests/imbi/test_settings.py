@@ -103,6 +103,9 @@ def test_check_deploy_reports_only_the_deliberately_broken_example_plugins() -> 
             "IMBI_ENCRYPTION_KEYS": keys,
             "ALLOWED_HOSTS": "imbi.example.com",
             "IMBI_PLUGIN_IMPORT_TIMEOUT": "1",
+            # The test-only example plugin is not installed from a signed index: allow it.
+            "IMBI_PLUGINS_UNSIGNED_ALLOWED": "imbi-plugin-example,imbi-plugin-aws,"
+            "imbi-plugin-github,imbi-plugin-local,imbi-plugin-logzio",
         },
     )
     assert result.returncode == 0, result.stderr
@@ -114,6 +117,24 @@ def test_check_deploy_reports_only_the_deliberately_broken_example_plugins() -> 
     for line in findings:
         assert "(plugins.W001)" in line, line
         assert "imbi-plugin-example" in line or line in hostile, line
+
+
+def test_production_refuses_unsigned_plugins_outside_the_first_party_catalog() -> None:
+    keys = Fernet.generate_key().decode()
+    result = manage(
+        "plugin",
+        "list",
+        env={
+            "DJANGO_SETTINGS_MODULE": "imbi.settings.production",
+            "SECRET_KEY": GOOD_SECRET,
+            "IMBI_ENCRYPTION_KEYS": keys,
+            "ALLOWED_HOSTS": "imbi.example.com",
+        },
+    )
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    assert lines["example-config"].split()[1] == "unsigned", result.stdout
+    assert "not installed from a signed index" in lines["example-config"]
+    assert lines["aws-ssm"].split()[1] == "loaded", result.stdout
 
 
 def test_migrations_are_complete(tmp_path: Path) -> None:

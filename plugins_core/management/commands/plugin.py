@@ -2,7 +2,14 @@
 
 - ``plugin list``: every entry point with its distribution, version, status and reason.
 - ``plugin install-template <entry point> --org <slug>``: one-click install (Imbi's ADR 0012).
-Exits non-zero with a one-line reason on bad input.
+- ``plugin install NAME[==VERSION] [--org SLUG]``: verify from the signed indexes, then install.
+- ``plugin set-credential SERVICE NAME --org SLUG``: one credential, read from stdin.
+- ``plugin verify``: re-check every installed plugin file against its signed file manifest.
+- ``plugin available``: what the followed indexes offer, with badges.
+- ``plugin index add NAME URL --index-key K --root-key K [--priority N]``, ``index list``,
+  ``index refresh``.
+Exits non-zero with a one-line reason on bad input; supply-chain refusals start with their
+stable code (``index_rollback: ...``).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from plugins_core import registry
 
 
 class Command(BaseCommand):
-    help = "Inspect the plugin registry and install plugins from manifest templates."
+    help = "Inspect the plugin registry; install and verify plugins from signed indexes."
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
@@ -31,11 +38,202 @@ class Command(BaseCommand):
         install.add_argument("entry_point")
         install.add_argument("--org", required=True, help="Organization slug.")
 
+        from_index = sub.add_parser(
+            "install", help="Verify a plugin from the signed indexes and install it."
+        )
+        from_index.add_argument("requirement", metavar="NAME[==VERSION]")
+        from_index.add_argument("--org", help="Apply this organization's policy too.")
+        verify = sub.add_parser("verify", help="Check installed plugin files against manifests.")
+        verify.add_argument("--json", action="store_true")
+        offered = sub.add_parser("available", help="What the followed indexes offer.")
+        offered.add_argument("--refresh", action="store_true", help="Fetch the indexes first.")
+        offered.add_argument("--json", action="store_true")
+        credential = sub.add_parser(
+            "set-credential", help="Set one credential of a service, read from standard input."
+        )
+        credential.add_argument("service", help="The service's slug.")
+        credential.add_argument("name", help="A credential declared by the service's plugins.")
+        credential.add_argument("--org", required=True, help="Organization slug.")
+        indexes = sub.add_parser("index", help="Follow, list and refresh plugin indexes.")
+        index_sub = indexes.add_subparsers(dest="index_action", required=True)
+        add = index_sub.add_parser("add", help="Follow an index with its own trust root.")
+        add.add_argument("name")
+        add.add_argument("url", help="An http(s) URL or a local folder.")
+        add.add_argument("--index-key", action="append", required=True, help=".pub or base64")
+        add.add_argument("--root-key", action="append", required=True, help=".pub or base64")
+        add.add_argument("--priority", type=int, default=100)
+        index_sub.add_parser("list", help="Followed indexes, last version seen, last error.")
+        index_sub.add_parser("refresh", help="Fetch and verify every followed index.")
+
     def handle(self, *args: Any, action: str, **options: Any) -> None:
-        if action == "list":
-            self._list(as_json=options["json"], strict=options["strict"])
-        elif action == "install-template":
-            self._install(options["entry_point"], options["org"])
+        from plugins_core.supply_errors import SupplyChainError
+
+        try:
+            if action == "list":
+                self._list(as_json=options["json"], strict=options["strict"])
+            elif action == "install-template":
+                self._install(options["entry_point"], options["org"])
+            elif action == "install":
+                self._install_from_index(options["requirement"], options.get("org"))
+            elif action == "verify":
+                self._verify(as_json=options["json"])
+            elif action == "available":
+                self._available(refresh=options["refresh"], as_json=options["json"])
+            elif action == "index":
+                self._index(options)
+            elif action == "set-credential":
+                self._set_credential(options["service"], options["name"], options["org"])
+        except SupplyChainError as exc:
+            raise CommandError(str(exc)) from None
+
+    def _set_credential(self, service_slug: str, name: str, org_slug: str) -> None:
+        """The value comes from stdin, never argv (shell history, ``ps``); it is never shown."""
+        import sys
+
+        from imbi.core import audit
+        from imbi.core.models import AuditEvent
+        from plugins_core.models import ServiceApplication, ThirdPartyService
+
+        service = ThirdPartyService.objects.filter(
+            organization__slug=org_slug, slug=service_slug
+        ).first()
+        if service is None:
+            raise CommandError(f"no service '{service_slug}' in organization '{org_slug}'")
+        snapshot = registry.current()
+        declared = {
+            field.name
+            for plugin in service.plugins.all()
+            if (entry := snapshot.get(plugin.handler)) and entry.manifest
+            for field in entry.manifest.credentials
+        }
+        if name not in declared:
+            raise CommandError(
+                f"no plugin on service '{service_slug}' declares a credential '{name}' "
+                f"(declared: {', '.join(sorted(declared)) or 'none'})"
+            )
+        value = sys.stdin.readline().rstrip("\r\n")
+        if not value:
+            raise CommandError("no value on standard input")
+        application, _ = ServiceApplication.objects.get_or_create(service=service)
+        application.credentials = {**application.credentials, name: value}
+        application.save()
+        audit.record(
+            AuditEvent.Action.CREDENTIALS_SET,
+            organization=service.organization,
+            plugin_slug=service.slug[:64],
+            detail=f"credential {name} set on service {service.slug} from the command line",
+        )
+        self.stdout.write(f"credential '{name}' set on service '{service.slug}'")
+
+    def _install_from_index(self, requirement: str, org_slug: str | None) -> None:
+        from imbi.core.models import Organization
+        from plugins_core.index_install import install_from_index
+
+        organization = None
+        if org_slug:
+            organization = Organization.objects.filter(slug=org_slug).first()
+            if organization is None:
+                raise CommandError(f"no organization '{org_slug}'")
+        result = install_from_index(requirement, organization=organization)
+        artifact = result.artifact
+        was = f" (was {result.previous_version})" if result.previous_version else ""
+        self.stdout.write(
+            f"installed {artifact.name} {artifact.version}{was} from index {artifact.index} "
+            f"v{artifact.index_version}: sha256 {artifact.sha256}, {artifact.size} bytes, "
+            f"publisher {artifact.certificate.subject} [{artifact.badge}]"
+        )
+
+    def _verify(self, *, as_json: bool) -> None:
+        from plugins_core.integrity import verify_installed
+
+        results = verify_installed()
+        if as_json:
+            self.stdout.write(
+                json.dumps(
+                    [
+                        {
+                            "distribution": r.distribution,
+                            "version": r.version,
+                            "status": r.status,
+                            "detail": r.detail,
+                        }
+                        for r in results
+                    ],
+                    indent=2,
+                )
+            )
+        else:
+            for r in results:
+                self.stdout.write(f"{r.distribution} {r.version}  {r.status}  {r.detail}")
+        bad = [r for r in results if not r.ok]
+        if bad:
+            raise CommandError(
+                f"{len(bad)} of {len(results)} plugin distributions failed verification: "
+                + "; ".join(f"{r.status}: {r.detail}" for r in bad)
+            )
+        if not as_json:
+            self.stdout.write(f"{len(results)} plugin distributions verified")
+
+    def _available(self, *, refresh: bool, as_json: bool) -> None:
+        from plugins_core.index_install import available
+
+        offers = available(refresh=refresh)
+        if as_json:
+            self.stdout.write(json.dumps([o.to_dict() for o in offers], indent=2))
+            return
+        for o in offers:
+            installed = f" installed {o.installed}" if o.installed else ""
+            self.stdout.write(
+                f"{o.name} {o.latest} [{o.badge}] from {o.index} by {o.publisher}{installed}"
+            )
+        self.stdout.write(f"{len(offers)} plugins available")
+
+    def _index(self, options: dict[str, Any]) -> None:
+        from django.core.exceptions import ValidationError
+        from imbi_plugin_sdk import signing as formats
+
+        from plugins_core import index as index_module
+        from plugins_core.models import PluginIndex
+        from plugins_core.supply_errors import SupplyChainError
+
+        action = options["index_action"]
+        if action == "add":
+            try:
+                index_keys = [formats.load_public_key(k) for k in options["index_key"]]
+                root_keys = [formats.load_public_key(k) for k in options["root_key"]]
+            except formats.KeyFileError as exc:
+                raise CommandError(str(exc)) from None
+            row = PluginIndex.objects.filter(name=options["name"]).first() or PluginIndex(
+                name=options["name"]
+            )
+            row.url, row.index_keys, row.root_keys = options["url"], index_keys, root_keys
+            row.priority = options["priority"]
+            try:
+                row.full_clean()
+            except ValidationError as exc:
+                raise CommandError("; ".join(exc.messages)) from None
+            row.save()
+            self.stdout.write(f"following index '{row.name}' at {row.url}")
+            return
+        rows = list(PluginIndex.objects.all())
+        if action == "refresh":
+            failed = 0
+            for row in rows:
+                try:
+                    document = index_module.refresh(row)
+                except SupplyChainError as exc:
+                    failed += 1
+                    self.stdout.write(f"{row.name}: {exc}")
+                else:
+                    self.stdout.write(f"{row.name}: version {document.version} verified")
+            if failed:
+                raise CommandError(f"{failed} of {len(rows)} indexes refused")
+            return
+        for row in rows:
+            error = f"  -- {row.last_error_code}: {row.last_error}" if row.last_error_code else ""
+            self.stdout.write(
+                f"{row.name}  {row.url}  priority {row.priority}  version {row.last_version}{error}"
+            )
 
     def _list(self, *, as_json: bool, strict: bool) -> None:
         try:

@@ -1,0 +1,267 @@
+"""Install a plugin from the followed indexes: verify everything, then hand over the bytes.
+
+Owns ``install_from_index`` (``manage.py plugin install NAME[==VERSION]``, ``POST
+/api/plugin-index/install``, the admin's install form), ``available`` (the catalog's
+"available" list with badges), ``ArtifactInstaller`` (the seam to the install path: it gets
+a ``VerifiedArtifact`` and installs exactly its bytes) and ``PipTargetInstaller`` (the
+default until per-distribution environments land: ``pip install --no-deps`` of the verified
+wheel into ``IMBI_PLUGINS_SITE``, then its dependencies with ``--require-hashes``).
+
+Data path: refresh every enabled index (each verified; a refused one is recorded on its row;
+its error is raised if no healthy index offers the plugin, or if it comes before the index
+that does: a refused index never lets a lower-priority one shadow a name) -> ``select``
+(the highest-priority index listing the name) -> ``verify_artifact`` -> installer ->
+integrity record + ``IndexedArtifact`` row + audit -> registry rebuild.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.db import transaction
+
+from imbi.core import audit
+from imbi.core.models import AuditEvent
+
+from . import index, integrity, registry, trust
+from .models import IndexedArtifact, PluginIndex
+from .supply_errors import InstallFailed, NoIndexConfigured, SupplyChainError
+from .verification import (
+    VerifiedArtifact,
+    parse_requirement,
+    select,
+    verify_artifact,
+    version_sort_key,
+)
+
+__all__ = [
+    "ArtifactInstaller",
+    "AvailablePlugin",
+    "PipTargetInstaller",
+    "available",
+    "install_from_index",
+]
+
+
+class ArtifactInstaller(Protocol):
+    """The install path: install exactly ``artifact.data`` (already verified)."""
+
+    def install(self, artifact: VerifiedArtifact) -> None: ...
+
+
+class PipTargetInstaller:
+    """pip into one folder on ``sys.path``: the wheel ``--no-deps``, dependencies hash-pinned."""
+
+    def __init__(self, target: str | Path | None = None, python: str = sys.executable) -> None:
+        self.target = Path(target or settings.IMBI_PLUGINS_SITE)
+        self.python = python
+
+    def _pip(self, *args: str) -> None:
+        command = [
+            self.python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--no-compile",
+            "--upgrade",
+            "--target",
+            str(self.target),
+            *args,
+        ]
+        try:
+            result = subprocess.run(
+                command, capture_output=True, text=True, timeout=600, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise InstallFailed(f"pip could not run: {exc}") from None
+        if result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or ["pip failed"])[-1]
+            raise InstallFailed(f"pip refused the install: {last[:500]}")
+
+    def install(self, artifact: VerifiedArtifact) -> None:
+        self.target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="imbi-artifact-") as tmp:
+            wheel = artifact.write_to(Path(tmp))
+            if artifact.dependencies:
+                requirements = Path(tmp) / "requirements.txt"
+                requirements.write_text("\n".join(artifact.dependencies) + "\n")
+                self._pip("--require-hashes", "--only-binary", ":all:", "-r", str(requirements))
+            self._pip("--no-deps", "--no-index", str(wheel))
+        integrity.add_plugin_site(str(self.target))
+
+
+def followed_indexes() -> list[PluginIndex]:
+    return list(PluginIndex.objects.filter(enabled=True).order_by("priority", "name"))
+
+
+def _refreshed(
+    rows: Sequence[PluginIndex],
+) -> tuple[list[index.IndexDocument], dict[str, SupplyChainError]]:
+    documents, errors = [], {}
+    for row in rows:
+        try:
+            documents.append(index.refresh(row))
+        except SupplyChainError as exc:
+            errors[row.name] = exc
+    return documents, errors
+
+
+@dataclass(frozen=True, slots=True)
+class InstallRecord:
+    artifact: VerifiedArtifact
+    record: IndexedArtifact
+    previous_version: str | None
+
+
+def install_from_index(
+    requirement: str,
+    *,
+    organization: Any = None,
+    actor: Any = None,
+    installer: ArtifactInstaller | None = None,
+) -> InstallRecord:
+    """Verify and install ``NAME[==VERSION]``; raises a ``SupplyChainError`` before anything
+    is written, unpacked or executed when any check fails."""
+    name, version = parse_requirement(requirement)
+    rows = followed_indexes()
+    if not rows:
+        raise NoIndexConfigured("no plugin index is followed (manage.py plugin index add)")
+    documents, errors = _refreshed(rows)
+    by_name = {row.name: row for row in rows}
+    rules = integrity.current_block_rules()
+    try:
+        selection = select(documents, name, version, rules)
+    except SupplyChainError:
+        if errors:
+            raise next(iter(errors.values())) from None
+        raise
+    row = by_name[selection.document.name]
+    # Fail closed: a refused index ordered before the one that offers the name might list it
+    # too (and would win); never fall through to a lower-priority index past a refusal.
+    for earlier in rows[: rows.index(row)]:
+        if earlier.name in errors:
+            raise errors[earlier.name]
+    artifact = verify_artifact(
+        selection.document,
+        selection.entry,
+        row.trust_root(),
+        verified_only=trust.verified_only(organization),
+        rules=rules,
+    )
+    (installer or PipTargetInstaller()).install(artifact)
+    integrity.write_record(artifact)
+    previous = IndexedArtifact.objects.filter(distribution=artifact.name).first()
+    with transaction.atomic():
+        record, _ = IndexedArtifact.objects.update_or_create(
+            distribution=artifact.name,
+            defaults={
+                "version": artifact.version,
+                "sha256": artifact.sha256,
+                "size": artifact.size,
+                "index": artifact.index,
+                "index_version": artifact.index_version,
+                "publisher": artifact.certificate.subject,
+                "verified_publisher": artifact.certificate.verified,
+                "entry": dict(artifact.entry),
+                "certificate": dict(artifact.certificate_document),
+                "installed_by": getattr(actor, "username", "") or "",
+            },
+        )
+        audit.record(
+            AuditEvent.Action.PLUGIN_INSTALL,
+            actor=actor,
+            organization=organization,
+            plugin_slug=artifact.name[:64],
+            detail=(
+                f"installed {artifact.name} {artifact.version} from index {artifact.index} "
+                f"v{artifact.index_version} (sha256 {artifact.sha256}, publisher "
+                f"{artifact.certificate.subject}, {artifact.badge})"
+            )[:255],
+        )
+    registry.rebuild()
+    return InstallRecord(artifact, record, previous.version if previous else None)
+
+
+@dataclass(frozen=True, slots=True)
+class AvailablePlugin:
+    """One plugin of the catalog's "available" list."""
+
+    name: str
+    index: str
+    latest: str
+    versions: tuple[str, ...]
+    publisher: str
+    badge: str
+    installed: str | None
+    blocked: tuple[str, ...]
+    description: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "index": self.index,
+            "latest": self.latest,
+            "versions": list(self.versions),
+            "publisher": self.publisher,
+            "badge": self.badge,
+            "installed": self.installed,
+            "blocked_versions": list(self.blocked),
+            "description": self.description,
+        }
+
+
+def available(*, refresh: bool = False) -> list[AvailablePlugin]:
+    """Every plugin the followed indexes offer, from their last verified documents."""
+    rows = followed_indexes()
+    if refresh:
+        _refreshed(rows)
+        rows = followed_indexes()
+    rules = integrity.current_block_rules()
+    installed = dict(IndexedArtifact.objects.values_list("distribution", "version"))
+    seen: set[str] = set()
+    out: list[AvailablePlugin] = []
+    for row in rows:
+        signed = row.document if isinstance(row.document, dict) else None
+        if signed is None or row.expires is None:
+            continue
+        document = index.IndexDocument(
+            row.name, row.url, signed, row.last_version, row.expires, "", row.last_digest
+        )
+        for plugin in sorted(document.plugins()):
+            if plugin in seen:
+                continue  # a higher-priority index already offers this name
+            seen.add(plugin)
+            versions = sorted(document.versions(plugin), key=version_sort_key, reverse=True)
+            latest = versions[0] if versions else ""
+            artifacts = document.artifacts(plugin, latest) if latest else []
+            publisher = str(artifacts[0].get("publisher", "")) if artifacts else ""
+            try:
+                certificate: trust.Certificate | None = trust.publisher_certificate(
+                    document.publishers, publisher, row.trust_root()
+                )
+            except SupplyChainError:
+                certificate = None
+            out.append(
+                AvailablePlugin(
+                    name=plugin,
+                    index=row.name,
+                    latest=latest,
+                    versions=tuple(versions),
+                    publisher=publisher,
+                    badge=trust.badge(certificate),
+                    installed=installed.get(plugin),
+                    blocked=tuple(v for v in versions if trust.blocked(rules, plugin, v)),
+                    description=str((document.plugins()[plugin] or {}).get("description", "")),
+                )
+            )
+    return out

@@ -1,0 +1,281 @@
+"""Installing from a signed index (real pip, real registry), several indexes, HTTP, at rest.
+
+The happy path installs the verified bytes into ``IMBI_PLUGINS_SITE`` and the registry loads
+the plugin; the recorded hash is the index's. Then integrity at rest (a modified file is
+named by ``plugin verify`` and the plugin is refused at load), the blocklist at load, and
+the allow-list for unsigned distributions (admitted, never when modified).
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
+
+from plugins_core import registry
+from plugins_core.index_install import install_from_index
+from plugins_core.models import IndexedArtifact, PluginIndex
+from plugins_core.supply_errors import IndexUntrustedKey
+from plugins_core.verification import VerifiedArtifact
+
+from .conftest import DIST, PACKAGE, PLUGIN, World, installed_files
+
+pytestmark = pytest.mark.django_db
+
+
+def _entry(name: str = PLUGIN) -> registry.Entry:
+    entry = registry.current().get(name)
+    assert entry is not None, sorted(registry.current().entries)
+    return entry
+
+
+def test_install_verifies_then_installs_exactly_those_bytes(
+    world: World, site: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world.release("1.0.0")
+    world.follow()
+    call_command("plugin", "install", "supply-demo")
+    out = capsys.readouterr().out
+    document = world.document()
+    entry = document["signed"]["plugins"][DIST]["versions"]["1.0.0"]["artifacts"][0]
+    assert f"installed {DIST} 1.0.0 from index curated v1: sha256 {entry['sha256']}" in out
+    assert "[verified]" in out
+    record = IndexedArtifact.objects.get()
+    assert (record.distribution, record.version, record.sha256, record.size) == (
+        DIST,
+        "1.0.0",
+        entry["sha256"],
+        entry["size"],
+    )
+    assert f"{PACKAGE}/handler.py" in installed_files(site)
+    assert _entry().ok, _entry().reason
+    assert _entry().version == "1.0.0"
+    call_command("plugin", "verify")
+    assert f"{DIST} 1.0.0  signed  " in capsys.readouterr().out
+
+
+def test_upgrade_to_a_pinned_version_and_the_newest_by_default(world: World, site: Path) -> None:
+    world.release("1.0.0")
+    world.release("1.1.0")
+    world.follow()
+    result = install_from_index("supply-demo==1.0.0")
+    assert result.artifact.version == "1.0.0"
+    result = install_from_index("imbi-plugin-supply-demo")
+    assert (result.artifact.version, result.previous_version) == ("1.1.0", "1.0.0")
+    assert _entry().version == "1.1.0"
+    assert IndexedArtifact.objects.get().version == "1.1.0"
+
+
+def test_the_newest_good_version_skips_blocklisted_ones(world: World, site: Path) -> None:
+    world.release("1.0.0")
+    world.release("2.0.0", blocklist=[{"plugin": DIST, "below": "9", "reason": "x"}])
+    world.publish(blocklist=[{"plugin": DIST, "below": "1.0.0", "reason": "old"}])
+    world.follow()
+    recorded: list[VerifiedArtifact] = []
+
+    class Recorder:
+        def install(self, artifact: VerifiedArtifact) -> None:
+            recorded.append(artifact)
+
+    install_from_index("supply-demo", installer=Recorder())
+    assert [a.version for a in recorded] == ["2.0.0"]
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def http_index(world: World) -> Iterator[str]:
+    """The index folder served by a loopback HTTP server."""
+    world.folder.mkdir(parents=True, exist_ok=True)
+
+    def handler(*args: Any, **kwargs: Any) -> _Quiet:
+        return _Quiet(*args, directory=str(world.folder), **kwargs)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def test_install_from_an_index_served_over_http(world: World, site: Path, http_index: str) -> None:
+    world.release("1.0.0")
+    world.follow(url=http_index)
+    result = install_from_index("supply-demo")
+    assert result.artifact.index == "curated"
+    assert _entry().ok
+
+
+def test_http_index_refusals_reach_the_cli(world: World, site: Path, http_index: str) -> None:
+    world.release(index_key=world.key("stranger"))
+    world.follow(url=http_index)
+    with pytest.raises(CommandError, match=r"^index_untrusted_key: "):
+        call_command("plugin", "install", "supply-demo")
+    PluginIndex.objects.update(url=http_index + "missing/")
+    with pytest.raises(CommandError, match=r"^index_unreachable: .*HTTP 404"):
+        call_command("plugin", "install", "supply-demo")
+    assert installed_files(site) == []
+
+
+def test_each_index_has_its_own_trust_root(world: World, site: Path, tmp_path: Path) -> None:
+    """An organization's private index, signed and certified by its own keys: its keys
+    cannot vouch for the curated index and the curated keys cannot vouch for it."""
+    world.release("1.0.0")
+    private = World(tmp_path / "private-world")
+    private.folder = tmp_path / "private-index"
+    private.release("3.0.0")
+    world.follow(priority=10)
+    private.follow(name="acme-private", priority=20)
+    # The curated index lists the name first: it wins; the private one never shadows it.
+    result = install_from_index("supply-demo")
+    assert (result.artifact.index, result.artifact.version) == ("curated", "1.0.0")
+    # Swap the trust roots: both indexes are refused.
+    PluginIndex.objects.filter(name="curated").update(index_keys=[private.index_key.public_key])
+    with pytest.raises(IndexUntrustedKey):
+        install_from_index("supply-demo")
+    curated = PluginIndex.objects.get(name="curated")
+    assert curated.last_error_code == "index_untrusted_key"
+    PluginIndex.objects.filter(name="curated").update(enabled=False)
+    result = install_from_index("supply-demo")
+    assert (result.artifact.index, result.artifact.version) == ("acme-private", "3.0.0")
+    # A private index whose certificates come from another root is refused too.
+    PluginIndex.objects.filter(name="acme-private").update(root_keys=[world.root.public_key])
+    with pytest.raises(CommandError, match=r"^certificate_invalid: .*not issued by a root key"):
+        call_command("plugin", "install", "supply-demo==3.0.0")
+
+
+# --- integrity at rest ----------------------------------------------------------------------
+
+
+def test_a_modified_installed_file_is_named_and_refused_at_load(
+    world: World, site: Path, superuser_client: APIClient, client: Any, django_user_model: Any
+) -> None:
+    world.release()
+    world.follow()
+    install_from_index("supply-demo")
+    assert _entry().ok
+    handler = site / PACKAGE / "handler.py"
+    handler.write_text(handler.read_text() + "\nimport os  # injected\n")
+    with pytest.raises(CommandError) as caught:
+        call_command("plugin", "verify")
+    message = str(caught.value)
+    assert f"file_modified: {DIST}: installed file {PACKAGE}/handler.py was modified" in message
+    snapshot = registry.rebuild()
+    entry = snapshot.get(PLUGIN)
+    assert entry is not None and entry.status is registry.Status.MODIFIED
+    assert f"{PACKAGE}/handler.py" in entry.reason
+    assert entry.handler is None  # never imported
+    body = superuser_client.get("/api/plugins/integrity").json()
+    mine = next(r for r in body if r["distribution"] == DIST)
+    assert (mine["status"], mine["ok"]) == ("file_modified", False)
+    assert f"{PACKAGE}/handler.py" in mine["detail"]
+    listing = superuser_client.get("/api/plugins").json()
+    shown = next(e for e in listing["entries"] if e["name"] == PLUGIN)
+    assert shown["status"] == "modified" and "handler.py" in shown["reason"]
+    # The admin: the registry page and the install records name the file too.
+    admin = django_user_model.objects.get(username="root")
+    client.force_login(admin)
+    page = client.get("/admin/plugins_core/plugin/registry/").content.decode()
+    assert f"installed file {PACKAGE}/handler.py was modified" in page
+    records = client.get("/admin/plugins_core/indexedartifact/").content.decode()
+    assert f"file_modified: {DIST}: installed file {PACKAGE}/handler.py was modified" in records
+
+
+def test_a_deleted_file_and_a_forged_record_are_refused(world: World, site: Path) -> None:
+    world.release()
+    world.follow()
+    install_from_index("supply-demo")
+    (site / PACKAGE / "icon.svg").unlink()
+    entry = registry.rebuild().get(PLUGIN)
+    assert entry is not None and entry.status is registry.Status.MODIFIED
+    assert "icon.svg is missing" in entry.reason
+    # Editing the record's manifest to match breaks the publisher's signature over it.
+    import json
+
+    from plugins_core.integrity import record_path
+
+    path = record_path(DIST)
+    record = json.loads(path.read_text())
+    del record["entry"]["files"][f"{PACKAGE}/icon.svg"]
+    path.write_text(json.dumps(record))
+    entry = registry.rebuild().get(PLUGIN)
+    assert entry is not None and entry.status is registry.Status.MODIFIED
+    assert "publisher_signature_invalid" in entry.reason
+
+
+def test_a_blocklisted_installed_version_is_disabled_at_load_with_the_reason(
+    world: World, site: Path, settings: Any
+) -> None:
+    world.release("1.0.0")
+    world.follow()
+    install_from_index("supply-demo")
+    assert _entry().ok
+    world.publish(blocklist=[{"plugin": DIST, "below": "1.0.1", "reason": "CVE-2026-1234"}])
+    call_command("plugin", "index", "refresh")
+    entry = registry.rebuild().get(PLUGIN)
+    assert entry is not None and entry.status is registry.Status.BLOCKED
+    assert entry.reason == (
+        f"{DIST} 1.0.0 is blocklisted by index 'curated' (lowest good version 1.0.1): CVE-2026-1234"
+    )
+    # The platform's own blocklist works the same way, without any index.
+    PluginIndex.objects.all().delete()
+    settings.IMBI_PLUGINS_BLOCKLIST = [{"plugin": DIST, "below": "2", "reason": "local"}]
+    entry = registry.rebuild().get(PLUGIN)
+    assert entry is not None and entry.status is registry.Status.BLOCKED
+    assert "this platform" in entry.reason
+
+
+def test_unsigned_plugins_load_only_when_allowed_and_never_modified(
+    world: World, site: Path, settings: Any
+) -> None:
+    import subprocess
+    import sys
+
+    wheel = world.wheel()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    from plugins_core.integrity import add_plugin_site
+
+    add_plugin_site(str(site))
+    settings.IMBI_PLUGINS_UNSIGNED_ALLOWED = []
+    entry = registry.rebuild().get(PLUGIN)
+    assert entry is not None and entry.status is registry.Status.UNSIGNED
+    assert "not installed from a signed index" in entry.reason
+    settings.IMBI_PLUGINS_UNSIGNED_ALLOWED = [DIST]
+    assert _entry().ok if registry.rebuild() else False
+    handler = site / PACKAGE / "handler.py"
+    handler.write_text(handler.read_text() + "\n# edited\n")
+    entry = registry.rebuild().get(PLUGIN)
+    assert entry is not None and entry.status is registry.Status.MODIFIED
+    assert f"{PACKAGE}/handler.py was modified" in entry.reason
+
+
+@pytest.fixture
+def superuser_client(django_user_model: Any) -> APIClient:
+    user = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
