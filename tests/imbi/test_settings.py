@@ -103,9 +103,9 @@ def test_check_deploy_reports_only_the_deliberately_broken_example_plugins() -> 
             "IMBI_ENCRYPTION_KEYS": keys,
             "ALLOWED_HOSTS": "imbi.example.com",
             "IMBI_PLUGIN_IMPORT_TIMEOUT": "1",
-            # The test-only example plugin is not installed from a signed index: allow it.
-            "IMBI_PLUGINS_UNSIGNED_ALLOWED": "imbi-plugin-example,imbi-plugin-aws,"
-            "imbi-plugin-github,imbi-plugin-local,imbi-plugin-logzio",
+            # The test-only example and hostile plugins are not installed from a signed index.
+            "IMBI_PLUGINS_UNSIGNED_ALLOWED": "imbi-plugin-example,imbi-plugin-hostile,"
+            "imbi-plugin-aws,imbi-plugin-github,imbi-plugin-local,imbi-plugin-logzio",
         },
     )
     assert result.returncode == 0, result.stderr

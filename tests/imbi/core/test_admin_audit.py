@@ -11,6 +11,7 @@ that membership events name who, whom, the old and new role and the read-secrets
 
 from __future__ import annotations
 
+import base64
 from html.parser import HTMLParser
 from typing import Any
 
@@ -24,7 +25,10 @@ from rest_framework.authtoken.models import Token, TokenProxy
 
 from imbi.core.models import AuditEvent, Membership, Organization, Project, ProjectType, Role
 from plugins_core.models import (
+    IndexedArtifact,
     Plugin,
+    PluginIndex,
+    PluginPolicy,
     ProjectPlugin,
     ProjectTypePlugin,
     ServiceApplication,
@@ -35,11 +39,20 @@ pytestmark = pytest.mark.django_db
 
 # Fields the walk may change, in order of preference; the value must stay valid.
 EDITABLE = {
+    "priority": lambda value: str(int(value) + 1),  # plugin indexes: their name is a slug
     "name": lambda value: f"{value} (renamed)",
     "first_name": lambda value: f"{value}x",
     "description": lambda value: f"{value} more",
     "search_template": lambda value: "${org}/${project}/audited/",
 }
+
+
+def _public_key() -> str:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    raw = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
 
 
 def _rows(org: Organization, superuser: Any, django_user_model: Any) -> dict[type[Model], Any]:
@@ -78,6 +91,21 @@ def _rows(org: Organization, superuser: Any, django_user_model: Any) -> dict[typ
         Group: Group.objects.create(name="readers"),
         TokenProxy: TokenProxy.objects.get(user=token_user),
         AuditEvent: AuditEvent.objects.create(action=AuditEvent.Action.CONFIG_SET, key="k"),
+        PluginIndex: PluginIndex.objects.create(
+            name="curated", url="/srv/index", index_keys=[_public_key()], root_keys=[_public_key()]
+        ),
+        IndexedArtifact: IndexedArtifact.objects.create(
+            distribution="imbi-plugin-demo",
+            version="1.0.0",
+            sha256="0" * 64,
+            size=1,
+            index="curated",
+            index_version=1,
+            publisher="acme",
+            entry={},
+            certificate={},
+        ),
+        PluginPolicy: PluginPolicy.objects.create(organization=org),
     }
 
 
