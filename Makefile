@@ -25,12 +25,17 @@ install: $(STAMP)
 
 install-test: $(TEST_STAMP)
 
+# Each target names its settings: `make run` the embedded developer default, tests the
+# pytest settings (servers default to production; manage.py says when it defaults to dev).
+DEV := DJANGO_SETTINGS_MODULE=imbi.settings.dev
+TESTING := DJANGO_SETTINGS_MODULE=imbi.settings.test
+
 migrate: install
-	$(PY) manage.py migrate --noinput
+	$(DEV) $(PY) manage.py migrate --noinput
 
 run: migrate
-	$(PY) manage.py seed_demo
-	$(PY) manage.py runserver 127.0.0.1:8000
+	$(DEV) $(PY) manage.py seed_demo
+	$(DEV) $(PY) manage.py runserver 127.0.0.1:8000
 
 services-deps:
 	bash scripts/install-os-deps.sh
@@ -43,13 +48,13 @@ typecheck: install-test
 	$(VENV)/bin/mypy sdk/imbi_plugin_sdk imbi plugins_core bench $(filter-out %.egg-info,$(wildcard catalog/*/imbi_plugin_*))
 
 pytest: install-test services-deps
-	$(PY) -m pytest -q
+	$(TESTING) $(PY) -m pytest -q
 
 test: install-test services-deps lint typecheck pytest
 
 bench: install-test services-deps
-	$(PY) -m bench
-	$(PY) -m bench.isolation
+	$(TESTING) $(PY) -m bench
+	$(TESTING) $(PY) -m bench.isolation
 
 # The SDK as a wheel (dist/), what a plugin author installs with pip.
 sdk-wheel: install

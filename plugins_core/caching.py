@@ -6,6 +6,8 @@ organization's ``config_version`` (binding, option or credential changes) and a 
 project) data generation that every write through the platform increments, so invalidation
 is one ``INCR``, never a key scan. Changes made directly in the backend show after the TTL.
 Values go through the SDK models' JSON form, so the Redis cache holds plain JSON.
+While Redis is down, reads miss and call the plugin; an invalidation falls back to the
+database (see ``invalidate``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from typing import Any, TypeVar
 
 from django.core.cache import cache
 
+from imbi.core.cache import CacheUnavailable
+
+from . import invalidation
 from .resolution import Resolved
 
 T = TypeVar("T")
@@ -57,10 +62,22 @@ def cached(
     return result
 
 
-def invalidate(resolved: Resolved) -> None:
-    """Forget cached results for this plugin and project (after a write)."""
+def invalidate(resolved: Resolved) -> str:
+    """Forget cached results for this plugin and project (after a write).
+
+    Returns ``"immediate"`` when the cache applied it, or ``"deferred"`` when the cache is
+    unreachable: then the organization's ``config_version`` is bumped in the database
+    instead (call this inside the write's transaction), which retires every cache entry of
+    the organization, since entries are keyed by that version. Coarser, but nothing stale is
+    served once Redis is back, and no retry queue is needed.
+    """
     key = _generation_key(resolved)
     try:
-        cache.incr(key)
-    except ValueError:  # not set yet: nothing cached under it
-        cache.set(key, 2, timeout=None)
+        try:
+            cache.incr(key)
+        except ValueError:  # not set yet: nothing cached under it
+            cache.set(key, 2, timeout=None)
+    except CacheUnavailable:
+        invalidation.bump(resolved.plugin.organization_id)
+        return "deferred"
+    return "immediate"

@@ -177,7 +177,7 @@ class EffectiveBinding:
     project_default: bool
     search_template: str
     options: Mapping[str, Any]
-    scope: str  # "project" or "project_type"
+    scope: str  # "project" or "project_type" ("plugin" outside any project)
     credentials_token: str | None = field(default=None, repr=False)
 
     @property
@@ -393,11 +393,14 @@ def credentials_for(manifest: PluginManifest, binding: EffectiveBinding) -> Cred
                     binding.credentials_token, where=f"credentials of {plugin.service.slug}"
                 )
             )
-        except crypto.DecryptionError:
-            logger.error("credentials of service %s cannot be decrypted", plugin.service.slug)
+        except crypto.DecryptionError as exc:
+            logger.error(
+                "credentials of service %s cannot be decrypted: %s", plugin.service.slug, exc
+            )
             raise CredentialsUnreadable(
                 f"the credentials of service '{plugin.service.slug}' cannot be decrypted with "
-                "the configured keys"
+                "the configured keys; an operator must add the key that encrypted them to "
+                "IMBI_ENCRYPTION_KEYS"
             ) from None
     missing = [f.name for f in manifest.credentials if f.required and not stored.get(f.name)]
     if missing:
@@ -505,6 +508,54 @@ def resolve(
     )
 
 
+def resolve_plugin(
+    plugin: PluginRow,
+    *,
+    snapshot: registry.Snapshot | None = None,
+    timeout: float = 10.0,
+    storage_factory: Any = None,
+) -> Resolved:
+    """An installed plugin outside any project (its own options, its service's credentials),
+    for calls that need no project, such as the periodic connection test."""
+    snapshot = snapshot or registry.current()
+    row: Any = (
+        PluginRow.objects.select_related("service", "organization")
+        .defer("service__icon")
+        .annotate(token=_TOKEN)
+        .get(pk=plugin.pk)
+    )
+    entry = check_entry(row, snapshot)
+    manifest = entry.manifest
+    assert manifest is not None  # checked by check_entry
+    binding = EffectiveBinding(
+        plugin=row,
+        tab=manifest.plugin_type.value,
+        default=False,
+        project_default=False,
+        search_template="",
+        options={},
+        scope="plugin",
+        credentials_token=row.token,
+    )
+    wants_storage = storage_factory is not None and manifest.permissions.storage
+    context = PluginContext(
+        organization=row.organization.slug,
+        tab=binding.tab,
+        options=merged_options(manifest, row, {}),
+        timeout=timeout,
+        logger=logging.getLogger(f"imbi.plugins.{manifest.slug}"),
+        storage=storage_factory(row.pk) if wants_storage else None,
+        service_settings=dict(row.service.settings),
+    )
+    return Resolved(
+        binding=binding,
+        entry=entry,
+        manifest=manifest,
+        context=context,
+        credentials=credentials_for(manifest, binding),
+    )
+
+
 def manifest_for(
     plugin: PluginRow, snapshot: registry.Snapshot | None = None
 ) -> PluginManifest | None:
@@ -535,6 +586,7 @@ __all__ = [
     "manifest_for",
     "merged_options",
     "resolve",
+    "resolve_plugin",
     "select",
     "validate_search_template",
 ]

@@ -27,8 +27,10 @@ from imbi_plugin_sdk.redaction import redact
 from imbi_plugin_sdk.results import check_result
 from imbi_plugin_sdk.wire import Call, execute
 
+from imbi.core.crypto import DecryptionError
+
 from .isolation.modes import ISOLATED, effective_mode
-from .resolution import Resolved
+from .resolution import CredentialsUnreadable, Resolved
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,28 @@ def max_payload() -> int:
     return int(settings.IMBI_PLUGIN_MAX_PAYLOAD)
 
 
+class _WatchedStorage:
+    """The plugin's host storage, remembering a ``DecryptionError`` the plugin may swallow."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.unreadable: DecryptionError | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if not callable(attr):
+            return attr
+
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attr(*args, **kwargs)
+            except DecryptionError as exc:
+                self.unreadable = exc
+                raise
+
+        return watched
+
+
 class Runner(Protocol):
     def call(self, resolved: Resolved, method: str, *args: Any) -> Any: ...
 
@@ -78,6 +102,7 @@ class InProcessRunner:
         started = time.monotonic()
         secrets = [*resolved.credentials.values(), *secret_option_values(resolved)]
         try:
+            storage = _WatchedStorage(resolved.context.storage)
             call = Call.build(
                 resolved.entry.name,
                 method,
@@ -88,10 +113,19 @@ class InProcessRunner:
             reply = execute(
                 call,
                 handler_cls,
-                storage=resolved.context.storage,
+                storage=storage if resolved.context.storage is not None else None,
                 log=HostLogSink(__name__, secrets),
                 max_reply_bytes=max_payload(),
             )
+            if storage.unreadable is not None and reply.error is not None:
+                # A row (the plugin's host storage) that no configured key opens: an operator
+                # problem, not a plugin bug. The log names the row and the key fingerprints.
+                logger.error("plugin %s.%s: %s", resolved.manifest.slug, method, storage.unreadable)
+                raise CredentialsUnreadable(
+                    f"stored data of plugin '{resolved.plugin.slug}' cannot be decrypted with "
+                    "the configured keys; an operator must add the key that encrypted it to "
+                    "IMBI_ENCRYPTION_KEYS (see docs/operations.md, Keys and rotation)"
+                )
             return reply.unwrap(method)
         finally:
             elapsed = time.monotonic() - started

@@ -10,11 +10,13 @@ grant; every revealed secret and every write is audited, never with its value.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
+from django.db import transaction
 from imbi_plugin_sdk import (
     ConfigKey,
     ConfigValue,
@@ -41,6 +43,9 @@ from .resolution import (
 )
 from .runner import Runner, default_runner
 from .storage import DatabaseKeyValueStore
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Forbidden(ResolutionError):
@@ -164,6 +169,46 @@ def _check_key(key: str) -> None:
         raise InvalidInput(exc.detail, fields={"key": exc.detail}) from None
 
 
+def _write(
+    resolved: Resolved,
+    call: Callable[[], T],
+    action: str,
+    *,
+    user: Any,
+    project: Project,
+    key: str,
+    detail: str = "",
+) -> tuple[T, str]:
+    """Run a write, invalidate the cache and record the audit event, all or nothing.
+
+    One transaction holds the plugin call (a plugin on host storage writes in it), the
+    invalidation (which falls back to a database-side one while Redis is down, see
+    ``caching.invalidate``) and the audit event. Returns the result and how the cache was
+    invalidated: ``"immediate"`` or ``"deferred"``.
+    """
+    try:
+        with transaction.atomic():
+            result = call()
+            invalidation = caching.invalidate(resolved)
+            audit.record(
+                action,
+                actor=user,
+                organization=project.organization,
+                project=project,
+                plugin_slug=resolved.plugin.slug,
+                key=key,
+                detail=detail,
+            )
+    except Exception:
+        # A failed call may still have reached the backend: forget what is cached for it.
+        try:
+            caching.invalidate(resolved)
+        except Exception:  # the original error is the one to report
+            logger.warning("cache invalidation after a failed write of %s failed", key)
+        raise
+    return result, invalidation
+
+
 def set_value(
     project: Project,
     grant: Grant,
@@ -173,24 +218,21 @@ def set_value(
     write: ConfigWrite,
     *,
     runner: Runner | None = None,
-) -> tuple[Resolved, ConfigKey]:
+) -> tuple[Resolved, ConfigKey, str]:
+    """Write one value. Returns the plugin, the key and how the cache was invalidated."""
     _require(grant, Role.EDITOR, "changing configuration")
     _check_key(key)
     resolved = _resolve(project, "configuration", source)
-    try:
-        result: ConfigKey = (runner or default_runner()).call(resolved, "set_value", key, write)
-    finally:
-        caching.invalidate(resolved)
-    audit.record(
+    result, invalidation = _write(
+        resolved,
+        lambda: (runner or default_runner()).call(resolved, "set_value", key, write),
         AuditEvent.Action.CONFIG_SET,
-        actor=user,
-        organization=project.organization,
+        user=user,
         project=project,
-        plugin_slug=resolved.plugin.slug,
         key=key,
         detail=f"{write.data_type.value}{' secret' if write.secret else ''}",
     )
-    return resolved, result
+    return resolved, result, invalidation
 
 
 def delete_key(
@@ -201,23 +243,20 @@ def delete_key(
     key: str,
     *,
     runner: Runner | None = None,
-) -> Resolved:
+) -> tuple[Resolved, str]:
+    """Delete one key. Returns the plugin and how the cache was invalidated."""
     _require(grant, Role.EDITOR, "deleting configuration")
     _check_key(key)
     resolved = _resolve(project, "configuration", source)
-    try:
-        (runner or default_runner()).call(resolved, "delete_key", key)
-    finally:
-        caching.invalidate(resolved)
-    audit.record(
+    _, invalidation = _write(
+        resolved,
+        lambda: (runner or default_runner()).call(resolved, "delete_key", key),
         AuditEvent.Action.CONFIG_DELETE,
-        actor=user,
-        organization=project.organization,
+        user=user,
         project=project,
-        plugin_slug=resolved.plugin.slug,
         key=key,
     )
-    return resolved
+    return resolved, invalidation
 
 
 # --- logs ----------------------------------------------------------------------------

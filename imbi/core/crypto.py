@@ -24,7 +24,21 @@ class EncryptionKeyError(ImproperlyConfigured):
 
 
 class DecryptionError(Exception):
-    """Stored ciphertext cannot be opened with any configured key."""
+    """Stored ciphertext cannot be opened with any configured key.
+
+    ``str()`` names the row and the key fingerprints (for the server log); ``detail`` is the
+    operator-facing reason an API answer carries (503 ``credentials_unreadable``).
+    """
+
+    code = "credentials_unreadable"
+    http_status = 503
+
+    def __init__(self, message: str, *, where: str = "value") -> None:
+        super().__init__(message)
+        self.detail = (
+            f"stored data ({where}) cannot be decrypted with the configured keys; an operator "
+            "must add the key that encrypted it to IMBI_ENCRYPTION_KEYS"
+        )
 
 
 def fingerprint(key: str) -> str:
@@ -70,7 +84,8 @@ def decrypt_json(token: str, *, where: str = "value") -> Any:
         prints = ", ".join(fingerprint(k) for k in keys)
         raise DecryptionError(
             f"cannot decrypt {where}: no configured key opens it "
-            f"(configured key fingerprints: {prints}); check IMBI_ENCRYPTION_KEYS"
+            f"(configured key fingerprints: {prints}); check IMBI_ENCRYPTION_KEYS",
+            where=where,
         ) from None
     return json.loads(plaintext)
 

@@ -1,8 +1,7 @@
 """Settings shared by every environment, read from environment variables.
 
-Variables: ``DATABASE_URL``, ``REDIS_URL``, ``IMBI_ENCRYPTION_KEYS`` (comma-separated list;
-the first key encrypts, all keys decrypt), ``SECRET_KEY``, ``ALLOWED_HOSTS``, ``DEBUG``,
-``IMBI_PLUGINS_STRICT``, ``IMBI_PLUGIN_TIMEOUT``.
+Every variable read here or in the other settings modules is documented in
+docs/operations.md (a test compares the two lists, and with docker/env.example).
 """
 
 from __future__ import annotations
@@ -98,11 +97,14 @@ IMBI_PLUGIN_BREAKER_REDIS_URL: str = env.str("IMBI_PLUGIN_BREAKER_REDIS_URL", de
 
 CACHES: dict[str, dict[str, Any]]
 if REDIS_URL:
+    # Reads degrade to a miss while Redis is down; invalidations raise so the caller can fall
+    # back to the database (see imbi.core.cache and plugins_core.caching).
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "imbi.core.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "imbi",
+            "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 1.0},
         }
     }
 else:
@@ -114,6 +116,14 @@ CELERY_RESULT_BACKEND = REDIS_URL or None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Periodic work, run by the `beat` process (docker/compose.yaml); never in the embedded default.
+IMBI_CONNECTION_CHECK_INTERVAL = env.float("IMBI_CONNECTION_CHECK_INTERVAL", default=300.0)
+CELERY_BEAT_SCHEDULE = {
+    "check-connections": {
+        "task": "plugins_core.tasks.check_connections",
+        "schedule": IMBI_CONNECTION_CHECK_INTERVAL,
+    },
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

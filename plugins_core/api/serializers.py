@@ -124,6 +124,13 @@ class ValuesOut(serializers.Serializer):  # type: ignore[type-arg]
 class KeyOut(serializers.Serializer):  # type: ignore[type-arg]
     source = SourceOut()  # type: ignore[assignment]
     key = ConfigKeyOut()
+    cache_invalidation = serializers.ChoiceField(
+        choices=["immediate", "deferred"],
+        help_text=(
+            "'deferred' when Redis was unreachable: the value and its audit event are stored "
+            "and cached results were retired through the database instead."
+        ),
+    )
 
 
 class LogEntryOut(serializers.Serializer):  # type: ignore[type-arg]

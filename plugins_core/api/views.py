@@ -38,6 +38,11 @@ KEY_PARAM = OpenApiParameter(
 )
 
 
+# Says how a write's cache invalidation went: "immediate", or "deferred" (Redis was down, the
+# write and its audit event are stored and the cache was retired through the database).
+CACHE_HEADER = "Imbi-Cache-Invalidation"
+
+
 def _parse(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:  # type: ignore[type-arg]
     serializer = serializer_class(data=data)
     serializer.is_valid(raise_exception=True)
@@ -133,10 +138,13 @@ class ConfigurationKeyView(APIView):
         except InvalidInput as exc:
             raise InvalidInput(exc.detail, fields={"value": exc.detail}) from None
         project, grant = load_project(request.user, org, project_id)
-        resolved, result = tabs.set_value(
+        resolved, result, invalidation = tabs.set_value(
             project, grant, request.user, query.get("source"), key, write
         )
-        return Response({"source": _source(resolved), "key": _key(result)})
+        return Response(
+            {"source": _source(resolved), "key": _key(result), "cache_invalidation": invalidation},
+            headers={CACHE_HEADER: invalidation},
+        )
 
     @extend_schema(
         parameters=[s.SourceQuery, KEY_PARAM],
@@ -146,8 +154,8 @@ class ConfigurationKeyView(APIView):
     def delete(self, request: Request, org: str, project_id: int, key: str) -> Response:
         query = _parse(s.SourceQuery, request.query_params)
         project, grant = load_project(request.user, org, project_id)
-        tabs.delete_key(project, grant, request.user, query.get("source"), key)
-        return Response(status=204)
+        _, invalidation = tabs.delete_key(project, grant, request.user, query.get("source"), key)
+        return Response(status=204, headers={CACHE_HEADER: invalidation})
 
 
 class LogsView(APIView):

@@ -1,0 +1,67 @@
+"""Celery tasks of the plugin framework (discovered by ``imbi.celery``).
+
+``check_connections`` is the periodic connection test (scheduled by
+``CELERY_BEAT_SCHEDULE``, every ``IMBI_CONNECTION_CHECK_INTERVAL`` seconds, run by the
+``beat`` process in docker/compose.yaml). It resolves each enabled plugin with its own
+options and its service's credentials and runs ``test_connection`` through the runner, the
+same path a tab request takes, then logs one line per plugin. Plugin messages are logged with
+every credential and secret option value redacted; errors are logged by code and reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+
+from .models import Plugin
+from .resolution import ResolutionError, resolve_plugin
+from .runner import default_runner, redact, secret_option_values
+from .sdk import PluginError
+from .storage import DatabaseKeyValueStore
+
+logger = logging.getLogger(__name__)
+
+
+def check_plugin(plugin: Plugin) -> dict[str, Any]:
+    """Run one plugin's connection test: ``{"ok", "code", "message"}``, secrets redacted."""
+    try:
+        resolved = resolve_plugin(
+            plugin,
+            timeout=settings.IMBI_PLUGIN_TIMEOUT,
+            storage_factory=DatabaseKeyValueStore,
+        )
+    except ResolutionError as exc:
+        return {"ok": False, "code": exc.code, "message": exc.detail}
+    secrets = [*resolved.credentials.values(), *secret_option_values(resolved)]
+    try:
+        result = default_runner().call(resolved, "test_connection")
+    except (PluginError, ResolutionError) as exc:
+        return {"ok": False, "code": exc.code, "message": redact(str(exc.detail), secrets)}
+    return {
+        "ok": bool(result.ok),
+        "code": "ok" if result.ok else "connection_failed",
+        "message": redact(str(result.message), secrets),
+    }
+
+
+@shared_task(name="plugins_core.tasks.check_connections", ignore_result=True)  # type: ignore[untyped-decorator]
+def check_connections() -> dict[str, int]:
+    """Test every enabled plugin's connection; log the outcome. Returns counts."""
+    counts = {"ok": 0, "failed": 0}
+    plugins = Plugin.objects.filter(enabled=True).select_related("organization")
+    for plugin in plugins.order_by("organization__slug", "slug"):
+        outcome = check_plugin(plugin)
+        counts["ok" if outcome["ok"] else "failed"] += 1
+        logger.log(
+            logging.INFO if outcome["ok"] else logging.WARNING,
+            "connection test %s/%s: %s %s",
+            plugin.organization.slug,
+            plugin.slug,
+            outcome["code"],
+            outcome["message"],
+        )
+    logger.info("connection tests: %(ok)d ok, %(failed)d failed", counts)
+    return counts
