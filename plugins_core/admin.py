@@ -44,7 +44,12 @@ from .forms import (
 )
 from .isolation import host
 from .isolation.modes import IN_PROCESS, effective_mode
-from .lifecycle import record_execution_mode, record_plugin_state, set_plugin_enabled
+from .lifecycle import (
+    approve_permissions,
+    record_execution_mode,
+    record_plugin_state,
+    set_plugin_enabled,
+)
 from .models import (
     ExecutionMode,
     Plugin,
@@ -53,7 +58,7 @@ from .models import (
     ServiceApplication,
     ThirdPartyService,
 )
-from .resolution import manifest_for
+from .resolution import manifest_for, unapproved_permissions
 
 # --------------------------------------------------------------------------- scoping
 
@@ -345,6 +350,9 @@ def _plugin_status(plugin: Plugin) -> tuple[str, str]:
     entry = registry.current().get(plugin.handler)
     if entry is None:
         return "not installed", f"handler '{plugin.handler}' is not installed on this server"
+    extra = unapproved_permissions(plugin, entry.manifest) if entry.manifest else []
+    if entry.ok and extra:
+        return "permissions pending approval", "asks for " + ", ".join(extra)
     return entry.status.label, entry.reason
 
 
@@ -363,7 +371,7 @@ class PluginAdmin(OrgScopedAdmin):
     list_filter = ("organization", "plugin_type", "enabled", "execution_mode")
     form = PluginModeForm
     search_fields = ("slug", "name", "handler")
-    actions = ("enable_plugins", "disable_plugins")
+    actions = ("enable_plugins", "disable_plugins", "approve_permissions")
     readonly_fields = ("handler_status", "option_names", "runs", "circuit")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
@@ -460,6 +468,14 @@ class PluginAdmin(OrgScopedAdmin):
     def enable_plugins(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None:
         changed = sum(set_plugin_enabled(p, True, request.user) for p in queryset)
         messages.success(request, f"Enabled {changed} plugin(s).")
+
+    @admin.action(
+        description="Approve the permissions the installed versions ask for",
+        permissions=["change"],
+    )
+    def approve_permissions(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None:
+        changed = sum(approve_permissions(p, request.user) for p in queryset)
+        messages.success(request, f"Approved the permissions of {changed} plugin(s).")
 
     @admin.action(description="Disable selected plugins", permissions=["change"])
     def disable_plugins(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None:

@@ -37,6 +37,30 @@ def record_execution_mode(plugin: Plugin, previous: str, actor: Any) -> None:
     )
 
 
+def approve_permissions(plugin: Plugin, actor: Any) -> bool:
+    """Accept what the installed version's manifest asks for; audited. False if unchanged."""
+    from . import registry
+
+    entry = registry.current().get(plugin.handler)
+    if entry is None or entry.manifest is None:
+        return False
+    wanted = entry.manifest.permissions.to_dict()
+    if plugin.approved_permissions == wanted:
+        return False
+    plugin.approved_permissions = wanted
+    plugin.save(update_fields=["approved_permissions"])
+    hosts = ", ".join(wanted["network_hosts"]) or "none"
+    storage = "yes" if wanted["storage"] else "no"
+    audit.record(
+        AuditEvent.Action.PLUGIN_STATE,
+        actor=actor,
+        organization=plugin.organization,
+        plugin_slug=plugin.slug,
+        detail=f"permissions approved: network {hosts}; storage {storage}"[:255],
+    )
+    return True
+
+
 def set_plugin_enabled(plugin: Plugin, enabled: bool, actor: Any) -> bool:
     """Enable or disable an installed plugin; audited. Returns whether anything changed."""
     if plugin.enabled == enabled:

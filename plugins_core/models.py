@@ -152,6 +152,13 @@ class Plugin(models.Model):
         default=ExecutionMode.AUTO,
         help_text="Where the handler runs. Untrusted distributions always run isolated.",
     )
+    approved_permissions = models.JSONField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The manifest permissions an admin accepted (set at install). A version "
+        "that asks for more stays unavailable until an admin approves them.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -172,6 +179,15 @@ class Plugin(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.slug
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.approved_permissions is None:  # installing: what it declares now is accepted
+            from plugins_core import registry
+
+            entry = registry.current().get(self.handler)
+            if entry is not None and entry.manifest is not None:
+                self.approved_permissions = entry.manifest.permissions.to_dict()
+        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         if (

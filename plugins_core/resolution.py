@@ -92,6 +92,26 @@ class PluginUnavailable(ResolutionError):
     code, http_status = "plugin_unavailable", 503
 
 
+class PluginPermissionsPending(ResolutionError):
+    """The installed version asks for permissions an admin has not approved yet."""
+
+    code, http_status = "plugin_permissions_pending", 503
+
+
+def unapproved_permissions(plugin: PluginRow, manifest: PluginManifest) -> list[str]:
+    """What ``manifest`` asks for beyond the plugin's approved permissions ([] if nothing)."""
+    approved = plugin.approved_permissions
+    if approved is None:
+        return []
+    hosts = set(approved.get("network_hosts") or []) if isinstance(approved, dict) else set()
+    extra = [f"network {h}" for h in manifest.permissions.network_hosts if h not in hosts]
+    if manifest.permissions.storage and not (
+        isinstance(approved, dict) and approved.get("storage")
+    ):
+        extra.append("storage")
+    return extra
+
+
 class PluginIncompatible(ResolutionError):
     code, http_status = "plugin_incompatible", 503
 
@@ -356,6 +376,12 @@ def check_entry(plugin: PluginRow, snapshot: registry.Snapshot) -> registry.Entr
         raise PluginIncompatible(f"plugin '{plugin.slug}': {entry.reason}")
     if not entry.ok or entry.manifest is None or (entry.handler is None and not entry.isolated):
         raise PluginUnavailable(f"plugin '{plugin.slug}' cannot load: {entry.reason}")
+    extra = unapproved_permissions(plugin, entry.manifest)
+    if extra:
+        raise PluginPermissionsPending(
+            f"plugin '{plugin.slug}' {entry.version} asks for permissions an admin has not "
+            f"approved: {', '.join(extra)}"
+        )
     return entry
 
 
@@ -574,6 +600,7 @@ __all__ = [
     "PluginDisabled",
     "PluginIncompatible",
     "PluginMisconfigured",
+    "PluginPermissionsPending",
     "PluginUnavailable",
     "ResolutionError",
     "Resolved",
@@ -588,5 +615,6 @@ __all__ = [
     "resolve",
     "resolve_plugin",
     "select",
+    "unapproved_permissions",
     "validate_search_template",
 ]

@@ -381,7 +381,7 @@ def test_connection(
     """
     manifest = manifest_entry.manifest
     handler_class = manifest_entry.handler
-    assert manifest is not None and handler_class is not None
+    assert manifest is not None and (handler_class is not None or manifest_entry.isolated)
     secret_values = [v for v in credentials.values() if v] + [
         str(options[o.name])
         for o in manifest.options
@@ -409,10 +409,14 @@ def test_connection(
             storage=MemoryKeyValueStore() if manifest.permissions.storage else None,
             service_settings=dict(settings),
         )
-        handler = handler_class(
-            context, Credentials({k: v for k, v in credentials.items() if k in known})
-        )
-        result = handler.test_connection()
+        known_credentials = Credentials({k: v for k, v in credentials.items() if k in known})
+        if handler_class is None or manifest_entry.isolated:
+            from .isolation.host import call_entry  # untrusted: in a sandboxed runner
+
+            result = call_entry(manifest_entry, context, known_credentials, "test_connection")
+        else:
+            handler = handler_class(context, known_credentials)
+            result = handler.test_connection()
         if not isinstance(result, ConnectionResult):
             raise TypeError("test_connection() did not return a ConnectionResult")
         outcome = {"ok": result.ok, "message": result.message, "details": dict(result.details)}

@@ -245,3 +245,23 @@ class IsolatedRunner:
         except PluginError as exc:
             exc.detail = redact(str(exc.detail)[:1000], secrets)
             raise
+
+
+def call_entry(
+    entry: Any, context: Any, credentials: Any, method: str, *args: Any, name: str = ""
+) -> Any:
+    """Call an entry point in a runner without an installed plugin row (the install wizard's
+    test connection). Its breaker is keyed by the entry-point name."""
+    from types import SimpleNamespace
+
+    plugin = SimpleNamespace(
+        pk=f"entry-{entry.name}", slug=name or entry.slug, execution_mode="isolated"
+    )
+    resolved = Resolved(
+        binding=SimpleNamespace(plugin=plugin),  # type: ignore[arg-type]
+        entry=entry,
+        manifest=entry.manifest,
+        context=context,
+        credentials=credentials,
+    )
+    return IsolatedRunner().call(resolved, method, *args)

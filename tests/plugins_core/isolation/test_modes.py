@@ -154,3 +154,56 @@ def test_breaker_opens_after_repeated_failures(
     assert response.json()["code"] == "plugin_circuit_open"
     assert response["Retry-After"] == "60"
     assert host.breaker().state(host.breaker_key(resolve(project, "configuration"))).state == "open"
+
+
+def test_wizard_test_connection_of_an_untrusted_plugin_runs_isolated(org: Any) -> None:
+    from plugins_core import wizard
+
+    healthy = registry.current().get("hostile-healthy")
+    assert wizard.test_connection(healthy, org, {}, {}, {}) == {
+        "ok": True,
+        "message": "ok",
+        "details": {},
+    }
+    import sys
+
+    assert "imbi_plugin_hostile" not in sys.modules  # it ran in a runner, not here
+    assert len(host.pool().runners()) == 1
+
+
+def test_an_upgrade_asking_for_more_permissions_waits_for_an_admin(
+    project: Any,
+    config_plugin: Plugin,
+    bind_type: Any,
+    api: Any,
+    django_user_model: Any,
+    client: Any,
+) -> None:
+    assert config_plugin.approved_permissions == {
+        "network_hosts": ["api.example.com"],
+        "storage": True,
+    }
+    # what an older version declared: no storage, another host
+    config_plugin.approved_permissions = {"network_hosts": ["old.example.com"], "storage": False}
+    config_plugin.save()
+    bind_type(config_plugin, default=True)
+    url = f"/api/orgs/{project.organization.slug}/projects/{project.pk}/configuration"
+    response = api(Role.VIEWER).get(url)
+    assert response.status_code == 503
+    assert response.json()["code"] == "plugin_permissions_pending"
+    assert response.json()["detail"] == (
+        "plugin 'example-config' 1.2.0 asks for permissions an admin has not approved: "
+        "network api.example.com, storage"
+    )
+    admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(admin)
+    changelist = client.get("/admin/plugins_core/plugin/")
+    assert "permissions pending approval" in changelist.content.decode()
+    done = client.post(
+        "/admin/plugins_core/plugin/",
+        {"action": "approve_permissions", "_selected_action": [config_plugin.pk]},
+    )
+    assert done.status_code == 302
+    event = AuditEvent.objects.get(action=AuditEvent.Action.PLUGIN_STATE)
+    assert event.detail == "permissions approved: network api.example.com; storage yes"
+    assert api(Role.VIEWER, username="second").get(url).status_code == 200
