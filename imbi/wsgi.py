@@ -10,3 +10,9 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imbi.settings.production")
 application = get_wsgi_application()
+
+# Each worker converges to the desired plugin distributions before it serves (building a
+# missing environment under a per-environment file lock, so workers never build it twice).
+from plugins_core.runtime import converge_on_start  # noqa: E402
+
+converge_on_start()

@@ -321,3 +321,13 @@ class PluginStorage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plugin.slug}:{self.key}"
+
+
+
+from .distribution_models import (  # noqa: E402, F401  (models of this app, see that module)
+    DistributionArtifact,
+    InstalledDistribution,
+    NodeState,
+    NodeStatus,
+    RegistryState,
+)

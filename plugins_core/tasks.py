@@ -6,6 +6,11 @@
 options and its service's credentials and runs ``test_connection`` through the runner, the
 same path a tab request takes, then logs one line per plugin. Plugin messages are logged with
 every credential and secret option value redacted; errors are logged by code and reason.
+
+``reconcile`` converges the node that runs it to the desired plugin distributions and reports
+its ``NodeState`` (every node also reconciles on the broadcast nudge and at start-up, see
+``plugins_core.control``); ``prune_environments`` deletes environments retired longer than
+the drain grace. Both are idempotent and safe to retry; beat schedules them.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 
+from . import control as _control  # noqa: F401  (registers the reconcile control command)
+from . import environments
 from .models import Plugin
 from .resolution import ResolutionError, resolve_plugin
 from .runner import default_runner, redact, secret_option_values
@@ -65,3 +72,24 @@ def check_connections() -> dict[str, int]:
         )
     logger.info("connection tests: %(ok)d ok, %(failed)d failed", counts)
     return counts
+
+
+@shared_task(name="plugins_core.tasks.reconcile", ignore_result=True)  # type: ignore[untyped-decorator]
+def reconcile() -> dict[str, str]:
+    """Converge this node's plugin environments to the desired state; report them."""
+    return environments.reconcile()
+
+
+@shared_task(name="plugins_core.tasks.prune_environments", ignore_result=True)  # type: ignore[untyped-decorator]
+def prune_environments() -> list[str]:
+    """Delete this node's environments that were retired longer than the drain grace."""
+    return environments.prune()
+
+
+@shared_task(name="plugins_core.tasks.nudge_nodes", ignore_result=True)  # type: ignore[untyped-decorator]
+def nudge_nodes() -> None:
+    """Periodic: ask every node to reconcile and prune (a node missed by a lost nudge too)."""
+    from .models import RegistryState
+
+    generation = RegistryState.objects.filter(pk=1).values_list("generation", flat=True).first()
+    _control.nudge(int(generation or 0))

@@ -145,12 +145,30 @@ class HostRequests:
 
 @functools.lru_cache(maxsize=512)
 def _spec(
-    key: tuple[str, ...], slug: str, target: str, permissions: Permissions, limits: Limits
+    key: tuple[str, ...],
+    slug: str,
+    target: str,
+    permissions: Permissions,
+    limits: Limits,
+    env: str = "",
 ) -> RunnerSpec:
-    """The runner spec of one pool (its read paths take a directory listing to compute)."""
+    """The runner spec of one pool (its read paths take a directory listing to compute).
+    ``env``: the per-version environment of a runtime-installed distribution."""
     return runner_spec(
-        key=key, slug=slug, entries={key[2]: target}, permissions=permissions, limits=limits
+        key=key,
+        slug=slug,
+        entries={key[2]: target},
+        permissions=permissions,
+        limits=limits,
+        env=env,
     )
+
+
+def retire(live: set[tuple[str, str]]) -> int:
+    """Drain the runners of every (distribution, version) not in ``live``: idle ones exit
+    now, busy ones when their call ends (the registry switched to a new snapshot)."""
+    current = _pool
+    return current.retire(live) if current is not None else 0
 
 
 class IsolatedRunner:
@@ -171,6 +189,7 @@ class IsolatedRunner:
             entry.target,
             resolved.manifest.permissions,
             limits(),
+            getattr(entry, "env", ""),
         )
         timeout = float(resolved.context.timeout)
         secrets = [*resolved.credentials.values(), *secret_option_values(resolved)]

@@ -136,13 +136,21 @@ def runner_spec(
     permissions: Permissions,
     limits: Limits,
     extra_ports: tuple[int, ...] = (),
+    env: str = "",
 ) -> RunnerSpec:
+    """``env``: the distribution's own virtual environment (``plugins_core.environments``);
+    its interpreter runs the runner and only it, the runtime and the system are readable."""
     own = {_top_level(target) for target in entries.values()}
     ports = (
         tuple(sorted({*tcp_ports(permissions), *extra_ports})) if permissions.network_hosts else ()
     )
+    readable = (
+        tuple(dict.fromkeys([*SYSTEM_READ, *_runtime_paths(), os.path.realpath(env)]))
+        if env
+        else read_paths(own)
+    )
     policy = Policy(
-        read_paths=read_paths(own),
+        read_paths=readable,
         tcp_ports=ports,
         network=bool(ports),
         cpu_seconds=limits.cpu_seconds,
@@ -157,4 +165,5 @@ def runner_spec(
         policy=policy,
         max_frame=limits.max_frame,
         start_timeout=limits.import_timeout,
+        **({"python": os.path.join(env, "bin", "python")} if env else {}),
     )

@@ -1,7 +1,12 @@
-"""``manage.py plugin``: list the registry, rebuild it, install from a manifest template.
+"""``manage.py plugin``: the registry, plugin distributions, and manifest-template installs.
 
 - ``plugin list``: every entry point with its distribution, version, status and reason.
 - ``plugin install-template <entry point> --org <slug>``: one-click install (Imbi's ADR 0012).
+- ``plugin install <wheel or wheelhouse folder>``, ``plugin upgrade <...>`` (also a downgrade),
+  ``plugin remove <distribution>``: change the desired state on every node of a running
+  platform, without a restart (``plugins_core.distributions``).
+- ``plugin distributions``: the desired state and what each node reports.
+- ``plugin reconcile`` / ``plugin prune``: converge this node now / delete drained environments.
 Exits non-zero with a one-line reason on bad input.
 """
 
@@ -30,16 +35,90 @@ class Command(BaseCommand):
         )
         install.add_argument("entry_point")
         install.add_argument("--org", required=True, help="Organization slug.")
+        for verb, text in (
+            ("install", "Install a plugin distribution from a wheel or a wheelhouse folder."),
+            ("upgrade", "Replace an installed distribution's version (a downgrade too)."),
+        ):
+            cmd = sub.add_parser(verb, help=text)
+            cmd.add_argument("source", help="A .whl file or a folder of wheels.")
+        remove = sub.add_parser("remove", help="Remove an installed plugin distribution.")
+        remove.add_argument("distribution")
+        dists = sub.add_parser("distributions", help="Desired state and every node's state.")
+        dists.add_argument("--json", action="store_true", help="Machine-readable output.")
+        sub.add_parser("reconcile", help="Converge this node to the desired state now.")
+        sub.add_parser("prune", help="Delete this node's drained plugin environments.")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         if action == "list":
             self._list(as_json=options["json"], strict=options["strict"])
         elif action == "install-template":
             self._install(options["entry_point"], options["org"])
+        elif action in ("install", "upgrade"):
+            self._distribution(options["source"], upgrade=action == "upgrade")
+        elif action == "remove":
+            self._remove(options["distribution"])
+        elif action == "distributions":
+            self._distributions(as_json=options["json"])
+        elif action == "reconcile":
+            from plugins_core import environments
+
+            for name, status in sorted(environments.reconcile().items()):
+                self.stdout.write(f"{name}: {status}")
+            self.stdout.write(f"node {environments.node_id()} reconciled")
+        elif action == "prune":
+            from plugins_core import environments
+
+            removed = environments.prune()
+            self.stdout.write(f"pruned {len(removed)} environment(s) {' '.join(removed)}".strip())
+
+    def _distribution(self, source: str, *, upgrade: bool) -> None:
+        from pathlib import Path
+
+        from plugins_core import distributions
+
+        try:
+            wheels = distributions.read_source(Path(source))
+            row = distributions.install(
+                wheels, source=str(Path(source).resolve()), upgrade=upgrade
+            )
+        except distributions.DistributionError as exc:
+            raise CommandError(f"{exc.code}: {exc.detail}") from None
+        self.stdout.write(
+            f"{row.name} {row.version} installed (sha256 {row.sha256[:16]}, "
+            f"generation {row.generation}); every node switches to it without a restart"
+        )
+
+    def _remove(self, name: str) -> None:
+        from plugins_core import distributions
+
+        try:
+            generation = distributions.remove(name)
+        except distributions.DistributionError as exc:
+            raise CommandError(f"{exc.code}: {exc.detail}") from None
+        self.stdout.write(f"{name} removed (generation {generation})")
+
+    def _distributions(self, *, as_json: bool) -> None:
+        from plugins_core import nodes
+
+        report = nodes.report()
+        if as_json:
+            self.stdout.write(json.dumps(report, indent=2, default=str))
+            return
+        self.stdout.write(f"registry generation {report['generation']}")
+        for dist in report["distributions"]:
+            self.stdout.write(f"{dist['name']} {dist['version']}  sha256 {dist['sha256'][:16]}")
+            for node in dist["nodes"]:
+                self.stdout.write(f"  {node['node']}: {node['status']} {node['detail']}".rstrip())
+        for node in report["nodes"]:
+            if node["behind"]:
+                self.stdout.write(f"node {node['node']} is behind: {node['reason']}")
 
     def _list(self, *, as_json: bool, strict: bool) -> None:
         try:
             snapshot = registry.rebuild(strict=strict)
+            from plugins_core import runtime
+
+            snapshot = runtime.switch()  # plus the runtime-installed distributions
         except registry.RegistryError as exc:
             raise CommandError(f"{type(exc).__name__}: {exc}") from None
         entries = list(snapshot.entries.values())
