@@ -30,8 +30,8 @@ def nudge(generation: int) -> None:
     """Ask every running worker to reconcile its node now. Never raises."""
     from django.conf import settings
 
-    if settings.CELERY_TASK_ALWAYS_EAGER:  # one process, no broker: nothing to nudge
-        return
+    if settings.CELERY_TASK_ALWAYS_EAGER or not settings.IMBI_PLUGIN_BROADCAST:
+        return  # one process and no broker, or the operator turned the nudge off
     try:
         from imbi.celery import app
 

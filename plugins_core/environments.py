@@ -253,16 +253,14 @@ def reconcile() -> dict[str, str]:
             logger.error("plugin environment %s on %s: %s", row.env_key, node, detail)
         else:
             status, detail = NodeStatus.READY, ""
-        NodeState.objects.update_or_create(
-            node=node,
-            distribution=row.name,
-            sha256=row.sha256,
-            defaults={
-                "version": row.version,
-                "status": status,
-                "detail": detail,
-                "generation": generation or 0,
-            },
+        _report(
+            node,
+            row.name,
+            row.sha256,
+            version=row.version,
+            status=status,
+            detail=detail,
+            generation=generation or 0,
         )
         outcome[row.name] = status
     envs = root() / "envs"
@@ -272,12 +270,7 @@ def reconcile() -> dict[str, str]:
         if not (path / RETIRED).exists():
             (path / RETIRED).write_text(str(time.time()))
     # The node's own row (no distribution): when it last converged, and to which generation.
-    NodeState.objects.update_or_create(
-        node=node,
-        distribution="",
-        sha256="",
-        defaults={"version": "", "status": NodeStatus.READY, "generation": generation or 0},
-    )
+    _report(node, "", "", version="", status=NodeStatus.READY, generation=generation or 0)
     current = {(row.name, row.sha256) for row in rows} | {("", "")}
     for state in NodeState.objects.filter(node=node):
         if (state.distribution, state.sha256) in current:
@@ -290,6 +283,22 @@ def reconcile() -> dict[str, str]:
         else:
             state.delete()
     return outcome
+
+
+def _report(node: str, distribution: str, sha256: str, **values: Any) -> None:
+    from django.db import IntegrityError, transaction
+
+    from .models import NodeState
+
+    for _ in range(2):  # two processes of a node may report at once: the loser updates
+        try:
+            with transaction.atomic():
+                NodeState.objects.update_or_create(
+                    node=node, distribution=distribution, sha256=sha256, defaults=values
+                )
+            return
+        except IntegrityError:
+            continue
 
 
 def prune(*, grace: float | None = None) -> list[str]:

@@ -39,7 +39,10 @@ _checked_at = 0.0
 
 
 def desired_generation() -> int:
-    """The global generation: the cache when it answers, else the database (and re-cache)."""
+    """The global generation: the cache when it answers, else the database (and re-cache).
+
+    The cached value expires after ``IMBI_PLUGIN_GENERATION_TTL`` seconds, so a publish that
+    failed (Redis down at that moment) delays the switch by at most that long."""
     value = cache.get(CACHE_KEY)
     if isinstance(value, int):
         return value
@@ -47,14 +50,14 @@ def desired_generation() -> int:
 
     found = RegistryState.objects.filter(pk=1).values_list("generation", flat=True).first()
     generation = int(found or 0)
-    cache.set(CACHE_KEY, generation, timeout=None)
+    cache.set(CACHE_KEY, generation, timeout=float(settings.IMBI_PLUGIN_GENERATION_TTL))
     return generation
 
 
 def publish(generation: int) -> None:
     """Record ``generation`` in the cache (after the commit that made it)."""
     try:
-        cache.set(CACHE_KEY, generation, timeout=None)
+        cache.set(CACHE_KEY, generation, timeout=float(settings.IMBI_PLUGIN_GENERATION_TTL))
     except Exception:  # Redis down: processes fall back to the database on the next miss
         logger.warning("could not publish registry generation %s to the cache", generation)
 
@@ -141,10 +144,12 @@ def refresh(*, force: bool = False) -> bool:
     return True
 
 
-def converge_on_start() -> None:
-    """A node's start-up: build what the desired state needs, report it, then serve it."""
+def converge_on_start(*, report: bool = True) -> None:
+    """A process's start-up: build what the desired state needs (and, with ``report``,
+    record the node's state), then serve it."""
     try:
-        environments.reconcile()
+        if report:
+            environments.reconcile()
         refresh(force=True)
     except Exception:
         logger.exception("plugin runtime could not converge at start-up; serving without it")

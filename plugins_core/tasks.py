@@ -93,3 +93,24 @@ def nudge_nodes() -> None:
 
     generation = RegistryState.objects.filter(pk=1).values_list("generation", flat=True).first()
     _control.nudge(int(generation or 0))
+
+
+@shared_task(name="plugins_core.tasks.registry_report")  # type: ignore[untyped-decorator]
+def registry_report(pause: float = 0.0) -> dict[str, Any]:
+    """What the process that runs this task serves: node, pid, generation and entries (an
+    operator's view of one Celery child; ``pause`` keeps the child busy so a burst of these
+    reaches every child)."""
+    import os
+    import time
+
+    from . import registry, runtime
+
+    if pause:
+        time.sleep(min(float(pause), 5.0))
+    snapshot = registry.current()
+    return {
+        "node": environments.node_id(),
+        "pid": os.getpid(),
+        "generation": runtime.serving(),
+        "entries": {e.name: e.version for e in snapshot.loaded()},
+    }

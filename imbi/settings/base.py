@@ -135,6 +135,8 @@ CELERY_BEAT_SCHEDULE = {
 IMBI_NODE_ID: str = env.str("IMBI_NODE_ID", default="")  # default: the host name
 IMBI_PLUGIN_ROOT: str = env.str("IMBI_PLUGIN_ROOT", default=str(DATA_DIR / "plugins"))
 IMBI_PLUGIN_GENERATION_CHECK = env.float("IMBI_PLUGIN_GENERATION_CHECK", default=0.5)
+IMBI_PLUGIN_GENERATION_TTL = env.float("IMBI_PLUGIN_GENERATION_TTL", default=5.0)
+IMBI_PLUGIN_BROADCAST = env.bool("IMBI_PLUGIN_BROADCAST", default=True)
 IMBI_PLUGIN_DRAIN_SECONDS = env.float("IMBI_PLUGIN_DRAIN_SECONDS", default=120.0)
 IMBI_WORKER_HEADER = env.bool("IMBI_WORKER_HEADER", default=False)
 

@@ -1,5 +1,5 @@
-"""Builds the runtime demo plugin (tests/runtime_plugin) as a wheel of a given version, at
-test time, with ``uv build`` (no committed binaries)."""
+"""The runtime demo plugin (tests/runtime_plugin) built as wheels at test time with
+``uv build`` (no committed binaries): ``demo_wheels`` holds versions 1.0.0 and 2.0.0."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from uv import find_uv_bin
 
 SOURCE = Path(__file__).resolve().parents[2] / "runtime_plugin"
@@ -30,3 +31,14 @@ def build_wheel(version: str, out: Path, *, body: str | None = None) -> Path:
     )
     (wheel,) = dist.glob(f"imbi_plugin_runtime_demo-{version}-*.whl")
     return wheel
+
+
+@pytest.fixture(scope="session")
+def demo_wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("demo-wheels")
+    return {version: build_wheel(version, out) for version in ("1.0.0", "2.0.0")}
+
+
+@pytest.fixture(scope="session")
+def wheel_builder() -> object:
+    return build_wheel
