@@ -162,13 +162,14 @@ def _check_host_conflicts(main: Wheel) -> None:
             "conflicts_with_host",
             f"{main.name} is installed in the host environment; remove it there first",
         )
-    snapshot = registry.current()
+    host_entries = {c.name: c.distribution for c in registry.discover()}
+    for other in InstalledDistribution.objects.exclude(name=main.name):
+        host_entries.update(dict.fromkeys(other.entries or {}, other.name))
     for name in main.entry_points():
-        entry = snapshot.get(name)
-        if entry is not None and not entry.env:
+        if name in host_entries:
             raise DistributionError(
                 "entry_point_taken",
-                f"entry point {name!r} is already provided by {entry.distribution}",
+                f"entry point {name!r} is already provided by {host_entries[name]}",
             )
 
 

@@ -2,13 +2,23 @@
 
 from django.urls import path
 
-from . import views
+from . import distributions, views
 
 project = "orgs/<slug:org>/projects/<int:project_id>"
 project_type = "orgs/<slug:org>/project-types/<slug:type_slug>"
 
 urlpatterns = [
     path("plugins", views.RegistryView.as_view(), name="plugin-registry"),
+    path(
+        "plugin-distributions",
+        distributions.DistributionsView.as_view(),
+        name="plugin-distributions",
+    ),
+    path(
+        "plugin-distributions/<str:name>",
+        distributions.DistributionView.as_view(),
+        name="plugin-distribution",
+    ),
     path("orgs/<slug:org>/plugins", views.InstalledPluginsView.as_view(), name="installed-plugins"),
     path(
         "orgs/<slug:org>/plugins/install",

@@ -19,7 +19,6 @@ from both workers of each node.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
@@ -298,7 +297,14 @@ def platform(
 
 
 def distributions(platform: Platform) -> dict[str, Any]:
-    report: dict[str, Any] = json.loads(platform.manage("plugin", "distributions", "--json"))
+    """The REST API's report (the admin page shows the same)."""
+    response = httpx.get(
+        f"http://127.0.0.1:{platform.nodes['node-a'].port}/api/plugin-distributions",
+        headers={"Authorization": f"Token {TOKEN}"},
+        timeout=15,
+    )
+    assert response.status_code == 200, response.text
+    report: dict[str, Any] = response.json()
     return report
 
 
