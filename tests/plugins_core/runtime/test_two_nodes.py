@@ -238,10 +238,16 @@ def served_value(response: httpx.Response) -> str:
 
 @pytest.fixture(scope="module")
 def platform(
-    tmp_path_factory: pytest.TempPathFactory, demo_wheels: dict[str, Path]
+    tmp_path_factory: pytest.TempPathFactory, wheel_builder: Callable[[str, Path], Path]
 ) -> Iterator[Platform]:
     root = tmp_path_factory.mktemp("two-nodes")
-    wheels = demo_wheels
+    wheels: dict[str, Path] = {}
+    builders = [
+        threading.Thread(target=lambda v=v: wheels.update({v: wheel_builder(v, root / v)}))
+        for v in ("1.0.0", "2.0.0")
+    ]
+    for builder in builders:  # in parallel with the migration and the nodes' start-up
+        builder.start()
     database = f"imbi_runtime_{secrets.token_hex(4)}"
     admin_url = _with_database(os.environ["DATABASE_URL"], "postgres")
     with psycopg.connect(admin_url, autocommit=True) as connection:
@@ -282,11 +288,14 @@ def platform(
 
     platform.celery = Celery("probe", broker=redis_url, backend=redis_url)
     try:
-        platform.manage("migrate", "--noinput")
+        platform.manage("migrate", "--noinput", "--skip-checks")
         platform.project_id = int(platform.manage("shell", "-c", SEED).strip().splitlines()[-1])
         for node in nodes.values():
             node.start()
         _wait(lambda: web_serves(platform, None), 60, "both nodes to serve", platform)
+        for builder in builders:
+            builder.join(timeout=120)
+        assert set(wheels) == {"1.0.0", "2.0.0"}
         yield platform
     finally:
         for node in nodes.values():
