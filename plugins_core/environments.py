@@ -110,10 +110,10 @@ def _locked(name: str) -> Iterator[None]:
 
 
 def _run(args: list[str], what: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "UV_CACHE_DIR")}
-    env.setdefault("PATH", "/usr/bin:/bin")
-    env["UV_NO_CONFIG"] = "1"
-    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300, check=False)
+    child_env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "UV_CACHE_DIR")}
+    child_env.setdefault("PATH", "/usr/bin:/bin")
+    child_env["UV_NO_CONFIG"] = "1"
+    done = subprocess.run(args, capture_output=True, text=True, env=child_env, timeout=300, check=False)
     if done.returncode != 0:
         lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
         reason = " ".join(lines[-3:])[:400] or f"exit status {done.returncode}"

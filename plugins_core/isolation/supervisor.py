@@ -241,10 +241,10 @@ class RunnerProcess:
             "max_frame": spec.max_frame,
             "inspect": spec.inspect,
         }
-        env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
-        env.update({"PATH": "/usr/bin:/bin", "HOME": self.tmp_dir, "TMPDIR": self.tmp_dir})
-        env.setdefault("LANG", "C.UTF-8")
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        child_env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
+        child_env.update({"PATH": "/usr/bin:/bin", "HOME": self.tmp_dir, "TMPDIR": self.tmp_dir})
+        child_env.setdefault("LANG", "C.UTF-8")
+        child_env["PYTHONDONTWRITEBYTECODE"] = "1"
         try:
             self.proc = subprocess.Popen(
                 [spec.python, "-I", "-m", "plugins_core.isolation.child", json.dumps(child_spec)],
@@ -253,7 +253,7 @@ class RunnerProcess:
                 stderr=subprocess.PIPE,
                 pass_fds=(child_sock.fileno(), lifeline_r),
                 close_fds=True,
-                env=env,
+                env=child_env,
                 cwd=self.tmp_dir,
                 start_new_session=True,
             )
