@@ -319,8 +319,17 @@ class PluginModeForm(forms.ModelForm):  # type: ignore[type-arg]
             "execution_mode",
         )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "execution_mode" in self.fields:  # left out of a post: keep what the row has
+            self.fields["execution_mode"].required = False
+
     def clean_execution_mode(self) -> str:
-        mode = str(self.cleaned_data.get("execution_mode") or ExecutionMode.AUTO)
+        mode = str(
+            self.cleaned_data.get("execution_mode")
+            or self.instance.execution_mode
+            or ExecutionMode.AUTO
+        )
         handler = self.cleaned_data.get("handler") or self.instance.handler
         entry = registry.current().get(handler) if handler else None
         if mode == ExecutionMode.IN_PROCESS and effective_mode(mode, entry) != IN_PROCESS:

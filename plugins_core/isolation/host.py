@@ -43,6 +43,7 @@ STORAGE_FIELDS = {
     "storage.keys": {"prefix"},
 }
 MAX_KEY, MAX_VALUE = 512, 64 * 1024
+DEADLINE_GRACE = 0.5  # seconds the hard deadline allows past the context's timeout
 
 _ids = itertools.count(1)
 _lock = threading.Lock()
@@ -154,8 +155,9 @@ def _spec(
 ) -> RunnerSpec:
     """The runner spec of one pool (its read paths take a directory listing to compute).
     ``env``: the per-version environment of a runtime-installed distribution."""
+    pool_key = (*key, *permissions.network_hosts, f"storage={permissions.storage}")
     return runner_spec(
-        key=key,
+        key=pool_key,
         slug=slug,
         entries={key[2]: target},
         permissions=permissions,
@@ -191,7 +193,8 @@ class IsolatedRunner:
             limits(),
             getattr(entry, "env", ""),
         )
-        timeout = float(resolved.context.timeout)
+        # the plugin's own (cooperative) timeout answers first; the hard deadline follows
+        timeout = float(resolved.context.timeout) + DEADLINE_GRACE
         secrets = [*resolved.credentials.values(), *secret_option_values(resolved)]
         try:
             runner = runners.acquire(spec, wait_limit=timeout)
@@ -263,24 +266,37 @@ class IsolatedRunner:
             raise
         except PluginError as exc:
             exc.detail = redact(str(exc.detail)[:1000], secrets)
-            raise
+            raise exc from None  # nothing of the transport chained to the plugin's error
 
 
 def call_entry(
-    entry: Any, context: Any, credentials: Any, method: str, *args: Any, name: str = ""
+    entry: Any,
+    context: Any,
+    credentials: Any,
+    method: str,
+    *args: Any,
+    name: str = "",
+    permissions: Permissions | None = None,
+    circuit: Breaker | None = None,
 ) -> Any:
-    """Call an entry point in a runner without an installed plugin row (the install wizard's
-    test connection). Its breaker is keyed by the entry-point name."""
+    """Call an entry point in a runner without an installed plugin row (the install
+    wizard's test connection, the catalog's isolated tests). Its breaker is keyed by the
+    entry-point name; ``permissions`` replaces the manifest's (tests point a plugin's
+    declared network host at a loopback emulator)."""
+    import dataclasses
     from types import SimpleNamespace
 
+    manifest = entry.manifest
+    if permissions is not None:
+        manifest = dataclasses.replace(manifest, permissions=permissions)
     plugin = SimpleNamespace(
         pk=f"entry-{entry.name}", slug=name or entry.slug, execution_mode="isolated"
     )
     resolved = Resolved(
         binding=SimpleNamespace(plugin=plugin),  # type: ignore[arg-type]
         entry=entry,
-        manifest=entry.manifest,
+        manifest=manifest,
         context=context,
         credentials=credentials,
     )
-    return IsolatedRunner().call(resolved, method, *args)
+    return IsolatedRunner(circuit=circuit).call(resolved, method, *args)

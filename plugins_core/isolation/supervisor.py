@@ -181,6 +181,8 @@ class _OutputForwarder:
         except (OSError, ValueError):
             pass
         finally:
+            with contextlib.suppress(OSError):
+                self.stream.close()
             if self.dropped:
                 output_logger.warning(
                     "plugin %s %s: %d lines suppressed (cap or rate limit)",
@@ -440,7 +442,9 @@ class Pool:
         return len(doomed)
 
     def _is_retired(self, key: tuple[str, ...]) -> bool:
-        return self._live is not None and len(key) == 4 and (key[0], key[1]) not in self._live
+        if self._live is None or len(key) < 4 or key[0] == "inspect":
+            return False
+        return (key[0], key[1]) not in self._live
 
     def backoff(self, key: tuple[str, ...]) -> float:
         """Seconds a new runner for ``key`` must still wait after consecutive crashes."""

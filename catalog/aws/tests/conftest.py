@@ -10,12 +10,15 @@ import socket
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
 from imbi_plugin_sdk import Credentials, PluginHandler
 from imbi_plugin_sdk.testkit import make_context
 from moto.server import ThreadedMotoServer
+
+from plugins_core.isolation.testing import isolated
 
 REGION = "us-east-1"
 ACCESS_KEY_ID = "AKIAIMBITESTKEY00001"
@@ -75,8 +78,16 @@ def unique() -> str:
     return uuid.uuid4().hex[:12]
 
 
+@pytest.fixture(params=["in_process", "isolated"])
+def runner_mode(request: Any) -> str:
+    """Every test runs in-process and in a sandboxed runner (network: the emulator only)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def make_handler(moto_url: str, credentials: Credentials) -> Callable[..., PluginHandler]:
+def make_handler(
+    moto_url: str, credentials: Credentials, runner_mode: str
+) -> Callable[..., PluginHandler]:
     def make(
         cls: type[PluginHandler],
         *,
@@ -93,6 +104,10 @@ def make_handler(moto_url: str, credentials: Credentials) -> Callable[..., Plugi
             service_settings=settings,
             timeout=timeout,
         )
-        return cls(context, credentials if creds is None else creds)
+        handler = cls(context, credentials if creds is None else creds)
+        if runner_mode == "isolated":
+            port = urlsplit(moto_url).port
+            return isolated(handler, network_hosts=(f"127.0.0.1:{port}",))  # type: ignore[no-any-return]
+        return handler
 
     return make

@@ -326,6 +326,9 @@ def test_assume_role_with_key_pair(
     assert handler.test_connection().ok
 
 
+# In-process only: an isolated runner never sees the host's environment, so the platform's
+# ambient AWS identity is not available to it (docs/security.md, "Plugin isolation").
+@pytest.mark.parametrize("runner_mode", ["in_process"])
 def test_role_only_uses_the_platform_identity(
     ssm_handler: Callable[..., SSMConfiguration],
     boto: Boto,

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from imbi_plugin_github.actions import GitHubActionsConfiguration
@@ -30,6 +30,8 @@ from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, SealedBox
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
+
+from plugins_core.isolation.testing import isolated
 
 TOKEN = "ghp_EmulatorToken0123456789abcdefABCDEF42"
 KEY_ID = "568250167242549743"
@@ -336,8 +338,14 @@ def github_enterprise(github_server: HTTPServer) -> Iterator[GitHubEmulator]:
     assert not emulator.violations, f"requests GitHub would refuse: {emulator.violations}"
 
 
+@pytest.fixture(params=["in_process", "isolated"])
+def runner_mode(request: Any) -> str:
+    """Every test runs in-process and in a sandboxed runner (network: the emulator only)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def make_plugin(github: GitHubEmulator) -> Any:
+def make_plugin(github: GitHubEmulator, runner_mode: str) -> Any:
     """A factory of handlers pointed at the emulator (keyword overrides for the context)."""
 
     def make(
@@ -355,6 +363,10 @@ def make_plugin(github: GitHubEmulator) -> Any:
             timeout=timeout,
         )
         credentials = Credentials(token=token) if token is not None else Credentials()
-        return GitHubActionsConfiguration(context, credentials)
+        handler = GitHubActionsConfiguration(context, credentials)
+        if runner_mode == "isolated":
+            port = urlsplit(github.url).port
+            return isolated(handler, network_hosts=(f"127.0.0.1:{port}",))
+        return handler
 
     return make

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from imbi_plugin_logzio.search import LogzioLogs
@@ -27,6 +28,8 @@ from imbi_plugin_sdk import Credentials
 from imbi_plugin_sdk.testkit import make_context
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
+
+from plugins_core.isolation.testing import isolated
 
 TOKEN = "lz-token-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 ALLOWED_SORTS = (
@@ -332,8 +335,14 @@ def logzio(logzio_server: HTTPServer) -> Iterator[LogzioEmulator]:
     assert not emulator.violations, f"plugin requests Logz.io would refuse: {emulator.violations}"
 
 
+@pytest.fixture(params=["in_process", "isolated"])
+def runner_mode(request: Any) -> str:
+    """Every test runs in-process and in a sandboxed runner (network: the emulator only)."""
+    return str(request.param)
+
+
 @pytest.fixture
-def make_plugin(logzio: LogzioEmulator) -> Any:
+def make_plugin(logzio: LogzioEmulator, runner_mode: str) -> Any:
     """A factory of handlers pointed at the emulator (keyword overrides for the context)."""
 
     def make(
@@ -351,6 +360,10 @@ def make_plugin(logzio: LogzioEmulator) -> Any:
             timeout=timeout,
         )
         credentials = Credentials(api_token=token) if token is not None else Credentials()
-        return LogzioLogs(context, credentials)
+        handler = LogzioLogs(context, credentials)
+        if runner_mode == "isolated":
+            port = urlsplit(logzio.url).port
+            return isolated(handler, network_hosts=(f"127.0.0.1:{port}",))
+        return handler
 
     return make

@@ -1,0 +1,72 @@
+"""Run a plugin's own tests isolated: ``isolated(handler, network_hosts=...)``.
+
+Returns an instance of a subclass of the handler's class whose plugin methods run in a
+sandboxed runner process (the same one production uses) with the handler's context and
+credentials, so contract kits and ``isinstance`` checks see the same class. With
+``network_hosts`` the runner may reach only those ``host:port``s (tests point the plugin's
+declared host at their loopback emulator, so Landlock enforces the emulator's port and
+refuses every other). Each stand-in has its own circuit breaker, so one test's failures
+never open another test's circuit.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from imbi_plugin_sdk import Permissions, PluginHandler
+
+from plugins_core import registry
+
+from .breaker import MemoryBreaker
+from .host import call_entry
+
+METHODS = (
+    "test_connection",
+    "list_keys",
+    "get_values",
+    "set_value",
+    "delete_key",
+    "search",
+    "histogram",
+)
+
+
+def isolated(handler: PluginHandler, *, network_hosts: tuple[str, ...] | None = None) -> Any:
+    cls = type(handler)
+    entries = [e for e in registry.current().entries.values() if e.handler is cls]
+    if not entries:
+        raise LookupError(f"{cls.__qualname__} is not an installed entry point")
+    entry = entries[0]
+    permissions = (
+        None
+        if network_hosts is None
+        else Permissions(network_hosts=network_hosts, storage=cls.manifest.permissions.storage)
+    )
+    breaker = MemoryBreaker(fail_max=1_000_000)
+
+    def remote(name: str) -> Callable[..., Any]:
+        signature = inspect.signature(getattr(cls, name))
+
+        def method(self: PluginHandler, *args: Any) -> Any:
+            bound = signature.bind(self, *args)
+            bound.apply_defaults()  # the wire contract takes every argument, defaults included
+            args = bound.args[1:]
+            return call_entry(
+                entry,
+                self.context,
+                self.credentials,
+                name,
+                *args,
+                permissions=permissions,
+                circuit=breaker,
+            )
+
+        method.__name__ = name
+        return method
+
+    namespace: dict[str, Any] = {name: remote(name) for name in METHODS if hasattr(cls, name)}
+    namespace["__doc__"] = f"{cls.__name__}, run in a sandboxed runner."
+    subclass = type(f"Isolated{cls.__name__}", (cls,), namespace)
+    return subclass(handler.context, handler.credentials)
