@@ -612,3 +612,6 @@ class BindingAdmin(OrgScopedAdmin):
 
 admin.site.register(ProjectTypePlugin, BindingAdmin)
 admin.site.register(ProjectPlugin, BindingAdmin)
+
+
+from . import distribution_admin  # noqa: E402, F401  (registers the plugin distributions page)
