@@ -64,7 +64,7 @@ def imbi_plugins_reconcile(state: Any, generation: int = 0) -> dict[str, Any]:
     return {"ok": True, "generation": generation}
 
 
-@task_prerun.connect
+@task_prerun.connect  # type: ignore[untyped-decorator]
 def _check_generation(**_: Any) -> None:
     from . import runtime
 
@@ -74,7 +74,7 @@ def _check_generation(**_: Any) -> None:
         logger.exception("registry generation check failed before a task")
 
 
-@worker_init.connect
+@worker_init.connect  # type: ignore[untyped-decorator]
 def _converge(**_: Any) -> None:
     from django.db import connection
 

@@ -84,6 +84,9 @@ class RegistryState(models.Model):
             models.CheckConstraint(condition=models.Q(id=1), name="registry_state_single_row")
         ]
 
+    def __str__(self) -> str:
+        return f"registry generation {self.generation}"
+
 
 class NodeStatus(models.TextChoices):
     READY = "ready", "ready"

@@ -107,7 +107,9 @@ def wheel(filename: str, content: bytes) -> Wheel:
     try:
         name, version, _, _ = parse_wheel_filename(base)
     except InvalidWheelFilename:
-        raise DistributionError("invalid_wheel", f"{base[:100]!r} is not a wheel file name") from None
+        raise DistributionError(
+            "invalid_wheel", f"{base[:100]!r} is not a wheel file name"
+        ) from None
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
             if archive.testzip() is not None:
@@ -136,7 +138,9 @@ def read_source(source: Path) -> list[Wheel]:
         try:
             content = path.read_bytes()
         except OSError as exc:
-            raise DistributionError("invalid_source", f"{path} cannot be read ({exc.strerror})")
+            raise DistributionError(
+                "invalid_source", f"{path} cannot be read ({exc.strerror})"
+            ) from None
         wheels.append(wheel(path.name, content))
     return wheels
 
@@ -294,7 +298,9 @@ def install(
             detail=f"{before}{main.version} sha256 {main.sha256[:16]} generation {generation}",
         )
         transaction.on_commit(lambda: _after_commit(generation))
-    logger.info("plugin distribution %s %s installed (generation %s)", row.name, row.version, generation)
+    logger.info(
+        "plugin distribution %s %s installed (generation %s)", row.name, row.version, generation
+    )
     return row
 
 

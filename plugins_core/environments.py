@@ -84,7 +84,9 @@ def root() -> Path:
 
 
 def site_packages(env: Path) -> Path:
-    return env / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    return (
+        env / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    )
 
 
 def env_path(key: str) -> Path:
@@ -110,10 +112,14 @@ def _locked(name: str) -> Iterator[None]:
 
 
 def _run(args: list[str], what: str) -> None:
-    child_env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "UV_CACHE_DIR")}
+    child_env = {
+        k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "UV_CACHE_DIR")
+    }
     child_env.setdefault("PATH", "/usr/bin:/bin")
     child_env["UV_NO_CONFIG"] = "1"
-    done = subprocess.run(args, capture_output=True, text=True, env=child_env, timeout=300, check=False)
+    done = subprocess.run(
+        args, capture_output=True, text=True, env=child_env, timeout=300, check=False
+    )
     if done.returncode != 0:
         lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
         reason = " ".join(lines[-3:])[:400] or f"exit status {done.returncode}"
@@ -196,9 +202,7 @@ def build(key: str, name: str, version: str, wheels: Mapping[str, bytes]) -> Env
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        logger.info(
-            "plugin environment %s built in %.2fs", key, time.monotonic() - started
-        )
+        logger.info("plugin environment %s built in %.2fs", key, time.monotonic() - started)
         return Env(target)
 
 

@@ -323,11 +323,10 @@ class PluginStorage(models.Model):
         return f"{self.plugin.slug}:{self.key}"
 
 
-
-from .distribution_models import (  # noqa: E402, F401  (models of this app, see that module)
-    DistributionArtifact,
-    InstalledDistribution,
-    NodeState,
-    NodeStatus,
-    RegistryState,
+from .distribution_models import (  # noqa: E402  (models of this app, see that module)
+    DistributionArtifact as DistributionArtifact,
 )
+from .distribution_models import InstalledDistribution as InstalledDistribution  # noqa: E402
+from .distribution_models import NodeState as NodeState  # noqa: E402
+from .distribution_models import NodeStatus as NodeStatus  # noqa: E402
+from .distribution_models import RegistryState as RegistryState  # noqa: E402

@@ -21,7 +21,7 @@ def report() -> dict[str, Any]:
     for state in states:
         if state.distribution:
             by_dist.setdefault((state.distribution, state.sha256), {})[state.node] = state
-    distributions = []
+    distributions: list[dict[str, Any]] = []
     for row in rows:
         reported = by_dist.get((row.name, row.sha256), {})
         distributions.append(
@@ -53,7 +53,8 @@ def report() -> dict[str, Any]:
         if beat.generation < generation:
             reasons.append(f"converged to generation {beat.generation} of {generation}")
         for dist in distributions:
-            status = next(n["status"] for n in dist["nodes"] if n["node"] == node)
+            statuses: list[dict[str, Any]] = dist["nodes"]
+            status = next(n["status"] for n in statuses if n["node"] == node)
             if status != NodeStatus.READY:
                 reasons.append(f"{dist['name']} {dist['version']} {status}")
         nodes.append(

@@ -21,7 +21,7 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 
-from . import control as _control  # noqa: F401  (registers the reconcile control command)
+from . import control as _control
 from . import environments
 from .models import Plugin
 from .resolution import ResolutionError, resolve_plugin

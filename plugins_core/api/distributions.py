@@ -49,7 +49,7 @@ class DistributionOut(serializers.Serializer):  # type: ignore[type-arg]
     version = serializers.CharField()
     sha256 = serializers.CharField()
     size = serializers.IntegerField()
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]
     execution_mode = serializers.CharField()
     entry_points = serializers.ListField(child=serializers.CharField())
     installed_by = serializers.CharField()
@@ -74,9 +74,7 @@ class DistributionsOut(serializers.Serializer):  # type: ignore[type-arg]
 
 def _authorize(request: Request) -> None:
     if not distributions.can_manage(request.user):
-        raise Problem(
-            403, "permission_denied", "Only superusers manage plugin distributions."
-        )
+        raise Problem(403, "permission_denied", "Only superusers manage plugin distributions.")
 
 
 def _wheels(request: Request) -> list[distributions.Wheel]:

@@ -10,6 +10,7 @@ no ``/proc``. Network: the TCP ports of the hosts the manifest declares (a bare 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import os
@@ -158,12 +159,14 @@ def runner_spec(
         open_files=limits.open_files,
         processes=limits.processes,
     )
-    return RunnerSpec(
+    spec = RunnerSpec(
         key=key,
         slug=slug,
         entries=entries,
         policy=policy,
         max_frame=limits.max_frame,
         start_timeout=limits.import_timeout,
-        **({"python": os.path.join(env, "bin", "python")} if env else {}),
     )
+    if env:  # the runner execs the environment's own interpreter
+        spec = dataclasses.replace(spec, python=os.path.join(env, "bin", "python"))
+    return spec

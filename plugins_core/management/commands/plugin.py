@@ -84,9 +84,7 @@ class Command(BaseCommand):
 
         try:
             wheels = distributions.read_source(Path(source))
-            row = distributions.install(
-                wheels, source=str(Path(source).resolve()), upgrade=upgrade
-            )
+            row = distributions.install(wheels, source=str(Path(source).resolve()), upgrade=upgrade)
         except distributions.DistributionError as exc:
             raise CommandError(f"{exc.code}: {exc.detail}") from None
         self.stdout.write(

@@ -20,7 +20,7 @@ def build_wheel(version: str, out: Path, *, body: str | None = None) -> Path:
     shutil.rmtree(tree, ignore_errors=True)
     shutil.copytree(SOURCE, tree, ignore=shutil.ignore_patterns("*.egg-info", "build"))
     for path in (tree / "pyproject.toml", tree / "imbi_plugin_runtime_demo" / "__init__.py"):
-        path.write_text(path.read_text().replace("@VERSION@", version))
+        path.write_text(path.read_text().replace("0.0.0.dev0", version))
     if body is not None:
         (tree / "imbi_plugin_runtime_demo" / "__init__.py").write_text(body)
     dist = out / "dist"

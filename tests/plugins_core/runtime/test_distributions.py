@@ -22,9 +22,9 @@ from imbi.core.models import AuditEvent
 from plugins_core import distributions, environments, registry, runtime
 from plugins_core.models import DistributionArtifact, InstalledDistribution, RegistryState
 
-BROKEN = '''
+BROKEN = """
 raise RuntimeError("this version cannot import")
-'''
+"""
 
 
 @pytest.fixture(autouse=True)
@@ -52,8 +52,12 @@ def fake_wheel(filename: str, *, entry_points: str = "") -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         info = f"{name}-{version}.dist-info"
-        archive.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-        archive.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        archive.writestr(
+            f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+        )
+        archive.writestr(
+            f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
         archive.writestr(f"{info}/RECORD", "")
         if entry_points:
             archive.writestr(f"{info}/entry_points.txt", entry_points)
@@ -250,7 +254,9 @@ def test_admin_page_lists_nodes_installs_and_removes(
     client = Client()
     client.force_login(django_user_model.objects.create_superuser("root", "r@e.com", "pw"))
     page = client.get(url)
-    assert page.status_code == 200 and "No plugin distribution is installed" in page.content.decode()
+    assert (
+        page.status_code == 200 and "No plugin distribution is installed" in page.content.decode()
+    )
     refused = client.post(url, {"wheels": SimpleUploadedFile("x.whl", b"junk")})
     assert refused.status_code == 200 and "is not a wheel file name" in refused.content.decode()
     wheel = demo_wheels["1.0.0"]

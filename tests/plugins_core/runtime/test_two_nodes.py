@@ -56,7 +56,8 @@ org = Organization.objects.create(slug="acme", name="Acme")
 Membership.objects.create(user=user, organization=org, role=Role.ADMIN)
 ptype = ProjectType.objects.create(organization=org, slug="api", name="API")
 project = Project.objects.create(organization=org, project_type=ptype, slug="svc", name="Svc")
-service = ThirdPartyService.objects.create(organization=org, vendor="demo", name="Demo", slug="demo")
+service = ThirdPartyService.objects.create(
+    organization=org, vendor="demo", name="Demo", slug="demo")
 plugin = Plugin.objects.create(organization=org, service=service, slug="demo",
     plugin_type="configuration", handler="runtime-demo")
 ProjectPlugin.objects.create(project=project, plugin=plugin, tab="configuration")
@@ -332,10 +333,12 @@ def test_install_upgrade_remove_reach_every_process_of_both_nodes(platform: Plat
     for node in platform.nodes.values():
         assert {served_value(r) for r in values(node, platform.project_id).values()} == {"1.0.0"}
     report = _wait(
-        lambda: (r := distributions(platform))
-        and all(not n["behind"] for n in r["nodes"])
-        and len(r["nodes"]) == 2
-        and r,
+        lambda: (
+            (r := distributions(platform))
+            and all(not n["behind"] for n in r["nodes"])
+            and len(r["nodes"]) == 2
+            and r
+        ),
         30,
         "both nodes to report 1.0.0 ready",
         platform,
@@ -401,9 +404,7 @@ def test_a_stopped_node_and_a_lost_broadcast_still_converge(platform: Platform) 
 
     # An upgrade whose broadcast is never sent: every process converges anyway, building the
     # environment on demand, through the generation it checks on each request and task.
-    platform.manage(
-        "plugin", "upgrade", str(platform.wheels["2.0.0"]), IMBI_PLUGIN_BROADCAST="0"
-    )
+    platform.manage("plugin", "upgrade", str(platform.wheels["2.0.0"]), IMBI_PLUGIN_BROADCAST="0")
     _wait(lambda: web_serves(platform, "2.0.0"), 30, "web workers: 2.0.0, no nudge", platform)
     _wait(lambda: children_serve(platform, "2.0.0"), 30, "Celery children: 2.0.0", platform)
     platform.manage("plugin", "remove", "imbi-plugin-runtime-demo")

@@ -17,7 +17,7 @@ from imbi_plugin_sdk import (
     PluginType,
 )
 
-VERSION = "@VERSION@"
+VERSION = "0.0.0.dev0"
 SLOW = 4.0
 
 
