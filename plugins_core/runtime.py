@@ -35,7 +35,7 @@ CACHE_KEY = "plugins:registry-generation"
 
 _lock = threading.Lock()
 _serving: int | None = 0  # the desired generation this process's snapshot reflects
-_checked_at = 0.0
+_checked_at = time.monotonic()  # a process serves what it loaded at start-up first
 
 
 def desired_generation() -> int:

@@ -21,3 +21,6 @@ IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS = [*IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS, "imbi-p
 IMBI_PLUGIN_TIMEOUT = 3.0
 IMBI_PLUGIN_IMPORT_TIMEOUT = 2.0
 IMBI_PLUGIN_MEMORY_BYTES = 1024**3
+# In-process tests check the plugin registry generation only when they ask for it, so query
+# counts stay exact (tests/plugins_core/runtime covers the check in real processes).
+IMBI_PLUGIN_GENERATION_CHECK = 3600.0

@@ -35,6 +35,7 @@ def plugin_root(settings: Any, tmp_path: Path) -> Path:
     yield tmp_path / "plugins"
     registry.set_managed(())
     runtime._serving = 0
+    runtime.publish(0)  # what the rolled-back database says
 
 
 def wheels_of(path: Path) -> list[distributions.Wheel]:
