@@ -120,9 +120,7 @@ class Command(BaseCommand):
     def _list(self, *, as_json: bool, strict: bool) -> None:
         try:
             snapshot = registry.rebuild(strict=strict)
-            from plugins_core import runtime
-
-            snapshot = runtime.switch()  # plus the runtime-installed distributions
+            snapshot = self._with_runtime(snapshot)
         except registry.RegistryError as exc:
             raise CommandError(f"{type(exc).__name__}: {exc}") from None
         entries = list(snapshot.entries.values())
@@ -161,6 +159,19 @@ class Command(BaseCommand):
             f"{len(entries)} entry points, {len(entries) - failed} loaded, "
             f"{failed} not loaded (generation {snapshot.generation})"
         )
+
+    def _with_runtime(self, snapshot: registry.Snapshot) -> registry.Snapshot:
+        """Plus the runtime-installed distributions (when the database answers)."""
+        from django.db import Error as DatabaseError
+
+        from plugins_core import runtime
+
+        try:
+            return runtime.switch()
+        except DatabaseError as exc:
+            reason = (str(exc).strip().splitlines() or [""])[-1]
+            self.stderr.write(f"runtime-installed distributions not shown: {reason}")
+            return snapshot
 
     def _install(self, entry_point: str, org_slug: str) -> None:
         from imbi.core.models import Organization
