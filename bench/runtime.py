@@ -18,7 +18,6 @@ import asyncio
 import os
 import re
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -172,12 +171,15 @@ def bench_generation_check() -> list[str]:
 
 
 def _build_wheels(out: Path) -> dict[str, Path]:
-    sys.path.insert(
-        0, str(Path(__file__).resolve().parents[1] / "tests" / "plugins_core" / "runtime")
-    )
-    from conftest import build_wheel  # type: ignore[import-not-found]
+    """The runtime demo plugin's wheels, built the way the tests build them."""
+    import importlib.util
 
-    return {v: build_wheel(v, out / v) for v in ("1.0.0", "2.0.0", "3.0.0")}
+    path = Path(__file__).resolve().parents[1] / "tests" / "plugins_core" / "runtime"
+    spec = importlib.util.spec_from_file_location("runtime_wheels", path / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {v: module.build_wheel(v, out / v) for v in ("1.0.0", "2.0.0", "3.0.0")}
 
 
 def _serving_everywhere(platform: Any, version: str | None) -> None:
