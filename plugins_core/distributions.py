@@ -272,7 +272,14 @@ def install(
                 sha256=w.sha256,
                 defaults={"filename": w.filename, "size": len(w.content), "content": w.content},
             )
-        generation = _bump()
+        generation = _bump()  # locks the generation row: installs are serialized here
+        now = InstalledDistribution.objects.filter(name=main.name).first()
+        if (now.sha256 if now else None) != (existing.sha256 if existing else None):
+            raise DistributionError(
+                "concurrent_change",
+                f"{main.name} was changed by someone else meanwhile; check and retry",
+                409,
+            )
         user = actor if getattr(actor, "is_authenticated", False) else None
         row, _ = InstalledDistribution.objects.select_for_update().update_or_create(
             name=main.name,

@@ -315,3 +315,21 @@ def test_reconcile_retires_and_prune_deletes_after_the_grace(
     # A rollback after the prune builds the environment again from the stored wheel.
     distributions.install(wheels_of(demo_wheels["1.0.0"]), upgrade=True)
     assert (plugin_root / "envs" / old.env_key / environments.READY).exists()
+
+
+@pytest.mark.django_db
+def test_a_concurrent_change_is_refused_not_overwritten(
+    demo_wheels: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    distributions.install(wheels_of(demo_wheels["1.0.0"]))
+    real_inspect = distributions._inspect
+
+    def someone_else_upgrades_meanwhile(env: Any, main: Any) -> Any:
+        InstalledDistribution.objects.update(sha256="f" * 64, version="9.9.9")
+        return real_inspect(env, main)
+
+    monkeypatch.setattr(distributions, "_inspect", someone_else_upgrades_meanwhile)
+    with pytest.raises(distributions.DistributionError) as raced:
+        distributions.install(wheels_of(demo_wheels["2.0.0"]), upgrade=True)
+    assert (raced.value.code, raced.value.http_status) == ("concurrent_change", 409)
+    assert InstalledDistribution.objects.get().version == "9.9.9" and generation() == 1
