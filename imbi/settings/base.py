@@ -62,6 +62,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "imbi.core.middleware.UnreadableDataMiddleware",
     # Serve the current plugin registry generation (plugins_core.runtime).
     "plugins_core.runtime.GenerationMiddleware",
 ]

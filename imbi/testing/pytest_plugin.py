@@ -34,6 +34,11 @@ def pytest_load_initial_conftests(
     return (yield)
 
 
+def current_services() -> Services | None:
+    """The servers this run started (``None`` without the django plugin or under xdist)."""
+    return _services
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     global _services
     if _services is not None:

@@ -65,6 +65,11 @@ class Services:
     _stops: list[list[str]] = field(default_factory=list)
     _as_postgres: bool = False
 
+    @property
+    def redis_pid(self) -> int:
+        """The Redis server's process id (tests pause it to simulate an outage)."""
+        return int((self.root / "redis" / "redis.pid").read_text())
+
     def stop(self) -> None:
         while self._stops:
             command = self._stops.pop()
@@ -165,6 +170,16 @@ def start_redis(services: Services) -> None:
     )
     services._stops.append(["sh", "-c", f"kill $(cat {pidfile}) 2>/dev/null || true"])
     _wait_for_port(port, 15, "Redis")
+    # Redis may accept connections a moment before it writes its pidfile.
+    deadline = time.monotonic() + 15
+
+    def written() -> bool:
+        return pidfile.exists() and pidfile.read_text().strip().isdigit()
+
+    while not written() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if not written():
+        raise ServiceError(f"Redis on 127.0.0.1:{port} wrote no pidfile in 15s")
     services.redis_url = f"redis://127.0.0.1:{port}/0"
 
 

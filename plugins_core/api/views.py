@@ -41,6 +41,18 @@ KEY_PARAM = OpenApiParameter(
 # Says how a write's cache invalidation went: "immediate", or "deferred" (Redis was down, the
 # write and its audit event are stored and the cache was retired through the database).
 CACHE_HEADER = "Imbi-Cache-Invalidation"
+CACHE_HEADER_PARAM = OpenApiParameter(
+    CACHE_HEADER,
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    response=True,
+    enum=["immediate", "deferred"],
+    description=(
+        "How cached results were retired after the write: 'deferred' when Redis was "
+        "unreachable (the write and its audit event are stored; the cache was retired "
+        "through the database)."
+    ),
+)
 
 
 def _parse(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:  # type: ignore[type-arg]
@@ -123,7 +135,7 @@ class ConfigurationValuesView(APIView):
 
 class ConfigurationKeyView(APIView):
     @extend_schema(
-        parameters=[s.SourceQuery, KEY_PARAM],
+        parameters=[s.SourceQuery, KEY_PARAM, CACHE_HEADER_PARAM],
         request=s.ConfigWriteIn,
         responses={200: s.KeyOut},
         operation_id="configuration_set",
@@ -147,7 +159,7 @@ class ConfigurationKeyView(APIView):
         )
 
     @extend_schema(
-        parameters=[s.SourceQuery, KEY_PARAM],
+        parameters=[s.SourceQuery, KEY_PARAM, CACHE_HEADER_PARAM],
         responses={204: None},
         operation_id="configuration_delete",
     )

@@ -82,3 +82,18 @@ def test_service_credentials_no_key_opens_answer_503_credentials_unreadable(
     reencrypt_with_a_lost_key(ServiceApplication.objects.filter(service=service))
     body = assert_unreadable(editor_api.get(url(project, "/values")))
     assert f"service '{service.slug}'" in body["detail"]
+
+
+def test_an_admin_page_that_loads_an_unreadable_row_answers_503_with_the_reason(
+    admin_client: Any, service: ThirdPartyService, caplog: pytest.LogCaptureFixture
+) -> None:
+    reencrypt_with_a_lost_key(ServiceApplication.objects.filter(service=service))
+    with caplog.at_level(logging.ERROR):
+        response = admin_client.get(f"/admin/plugins_core/thirdpartyservice/{service.pk}/change/")
+    assert response.status_code == 503
+    text = response.content.decode()
+    assert "plugins_core.ServiceApplication.credentials" in text
+    assert "IMBI_ENCRYPTION_KEYS" in text
+    assert "Traceback" not in text and LOST_KEY not in text
+    assert "configured key fingerprints" in caplog.text  # the log has the detail
+    assert LOST_KEY not in caplog.text

@@ -1,10 +1,12 @@
 """A Redis outage during a configuration write: never a 500, never a half-done write.
 
-Each test runs its own Redis server (the harness's stays up for the rest of the suite), points
-the cache at it, and stops it from inside the plugin call, i.e. after the request read the
-cache and while the write is in flight. Then: the write and its audit event both exist and
-the answer says the cache invalidation was ``deferred`` (done through the database); or, when
-the write itself fails, neither exists and the answer is a 503 problem+json.
+Redis is stopped from inside the plugin call, i.e. after the request read the cache and while
+the write is in flight: the suite's own Redis is frozen (SIGSTOP, resumed afterwards, so stale
+entries survive the outage); for a hard kill each test starts a Redis of its own (the suite's
+must stay up for the other tests) and points the cache at it. Then: the write and its audit
+event both exist and the answer says the cache invalidation was ``deferred`` (done through the
+database); or, when the write itself fails, neither exists and the answer is a 503
+problem+json.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from typing import Any
 
 import pytest
 import redis
+from django.conf import settings
 from django.test import override_settings
 
 from imbi.core.models import AuditEvent, Organization, Project, Role
+from imbi.testing import pytest_plugin
 from imbi.testing.services import Services, start_redis
 from plugins_core import runner as runner_module
 from plugins_core.models import Plugin, PluginStorage
@@ -36,7 +40,7 @@ class OwnRedis:
         self.services = Services(root=root)
         start_redis(self.services)
         self.url = self.services.redis_url
-        self.pid = int((root / "redis" / "redis.pid").read_text())
+        self.pid = self.services.redis_pid
         self.client = redis.Redis.from_url(self.url)
 
     def kill(self) -> None:
@@ -81,6 +85,32 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
             yield server
     finally:
         server.stop()
+
+
+class HarnessRedis:
+    """The suite's own Redis (the test settings' cache): paused and resumed, never killed."""
+
+    def __init__(self) -> None:
+        services = pytest_plugin.current_services()
+        assert services is not None, "the harness did not start Redis"
+        assert settings.CACHES["default"]["LOCATION"] == services.redis_url
+        self.pid = services.redis_pid
+        self.client = redis.Redis.from_url(services.redis_url)
+
+    def pause(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+
+@pytest.fixture
+def harness_redis() -> Iterator[HarnessRedis]:
+    server = HarnessRedis()
+    try:
+        yield server
+    finally:
+        server.resume()  # whatever happened, the rest of the suite needs it
 
 
 class OutageDuringWrite(InProcessRunner):
@@ -160,18 +190,20 @@ def test_redis_killed_mid_write_the_write_and_its_audit_both_exist(
     assert values(editor_api, project) == {}
 
 
-def test_redis_paused_mid_write_stale_cache_is_not_served_once_it_is_back(
-    own_redis: OwnRedis,
+def test_the_suites_redis_paused_mid_write_stale_cache_is_not_served_once_it_is_back(
+    harness_redis: HarnessRedis,
     editor_api: Any,
     project: Project,
+    config_plugin: Plugin,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    ours = f"*imbi:tab:{config_plugin.pk}:{project.pk}:*"
     put(editor_api, project, "A", "1")
     assert values(editor_api, project) == {"A": "1"}
-    cached_before = set(own_redis.client.keys("imbi:*tab:*"))
+    cached_before = set(harness_redis.client.keys(ours))
     assert cached_before, "the listing was not cached: this test would prove nothing"
     version = Organization.objects.get(pk=project.organization_id).config_version
-    monkeypatch.setattr(runner_module, "_default", OutageDuringWrite(own_redis.pause))
+    monkeypatch.setattr(runner_module, "_default", OutageDuringWrite(harness_redis.pause))
 
     response = put(editor_api, project, "A", "2")  # the INCR times out: Redis is frozen
 
@@ -179,9 +211,9 @@ def test_redis_paused_mid_write_stale_cache_is_not_served_once_it_is_back(
     assert response.json()["cache_invalidation"] == "deferred"
     assert audits("A") == 2
     assert Organization.objects.get(pk=project.organization_id).config_version > version
-    own_redis.resume()
+    harness_redis.resume()
     # The stale entry is still in Redis, yet the next read shows the new value.
-    assert cached_before <= set(own_redis.client.keys("imbi:*tab:*"))
+    assert cached_before <= set(harness_redis.client.keys(ours))
     monkeypatch.setattr(runner_module, "_default", InProcessRunner())
     assert values(editor_api, project) == {"A": "2"}
 
