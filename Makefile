@@ -60,7 +60,7 @@ bench: install-test services-deps
 # The SDK as a wheel (dist/), what a plugin author installs with pip.
 sdk-wheel: install
 	rm -rf sdk/build
-	$(PY) -m build --wheel --outdir dist sdk
+	$(VENV)/bin/uv build --quiet --wheel --out-dir dist sdk
 
 clean:
 	rm -rf $(VENV) build dist sdk/build *.egg-info .pytest_cache .mypy_cache .ruff_cache

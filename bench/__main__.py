@@ -5,6 +5,7 @@
 2. Latency of GET configuration served by a no-op plugin against a bare DRF view returning
    the same payload with the same authentication (target ratio: at most 1.3).
 3. Resolution alone, and credential decryption, against 200 bindings.
+4. The SDK's JSON Call/Reply round trip against a direct handler call (``bench.wire``).
 """
 
 from __future__ import annotations
@@ -195,6 +196,9 @@ def run() -> int:
             f"{_ms(cold_t):.2f} ms | {_ms(warm_t):.2f} ms | "
             f"{statistics.median(cold_t) / statistics.median(warm_t):.1f}x | |"
         )
+    from bench.wire import rows as wire_rows
+
+    report.extend(wire_rows(ROUNDS))
     print("\n".join(report))
     print(
         f"\nrounds={ROUNDS}, python {sys.version.split()[0]}, "

@@ -1,8 +1,10 @@
 """The plugin registry: an immutable snapshot of the ``imbi.plugins`` entry-point group.
 
-``build_snapshot()`` is the one way to make a snapshot. It imports each entry point, checks
-its handler class and manifest, accepts an ``api_version`` whose major equals the host's and
-whose minor is at most the host's, and refuses duplicate slugs. A plugin that fails never
+``build_snapshot()`` is the one way to make a snapshot. It refuses a distribution whose declared
+``imbi-plugin-sdk`` range excludes the host's SDK (before importing it), imports each entry
+point, checks its handler class and manifest, accepts an ``api_version`` whose major equals the
+host's and whose minor is at most the host's, and refuses duplicate slugs. Plugins that import
+the deprecated ``plugins_core.sdk`` load and are marked ``legacy_sdk``. A plugin that fails never
 stops the service: it is recorded with a ``Status`` and a reason (shown in the admin, the API
 and ``manage.py plugin list``). With ``strict=True`` (``IMBI_PLUGINS_STRICT=1``) the first
 failure raises its named error instead.
@@ -34,6 +36,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from types import MappingProxyType
 
+import imbi_plugin_sdk
 from imbi_plugin_sdk import (
     SDK_API_VERSION,
     ApiVersion,
@@ -43,9 +46,14 @@ from imbi_plugin_sdk import (
     check_handler_class,
     is_compatible,
 )
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
 
 ENTRY_POINT_GROUP = "imbi.plugins"
 HOST_API_VERSION = ApiVersion.parse(SDK_API_VERSION)
+HOST_SDK_VERSION = imbi_plugin_sdk.__version__
+SDK_DISTRIBUTION = "imbi-plugin-sdk"
 
 
 class RegistryError(Exception):
@@ -143,6 +151,39 @@ class Candidate:
     distribution: str
     version: str
     load: object  # a zero-argument callable returning the handler class
+    sdk_range: str | None = None
+    """The distribution's ``imbi-plugin-sdk`` requirement ("" for none, ``None``: unknown)."""
+
+
+def sdk_range_of(requires: Iterable[str] | None) -> str | None:
+    """The version range a distribution declares for ``imbi-plugin-sdk`` (``""`` if none)."""
+    for line in requires or ():
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if canonicalize_name(requirement.name) != SDK_DISTRIBUTION:
+            continue
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        return str(requirement.specifier)
+    return ""
+
+
+def sdk_range_problem(sdk_range: str | None, host_version: str = HOST_SDK_VERSION) -> str:
+    """Why a declared SDK range refuses this host's SDK ("" when it accepts it)."""
+    if not sdk_range:
+        return ""
+    try:
+        accepted = SpecifierSet(sdk_range).contains(host_version, prereleases=True)
+    except InvalidSpecifier:
+        return f"declares an invalid {SDK_DISTRIBUTION} range {sdk_range!r}"
+    if accepted:
+        return ""
+    return (
+        f"requires {SDK_DISTRIBUTION}{sdk_range} but this host runs "
+        f"{SDK_DISTRIBUTION} {host_version}"
+    )
 
 
 def discover(group: str = ENTRY_POINT_GROUP) -> list[Candidate]:
@@ -157,6 +198,7 @@ def discover(group: str = ENTRY_POINT_GROUP) -> list[Candidate]:
                 distribution=dist.name if dist else "",
                 version=dist.version if dist else "",
                 load=ep.load,
+                sdk_range=sdk_range_of(dist.requires) if dist else None,
             )
         )
     return sorted(found, key=lambda c: (c.name, c.distribution))
@@ -195,6 +237,10 @@ def _examine(candidate: Candidate) -> Entry:
             legacy_sdk=uses_legacy_sdk(candidate.target),
         )
 
+    # Refused before import: a plugin built for another SDK may not even import on this one.
+    refusal = sdk_range_problem(candidate.sdk_range)
+    if refusal:
+        return entry(Status.INCOMPATIBLE, refusal)
     try:
         obj = candidate.load()  # type: ignore[operator]
     except ManifestError as exc:
@@ -304,7 +350,9 @@ def _examine_isolated(candidates: list[Candidate]) -> list[Entry]:
             continue
         compatible, reason = is_compatible(manifest.api, HOST_API_VERSION)
         status = Status.LOADED if compatible else Status.INCOMPATIBLE
-        entries.append(entry(status, reason, manifest))
+        entries.append(
+            dataclasses.replace(entry(status, reason, manifest), legacy_sdk=result.legacy_sdk)
+        )
     return entries
 
 
@@ -324,7 +372,16 @@ def build_snapshot(
     examined = [_examine(c) for c in candidates if trust(c.distribution)]
     untrusted: dict[str, list[Candidate]] = {}
     for c in candidates:
-        if not trust(c.distribution):
+        if trust(c.distribution):
+            continue
+        refusal = sdk_range_problem(c.sdk_range)  # refused before import, like _examine
+        if refusal:
+            examined.append(
+                _isolated_entry(
+                    c.name, c.target, c.distribution, c.version, Status.INCOMPATIBLE, refusal
+                )
+            )
+        else:
             untrusted.setdefault(c.distribution, []).append(c)
     if untrusted:
         with ThreadPoolExecutor(max_workers=4) as pool:

@@ -1,61 +1,103 @@
-"""The runner seam: how the host invokes a handler, whichever way it runs.
+"""The runner: every plugin call goes through the SDK's JSON contract (serialize, call, validate).
 
-Every call travels as the SDK's JSON call contract (``imbi_plugin_sdk.wire``): a ``Call`` in,
-a ``Reply`` out, built and checked the same way in both execution modes:
+``InProcessRunner.call(target, method, *args)`` encodes a ``Call`` as JSON text, hands it to
+``transport`` (in process: decode it and run ``imbi_plugin_sdk.wire.execute``, the very
+function an isolated runtime's child runs), decodes the ``Reply`` text and unwraps it into
+result models or the plugin's error. A reply that is not valid JSON, has the wrong shape or is
+over ``IMBI_PLUGIN_MAX_REPLY_BYTES`` becomes ``PluginFailed`` (HTTP 502), never a 500.
 
-* ``InProcessRunner`` runs ``wire.execute`` in the request's own thread (the trusted catalog).
-  Deadlines are cooperative: the context carries ``timeout``; overruns are logged.
-* ``IsolatedRunner`` (``plugins_core.isolation.host``) sends the Call to a sandboxed runner
-  process that runs the same ``wire.execute``, with a hard deadline, resource limits and
-  crash isolation.
+A target is anything with ``entry`` (the registry entry), ``context`` and ``credentials``:
+``resolution.Resolved`` for a bound plugin, or a ``Target`` built by the wizard for a
+plugin that has no row yet. Plugin log lines go to ``imbi.plugins.<slug>`` with every
+credential and secret option value redacted.
 
-``default_runner()`` returns ``ModeRunner``, which picks per call from the installed
-plugin's execution mode (``plugins_core.isolation.modes``). In both modes a ``BaseException``,
-a result of the wrong type, a value that is not JSON or a reply over the payload cap is
-``plugin_failed`` (502); a plugin's traceback reaches the server log with every credential
-and secret option value redacted, never the client.
+Deadlines are cooperative here: the context carries ``timeout`` and plugins pass it to their
+clients; a call that overruns is reported in the log. Hard deadlines, resource limits and
+crash isolation belong to the isolated runner (``plugins_core.isolation.host``, ADR 0011):
+``default_runner()`` is a ``ModeRunner`` that sends each call to one or the other by the
+plugin's execution mode (``plugins_core.isolation.modes``); a target without a plugin row
+(the wizard's) runs in-process only when its distribution is trusted.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from imbi_plugin_sdk import OptionType, PluginFailed
-from imbi_plugin_sdk.redaction import redact
-from imbi_plugin_sdk.results import check_result
-from imbi_plugin_sdk.wire import Call, execute
+from django.conf import settings
+from imbi_plugin_sdk import (
+    Credentials,
+    PluginContext,
+    PluginFailed,
+    PluginHandler,
+    PluginManifest,
+    redact,
+    secret_values,
+)
+from imbi_plugin_sdk.results import RESULTS, check_result
+from imbi_plugin_sdk.wire import DEFAULT_MAX_REPLY_BYTES, Call, Reply, WireError, execute
 
 from imbi.core.crypto import DecryptionError
 
+from . import registry
 from .isolation.modes import ISOLATED, effective_mode
-from .resolution import CredentialsUnreadable, Resolved
-
-logger = logging.getLogger(__name__)
 
 __all__ = [
+    "RESULTS",
+    "CallTarget",
+    "HostLogSink",
     "InProcessRunner",
     "ModeRunner",
     "PluginFailed",
     "Runner",
+    "Target",
     "check_result",
     "default_runner",
     "redact",
-    "secret_option_values",
 ]
 
-
-def secret_option_values(resolved: Resolved) -> list[str]:
-    """Values of the options the manifest types as secret (they may be quoted too)."""
-    names = {f.name for f in resolved.manifest.options if f.type is OptionType.SECRET}
-    return [str(v) for k, v in resolved.context.options.items() if k in names and v]
+logger = logging.getLogger(__name__)
 
 
-def max_payload() -> int:
-    from django.conf import settings
+class CallTarget(Protocol):
+    """What a runner needs to call a plugin; no database row."""
 
-    return int(settings.IMBI_PLUGIN_MAX_PAYLOAD)
+    @property
+    def entry(self) -> registry.Entry: ...
+
+    @property
+    def context(self) -> PluginContext: ...
+
+    @property
+    def credentials(self) -> Credentials: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A ``CallTarget`` built by hand (the wizard's connection test)."""
+
+    entry: registry.Entry
+    context: PluginContext
+    credentials: Credentials = field(repr=False)
+
+
+class HostLogSink:
+    """The host's ``LogSink``: a plugin's lines, redacted and cut to ``MAX_LOG_CHARS``, on
+    ``imbi.plugins.<slug>``."""
+
+    MAX_LOG_CHARS = 16 * 1024
+
+    def __init__(self, slug: str, secrets: list[str]) -> None:
+        self.logger = logging.getLogger(f"imbi.plugins.{slug}")
+        self.secrets = secrets
+
+    def log(self, level: int, message: str) -> None:
+        text = redact(message, self.secrets)
+        if len(text) > self.MAX_LOG_CHARS:
+            text = f"{text[: self.MAX_LOG_CHARS]}… ({len(text)} characters)"
+        self.logger.log(level, "%s", text)
 
 
 class _WatchedStorage:
@@ -81,66 +123,105 @@ class _WatchedStorage:
 
 
 class Runner(Protocol):
-    def call(self, resolved: Resolved, method: str, *args: Any) -> Any: ...
+    def call(self, target: CallTarget, method: str, *args: Any) -> Any: ...
 
 
-class HostLogSink:
-    """A plugin's log lines, into the server log, redacted (``wire.LogSink``)."""
-
-    def __init__(self, name: str, secrets: list[str]) -> None:
-        self.logger = logging.getLogger(name)
-        self.secrets = secrets
-
-    def log(self, level: int, message: str) -> None:
-        self.logger.log(level, "%s", redact(message, self.secrets))
+def _loaded(entry: registry.Entry) -> tuple[type[PluginHandler], PluginManifest]:
+    if entry.handler is None or entry.manifest is None:
+        raise PluginFailed(f"plugin '{entry.slug}' is not loaded")
+    return entry.handler, entry.manifest
 
 
 class InProcessRunner:
-    def call(self, resolved: Resolved, method: str, *args: Any) -> Any:
-        handler_cls = resolved.entry.handler
-        assert handler_cls is not None
-        started = time.monotonic()
-        secrets = [*resolved.credentials.values(), *secret_option_values(resolved)]
+    """Runs the plugin in this thread, through the same JSON texts an isolated runtime sends."""
+
+    _max_reply_bytes: int | None = None
+
+    def __init__(self, max_reply_bytes: int | None = None) -> None:
+        self._max_reply_bytes = max_reply_bytes
+
+    @property
+    def max_reply_bytes(self) -> int:
+        if self._max_reply_bytes is not None:
+            return self._max_reply_bytes
+        return int(getattr(settings, "IMBI_PLUGIN_MAX_REPLY_BYTES", DEFAULT_MAX_REPLY_BYTES))
+
+    def call(self, target: CallTarget, method: str, *args: Any) -> Any:
+        handler_cls, manifest = _loaded(target.entry)
+        context = target.context
         try:
-            storage = _WatchedStorage(resolved.context.storage)
             call = Call.build(
-                resolved.entry.name,
+                target.entry.name,
                 method,
                 *args,
-                context=resolved.context,
-                credentials=dict(resolved.credentials),
+                context=context,
+                credentials=target.credentials,
             )
-            reply = execute(
-                call,
+            call_text = call.to_json()
+        except WireError as exc:  # the host's own arguments: a host bug, still not a 500
+            raise PluginFailed(f"call to plugin '{manifest.slug}' is invalid: {exc}") from None
+        sink = HostLogSink(
+            manifest.slug, secret_values(manifest, context.options, target.credentials)
+        )
+        watched = _WatchedStorage(context.storage) if context.storage is not None else None
+        started = time.monotonic()
+        try:
+            reply_text = self.transport(
+                call_text,
                 handler_cls,
-                storage=storage if resolved.context.storage is not None else None,
-                log=HostLogSink(__name__, secrets),
-                max_reply_bytes=max_payload(),
+                context=replace(context, storage=watched) if watched else context,
+                log=sink,
             )
-            if storage.unreadable is not None and reply.error is not None:
-                # A row (the plugin's host storage) that no configured key opens: an operator
-                # problem, not a plugin bug. The log names the row and the key fingerprints.
-                logger.error("plugin %s.%s: %s", resolved.manifest.slug, method, storage.unreadable)
-                raise CredentialsUnreadable(
-                    f"stored data of plugin '{resolved.plugin.slug}' cannot be decrypted with "
-                    "the configured keys; an operator must add the key that encrypted it to "
-                    "IMBI_ENCRYPTION_KEYS (see docs/operations.md, Keys and rotation)"
-                )
-            return reply.unwrap(method)
         finally:
             elapsed = time.monotonic() - started
-            if elapsed > resolved.context.timeout:
+            if elapsed > context.timeout:
                 logger.warning(
                     "plugin %s.%s took %.1fs (timeout %.1fs)",
-                    resolved.manifest.slug,
+                    manifest.slug,
                     method,
                     elapsed,
-                    resolved.context.timeout,
+                    context.timeout,
                 )
+        try:
+            reply = Reply.from_json(reply_text)
+        except WireError as exc:
+            logger.error("plugin %s.%s sent a malformed reply: %s", manifest.slug, method, exc)
+            raise PluginFailed(f"plugin '{manifest.slug}' sent a malformed reply") from None
+        if watched is not None and watched.unreadable is not None and reply.error is not None:
+            # A row of the plugin's host storage that no configured key opens: an operator
+            # problem, not a plugin bug. The log names the row and the key fingerprints.
+            from .resolution import CredentialsUnreadable
+
+            logger.error("plugin %s.%s: %s", manifest.slug, method, watched.unreadable)
+            raise CredentialsUnreadable(
+                f"stored data of plugin '{manifest.slug}' cannot be decrypted with "
+                "the configured keys; an operator must add the key that encrypted it to "
+                "IMBI_ENCRYPTION_KEYS (see docs/operations.md, Keys and rotation)"
+            )
+        if reply.error is not None and reply.error.get("code") == PluginFailed.code:
+            logger.error("plugin %s.%s: %s", manifest.slug, method, reply.error.get("detail"))
+        return reply.unwrap(method)
+
+    def transport(
+        self,
+        call_text: str,
+        handler_cls: type[PluginHandler],
+        *,
+        context: PluginContext,
+        log: HostLogSink,
+    ) -> str:
+        """Deliver the call and return the reply text; in process, ``wire.execute``."""
+        return execute(
+            Call.from_json(call_text),
+            handler_cls,
+            storage=context.storage,
+            log=log,
+            max_reply_bytes=self.max_reply_bytes,
+        ).to_json()
 
 
 class ModeRunner:
-    """Dispatches each call by the installed plugin's effective execution mode."""
+    """Dispatches each call by the target's effective execution mode."""
 
     def __init__(self) -> None:
         self.in_process = InProcessRunner()
@@ -153,10 +234,12 @@ class ModeRunner:
             self._isolated = IsolatedRunner()
         return self._isolated
 
-    def call(self, resolved: Resolved, method: str, *args: Any) -> Any:
-        mode = effective_mode(resolved.plugin.execution_mode, resolved.entry)
-        runner = self.isolated() if mode == ISOLATED else self.in_process
-        return runner.call(resolved, method, *args)
+    def call(self, target: CallTarget, method: str, *args: Any) -> Any:
+        plugin = getattr(target, "plugin", None)
+        chosen = plugin.execution_mode if plugin is not None else "auto"
+        if effective_mode(chosen, target.entry) == ISOLATED:
+            return self.isolated().call(target, method, *args)
+        return self.in_process.call(target, method, *args)
 
 
 _default = ModeRunner()

@@ -20,12 +20,13 @@ from typing import Any
 
 from celery import shared_task
 from django.conf import settings
+from imbi_plugin_sdk import secret_values
 
 from . import control as _control
 from . import environments
 from .models import Plugin
 from .resolution import ResolutionError, resolve_plugin
-from .runner import default_runner, redact, secret_option_values
+from .runner import default_runner, redact
 from .sdk import PluginError
 from .storage import DatabaseKeyValueStore
 
@@ -42,7 +43,7 @@ def check_plugin(plugin: Plugin) -> dict[str, Any]:
         )
     except ResolutionError as exc:
         return {"ok": False, "code": exc.code, "message": exc.detail}
-    secrets = [*resolved.credentials.values(), *secret_option_values(resolved)]
+    secrets = secret_values(resolved.manifest, resolved.context.options, resolved.credentials)
     try:
         result = default_runner().call(resolved, "test_connection")
     except (PluginError, ResolutionError) as exc:

@@ -3,8 +3,9 @@
 Owns the pipeline (``Pipeline``: one install in progress, stored in the session under
 ``SESSION_KEY`` and addressed by a random id in the URL), its steps and their views, the
 template preview endpoint (``PreviewView``; the expansion is
-``plugins_core.resolution.preview_search_template``), ``test_connection`` (builds the handler
-directly and calls ``test_connection()``) and ``finish_install``, the only function that writes.
+``plugins_core.resolution.preview_search_template``), ``test_connection`` (calls the plugin's
+``test_connection()`` through the runner, like every other call) and ``finish_install``, the
+only function that writes.
 
 Steps: plugin → service → credentials → options → test → bind → finish (summary, confirm).
 Nothing is written before the last step; ``finish_install`` then, in ONE transaction, installs
@@ -28,7 +29,6 @@ import hashlib
 import json
 import logging
 import secrets
-import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,14 +42,16 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views import View
 from imbi_plugin_sdk import (
-    ConnectionResult,
     Credentials,
     MemoryKeyValueStore,
     OptionType,
     OptionValidationError,
     PluginContext,
     PluginError,
+    PluginFailed,
     PluginManifest,
+    redact,
+    secret_values,
 )
 from imbi_plugin_sdk.errors import InvalidInput
 
@@ -77,7 +79,7 @@ from .resolution import (
     expand_search_template,
     preview_search_template,
 )
-from .runner import redact
+from .runner import Runner, Target, default_runner
 
 logger = logging.getLogger(__name__)
 
@@ -371,23 +373,21 @@ def test_connection(
     *,
     project: Project | None = None,
     search_template: str = "",
+    runner: Runner | None = None,
 ) -> dict[str, Any]:
-    """Build the handler with the entered values and call ``test_connection()``.
+    """Call ``test_connection()`` through the runner with the entered values.
 
+    The plugin has no row yet, so the runner gets a ``Target`` (entry, context, credentials).
     With a ``project``, the context is that project's (and ``search_template`` is expanded
     for it), as a binding would give. Returns ``{"ok", "message", "details"}`` with every
     credential and secret option value scrubbed from the text. Nothing is written (storage
     is an in-memory store).
     """
     manifest = manifest_entry.manifest
-    handler_class = manifest_entry.handler
-    assert manifest is not None and (handler_class is not None or manifest_entry.isolated)
-    secret_values = [v for v in credentials.values() if v] + [
-        str(options[o.name])
-        for o in manifest.options
-        if o.type is OptionType.SECRET and options.get(o.name)
-    ]
+    assert manifest is not None
     known = {f.name for f in manifest.credentials}
+    entered = Credentials({k: v for k, v in credentials.items() if k in known})
+    secrets = secret_values(manifest, options, credentials)
     outcome: dict[str, Any]
     tab = manifest.plugin_type.value
     try:
@@ -405,20 +405,11 @@ def test_connection(
             **where,
             options=manifest.validate_options(dict(options)),
             timeout=TEST_TIMEOUT,
-            logger=logging.getLogger(f"imbi.plugins.{manifest.slug}"),
             storage=MemoryKeyValueStore() if manifest.permissions.storage else None,
             service_settings=dict(settings),
         )
-        known_credentials = Credentials({k: v for k, v in credentials.items() if k in known})
-        if handler_class is None or manifest_entry.isolated:
-            from .isolation.host import call_entry  # untrusted: in a sandboxed runner
-
-            result = call_entry(manifest_entry, context, known_credentials, "test_connection")
-        else:
-            handler = handler_class(context, known_credentials)
-            result = handler.test_connection()
-        if not isinstance(result, ConnectionResult):
-            raise TypeError("test_connection() did not return a ConnectionResult")
+        target = Target(manifest_entry, context, entered)
+        result = (runner or default_runner()).call(target, "test_connection")
         outcome = {"ok": result.ok, "message": result.message, "details": dict(result.details)}
     except OptionValidationError as exc:
         outcome = {
@@ -428,22 +419,13 @@ def test_connection(
         }
     except TemplateError as exc:
         outcome = {"ok": False, "message": f"search template: {exc}", "details": {}}
+    except PluginFailed as exc:  # a plugin bug: the log has the traceback, the page the reason
+        outcome = {"ok": False, "message": exc.detail, "details": {}}
     except PluginError as exc:
         outcome = {"ok": False, "message": f"{exc.code}: {exc.detail}", "details": {}}
-    except Exception as exc:  # a plugin bug: the log has the traceback, the page the type
-        logger.error(
-            "test_connection of %s failed:\n%s",
-            manifest.slug,
-            redact("".join(traceback.format_exception(exc)), secret_values),
-        )
-        outcome = {
-            "ok": False,
-            "message": f"the plugin failed ({type(exc).__name__})",
-            "details": {},
-        }
-    outcome["message"] = redact(str(outcome["message"]), secret_values)
+    outcome["message"] = redact(str(outcome["message"]), secrets)
     details: dict[str, Any] = outcome["details"]
-    outcome["details"] = {k: redact(str(v), secret_values) for k, v in details.items()}
+    outcome["details"] = {k: redact(str(v), secrets) for k, v in details.items()}
     return outcome
 
 

@@ -200,6 +200,9 @@ class RegistryEntryOut(serializers.Serializer):  # type: ignore[type-arg]
     reason = serializers.CharField(allow_blank=True)
     plugin_type = serializers.CharField(allow_null=True)
     api_version = serializers.CharField(allow_null=True)
+    legacy_sdk = serializers.BooleanField(
+        help_text="The plugin imports the deprecated plugins_core.sdk (use imbi_plugin_sdk)."
+    )
     isolated_only = serializers.BooleanField(
         help_text="The distribution is not trusted: imported and run only in sandboxed runners."
     )

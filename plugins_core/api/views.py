@@ -356,6 +356,7 @@ def entry_out(entry: registry.Entry) -> dict[str, Any]:
         "reason": entry.reason,
         "plugin_type": entry.manifest.plugin_type.value if entry.manifest else None,
         "api_version": entry.manifest.api_version if entry.manifest else None,
+        "legacy_sdk": entry.legacy_sdk,
         "isolated_only": entry.isolated,
     }
 

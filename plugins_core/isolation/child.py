@@ -166,6 +166,14 @@ def _close_other_fds(keep: set[int]) -> None:
                 os.close(fd)
 
 
+def _uses_legacy_sdk(module_name: str) -> bool:
+    """Whether the plugin's package imported the deprecated ``plugins_core.sdk`` shim."""
+    legacy = sys.modules.get("plugins_core.sdk")
+    importers: set[str] = getattr(legacy, "LEGACY_IMPORTERS", set())
+    package = module_name.split(".", 1)[0]
+    return any(name == package or name.startswith(f"{package}.") for name in importers)
+
+
 def _load(
     entries: dict[str, str], channel: Channel | None = None
 ) -> tuple[dict[str, type[PluginHandler]], dict[str, Any]]:
@@ -187,7 +195,12 @@ def _load(
             }
         else:
             handlers[name] = obj
-            report[name] = {"ok": True, "reason": "", "manifest": manifest.to_dict()}
+            report[name] = {
+                "ok": True,
+                "reason": "",
+                "manifest": manifest.to_dict(),
+                "legacy_sdk": _uses_legacy_sdk(module_name),
+            }
         if channel is not None:
             channel.send({"t": "entry", "name": name, **report[name]})
     return handlers, report
@@ -257,6 +270,9 @@ def runner(spec: dict[str, Any]) -> int:
     except sandbox.SandboxError as exc:
         channel.send({"t": "hello", "protocol": protocol.PROTOCOL_VERSION, "error": str(exc)})
         return 73
+    for path in spec.get("sys_path") or ():  # where the plugin was found on the host
+        if path not in sys.path:
+            sys.path.append(str(path))
     handlers, report = _load(
         dict(spec.get("entries") or {}), channel if spec.get("inspect") else None
     )

@@ -1,6 +1,6 @@
 """``IsolatedRunner``: the host's side of a call to a plugin in a runner process.
 
-Same interface as ``InProcessRunner`` (``call(resolved, method, *args)``): it consults the
+Same interface as ``InProcessRunner`` (``call(target, method, *args)``): it consults the
 plugin's circuit breaker, takes a warm runner from the pool (one pool per distribution,
 version, entry point and organization, so no runner ever holds two tenants' credentials),
 sends the call, answers the runner's requests back to the host, and turns the reply into
@@ -19,15 +19,21 @@ import functools
 import itertools
 import logging
 import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from imbi_plugin_sdk import PermissionDenied, Permissions, PluginError
-from imbi_plugin_sdk.redaction import redact
+from imbi_plugin_sdk import (
+    PermissionDenied,
+    Permissions,
+    PluginError,
+    PluginManifest,
+    redact,
+    secret_values,
+)
 from imbi_plugin_sdk.wire import Call, Reply, WireError
 
-from plugins_core.resolution import Resolved
-from plugins_core.runner import secret_option_values
+from plugins_core.runner import CallTarget
 
 from .breaker import Breaker, MemoryBreaker, RedisBreaker
 from .errors import PluginCrashed, PluginFailed, PluginTimeout
@@ -43,6 +49,7 @@ STORAGE_FIELDS = {
     "storage.keys": {"prefix"},
 }
 MAX_KEY, MAX_VALUE = 512, 64 * 1024
+MAX_HOST_REQUESTS = 1000  # per call: storage is a database query each
 DEADLINE_GRACE = 0.5  # seconds the hard deadline allows past the context's timeout
 
 _ids = itertools.count(1)
@@ -94,7 +101,7 @@ def limits() -> Limits:
         address_space=settings.IMBI_PLUGIN_MEMORY_BYTES,
         open_files=settings.IMBI_PLUGIN_OPEN_FILES,
         processes=settings.IMBI_PLUGIN_PROCESSES,
-        max_frame=settings.IMBI_PLUGIN_MAX_PAYLOAD,
+        max_frame=settings.IMBI_PLUGIN_MAX_REPLY_BYTES + 256,  # the reply plus its frame envelope
     )
 
 
@@ -102,28 +109,48 @@ def plugin_breaker_key(plugin_id: int) -> str:
     return f"plugin:{plugin_id}"
 
 
-def breaker_key(resolved: Resolved) -> str:
-    return plugin_breaker_key(resolved.plugin.pk)
+def breaker_key(target: CallTarget) -> str:
+    """Per installed plugin; per entry point for a target without a row (the wizard)."""
+    plugin = getattr(target, "plugin", None)
+    if plugin is None:
+        return f"entry:{target.entry.name}"
+    return plugin_breaker_key(plugin.pk)
+
+
+def manifest_of(target: CallTarget) -> PluginManifest:
+    """The host-side manifest: the one checked at install, never the runner's."""
+    manifest = getattr(target, "manifest", None) or target.entry.manifest
+    assert manifest is not None
+    return manifest
+
+
+def slug_of(target: CallTarget) -> str:
+    plugin = getattr(target, "plugin", None)
+    return str(plugin.slug) if plugin is not None else target.entry.slug
 
 
 class HostRequests:
     """Answers a runner's requests back to the host during one call."""
 
-    def __init__(self, resolved: Resolved) -> None:
-        self.resolved = resolved
+    def __init__(self, target: CallTarget) -> None:
+        self.target = target
+        self.count = 0
 
     def __call__(self, request: dict[str, Any]) -> Any:
+        self.count += 1
+        if self.count > MAX_HOST_REQUESTS:
+            raise PermissionDenied(f"more than {MAX_HOST_REQUESTS} host requests in one call")
         op = request.get("op")
         fields = set(request) - {"t", "id", "op"}
         if op not in STORAGE_FIELDS:
             raise PermissionDenied(f"unknown host request {str(op)[:40]!r}")
-        store = self.resolved.context.storage
-        if store is None or not self.resolved.manifest.permissions.storage:
+        store = self.target.context.storage
+        if store is None or not manifest_of(self.target).permissions.storage:
             raise PermissionDenied("storage is not declared in the plugin's manifest")
         if fields != STORAGE_FIELDS[op]:
             logger.warning(
                 "plugin %s sent a storage request with fields %s (refused)",
-                self.resolved.plugin.slug,
+                slug_of(self.target),
                 sorted(fields)[:10],
             )
             raise PermissionDenied("storage requests carry only their key, value or prefix")
@@ -178,24 +205,26 @@ class IsolatedRunner:
         self._pool = runner_pool
         self._breaker = circuit
 
-    def call(self, resolved: Resolved, method: str, *args: Any) -> Any:
-        slug = resolved.plugin.slug
-        entry = resolved.entry
+    def call(self, target: CallTarget, method: str, *args: Any) -> Any:
+        slug = slug_of(target)
+        entry = target.entry
+        manifest = manifest_of(target)
+        context = target.context
         circuit = self._breaker or breaker()
-        key = breaker_key(resolved)
+        key = breaker_key(target)
         circuit.before(key, slug)
         runners = self._pool or pool()
         spec = _spec(
-            (entry.distribution, entry.version, entry.name, resolved.context.organization),
+            (entry.distribution, entry.version, entry.name, context.organization),
             slug,
             entry.target,
-            resolved.manifest.permissions,
+            manifest.permissions,
             limits(),
             getattr(entry, "env", ""),
         )
         # the plugin's own (cooperative) timeout answers first; the hard deadline follows
-        timeout = float(resolved.context.timeout) + DEADLINE_GRACE
-        secrets = [*resolved.credentials.values(), *secret_option_values(resolved)]
+        timeout = float(context.timeout) + DEADLINE_GRACE
+        secrets = secret_values(manifest, context.options, target.credentials)
         try:
             runner = runners.acquire(spec, wait_limit=timeout)
         except (PluginTimeout, PluginCrashed, PluginFailed):
@@ -211,14 +240,14 @@ class IsolatedRunner:
             entry.name,
             method,
             *args,
-            context=resolved.context,
-            credentials=dict(resolved.credentials),
+            context=context,
+            credentials=dict(target.credentials),
         )
         message = {"id": next(_ids), "call": call.to_dict()}
         crashed = False
         try:
             reply = runner.call(
-                message, timeout=timeout, on_host=HostRequests(resolved), secrets=secrets
+                message, timeout=timeout, on_host=HostRequests(target), secrets=secrets
             )
         except PluginCrashed:
             crashed = True
@@ -230,7 +259,7 @@ class IsolatedRunner:
         finally:
             runners.release(runner, crashed=crashed)
         try:
-            result = self._result(resolved, method, reply, secrets)
+            result = self._result(slug, method, reply, secrets)
         except PluginFailed:
             circuit.failure(key)
             raise
@@ -240,11 +269,8 @@ class IsolatedRunner:
         circuit.success(key)
         return result
 
-    def _result(
-        self, resolved: Resolved, method: str, frame: dict[str, Any], secrets: list[str]
-    ) -> Any:
+    def _result(self, slug: str, method: str, frame: dict[str, Any], secrets: list[str]) -> Any:
         """The method's result from a ``reply`` frame, or the error it carries."""
-        slug = resolved.plugin.slug
         data = frame.get("reply")
         try:
             if not isinstance(data, dict) or set(data) - {"wire", "result", "error"}:
@@ -275,7 +301,6 @@ def call_entry(
     credentials: Any,
     method: str,
     *args: Any,
-    name: str = "",
     permissions: Permissions | None = None,
     circuit: Breaker | None = None,
 ) -> Any:
@@ -284,19 +309,19 @@ def call_entry(
     entry-point name; ``permissions`` replaces the manifest's (tests point a plugin's
     declared network host at a loopback emulator)."""
     import dataclasses
-    from types import SimpleNamespace
 
     manifest = entry.manifest
     if permissions is not None:
         manifest = dataclasses.replace(manifest, permissions=permissions)
-    plugin = SimpleNamespace(
-        pk=f"entry-{entry.name}", slug=name or entry.slug, execution_mode="isolated"
-    )
-    resolved = Resolved(
-        binding=SimpleNamespace(plugin=plugin),  # type: ignore[arg-type]
-        entry=entry,
-        manifest=manifest,
-        context=context,
-        credentials=credentials,
-    )
-    return IsolatedRunner(circuit=circuit).call(resolved, method, *args)
+    target = IsolatedTarget(entry, context, credentials, manifest)
+    return IsolatedRunner(circuit=circuit).call(target, method, *args)
+
+
+@dataclass(frozen=True, slots=True)
+class IsolatedTarget:
+    """A call target with its own manifest (granted permissions) and no plugin row."""
+
+    entry: Any
+    context: Any
+    credentials: Any = field(repr=False)
+    manifest: Any = None

@@ -25,6 +25,7 @@ class Inspected:
     ok: bool
     reason: str = ""
     manifest: dict[str, Any] | None = None
+    legacy_sdk: bool = False
 
 
 def inspect_entries(
@@ -77,6 +78,7 @@ def inspect_entries(
                     bool(frame.get("ok")),
                     str(frame.get("reason", ""))[:500],
                     manifest if isinstance(manifest, dict) else None,
+                    frame.get("legacy_sdk") is True,
                 )
                 del pending[name]
         finally:

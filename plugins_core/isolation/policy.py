@@ -121,6 +121,13 @@ def read_paths(own_packages: set[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(paths))
 
 
+@functools.lru_cache(maxsize=1)
+def _default_sys_path() -> frozenset[str]:
+    """What ``python -I`` puts on sys.path (the stdlib and site-packages)."""
+    paths = {sysconfig.get_paths()[name] for name in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return frozenset(os.path.normpath(p) for p in paths | set(site.getsitepackages()))
+
+
 def tcp_ports(permissions: Permissions) -> tuple[int, ...]:
     ports = set()
     for pattern in permissions.network_hosts:
@@ -145,6 +152,19 @@ def runner_spec(
     ports = (
         tuple(sorted({*tcp_ports(permissions), *extra_ports})) if permissions.network_hosts else ()
     )
+    # A runtime-installed distribution (``env``) imports from its own environment only.
+    roots = (
+        ()
+        if env
+        else tuple(
+            dict.fromkeys(
+                os.path.dirname(location.rstrip("/"))
+                for top in own
+                for location in _locations(top)
+                if os.path.dirname(location.rstrip("/")) not in _default_sys_path()
+            )
+        )
+    )
     readable = (
         tuple(dict.fromkeys([*SYSTEM_READ, *_runtime_paths(), os.path.realpath(env)]))
         if env
@@ -152,6 +172,7 @@ def runner_spec(
     )
     policy = Policy(
         read_paths=readable,
+        list_paths=roots,
         tcp_ports=ports,
         network=bool(ports),
         cpu_seconds=limits.cpu_seconds,
@@ -161,6 +182,7 @@ def runner_spec(
     )
     spec = RunnerSpec(
         key=key,
+        sys_path=roots,
         slug=slug,
         entries=entries,
         policy=policy,

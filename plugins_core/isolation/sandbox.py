@@ -44,6 +44,7 @@ class Policy:
     """What one runner may do. Built by the host from the plugin's manifest."""
 
     read_paths: tuple[str, ...] = ()
+    list_paths: tuple[str, ...] = ()  # directory listing only (import roots), no file reads
     tmp_dir: str = ""
     tcp_ports: tuple[int, ...] = ()
     network: bool = False  # may create AF_INET/AF_INET6 sockets at all
@@ -57,6 +58,7 @@ class Policy:
     def to_dict(self) -> dict[str, Any]:
         return {
             "read_paths": list(self.read_paths),
+            "list_paths": list(self.list_paths),
             "tmp_dir": self.tmp_dir,
             "tcp_ports": list(self.tcp_ports),
             "network": self.network,
@@ -71,6 +73,7 @@ class Policy:
     def from_dict(cls, data: dict[str, Any]) -> Policy:
         return cls(
             read_paths=tuple(data.get("read_paths", ())),
+            list_paths=tuple(data.get("list_paths", ())),
             tmp_dir=str(data.get("tmp_dir", "")),
             tcp_ports=tuple(int(p) for p in data.get("tcp_ports", ())),
             network=bool(data.get("network", False)),
@@ -172,6 +175,8 @@ def _landlock(policy: Policy) -> int:
         read = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
         for path in policy.read_paths:
             _add_path(ruleset, path, read)
+        for path in policy.list_paths:
+            _add_path(ruleset, path, FS_READ_DIR)
         _add_path(
             ruleset, "/dev/null", FS_READ_FILE | FS_WRITE_FILE | (FS_TRUNCATE if abi >= 3 else 0)
         )

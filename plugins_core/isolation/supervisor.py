@@ -69,6 +69,7 @@ class RunnerSpec:
     max_frame: int = protocol.DEFAULT_MAX_FRAME
     start_timeout: float = 10.0
     inspect: bool = False  # report each entry point as it is imported (registry builds)
+    sys_path: tuple[str, ...] = ()  # import roots the runner's own sys.path lacks
     python: str = field(default_factory=lambda: sys.executable)
 
 
@@ -159,13 +160,14 @@ class _OutputForwarder:
     """Reads one plugin output stream; logs it capped, rate-limited and redacted."""
 
     LINE_MAX = 1000  # characters per line logged
-    TOTAL_MAX = 256 * 1024  # characters logged per runner
+    TOTAL_MAX = 256 * 1024  # characters logged per call
     RATE = 50.0  # lines per second, with a burst of BURST
     BURST = 100.0
 
     def __init__(self, runner: RunnerProcess, stream: IO[bytes], name: str) -> None:
         self.runner, self.stream, self.name = runner, stream, name
         self.logged = 0
+        self.call = 0
         self.dropped = 0
         self.tokens = self.BURST
         self.last = time.monotonic()
@@ -192,6 +194,8 @@ class _OutputForwarder:
                 )
 
     def _emit(self, text: str) -> None:
+        if self.runner.calls != self.call:  # the cap is per call
+            self.call, self.logged = self.runner.calls, 0
         now = time.monotonic()
         self.tokens = min(self.BURST, self.tokens + (now - self.last) * self.RATE)
         self.last = now
@@ -242,6 +246,7 @@ class RunnerProcess:
             "policy": policy.to_dict(),
             "max_frame": spec.max_frame,
             "inspect": spec.inspect,
+            "sys_path": list(spec.sys_path),
         }
         child_env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
         child_env.update({"PATH": "/usr/bin:/bin", "HOME": self.tmp_dir, "TMPDIR": self.tmp_dir})

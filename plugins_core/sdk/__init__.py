@@ -19,6 +19,9 @@ LEGACY_IMPORTERS: set[str] = set()
 """Names of the modules that imported ``plugins_core.sdk`` (or a name from it)."""
 
 _SUBMODULES = ("context", "errors", "interfaces", "manifest", "testkit", "types")
+
+__all__ = list(importlib.import_module(NEW_IMPORT).__all__)  # for star imports
+
 _SKIP = ("importlib", "plugins_core.sdk", "<frozen")
 
 

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 __all__ = [
+    "SDK_ERROR_CODES",
     "Conflict",
     "CredentialsInvalid",
     "CredentialsMissing",
@@ -61,6 +62,11 @@ class PluginError(Exception):
         """Subclass-specific, JSON-safe fields (keyword arguments of ``__init__``)."""
         return {}
 
+    def check_fields(self) -> None:
+        """Raise ``ValueError`` if a field does not have its documented type."""
+        if not isinstance(self.detail, str):
+            raise ValueError("detail: expected a string")
+
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "detail": self.detail, **self.extra()}
 
@@ -101,6 +107,11 @@ class InvalidInput(PluginError):
     def extra(self) -> dict[str, Any]:
         return {"fields": dict(self.fields)} if self.fields else {}
 
+    def check_fields(self) -> None:
+        super().check_fields()
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.fields.items()):
+            raise ValueError("fields: expected an object of strings")
+
 
 class CredentialsMissing(PluginError):
     code = "credentials_missing"
@@ -124,6 +135,14 @@ class UpstreamUnavailable(PluginError):
 
     def extra(self) -> dict[str, Any]:
         return {"retry_after": self.retry_after} if self.retry_after is not None else {}
+
+    def check_fields(self) -> None:
+        super().check_fields()
+        seconds = self.retry_after
+        if seconds is not None and (
+            isinstance(seconds, bool) or not isinstance(seconds, int) or not 0 <= seconds <= 86400
+        ):
+            raise ValueError("retry_after: expected whole seconds from 0 to 86400")
 
 
 class PluginTimeout(PluginError):
@@ -155,6 +174,25 @@ class PluginFailed(PluginError):
 
     code = "plugin_failed"
     http_status = 502
+
+
+SDK_ERROR_CODES: frozenset[str] = frozenset(
+    cls.code
+    for cls in (
+        NotFound,
+        Conflict,
+        InvalidInput,
+        CredentialsMissing,
+        CredentialsInvalid,
+        UpstreamUnavailable,
+        PluginTimeout,
+        CursorExpired,
+        NotSupported,
+        PermissionDenied,
+        PluginFailed,
+    )
+)
+"""The codes that may cross the wire; a plugin's own codes become ``plugin_failed``."""
 
 
 class ManifestError(ValueError):

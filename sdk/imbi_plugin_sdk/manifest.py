@@ -305,7 +305,9 @@ class Permissions:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Hints:
-    """Advice to the host; which hints a plugin type may set is in ``_HINTS_BY_TYPE``."""
+    """Advice to the host. Configuration plugins may set ``cacheable`` and ``cache_ttl``
+    (seconds, > 0 when cacheable); logs plugins may also set ``supports_histogram``
+    (then override ``LogsPlugin.histogram``). Identity plugins may set none."""
 
     cacheable: bool = False
     cache_ttl: int = 0  # seconds

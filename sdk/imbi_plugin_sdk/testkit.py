@@ -1,7 +1,11 @@
 """Contract test kit: plugin authors run it against their own handler, without Django.
 
 Owns ``run_contract`` (returns a ``ContractReport`` of every check and failure),
-``assert_contract`` (pytest-friendly: raises ``AssertionError``) and ``make_context``.
+``assert_contract`` (pytest-friendly: raises ``AssertionError``), the fakes (``make_context``
+with in-memory storage and an optional ``MemoryLogSink``), the sample builders for every
+request type (``sample_keys``, ``sample_write``, ``sample_query``, ``sample_call``) and
+``call_as_host`` (one call exactly as the host makes it: Call JSON -> ``wire.execute`` ->
+Reply JSON -> models).
 
 Example::
 
@@ -18,23 +22,41 @@ import contextlib
 import dataclasses
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from datetime import timedelta
 from typing import Any, NoReturn, Protocol
 
-from .context import MemoryKeyValueStore, PluginContext
+from .context import LogSink, MemoryKeyValueStore, PluginContext, sink_logger
 from .interfaces import ConfigurationPlugin, LogsPlugin, PluginHandler, check_handler_class
 from .manifest import PluginManifest
+from .results import encode_result, result_problem
 from .types import (
     ConfigKey,
     ConfigValue,
     ConfigWrite,
     ConnectionResult,
+    DataType,
+    FilterOp,
     Histogram,
+    JSONValue,
+    LogFilter,
+    LogLevel,
     LogQuery,
     LogResult,
 )
+from .wire import METHODS, Call, Reply, WireError, execute
 
-__all__ = ["ContractReport", "assert_contract", "make_context", "run_contract"]
+__all__ = [
+    "ContractReport",
+    "assert_contract",
+    "call_as_host",
+    "make_context",
+    "run_contract",
+    "sample_call",
+    "sample_keys",
+    "sample_query",
+    "sample_write",
+]
 
 
 class _Serializable(Protocol):
@@ -96,8 +118,27 @@ def _round_trips(obj: _Serializable) -> None:
     _expect(back == obj, f"{type(obj).__name__} does not round-trip through JSON: {obj!r}")
 
 
-def make_context(**overrides: Any) -> PluginContext:
-    """A context for tests: organization ``contract-test``, in-memory storage."""
+def _crosses_wire(method: str, result: object) -> None:
+    """The host's own checks: the result's type, its JSON Reply, and back to equal models."""
+    problem = result_problem(method, result)
+    _expect(problem is None, f"the host would refuse this {method} result: {problem}")
+    try:
+        text = Reply(result=encode_result(method, result)).to_json()
+    except WireError as exc:
+        _fail(f"the {method} result cannot cross the wire: {exc}")
+    back = Reply.from_json(text).unwrap(method)
+    _expect(back == result, f"the {method} result changes through the JSON Reply")
+
+
+def make_context(*, log: LogSink | None = None, **overrides: Any) -> PluginContext:
+    """A context for tests: organization ``contract-test``, in-memory storage.
+
+    Any ``PluginContext`` field can be overridden (``options``, ``search_template``,
+    ``service_settings``, ``timeout``, ``storage``...). With ``log`` (a ``MemoryLogSink``),
+    the plugin's log lines are kept there, as the host would receive them.
+    """
+    if log is not None:
+        overrides.setdefault("logger", sink_logger("imbi.plugins.test", log))
     values: dict[str, Any] = {
         "organization": "contract-test",
         "project_id": 1,
@@ -107,6 +148,107 @@ def make_context(**overrides: Any) -> PluginContext:
     }
     values.update(overrides)
     return PluginContext(**values)
+
+
+def sample_keys() -> list[str]:
+    """Keys for ``get_values``: one likely to exist nowhere, in every backend's key syntax."""
+    return [f"contract-test-{uuid.uuid4().hex[:12]}"]
+
+
+def sample_write(
+    data_type: DataType | str = DataType.STRING, value: JSONValue = None, *, secret: bool = False
+) -> tuple[str, ConfigWrite]:
+    """A ``(key, ConfigWrite)`` for ``set_value``; the value defaults to one of ``data_type``."""
+    kind = DataType(data_type)
+    defaults: dict[DataType, JSONValue] = {
+        DataType.STRING: "contract-test-value",
+        DataType.SECRET: "contract-test-secret-value",
+        DataType.NUMBER: 42,
+        DataType.BOOLEAN: True,
+        DataType.JSON: {"contract": ["test", 1]},
+    }
+    chosen = defaults[kind] if value is None else value
+    write = ConfigWrite(data_type=kind, value=chosen, secret=secret)
+    return f"contract-test-{kind.value}", write
+
+
+def sample_query(
+    window: timedelta = timedelta(hours=1),
+    *,
+    text: str = "",
+    filters: Mapping[str, str] | None = None,
+    levels: tuple[LogLevel | str, ...] = (),
+    limit: int = 100,
+    cursor: str | None = None,
+) -> LogQuery:
+    """A ``LogQuery`` ending now; ``filters`` maps a field to a value it must equal."""
+    return LogQuery.ending_now(
+        window,
+        text=text,
+        filters=tuple(
+            LogFilter(field=name, op=FilterOp.EQ, value=value)
+            for name, value in (filters or {}).items()
+        ),
+        levels=tuple(LogLevel(level) for level in levels),
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+_SAMPLE_ARGUMENTS: dict[str, Callable[[], tuple[Any, ...]]] = {
+    "test_connection": lambda: (),
+    "list_keys": lambda: (),
+    "get_values": lambda: (sample_keys(),),
+    "set_value": lambda: sample_write(),
+    "delete_key": lambda: (sample_write()[0],),
+    "search": lambda: (sample_query(),),
+    "histogram": lambda: (sample_query(), 10),
+}
+
+
+def sample_call(
+    method: str,
+    *args: Any,
+    entry_point: str = "contract-test",
+    context: PluginContext | None = None,
+    credentials: Mapping[str, str] | None = None,
+) -> Call:
+    """A wire ``Call`` of ``method``, with sample arguments unless ``args`` are given."""
+    if method not in METHODS:
+        raise ValueError(f"{method!r} is not a plugin method")
+    arguments = args or _SAMPLE_ARGUMENTS[method]()
+    return Call.build(
+        entry_point,
+        method,
+        *arguments,
+        context=context or make_context(storage=None),
+        credentials=credentials or {},
+    )
+
+
+def call_as_host(
+    handler_cls: type[PluginHandler],
+    method: str,
+    *args: Any,
+    context: PluginContext | None = None,
+    credentials: Mapping[str, str] | None = None,
+    log: LogSink | None = None,
+) -> Any:
+    """Call ``method`` exactly as the host does: through the JSON Call/Reply contract.
+
+    Returns the result models, or raises the ``PluginError`` the host would map to HTTP
+    (``PluginFailed`` for a result the host refuses: wrong type, not JSON, too large).
+    """
+    context = context or make_context()
+    call = sample_call(
+        method,
+        *args,
+        entry_point=handler_cls.manifest.slug,
+        context=context,
+        credentials=credentials,
+    )
+    reply = execute(Call.from_json(call.to_json()), handler_cls, storage=context.storage, log=log)
+    return Reply.from_json(reply.to_json()).unwrap(method)
 
 
 def run_contract(
@@ -142,6 +284,7 @@ def run_contract(
         result = handler.test_connection()
         _expect(isinstance(result, ConnectionResult), f"got {type(result).__name__}")
         _round_trips(result)
+        _crosses_wire("test_connection", result)
 
     if isinstance(handler, ConfigurationPlugin):
         _check_configuration(report, handler, sample_write)
@@ -173,6 +316,7 @@ def _check_configuration(
     with report.check("list_keys returns ConfigKeys, unique, JSON round trip"):
         keys = handler.list_keys()
         _is_list_of(keys, ConfigKey, "list_keys")
+        _crosses_wire("list_keys", keys)
         listed = [item.key for item in keys]
         _expect(len(set(listed)) == len(listed), "list_keys returned duplicate keys")
         for item in keys:
@@ -181,6 +325,7 @@ def _check_configuration(
     with report.check("get_values(None) returns ConfigValues for listed keys only"):
         values = handler.get_values(None)
         _is_list_of(values, ConfigValue, "get_values(None)")
+        _crosses_wire("get_values", values)
         extra = {value.key for value in values} - set(listed)
         _expect(not extra, f"get_values(None) returned unlisted keys {sorted(extra)}")
         for value in values:
@@ -237,6 +382,7 @@ def _check_page(result: object, query: LogQuery, what: str) -> LogResult:
             f"[{query.start.isoformat()}, {query.end.isoformat()}]",
         )
     _round_trips(result)
+    _crosses_wire("search", result)
     return result
 
 
@@ -261,3 +407,4 @@ def _check_logs(report: ContractReport, handler: LogsPlugin, query: LogQuery) ->
                     "a bucket lies outside the query range",
                 )
             _round_trips(histogram)
+            _crosses_wire("histogram", histogram)

@@ -33,13 +33,13 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from .context import Credentials, KeyValueStore, LogSink, PluginContext, sink_logger
-from .errors import PluginError, PluginFailed
+from .errors import SDK_ERROR_CODES, PluginError, PluginFailed
 from .interfaces import PluginHandler
 from .redaction import redact, secret_values
 from .results import RESULTS, decode_result, encode_result, result_problem
@@ -47,6 +47,8 @@ from .types import ConfigWrite, JSONValue, LogQuery
 
 __all__ = [
     "DEFAULT_MAX_REPLY_BYTES",
+    "MAX_DETAIL_CHARS",
+    "MAX_ERROR_BYTES",
     "METHODS",
     "WIRE_VERSION",
     "Call",
@@ -60,6 +62,12 @@ WIRE_VERSION = 1
 
 DEFAULT_MAX_REPLY_BYTES = 8 * 1024 * 1024
 """A reply larger than this (as JSON text) is refused as ``plugin_failed``."""
+
+MAX_DETAIL_CHARS = 1000
+"""A plugin error's ``detail`` is cut to this many characters (it is shown to users)."""
+
+MAX_ERROR_BYTES = 64 * 1024
+"""An error reply larger than this (extra fields included) becomes ``plugin_failed``."""
 
 METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
@@ -107,7 +115,7 @@ def _encode_argument(name: str, value: Any) -> JSONValue:
     if name == "keys":
         if value is None:
             return None
-        if isinstance(value, str) or not isinstance(value, Sequence):
+        if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
             raise WireError("keys: expected a list of strings or None")
         keys = list(value)
         if not all(isinstance(key, str) for key in keys):
@@ -252,7 +260,7 @@ class Reply:
 
     result: JSONValue = None
     error: Mapping[str, Any] | None = None
-    _text: list[str] = field(default_factory=list, repr=False, compare=False)
+    _text: list[str] = field(default_factory=list, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.error is not None:
@@ -273,9 +281,22 @@ class Reply:
         return self.error is None
 
     def unwrap(self, method: str) -> Any:
-        """The result as models; raises the carried error, or ``PluginFailed`` if malformed."""
+        """The result as models; raises the carried error, or ``PluginFailed`` if malformed.
+
+        Only SDK error codes are trusted: any other code, or fields that do not fit the
+        error class, become ``PluginFailed`` (a reply comes from plugin code)."""
         if self.error is not None:
-            raise PluginError.from_dict(self.error)
+            code = self.error.get("code")
+            if code not in SDK_ERROR_CODES:
+                raise PluginFailed(f"the plugin's {method} reply carries an unknown error code")
+            try:
+                error = PluginError.from_dict(self.error)
+                error.check_fields()
+            except Exception:
+                raise PluginFailed(
+                    f"the plugin's {method} reply carries a malformed {code} error"
+                ) from None
+            raise error
         try:
             return decode_result(method, self.result)
         except Exception as exc:
@@ -338,15 +359,13 @@ def execute(
         )
         secrets = secret_values(manifest, context.options, call.credentials)
         arguments = call.decoded_arguments()
-    except (ValueError, PluginError) as exc:
+    except Exception as exc:  # a malformed call: refused, never raised
         return Reply.failure(PluginFailed(f"call to plugin '{slug}' is invalid: {exc}"))
     try:
         handler = handler_cls(context, Credentials(call.credentials))
         result = getattr(handler, call.method)(*arguments)
     except PluginError as exc:
-        error = exc.to_dict()
-        error["detail"] = redact(str(error.get("detail", "")), secrets)
-        return Reply(error=error)
+        return _error_reply(exc, slug, secrets)
     except BaseException as exc:
         if log is not None:
             text = "".join(traceback.format_exception(exc))
@@ -360,7 +379,7 @@ def execute(
     try:
         reply = Reply(result=encode_result(call.method, result))
         size = len(reply.to_json())  # ASCII (ensure_ascii), so characters are bytes
-    except Exception as exc:
+    except BaseException as exc:  # a model subclass's to_dict is plugin code too
         reason = str(exc) if isinstance(exc, WireError) else type(exc).__name__
         return failed(f"plugin '{slug}' returned a {call.method} result that is {reason}")
     if size > max_reply_bytes:
@@ -368,6 +387,35 @@ def execute(
             f"plugin '{slug}' returned a {call.method} reply of {size} bytes, "
             f"over the {max_reply_bytes}-byte limit"
         )
+    return reply
+
+
+def _error_reply(exc: PluginError, slug: str, secrets: list[str]) -> Reply:
+    """The Reply for an SDK error a plugin raised: only SDK codes cross, details are cut."""
+
+    def failed(detail: str) -> Reply:
+        return Reply.failure(PluginFailed(redact(detail, secrets)))
+
+    try:
+        code = exc.code
+        if not isinstance(code, str) or code not in SDK_ERROR_CODES:
+            shown = code if isinstance(code, str) else type(code).__name__
+            return failed(
+                f"plugin '{slug}' raised {type(exc).__name__} with code {shown[:60]!r}, "
+                "which is not an SDK error"
+            )
+        error = exc.to_dict()
+        detail = redact(str(error.get("detail", "")), secrets)
+        if len(detail) > MAX_DETAIL_CHARS:
+            detail = detail[: MAX_DETAIL_CHARS - 1] + "…"
+        error["detail"] = detail
+        error["code"] = code
+        reply = Reply(error=error)
+        size = len(reply.to_json())
+    except BaseException:  # to_dict() or the fields are plugin code and data
+        return failed(f"plugin '{slug}' raised {type(exc).__name__} with fields that are not JSON")
+    if size > MAX_ERROR_BYTES:
+        return failed(f"plugin '{slug}' raised {code} with {size} bytes of fields")
     return reply
 
 

@@ -140,9 +140,9 @@ def test_rejects_histogram_hint_without_override() -> None:
 
 def test_rejects_incompatible_api_version() -> None:
     class Future(GoodLogs):
-        manifest = manifest(PluginType.LOGS, api_version="1.1")
+        manifest = manifest(PluginType.LOGS, api_version="1.2")
 
-    with pytest.raises(ManifestError, match=r"plugin targets api 1.1; host supports 1.x up to 1.0"):
+    with pytest.raises(ManifestError, match=r"plugin targets api 1.2; host supports 1.x up to 1.1"):
         check_handler_class(Future)
 
 

@@ -323,3 +323,13 @@ def test_manifest_is_hashable_and_mapping_defaults_not_shared() -> None:
     first = manifest.validate_options({})
     first["labels"]["a"] = "changed"  # type: ignore[index]
     assert manifest.validate_options({})["labels"] == {"a": "b"}
+
+
+def test_the_contract_version_is_the_distributions_major_minor() -> None:
+    from importlib import metadata
+
+    import imbi_plugin_sdk
+
+    major, minor, _patch = imbi_plugin_sdk.__version__.split(".")
+    assert f"{major}.{minor}" == SDK_API_VERSION
+    assert metadata.version("imbi-plugin-sdk") == imbi_plugin_sdk.__version__

@@ -322,3 +322,74 @@ def test_a_call_with_a_bad_argument_payload_is_refused_by_execute() -> None:
     reply = execute(bad, Logs)
     assert reply.error is not None and reply.error["code"] == "plugin_failed"
     assert "invalid" in reply.error["detail"]
+
+
+def test_a_huge_error_detail_is_cut_and_huge_error_fields_are_refused() -> None:
+    from imbi_plugin_sdk import InvalidInput
+    from imbi_plugin_sdk.wire import MAX_DETAIL_CHARS
+
+    class Loud(Config):
+        def delete_key(self, key: str) -> None:
+            raise NotFound("x" * 1_000_000)
+
+        def list_keys(self) -> list[ConfigKey]:
+            raise InvalidInput("bad", fields={f"f{i}": "y" * 100 for i in range(2000)})
+
+    reply, _ = run("delete_key", "k", cls=Loud)
+    assert reply.error is not None and reply.error["code"] == "not_found"
+    assert len(reply.error["detail"]) == MAX_DETAIL_CHARS
+    reply, _ = run("list_keys", cls=Loud)
+    assert reply.error is not None and reply.error["code"] == "plugin_failed"
+    assert "raised invalid_input with" in reply.error["detail"]
+    assert len(reply.to_json()) < 1000
+
+
+def test_only_sdk_error_codes_cross_the_wire() -> None:
+    from imbi_plugin_sdk import PluginError
+
+    class Teapot(PluginError):
+        code = "teapot"
+        http_status = 200
+
+    class Custom(Config):
+        def delete_key(self, key: str) -> None:
+            raise Teapot("short and stout")
+
+        def list_keys(self) -> list[ConfigKey]:
+            raise PluginError("bare base class")
+
+    for method, args in (("delete_key", ("k",)), ("list_keys", ())):
+        _, back = run(method, *args, cls=Custom)
+        assert back.error is not None and back.error["code"] == "plugin_failed"
+        assert "which is not an SDK error" in back.error["detail"]
+
+
+class MyNotFound(NotFound):
+    """A plugin's own subclass keeps its SDK code."""
+
+
+def test_a_subclass_of_an_sdk_error_keeps_its_code() -> None:
+    class Sub(Config):
+        def delete_key(self, key: str) -> None:
+            raise MyNotFound("gone")
+
+    _, back = run("delete_key", "k", cls=Sub)
+    with pytest.raises(NotFound, match="gone"):
+        back.unwrap("delete_key")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        {"code": "teapot", "detail": "x"},
+        {"code": "plugin_error", "detail": "x"},
+        {"code": "invalid_input", "detail": "x", "fields": "not a mapping"},
+        {"code": "invalid_input", "detail": "x", "fields": {"a": 1}},
+        {"code": "upstream_unavailable", "detail": "x", "retry_after": "soon"},
+        {"code": "upstream_unavailable", "detail": "x", "retry_after": 10**9},
+    ],
+)
+def test_hostile_error_replies_become_plugin_failed(error: dict[str, Any]) -> None:
+    reply = Reply.from_json(json.dumps({"error": error}))
+    with pytest.raises(PluginFailed):
+        reply.unwrap("list_keys")

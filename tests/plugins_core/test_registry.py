@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +126,145 @@ def test_system_check_warns_about_failed_plugins() -> None:
     result = _manage("check")
     assert result.returncode == 0
     assert "plugins.W001" in result.stderr and "example-broken" in result.stderr
+
+
+HANDLER_SOURCE = """
+{preamble}
+from {sdk} import ConfigurationPlugin, ConnectionResult, PluginManifest, PluginType
+
+
+class Handler(ConfigurationPlugin):
+    manifest = PluginManifest(
+        slug="{slug}",
+        name="{slug}",
+        description="a test distribution",
+        version="0.1.0",
+        api_version="1.0",
+        plugin_type=PluginType.CONFIGURATION,
+    )
+
+    def test_connection(self):
+        return ConnectionResult.success()
+
+    def list_keys(self):
+        return []
+
+    def get_values(self, keys=None):
+        return []
+
+    def set_value(self, key, value):
+        raise NotImplementedError
+
+    def delete_key(self, key):
+        return None
+"""
+
+
+def fake_distribution(
+    site: Path, slug: str, *, sdk: str, requires: tuple[str, ...] = (), preamble: str = ""
+) -> None:
+    """A real distribution on ``site``: a package and a dist-info importlib.metadata reads."""
+    module = slug.replace("-", "_")
+    (site / module).mkdir(parents=True)
+    (site / module / "__init__.py").write_text(
+        HANDLER_SOURCE.format(preamble=preamble, sdk=sdk, slug=slug)
+    )
+    info = site / f"{module}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {slug}\nVersion: 0.1\n"
+        + "".join(f"Requires-Dist: {line}\n" for line in requires)
+    )
+    (info / "entry_points.txt").write_text(f"[imbi.plugins]\n{slug} = {module}:Handler\n")
+
+
+def test_sdk_ranges_are_read_from_the_distribution_metadata() -> None:
+    assert registry.sdk_range_of(["boto3>=1", "imbi-plugin-sdk<2,>=1.0"]) == "<2,>=1.0"
+    assert registry.sdk_range_of(["Imbi_Plugin.SDK>=1.1"]) == ">=1.1"
+    assert registry.sdk_range_of(['imbi-plugin-sdk>=9; extra == "docs"']) == ""
+    assert registry.sdk_range_of(None) == ""
+    catalog = {c.distribution: c.sdk_range for c in registry.discover()}
+    assert catalog["imbi-plugin-aws"] == "<2,>=1.0"
+    assert catalog["imbi-plugin-example"] == "<2,>=1.0"
+
+
+def test_a_plugin_needing_another_sdk_is_refused_naming_both_versions() -> None:
+    host = registry.HOST_SDK_VERSION
+    loads: list[str] = []
+    candidate = registry.Candidate(
+        "far-future",
+        "far_future:Handler",
+        "far-future",
+        "0.1",
+        lambda: loads.append("x"),
+        ">=2.0,<3",
+    )
+    entry = registry.build_snapshot([candidate], generation=1).entries["far-future"]
+    assert entry.status is Status.INCOMPATIBLE
+    assert entry.reason == (
+        f"requires imbi-plugin-sdk>=2.0,<3 but this host runs imbi-plugin-sdk {host}"
+    )
+    assert loads == []  # refused before import
+    assert registry.sdk_range_problem(f"=={host}") == ""
+    assert "invalid imbi-plugin-sdk range" in registry.sdk_range_problem("banana")
+
+
+def test_plugin_list_marks_legacy_imports_and_refuses_foreign_sdk_ranges(tmp_path: Path) -> None:
+    fake_distribution(
+        tmp_path, "legacy-shim", sdk="plugins_core.sdk", requires=("imbi-plugin-sdk>=1.0,<2",)
+    )
+    fake_distribution(
+        tmp_path,
+        "sdk-two",
+        sdk="imbi_plugin_sdk",
+        requires=("imbi-plugin-sdk>=2.0,<3",),
+        preamble="raise RuntimeError('an incompatible plugin must not be imported')",
+    )
+    result = _manage("plugin", "list", PYTHONPATH=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    assert " loaded " in lines["legacy-shim"]
+    assert "[deprecated: imports plugins_core.sdk; use imbi_plugin_sdk]" in lines["legacy-shim"]
+    assert "deprecated" not in lines["example-config"]
+    assert " incompatible " in lines["sdk-two"]
+    assert (
+        "requires imbi-plugin-sdk<3,>=2.0 but this host runs "
+        f"imbi-plugin-sdk {registry.HOST_SDK_VERSION}"
+    ) in lines["sdk-two"]
+    as_json = _manage("plugin", "list", "--json", PYTHONPATH=str(tmp_path))
+    flags = {e["name"]: e["legacy_sdk"] for e in json.loads(as_json.stdout)}
+    assert flags["legacy-shim"] is True and flags["example-config"] is False
+
+
+def test_a_legacy_import_warns_and_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_distribution(tmp_path, "legacy-inproc", sdk="plugins_core.sdk")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ours = [c for c in registry.discover() if c.distribution == "legacy-inproc"]
+    with pytest.warns(
+        DeprecationWarning, match="plugins_core.sdk is deprecated; import imbi_plugin_sdk"
+    ):
+        entry = registry.build_snapshot(ours, generation=1).entries["legacy-inproc"]
+    assert entry.ok and entry.legacy_sdk
+    sys.modules.pop("legacy_inproc", None)
+
+
+def test_catalog_and_host_declare_sdk_ranges_that_hold() -> None:
+    from importlib import metadata
+
+    import imbi_plugin_sdk
+
+    host = registry.sdk_range_of(metadata.requires("imbi-platform")) or ""
+    major = int(imbi_plugin_sdk.__version__.split(".")[0])
+    # ADR 0010: >=MAJOR.N,<MAJOR+1, and it holds for the SDK installed with the host.
+    assert re.fullmatch(rf"<{major + 1},>={major}\.\d+", host), host
+    assert registry.sdk_range_problem(host) == ""
+    for pyproject in sorted(ROOT.glob("catalog/*/pyproject.toml")):
+        name = pyproject.parent.name
+        declared = registry.sdk_range_of(metadata.requires(f"imbi-plugin-{name}"))
+        assert declared, f"catalog/{name} declares no imbi-plugin-sdk range"
+        assert registry.sdk_range_problem(declared) == "", name
+        sources = "".join(p.read_text() for p in pyproject.parent.rglob("*.py"))
+        assert "plugins_core" not in sources, f"catalog/{name} still imports the host"
+        assert "imbi_plugin_sdk" in sources

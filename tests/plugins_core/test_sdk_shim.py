@@ -28,3 +28,11 @@ def test_first_import_warns_in_a_fresh_process() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert "plugins_core.sdk is deprecated; import imbi_plugin_sdk instead" in out
+
+
+def test_star_imports_still_bring_every_name() -> None:
+    namespace: dict[str, object] = {}
+    with pytest.warns(DeprecationWarning):
+        exec("from plugins_core.sdk import *", namespace)  # noqa: S102
+    assert namespace["PluginManifest"] is imbi_plugin_sdk.PluginManifest
+    assert namespace["execute"] is imbi_plugin_sdk.execute

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from typing import Any
 
@@ -356,7 +357,45 @@ def test_test_connection_scrubs_secret_values(org: Organization) -> None:
 
     crashing = dataclasses.replace(entry, handler=Crashing)
     outcome = wizard.test_connection(crashing, org, {}, {}, {"api_token": TOKEN})
-    assert outcome == {"ok": False, "message": "the plugin failed (RuntimeError)", "details": {}}
+    assert outcome == {
+        "ok": False,
+        "message": "plugin 'example-config' failed (RuntimeError)",
+        "details": {},
+    }
+
+
+def test_test_connection_goes_through_the_runners_json_contract(org: Organization) -> None:
+    """The wizard has no Plugin row yet; the runner still serializes the call and reply."""
+    from plugins_core.runner import InProcessRunner
+
+    entry = registry.current().entries["example-config"]
+    texts: list[str] = []
+
+    class Recording(InProcessRunner):
+        def transport(self, call_text: str, *args: Any, **kwargs: Any) -> str:
+            texts.append(call_text)
+            reply = super().transport(call_text, *args, **kwargs)
+            texts.append(reply)
+            return reply
+
+    outcome = wizard.test_connection(entry, org, {}, {}, {"api_token": TOKEN}, runner=Recording())
+    call, reply = (json.loads(text) for text in texts)
+    assert (call["entry_point"], call["method"]) == ("example-config", "test_connection")
+    assert call["context"]["organization"] == org.slug
+    assert reply["result"]["ok"] is outcome["ok"]
+
+    class Garbage(entry.handler):  # type: ignore[misc,name-defined]
+        def test_connection(self) -> Any:
+            return {"ok": True}
+
+    outcome = wizard.test_connection(
+        dataclasses.replace(entry, handler=Garbage), org, {}, {}, {"api_token": TOKEN}
+    )
+    assert outcome["ok"] is False
+    assert outcome["message"] == (
+        "plugin 'example-config' returned an invalid test_connection result: "
+        "expected ConnectionResult, got dict"
+    )
 
 
 def test_test_connection_runs_in_the_sample_projects_context(

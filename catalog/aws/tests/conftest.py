@@ -18,8 +18,6 @@ from imbi_plugin_sdk import Credentials, PluginHandler
 from imbi_plugin_sdk.testkit import make_context
 from moto.server import ThreadedMotoServer
 
-from plugins_core.isolation.testing import isolated
-
 REGION = "us-east-1"
 ACCESS_KEY_ID = "AKIAIMBITESTKEY00001"
 SECRET_ACCESS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzzImbiTestSecret"
@@ -86,7 +84,7 @@ def runner_mode(request: Any) -> str:
 
 @pytest.fixture
 def make_handler(
-    moto_url: str, credentials: Credentials, runner_mode: str
+    moto_url: str, credentials: Credentials, runner_mode: str, run_isolated: Any
 ) -> Callable[..., PluginHandler]:
     def make(
         cls: type[PluginHandler],
@@ -107,7 +105,7 @@ def make_handler(
         handler = cls(context, credentials if creds is None else creds)
         if runner_mode == "isolated":
             port = urlsplit(moto_url).port
-            return isolated(handler, network_hosts=(f"127.0.0.1:{port}",))  # type: ignore[no-any-return]
+            return run_isolated(handler, network_hosts=(f"127.0.0.1:{port}",))  # type: ignore[no-any-return]
         return handler
 
     return make

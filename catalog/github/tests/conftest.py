@@ -31,8 +31,6 @@ from nacl.public import PrivateKey, SealedBox
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from plugins_core.isolation.testing import isolated
-
 TOKEN = "ghp_EmulatorToken0123456789abcdefABCDEF42"
 KEY_ID = "568250167242549743"
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -345,7 +343,7 @@ def runner_mode(request: Any) -> str:
 
 
 @pytest.fixture
-def make_plugin(github: GitHubEmulator, runner_mode: str) -> Any:
+def make_plugin(github: GitHubEmulator, runner_mode: str, run_isolated: Any) -> Any:
     """A factory of handlers pointed at the emulator (keyword overrides for the context)."""
 
     def make(
@@ -366,7 +364,7 @@ def make_plugin(github: GitHubEmulator, runner_mode: str) -> Any:
         handler = GitHubActionsConfiguration(context, credentials)
         if runner_mode == "isolated":
             port = urlsplit(github.url).port
-            return isolated(handler, network_hosts=(f"127.0.0.1:{port}",))
+            return run_isolated(handler, network_hosts=(f"127.0.0.1:{port}",))
         return handler
 
     return make

@@ -29,8 +29,6 @@ from imbi_plugin_sdk.testkit import make_context
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from plugins_core.isolation.testing import isolated
-
 TOKEN = "lz-token-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 ALLOWED_SORTS = (
     [{"@timestamp": "desc"}, {"_id": "desc"}],
@@ -342,7 +340,7 @@ def runner_mode(request: Any) -> str:
 
 
 @pytest.fixture
-def make_plugin(logzio: LogzioEmulator, runner_mode: str) -> Any:
+def make_plugin(logzio: LogzioEmulator, runner_mode: str, run_isolated: Any) -> Any:
     """A factory of handlers pointed at the emulator (keyword overrides for the context)."""
 
     def make(
@@ -363,7 +361,7 @@ def make_plugin(logzio: LogzioEmulator, runner_mode: str) -> Any:
         handler = LogzioLogs(context, credentials)
         if runner_mode == "isolated":
             port = urlsplit(logzio.url).port
-            return isolated(handler, network_hosts=(f"127.0.0.1:{port}",))
+            return run_isolated(handler, network_hosts=(f"127.0.0.1:{port}",))
         return handler
 
     return make

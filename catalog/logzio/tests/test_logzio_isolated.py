@@ -10,8 +10,6 @@ from imbi_plugin_logzio.search import LogzioLogs
 from imbi_plugin_sdk import Credentials, LogQuery, UpstreamUnavailable
 from imbi_plugin_sdk.testkit import make_context
 
-from plugins_core.isolation.testing import isolated
-
 from .conftest import TOKEN
 
 
@@ -25,13 +23,15 @@ def plugin(url: str) -> LogzioLogs:
     return LogzioLogs(context, Credentials(api_token=TOKEN))
 
 
-def test_the_declared_port_answers_and_an_undeclared_one_is_refused(logzio: Any) -> None:
+def test_the_declared_port_answers_and_an_undeclared_one_is_refused(
+    logzio: Any, run_isolated: Any
+) -> None:
     port = int(logzio.url.rsplit(":", 1)[1])
-    allowed = isolated(plugin(logzio.url), network_hosts=(f"127.0.0.1:{port}",))
+    allowed = run_isolated(plugin(logzio.url), network_hosts=(f"127.0.0.1:{port}",))
     assert allowed.search(query()).entries  # the emulator answers through the sandbox
     served = len(logzio.bodies)
     other = port + 1 if port < 65535 else port - 1
-    refused = isolated(plugin(logzio.url), network_hosts=(f"127.0.0.1:{other}",))
+    refused = run_isolated(plugin(logzio.url), network_hosts=(f"127.0.0.1:{other}",))
     with pytest.raises(UpstreamUnavailable):
         refused.search(query())  # Landlock refused the connect: EACCES
     assert len(logzio.bodies) == served  # the request never reached the emulator

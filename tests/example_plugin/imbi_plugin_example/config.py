@@ -48,7 +48,17 @@ class ExampleConfiguration(ConfigurationPlugin):
             OptionField(
                 name="mode",
                 label="Mode",
-                choices=("normal", "flaky", "denied", "crash", "garbage"),
+                choices=(
+                    "normal",
+                    "flaky",
+                    "denied",
+                    "crash",
+                    "garbage",
+                    "nan",
+                    "object",
+                    "huge",
+                    "exit",
+                ),
                 default="normal",
             ),
         ),
@@ -106,6 +116,17 @@ class ExampleConfiguration(ConfigurationPlugin):
 
     def get_values(self, keys: Sequence[str] | None = None) -> list[ConfigValue]:
         self._mode_check()
+        mode = self.context.options.get("mode")
+        if mode == "nan":  # a model forced past its own validation
+            value = ConfigValue(key="ratio", data_type=DataType.NUMBER, value=0.5)
+            object.__setattr__(value, "value", float("nan"))
+            return [value]
+        if mode == "object":
+            return [object()]  # type: ignore[list-item]
+        if mode == "huge":  # 50 MB, valid, but over the host's reply cap
+            return [ConfigValue(key="blob", value="x" * (50 * 1024 * 1024))]
+        if mode == "exit":
+            raise SystemExit("a plugin must not stop the server")
         wanted = None if keys is None else set(keys)
         return [
             ConfigValue(

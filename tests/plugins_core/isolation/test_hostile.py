@@ -84,6 +84,18 @@ def flat() -> Any:
         ("hostile-object", "plugin_failed", 502),  # returns an arbitrary object
         ("hostile-huge", "plugin_failed", 502),  # returns ~50 MB
     ],
+    ids=[
+        "sleeps-an-hour",
+        "spins-a-cpu-forever",
+        "calls-os-exit",
+        "dereferences-null",
+        "allocates-4-gib",
+        "raises-system-exit",
+        "raises-keyboard-interrupt",
+        "returns-nan",
+        "returns-an-arbitrary-object",
+        "returns-50-mb",
+    ],
 )
 def test_failing_plugin_gets_its_documented_code(
     entry: str,
@@ -201,6 +213,8 @@ def test_environment_proc_and_host_files_are_out_of_reach(
         "settings": str(base / "imbi" / "settings" / "base.py"),
         "test_settings": str(base / "imbi" / "settings" / "test.py"),
         "data": str(base / "data" / "db.sqlite3"),
+        "key_file": str(base / "data" / "encryption.key"),
+        "secret_key_file": str(base / "data" / "secret.key"),
         "other_plugin": str(base / "catalog" / "aws" / "imbi_plugin_aws" / "__init__.py"),
         "example_plugin": str(
             base / "tests" / "example_plugin" / "imbi_plugin_example" / "config.py"

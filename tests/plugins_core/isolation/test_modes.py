@@ -207,3 +207,24 @@ def test_an_upgrade_asking_for_more_permissions_waits_for_an_admin(
     event = AuditEvent.objects.get(action=AuditEvent.Action.PLUGIN_STATE)
     assert event.detail == "permissions approved: network api.example.com; storage yes"
     assert api(Role.VIEWER, username="second").get(url).status_code == 200
+
+
+def test_host_requests_are_capped_per_call(
+    project: Any, config_plugin: Plugin, bind_type: Any
+) -> None:
+    from imbi_plugin_sdk import PermissionDenied
+
+    from plugins_core.isolation.host import MAX_HOST_REQUESTS, HostRequests
+    from plugins_core.storage import DatabaseKeyValueStore
+
+    bind_type(config_plugin, default=True)
+    resolved = resolve(project, "configuration", storage_factory=DatabaseKeyValueStore)
+    requests = HostRequests(resolved)
+    for _ in range(MAX_HOST_REQUESTS):
+        requests({"t": "host", "id": 1, "op": "storage.get", "key": "k"})
+    with pytest.raises(PermissionDenied, match="more than 1000 host requests in one call"):
+        requests({"t": "host", "id": 1, "op": "storage.get", "key": "k"})
+    with pytest.raises(PermissionDenied, match="storage requests carry only"):
+        HostRequests(resolved)(
+            {"t": "host", "id": 1, "op": "storage.get", "key": "k", "plugin_id": 1}
+        )

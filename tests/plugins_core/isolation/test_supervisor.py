@@ -71,19 +71,25 @@ def test_restart_backoff_grows_after_consecutive_crashes() -> None:
     pool.close()
 
 
+# A web worker's runtime: Django set up, the registry built (untrusted plugins inspected in
+# runners), then two tab calls through IsolatedRunner's pool, as a request would make them.
 HOST = textwrap.dedent(
     """
-    import sys, time
-    from imbi_plugin_sdk import Permissions
-    from plugins_core.isolation.policy import Limits, runner_spec
-    from plugins_core.isolation.supervisor import RunnerProcess
-    spec = runner_spec(key=("h",), slug="h", entries={ENTRY!r}, permissions=Permissions(),
-                       limits=Limits())
-    runners = [RunnerProcess.spawn(spec) for _ in range(2)]
+    import django
+    django.setup()
+    from imbi_plugin_sdk import Credentials, PluginContext
+    from plugins_core import registry
+    from plugins_core.isolation import host
+    entry = registry.current().get("hostile-healthy")
+    for org in ("acme", "globex"):
+        context = PluginContext(organization=org, timeout=5.0)
+        assert [k.key for k in host.call_entry(entry, context, Credentials(), "list_keys")]
+    runners = host.pool().runners()
     print(" ".join(str(r.proc.pid) + ":" + r.cgroup for r in runners), flush=True)
+    import time
     time.sleep(600)
     """
-).replace("{ENTRY!r}", repr(ENTRY))
+)
 
 
 def _alive(pid: int) -> bool:
@@ -94,9 +100,10 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_sigkill_of_the_host_leaves_no_runner_within_two_seconds() -> None:
+def test_sigkill_of_a_web_worker_leaves_no_runner_within_two_seconds() -> None:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "imbi.settings.test"}
     host = subprocess.Popen(
-        [sys.executable, "-c", HOST], stdout=subprocess.PIPE, text=True, cwd=os.getcwd()
+        [sys.executable, "-c", HOST], stdout=subprocess.PIPE, text=True, cwd=os.getcwd(), env=env
     )
     try:
         assert host.stdout is not None

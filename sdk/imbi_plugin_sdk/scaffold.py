@@ -1,0 +1,542 @@
+"""``imbi-plugin init``: writes a new plugin package that installs, passes its tests and ``check``.
+
+Owns ``Names`` (everything derived from the NAME an author types: distribution, package,
+entry point, class, vendor), ``validate_name`` / ``validate_vendor`` (one-line
+``ScaffoldError`` for bad input) and ``create_plugin`` (writes the package into a temporary
+folder beside the target, then renames it, so a failure leaves nothing half-written).
+
+The package: ``pyproject.toml`` (entry point, SDK range, test extra), the handler with its
+manifest and service template, ``icon.svg``, ``py.typed``, ``tests/`` using the contract kit
+(``unittest`` style, so they run with ``python -m unittest`` or pytest), a README and a CI
+workflow for GitHub Actions.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from ._version import __version__
+from .manifest import SDK_API_VERSION
+
+__all__ = ["PLUGIN_TYPES", "Names", "ScaffoldError", "create_plugin", "validate_name"]
+
+PLUGIN_TYPES = ("configuration", "logs")
+_NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+_MAX_NAME = 40
+
+
+class ScaffoldError(ValueError):
+    """Bad input to ``init``; the message is one line, fit to print as is."""
+
+
+def validate_name(name: str) -> str:
+    """The plugin NAME (a slug like ``acme-demo``); ``imbi-plugin-`` in front is dropped."""
+    bare = name.removeprefix("imbi-plugin-")
+    if not _NAME_RE.match(bare) or not 2 <= len(bare) <= _MAX_NAME:
+        raise ScaffoldError(
+            f"invalid NAME {name!r}: use 2-{_MAX_NAME} lowercase letters, digits and single "
+            "hyphens, starting with a letter (e.g. acme-demo)"
+        )
+    return bare
+
+
+def validate_vendor(vendor: str) -> str:
+    if not _NAME_RE.match(vendor) or not 2 <= len(vendor) <= 64:
+        raise ScaffoldError(
+            f"invalid --vendor {vendor!r}: use a slug of lowercase letters, digits and hyphens "
+            "(e.g. acme)"
+        )
+    return vendor
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    name: str
+    plugin_type: str
+    vendor: str
+
+    @property
+    def distribution(self) -> str:
+        return f"imbi-plugin-{self.name}"
+
+    @property
+    def package(self) -> str:
+        return f"imbi_plugin_{self.name.replace('-', '_')}"
+
+    @property
+    def title(self) -> str:
+        return " ".join(part.capitalize() for part in self.name.split("-"))
+
+    @property
+    def vendor_title(self) -> str:
+        return " ".join(part.capitalize() for part in self.vendor.split("-"))
+
+    @property
+    def class_name(self) -> str:
+        suffix = "Configuration" if self.plugin_type == "configuration" else "Logs"
+        return "".join(part.capitalize() for part in self.name.split("-")) + suffix
+
+    @property
+    def sdk_range(self) -> str:
+        major = __version__.split(".")[0]
+        return f">={SDK_API_VERSION},<{int(major) + 1}"
+
+    def substitutions(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "plugin_type": self.plugin_type,
+            "vendor": self.vendor,
+            "vendor_title": self.vendor_title,
+            "distribution": self.distribution,
+            "package": self.package,
+            "title": self.title,
+            "class_name": self.class_name,
+            "sdk_range": self.sdk_range,
+            "api_version": SDK_API_VERSION,
+            "sdk_version": __version__,
+        }
+
+
+def create_plugin(
+    name: str, *, plugin_type: str = "configuration", vendor: str | None = None, parent: Path
+) -> Path:
+    """Write the package for ``name`` into ``parent / name`` and return that path."""
+    bare = validate_name(name)
+    if plugin_type not in PLUGIN_TYPES:
+        raise ScaffoldError(f"invalid --type {plugin_type!r}: choose configuration or logs")
+    names = Names(bare, plugin_type, validate_vendor(vendor or bare))
+    if not parent.is_dir():
+        raise ScaffoldError(f"{parent} is not an existing folder")
+    target = parent / bare
+    if target.exists() or target.is_symlink():
+        raise ScaffoldError(f"{target} already exists; choose another NAME or remove it")
+    staging = Path(tempfile.mkdtemp(prefix=f".{bare}-", dir=parent))
+    try:
+        for relative, template in _files(names).items():
+            path = staging / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(Template(template).substitute(names.substitutions()))
+        os.chmod(staging, 0o755)  # noqa: S103 - a source folder; mkdtemp made it 0700
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _files(names: Names) -> dict[str, str]:
+    handler = CONFIGURATION_HANDLER if names.plugin_type == "configuration" else LOGS_HANDLER
+    tests = CONFIGURATION_TESTS if names.plugin_type == "configuration" else LOGS_TESTS
+    return {
+        "pyproject.toml": PYPROJECT,
+        "README.md": README,
+        ".gitignore": GITIGNORE,
+        ".github/workflows/ci.yml": WORKFLOW,
+        f"{names.package}/__init__.py": PACKAGE_INIT,
+        f"{names.package}/handler.py": handler,
+        f"{names.package}/icon.svg": ICON,
+        f"{names.package}/py.typed": "",
+        "tests/__init__.py": "",
+        "tests/test_handler.py": tests,
+    }
+
+
+PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "$distribution"
+version = "0.1.0"
+description = "Imbi $plugin_type plugin for $vendor_title."
+readme = "README.md"
+requires-python = ">=3.11"
+# The plugin contract this plugin is written against: SDK MAJOR.MINOR is the api_version.
+dependencies = ["imbi-plugin-sdk$sdk_range"]
+
+[project.optional-dependencies]
+test = ["pytest>=8"]
+
+[project.entry-points."imbi.plugins"]
+$name = "$package.handler:$class_name"
+
+[tool.setuptools]
+packages = ["$package"]
+
+[tool.setuptools.package-data]
+$package = ["*.svg", "py.typed"]
+
+[tool.mypy]
+strict = true
+
+[tool.ruff]
+line-length = 100
+
+[tool.ruff.lint.isort]
+known-first-party = ["$package"]
+"""
+
+PACKAGE_INIT = '''\
+"""$title: an Imbi $plugin_type plugin for $vendor_title (entry point ``$name``)."""
+
+__version__ = "0.1.0"
+'''
+
+CONFIGURATION_HANDLER = '''\
+"""``$name``: serves a project's Configuration tab.
+
+This starter keeps values in the host's key-value storage (``permissions.storage``) so it
+works out of the box. Replace the ``_store`` calls with your backend's API client; keep
+raising SDK errors (``NotFound``, ``CredentialsInvalid``, ``UpstreamUnavailable``...) so the
+host maps them to the right HTTP status.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from imbi_plugin_sdk import (
+    ConfigKey,
+    ConfigurationPlugin,
+    ConfigValue,
+    ConfigWrite,
+    ConnectionResult,
+    CredentialField,
+    DataType,
+    KeyValueStore,
+    OptionField,
+    Permissions,
+    PluginManifest,
+    PluginType,
+    ServiceTemplate,
+    UpstreamUnavailable,
+    validate_config_key,
+)
+
+from . import __version__
+
+
+class $class_name(ConfigurationPlugin):
+    manifest = PluginManifest(
+        slug="$name",
+        name="$title",
+        description="Configuration for projects, kept for $vendor_title.",
+        version=__version__,
+        api_version="$api_version",
+        plugin_type=PluginType.CONFIGURATION,
+        publisher="$vendor_title",
+        options=(
+            OptionField(
+                name="prefix",
+                label="Key prefix",
+                help="Added in front of every key this plugin stores.",
+                default="",
+            ),
+        ),
+        credentials=(CredentialField(name="api_token", label="API token"),),
+        permissions=Permissions(storage=True),
+        service_template=ServiceTemplate(
+            vendor="$vendor",
+            name="$vendor_title",
+            category="configuration",
+            icon="$package:icon.svg",
+        ),
+    )
+
+    def _store(self) -> KeyValueStore:
+        if self.context.storage is None:
+            raise UpstreamUnavailable("the host did not provide key-value storage")
+        return self.context.storage
+
+    def _prefix(self) -> str:
+        project = self.context.project_slug or "_"
+        return f"{self.context.organization}/{project}/{self.context.options.get('prefix', '')}"
+
+    def test_connection(self) -> ConnectionResult:
+        if not self.credentials.get("api_token"):
+            return ConnectionResult.problem("no API token is configured")
+        return ConnectionResult.success("ready", keys=str(len(self.list_keys())))
+
+    def list_keys(self) -> list[ConfigKey]:
+        return [
+            ConfigKey(
+                key=value.key,
+                data_type=value.data_type,
+                secret=value.secret,
+                last_modified=value.last_modified,
+            )
+            for value in self.get_values(None)
+        ]
+
+    def get_values(self, keys: Sequence[str] | None = None) -> list[ConfigValue]:
+        store, prefix = self._store(), self._prefix()
+        wanted = None if keys is None else set(keys)
+        values = []
+        for stored in store.keys(prefix):
+            key = stored[len(prefix) :]
+            raw = store.get(stored)
+            if raw is None or (wanted is not None and key not in wanted):
+                continue
+            record = json.loads(raw)
+            values.append(
+                ConfigValue(
+                    key=key,
+                    data_type=DataType(record["data_type"]),
+                    value=record["value"],
+                    secret=bool(record["secret"]),
+                    last_modified=datetime.fromisoformat(record["modified"]),
+                )
+            )
+        return values
+
+    def set_value(self, key: str, value: ConfigWrite) -> ConfigKey:
+        validate_config_key(key)
+        modified = datetime.now(UTC)
+        record = {
+            "data_type": value.data_type.value,
+            "value": value.value,
+            "secret": value.secret,
+            "modified": modified.isoformat(),
+        }
+        self._store().set(self._prefix() + key, json.dumps(record))
+        return ConfigKey(
+            key=key, data_type=value.data_type, secret=value.secret, last_modified=modified
+        )
+
+    def delete_key(self, key: str) -> None:
+        self._store().delete(self._prefix() + key)
+'''
+
+LOGS_HANDLER = '''\
+"""``$name``: serves a project's Logs tab.
+
+This starter makes up one line per minute so it works out of the box. Replace ``_lines`` with
+your backend's search API; keep raising SDK errors (``CursorExpired``, ``InvalidInput``,
+``UpstreamUnavailable``...) so the host maps them to the right HTTP status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+from imbi_plugin_sdk import (
+    ConnectionResult,
+    CredentialField,
+    CursorExpired,
+    LogEntry,
+    LogLevel,
+    LogQuery,
+    LogResult,
+    LogsPlugin,
+    PluginManifest,
+    PluginType,
+    ServiceTemplate,
+)
+
+from . import __version__
+
+LEVELS = (LogLevel.INFO, LogLevel.INFO, LogLevel.WARNING, LogLevel.ERROR)
+
+
+class $class_name(LogsPlugin):
+    manifest = PluginManifest(
+        slug="$name",
+        name="$title",
+        description="Log search for projects, from $vendor_title.",
+        version=__version__,
+        api_version="$api_version",
+        plugin_type=PluginType.LOGS,
+        publisher="$vendor_title",
+        credentials=(CredentialField(name="api_token", label="API token"),),
+        service_template=ServiceTemplate(
+            vendor="$vendor",
+            name="$vendor_title",
+            category="logs",
+            icon="$package:icon.svg",
+        ),
+    )
+
+    def _lines(self, query: LogQuery) -> Iterator[LogEntry]:
+        """Newest first: one made-up line per minute of the range."""
+        minute = query.end.replace(second=0, microsecond=0)
+        index = 0
+        while minute >= query.start and index < 10_000:
+            level = LEVELS[index % len(LEVELS)]
+            entry = LogEntry(
+                timestamp=minute,
+                message=f"{self.context.project_slug or 'project'}: request {index} handled",
+                level=level,
+            )
+            if (not query.levels or level in query.levels) and query.text in entry.message:
+                yield entry
+            minute -= timedelta(minutes=1)
+            index += 1
+
+    def test_connection(self) -> ConnectionResult:
+        if not self.credentials.get("api_token"):
+            return ConnectionResult.problem("no API token is configured")
+        return ConnectionResult.success("ready")
+
+    def search(self, query: LogQuery) -> LogResult:
+        offset = 0
+        if query.cursor is not None:
+            if not query.cursor.isdigit():
+                raise CursorExpired("this cursor is not valid any more; search again")
+            offset = int(query.cursor)
+        lines = list(self._lines(query))
+        page = lines[offset : offset + query.limit]
+        following = offset + query.limit
+        return LogResult(
+            entries=tuple(page), next_cursor=str(following) if following < len(lines) else None
+        )
+'''
+
+CONFIGURATION_TESTS = '''\
+"""The contract kit and the host's JSON call path, without a host (unittest or pytest)."""
+
+import unittest
+from typing import Any
+
+from imbi_plugin_sdk import ConfigValue, Credentials, DataType, check_handler_class
+from imbi_plugin_sdk.testkit import assert_contract, call_as_host, make_context, sample_write
+
+from $package.handler import $class_name
+
+
+def make_handler() -> $class_name:
+    return $class_name(make_context(), Credentials(api_token="test-token"))
+
+
+class ContractTest(unittest.TestCase):
+    def test_manifest_is_valid(self) -> None:
+        self.assertEqual(check_handler_class($class_name).slug, "$name")
+
+    def test_contract_with_writes(self) -> None:
+        assert_contract(make_handler, sample_write=sample_write(DataType.JSON))
+
+    def test_a_value_through_the_hosts_json_contract(self) -> None:
+        context = make_context()
+        key, write = sample_write()
+
+        def call(method: str, *args: object) -> Any:
+            return call_as_host(
+                $class_name,
+                method,
+                *args,
+                context=context,
+                credentials={"api_token": "t"},
+            )
+
+        call("set_value", key, write)
+        values = call("get_values", [key])
+        self.assertEqual([(v.key, v.value) for v in values], [(key, write.value)])
+        self.assertIsInstance(values[0], ConfigValue)
+
+    def test_connection_needs_a_token(self) -> None:
+        handler = $class_name(make_context(), Credentials())
+        self.assertFalse(handler.test_connection().ok)
+
+
+if __name__ == "__main__":
+    unittest.main()
+'''
+
+LOGS_TESTS = '''\
+"""The contract kit and the host's JSON call path, without a host (unittest or pytest)."""
+
+import unittest
+from datetime import timedelta
+
+from imbi_plugin_sdk import Credentials, CursorExpired, check_handler_class
+from imbi_plugin_sdk.testkit import assert_contract, call_as_host, make_context, sample_query
+
+from $package.handler import $class_name
+
+
+def make_handler() -> $class_name:
+    return $class_name(make_context(), Credentials(api_token="test-token"))
+
+
+class ContractTest(unittest.TestCase):
+    def test_manifest_is_valid(self) -> None:
+        self.assertEqual(check_handler_class($class_name).slug, "$name")
+
+    def test_contract_with_paging(self) -> None:
+        assert_contract(make_handler, sample_query=sample_query(timedelta(minutes=30), limit=7))
+
+    def test_search_through_the_hosts_json_contract(self) -> None:
+        result = call_as_host($class_name, "search", sample_query(levels=("error",)))
+        self.assertTrue(result.entries)
+        self.assertTrue(all(entry.level == "error" for entry in result.entries))
+
+    def test_a_bad_cursor_is_expired(self) -> None:
+        with self.assertRaises(CursorExpired):
+            make_handler().search(sample_query(cursor="not-ours"))
+
+
+if __name__ == "__main__":
+    unittest.main()
+'''
+
+ICON = """\
+<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><title>$vendor_title</title>\
+<rect x="3" y="3" width="18" height="18" rx="4" fill="#3b5bdb"/>\
+<path d="M8 16l4-8 4 8" stroke="#fff" stroke-width="2" fill="none" stroke-linecap="round"/></svg>
+"""
+
+README = """\
+# $distribution
+
+An [Imbi](https://github.com/AWeber-Imbi) $plugin_type plugin for $vendor_title.
+Entry point `$name`, handler `$package.handler:$class_name`,
+written against `imbi-plugin-sdk$sdk_range` (plugin contract $api_version).
+
+## Develop
+
+```sh
+python -m venv .venv && . .venv/bin/activate
+pip install -e '.[test]'
+pytest                 # or: python -m unittest discover -s tests
+imbi-plugin check      # imports the entry points, validates manifests, runs the contract kit
+```
+
+## Install on a platform
+
+Install the distribution into the platform's environment (`pip install .`), then reload
+the plugins (`manage.py plugin list` shows `$name` as `loaded`) and add it from the admin's
+"Install a plugin" wizard.
+"""
+
+GITIGNORE = """\
+__pycache__/
+*.egg-info/
+build/
+dist/
+.venv/
+"""
+
+WORKFLOW = """\
+name: ci
+on: [push, pull_request]
+jobs:
+  test:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-python@v5
+        with:
+          python-version: "3.11"
+      - run: pip install -e '.[test]'
+      - run: pytest -q
+      - run: imbi-plugin check
+"""
