@@ -20,14 +20,14 @@ from typing import Any
 
 from celery import shared_task
 from django.conf import settings
-from imbi_plugin_sdk import secret_values
+from imbi_plugin_sdk import PluginError, secret_values
 
 from . import control as _control
 from . import environments
 from .models import Plugin
 from .resolution import ResolutionError, resolve_plugin
 from .runner import default_runner, redact
-from .sdk import PluginError
+
 from .storage import DatabaseKeyValueStore
 
 logger = logging.getLogger(__name__)
