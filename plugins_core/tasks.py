@@ -27,7 +27,6 @@ from . import environments
 from .models import Plugin
 from .resolution import ResolutionError, resolve_plugin
 from .runner import default_runner, redact
-
 from .storage import DatabaseKeyValueStore
 
 logger = logging.getLogger(__name__)
