@@ -57,6 +57,7 @@ test: install-test services-deps lint typecheck pytest
 bench: install-test services-deps
 	$(TESTING) $(PY) -m bench
 	$(TESTING) $(PY) -m bench.isolation
+	$(TESTING) $(PY) -m bench.runtime
 
 # The SDK as a wheel (dist/), what a plugin author installs with pip.
 sdk-wheel: install

@@ -826,4 +826,7 @@ class BindingAdmin(OrgScopedAdmin):
 admin.site.register(ProjectTypePlugin, BindingAdmin)
 admin.site.register(ProjectPlugin, BindingAdmin)
 
-from . import admin_supply  # noqa: E402, F401  (supply-chain admin: indexes, install records)
+# Registered by importing them: the supply-chain admin (indexes, install records) and the
+# plugin distributions page.
+from . import admin_supply  # noqa: E402, F401
+from . import distribution_admin  # noqa: E402, F401

@@ -490,3 +490,12 @@ class PluginPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization}: verified only={self.verified_publishers_only}"
+
+
+from .distribution_models import (  # noqa: E402  (models of this app, see that module)
+    DistributionArtifact as DistributionArtifact,
+)
+from .distribution_models import InstalledDistribution as InstalledDistribution  # noqa: E402
+from .distribution_models import NodeState as NodeState  # noqa: E402
+from .distribution_models import NodeStatus as NodeStatus  # noqa: E402
+from .distribution_models import RegistryState as RegistryState  # noqa: E402

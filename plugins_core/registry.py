@@ -127,6 +127,7 @@ class Entry:
     legacy_sdk: bool = False
     """The plugin imports the deprecated ``plugins_core.sdk`` shim (it still loads)."""
     isolated: bool = False  # imported only in a sandboxed runner; no handler in this process
+    env: str = ""  # a runtime-installed distribution's own environment (its runners' python)
 
     @property
     def ok(self) -> bool:
@@ -291,6 +292,7 @@ def _duplicate(entry: Entry, reason: str) -> Entry:
         entry.manifest,
         legacy_sdk=entry.legacy_sdk,
         isolated=entry.isolated,
+        env=entry.env,
     )
 
 
@@ -409,8 +411,14 @@ def build_snapshot(
         with ThreadPoolExecutor(max_workers=4) as pool:
             for found in pool.map(_examine_isolated, untrusted.values()):
                 examined.extend(found)
+    return assemble(examined, generation=generation, strict=strict)
+
+
+def assemble(examined: Iterable[Entry], *, generation: int, strict: bool = False) -> Snapshot:
+    """A snapshot of already examined entries: settles contested names and slugs."""
+    examined = list(examined)
     # Who keeps a contested slug: the entry point named after it, then the first by name.
-    examined.sort(key=lambda e: (e.slug != e.name, e.name, e.distribution))
+    examined.sort(key=lambda e: (e.slug != e.name, bool(e.env), e.name, e.distribution))
     owners: dict[str, Entry] = {}
     for entry in examined:
         if entry.ok and entry.manifest is not None:
@@ -460,6 +468,10 @@ def _refusals(candidates: Sequence[Candidate]) -> Refusals:
         return {canonicalize_name(c.distribution): (Status.MODIFIED, reason) for c in candidates}
 
 
+_host: Snapshot | None = None  # the host environment's entries, imported at the last rebuild
+_managed: tuple[Entry, ...] = ()  # runtime-installed distributions (plugins_core.runtime)
+
+
 def current() -> Snapshot:
     """This process's snapshot, built on first use."""
     snapshot = _current
@@ -470,17 +482,40 @@ def rebuild(*, strict: bool = False) -> Snapshot:
     """Build a new snapshot from the installed distributions and make it current.
 
     ``strict`` comes from the ``IMBI_PLUGINS_STRICT`` setting at start-up (``apps.ready``)."""
-    global _current
+    global _current, _host
     with _lock:
         generation = (_current.generation + 1) if _current else 1
         importlib.invalidate_caches()  # see distributions installed since start
         candidates = discover()
-        snapshot = build_snapshot(
+        _host = build_snapshot(
             candidates,
             generation=generation,
             strict=strict,
             trusted=is_trusted,
             refusals=_refusals(candidates),
         )
+        snapshot = _compose(_host, _managed, generation)
         _current = snapshot
     return snapshot
+
+
+def _compose(host: Snapshot, managed: Iterable[Entry], generation: int) -> Snapshot:
+    managed = list(managed)
+    if not managed:
+        return Snapshot(generation=generation, entries=host.entries)
+    return assemble([*host.entries.values(), *managed], generation=generation)
+
+
+def set_managed(entries: Iterable[Entry]) -> Snapshot:
+    """Swap in a snapshot with ``entries`` (runtime-installed distributions, already
+    inspected) beside the host environment's, without importing anything again. A caller
+    that already holds the previous snapshot keeps it."""
+    global _current, _managed
+    if _host is None:
+        current()
+    with _lock:
+        assert _host is not None
+        _managed = tuple(entries)
+        generation = (_current.generation + 1) if _current else 1
+        _current = _compose(_host, _managed, generation)
+        return _current

@@ -6,16 +6,66 @@ docker/compose.yaml; eager in the embedded default). ``plugins_core.health.check
 every enabled plugin with its stored options and credentials through the runner, the same path
 a tab request takes, records each result (so badges reflect a rotated or revoked credential
 without anyone pressing a button) and logs one line per plugin, scrubbed of secrets.
+
+``reconcile`` converges the node that runs it to the desired plugin distributions and reports
+its ``NodeState`` (every node also reconciles on the broadcast nudge and at start-up, see
+``plugins_core.control``); ``prune_environments`` deletes environments retired longer than
+the drain grace. Both are idempotent and safe to retry; beat schedules them.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from imbi.celery import app
 
-from . import health
+from . import control as _control
+from . import environments, health
 
 
 @app.task(name="plugins_core.tasks.check_connections", ignore_result=True)  # type: ignore[untyped-decorator]
 def check_connections() -> dict[str, int]:
     """Test every enabled plugin's connection; record and log each outcome. Returns counts."""
     return health.check_all()
+
+
+@app.task(name="plugins_core.tasks.reconcile", ignore_result=True)  # type: ignore[untyped-decorator]
+def reconcile() -> dict[str, str]:
+    """Converge this node's plugin environments to the desired state; report them."""
+    return environments.reconcile()
+
+
+@app.task(name="plugins_core.tasks.prune_environments", ignore_result=True)  # type: ignore[untyped-decorator]
+def prune_environments() -> list[str]:
+    """Delete this node's environments that were retired longer than the drain grace."""
+    return environments.prune()
+
+
+@app.task(name="plugins_core.tasks.nudge_nodes", ignore_result=True)  # type: ignore[untyped-decorator]
+def nudge_nodes() -> None:
+    """Periodic: ask every node to reconcile and prune (a node missed by a lost nudge too)."""
+    from .models import RegistryState
+
+    generation = RegistryState.objects.filter(pk=1).values_list("generation", flat=True).first()
+    _control.nudge(int(generation or 0))
+
+
+@app.task(name="plugins_core.tasks.registry_report")  # type: ignore[untyped-decorator]
+def registry_report(pause: float = 0.0) -> dict[str, Any]:
+    """What the process that runs this task serves: node, pid, generation and entries (an
+    operator's view of one Celery child; ``pause`` keeps the child busy so a burst of these
+    reaches every child)."""
+    import os
+    import time
+
+    from . import registry, runtime
+
+    if pause:
+        time.sleep(min(float(pause), 5.0))
+    snapshot = registry.current()
+    return {
+        "node": environments.node_id(),
+        "pid": os.getpid(),
+        "generation": runtime.serving(),
+        "entries": {e.name: e.version for e in snapshot.loaded()},
+    }

@@ -100,6 +100,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",
     "imbi.core.middleware.UnreadableDataMiddleware",
+    # Serve the current plugin registry generation (plugins_core.runtime).
+    "plugins_core.runtime.GenerationMiddleware",
 ]
 
 # --- Content-Security-Policy (django-csp; docs/security.md) ---
@@ -202,7 +204,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "plugins_core.tasks.check_connections",
         "schedule": IMBI_CONNECTION_CHECK_INTERVAL,
     },
+    "reconcile-plugin-nodes": {  # every node reconciles and prunes its plugin environments
+        "task": "plugins_core.tasks.nudge_nodes",
+        "schedule": env.float("IMBI_PLUGIN_RECONCILE_INTERVAL", default=300.0),
+    },
 }
+
+# Runtime-installed plugin distributions (docs/operations.md, "Plugin distributions").
+IMBI_NODE_ID: str = env.str("IMBI_NODE_ID", default="")  # default: the host name
+IMBI_PLUGIN_ROOT: str = env.str("IMBI_PLUGIN_ROOT", default=str(DATA_DIR / "plugins"))
+IMBI_PLUGIN_GENERATION_CHECK = env.float("IMBI_PLUGIN_GENERATION_CHECK", default=0.5)
+IMBI_PLUGIN_GENERATION_TTL = env.float("IMBI_PLUGIN_GENERATION_TTL", default=5.0)
+IMBI_PLUGIN_BROADCAST = env.bool("IMBI_PLUGIN_BROADCAST", default=True)
+IMBI_PLUGIN_DRAIN_SECONDS = env.float("IMBI_PLUGIN_DRAIN_SECONDS", default=120.0)
+IMBI_WORKER_HEADER = env.bool("IMBI_WORKER_HEADER", default=False)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

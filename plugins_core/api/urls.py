@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import manage, views
+from . import distributions, manage, views
 
 project = "orgs/<slug:org>/projects/<int:project_id>"
 project_type = "orgs/<slug:org>/project-types/<slug:type_slug>"
@@ -12,6 +12,16 @@ urlpatterns = [
     path("plugins/integrity", views.IntegrityView.as_view(), name="plugin-integrity"),
     path("plugin-index/available", views.AvailableView.as_view(), name="plugin-index-available"),
     path("plugin-index/install", views.IndexInstallView.as_view(), name="plugin-index-install"),
+    path(
+        "plugin-distributions",
+        distributions.DistributionsView.as_view(),
+        name="plugin-distributions",
+    ),
+    path(
+        "plugin-distributions/<str:name>",
+        distributions.DistributionView.as_view(),
+        name="plugin-distribution",
+    ),
     path("orgs/<slug:org>/plugins", views.InstalledPluginsView.as_view(), name="installed-plugins"),
     path(
         "orgs/<slug:org>/plugins/install",

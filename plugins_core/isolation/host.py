@@ -173,13 +173,31 @@ class HostRequests:
 
 @functools.lru_cache(maxsize=512)
 def _spec(
-    key: tuple[str, ...], slug: str, target: str, permissions: Permissions, limits: Limits
+    key: tuple[str, ...],
+    slug: str,
+    target: str,
+    permissions: Permissions,
+    limits: Limits,
+    env: str = "",
 ) -> RunnerSpec:
-    """The runner spec of one pool (its read paths take a directory listing to compute)."""
+    """The runner spec of one pool (its read paths take a directory listing to compute).
+    ``env``: the per-version environment of a runtime-installed distribution."""
     pool_key = (*key, *permissions.network_hosts, f"storage={permissions.storage}")
     return runner_spec(
-        key=pool_key, slug=slug, entries={key[2]: target}, permissions=permissions, limits=limits
+        key=pool_key,
+        slug=slug,
+        entries={key[2]: target},
+        permissions=permissions,
+        limits=limits,
+        env=env,
     )
+
+
+def retire(live: set[tuple[str, str]]) -> int:
+    """Drain the runners of every (distribution, version) not in ``live``: idle ones exit
+    now, busy ones when their call ends (the registry switched to a new snapshot)."""
+    current = _pool
+    return current.retire(live) if current is not None else 0
 
 
 class IsolatedRunner:
@@ -202,6 +220,7 @@ class IsolatedRunner:
             entry.target,
             manifest.permissions,
             limits(),
+            getattr(entry, "env", ""),
         )
         # the plugin's own (cooperative) timeout answers first; the hard deadline follows
         timeout = float(context.timeout) + DEADLINE_GRACE

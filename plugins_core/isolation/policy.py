@@ -10,6 +10,7 @@ no ``/proc``. Network: the TCP ports of the hosts the manifest declares (a bare 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import os
@@ -143,21 +144,34 @@ def runner_spec(
     permissions: Permissions,
     limits: Limits,
     extra_ports: tuple[int, ...] = (),
+    env: str = "",
 ) -> RunnerSpec:
+    """``env``: the distribution's own virtual environment (``plugins_core.environments``);
+    its interpreter runs the runner and only it, the runtime and the system are readable."""
     own = {_top_level(target) for target in entries.values()}
     ports = (
         tuple(sorted({*tcp_ports(permissions), *extra_ports})) if permissions.network_hosts else ()
     )
-    roots = tuple(
-        dict.fromkeys(
-            os.path.dirname(location.rstrip("/"))
-            for top in own
-            for location in _locations(top)
-            if os.path.dirname(location.rstrip("/")) not in _default_sys_path()
+    # A runtime-installed distribution (``env``) imports from its own environment only.
+    roots = (
+        ()
+        if env
+        else tuple(
+            dict.fromkeys(
+                os.path.dirname(location.rstrip("/"))
+                for top in own
+                for location in _locations(top)
+                if os.path.dirname(location.rstrip("/")) not in _default_sys_path()
+            )
         )
     )
+    readable = (
+        tuple(dict.fromkeys([*SYSTEM_READ, *_runtime_paths(), os.path.realpath(env)]))
+        if env
+        else read_paths(own)
+    )
     policy = Policy(
-        read_paths=read_paths(own),
+        read_paths=readable,
         list_paths=roots,
         tcp_ports=ports,
         network=bool(ports),
@@ -166,7 +180,7 @@ def runner_spec(
         open_files=limits.open_files,
         processes=limits.processes,
     )
-    return RunnerSpec(
+    spec = RunnerSpec(
         key=key,
         sys_path=roots,
         slug=slug,
@@ -175,3 +189,6 @@ def runner_spec(
         max_frame=limits.max_frame,
         start_timeout=limits.import_timeout,
     )
+    if env:  # the runner execs the environment's own interpreter
+        spec = dataclasses.replace(spec, python=os.path.join(env, "bin", "python"))
+    return spec

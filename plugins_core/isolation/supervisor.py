@@ -433,7 +433,24 @@ class Pool:
         self.max_total = max_total
         self._idle: dict[tuple[str, ...], list[RunnerProcess]] = {}
         self._crashes: dict[tuple[str, ...], tuple[int, float]] = {}
+        self._live: set[tuple[str, str]] | None = None  # None: every version is live
         self._lock = threading.Lock()
+
+    def retire(self, live: set[tuple[str, str]]) -> int:
+        """Stop serving pools whose (distribution, version) is not in ``live``: kill their
+        idle runners now; a runner still in a call is killed when it is released."""
+        with self._lock:
+            self._live = set(live)
+            gone = [k for k in self._idle if self._is_retired(k)]
+            doomed = [r for k in gone for r in self._idle.pop(k, [])]
+        for runner in doomed:
+            runner.kill()
+        return len(doomed)
+
+    def _is_retired(self, key: tuple[str, ...]) -> bool:
+        if self._live is None or len(key) < 4 or key[0] == "inspect":
+            return False
+        return (key[0], key[1]) not in self._live
 
     def backoff(self, key: tuple[str, ...]) -> float:
         """Seconds a new runner for ``key`` must still wait after consecutive crashes."""
@@ -468,7 +485,7 @@ class Pool:
                 self._crashes[key] = (count + 1, time.monotonic())
             elif runner.alive():
                 self._crashes.pop(key, None)
-        if not runner.alive() or runner.recycle:
+        if not runner.alive() or runner.recycle or self._is_retired(key):
             runner.kill()
             return
         with self._lock:

@@ -1,4 +1,4 @@
-"""``manage.py plugin``: list the registry, rebuild it, install from a manifest template.
+"""``manage.py plugin``: the registry, plugin distributions, and manifest-template installs.
 
 - ``plugin list``: every entry point with its distribution, version, status and reason.
 - ``plugin install-template <entry point> --org <slug>``: one-click install (Imbi's ADR 0012).
@@ -8,8 +8,15 @@
 - ``plugin available``: what the followed indexes offer, with badges.
 - ``plugin index add NAME URL --index-key K --root-key K [--priority N]``, ``index list``,
   ``index refresh``.
-Exits non-zero with a one-line reason on bad input; supply-chain refusals start with their
-stable code (``index_rollback: ...``).
+- ``plugin install <wheel or wheelhouse folder>``, ``plugin upgrade <...>`` (also a downgrade),
+  ``plugin remove <distribution>``: change the desired state on every node of a running
+  platform, without a restart (``plugins_core.distributions``).
+- ``plugin distributions``: the desired state and what each node reports.
+- ``plugin reconcile`` / ``plugin prune``: converge this node now / delete drained environments.
+
+``plugin install`` takes a wheel or a wheelhouse folder when its argument is a path, else
+``NAME[==VERSION]`` from the signed indexes. Exits non-zero with a one-line reason on bad input;
+supply-chain and distribution refusals start with their stable code (``index_rollback: ...``).
 """
 
 from __future__ import annotations
@@ -37,12 +44,25 @@ class Command(BaseCommand):
         )
         install.add_argument("entry_point")
         install.add_argument("--org", required=True, help="Organization slug.")
-
-        from_index = sub.add_parser(
-            "install", help="Verify a plugin from the signed indexes and install it."
+        install_cmd = sub.add_parser(
+            "install",
+            help="Install a plugin distribution: from a wheel or a wheelhouse folder, or "
+            "NAME[==VERSION] verified from the signed indexes.",
         )
-        from_index.add_argument("requirement", metavar="NAME[==VERSION]")
-        from_index.add_argument("--org", help="Apply this organization's policy too.")
+        install_cmd.add_argument(
+            "source", help="A .whl file, a folder of wheels, or NAME[==VERSION] from an index."
+        )
+        install_cmd.add_argument("--org", help="Index installs: apply this organization's policy.")
+        upgrade = sub.add_parser(
+            "upgrade", help="Replace an installed distribution's version (a downgrade too)."
+        )
+        upgrade.add_argument("source", help="A .whl file or a folder of wheels.")
+        remove = sub.add_parser("remove", help="Remove an installed plugin distribution.")
+        remove.add_argument("distribution")
+        dists = sub.add_parser("distributions", help="Desired state and every node's state.")
+        dists.add_argument("--json", action="store_true", help="Machine-readable output.")
+        sub.add_parser("reconcile", help="Converge this node to the desired state now.")
+        sub.add_parser("prune", help="Delete this node's drained plugin environments.")
         verify = sub.add_parser("verify", help="Check installed plugin files against manifests.")
         verify.add_argument("--json", action="store_true")
         offered = sub.add_parser("available", help="What the followed indexes offer.")
@@ -65,6 +85,12 @@ class Command(BaseCommand):
         index_sub.add_parser("list", help="Followed indexes, last version seen, last error.")
         index_sub.add_parser("refresh", help="Fetch and verify every followed index.")
 
+    def execute(self, *args: Any, **options: Any) -> Any:
+        # The registry's system check imports every plugin; only the registry views need it.
+        if options.get("action") not in ("list", "install-template"):
+            options["skip_checks"] = True
+        return super().execute(*args, **options)
+
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         from plugins_core.supply_errors import SupplyChainError
 
@@ -73,8 +99,27 @@ class Command(BaseCommand):
                 self._list(as_json=options["json"], strict=options["strict"])
             elif action == "install-template":
                 self._install(options["entry_point"], options["org"])
-            elif action == "install":
-                self._install_from_index(options["requirement"], options.get("org"))
+            elif action == "install" and not _is_path(options["source"]):
+                self._install_from_index(options["source"], options.get("org"))
+            elif action in ("install", "upgrade"):
+                self._distribution(options["source"], upgrade=action == "upgrade")
+            elif action == "remove":
+                self._remove(options["distribution"])
+            elif action == "distributions":
+                self._distributions(as_json=options["json"])
+            elif action == "reconcile":
+                from plugins_core import environments
+
+                for name, status in sorted(environments.reconcile().items()):
+                    self.stdout.write(f"{name}: {status}")
+                self.stdout.write(f"node {environments.node_id()} reconciled")
+            elif action == "prune":
+                from plugins_core import environments
+
+                removed = environments.prune()
+                self.stdout.write(
+                    f"pruned {len(removed)} environment(s) {' '.join(removed)}".strip()
+                )
             elif action == "verify":
                 self._verify(as_json=options["json"])
             elif action == "available":
@@ -235,9 +280,50 @@ class Command(BaseCommand):
                 f"{row.name}  {row.url}  priority {row.priority}  version {row.last_version}{error}"
             )
 
+    def _distribution(self, source: str, *, upgrade: bool) -> None:
+        from pathlib import Path
+
+        from plugins_core import distributions
+
+        try:
+            wheels = distributions.read_source(Path(source))
+            row = distributions.install(wheels, source=str(Path(source).resolve()), upgrade=upgrade)
+        except distributions.DistributionError as exc:
+            raise CommandError(f"{exc.code}: {exc.detail}") from None
+        self.stdout.write(
+            f"{row.name} {row.version} installed (sha256 {row.sha256[:16]}, "
+            f"generation {row.generation}); every node switches to it without a restart"
+        )
+
+    def _remove(self, name: str) -> None:
+        from plugins_core import distributions
+
+        try:
+            generation = distributions.remove(name)
+        except distributions.DistributionError as exc:
+            raise CommandError(f"{exc.code}: {exc.detail}") from None
+        self.stdout.write(f"{name} removed (generation {generation})")
+
+    def _distributions(self, *, as_json: bool) -> None:
+        from plugins_core import nodes
+
+        report = nodes.report()
+        if as_json:
+            self.stdout.write(json.dumps(report, indent=2, default=str))
+            return
+        self.stdout.write(f"registry generation {report['generation']}")
+        for dist in report["distributions"]:
+            self.stdout.write(f"{dist['name']} {dist['version']}  sha256 {dist['sha256'][:16]}")
+            for node in dist["nodes"]:
+                self.stdout.write(f"  {node['node']}: {node['status']} {node['detail']}".rstrip())
+        for node in report["nodes"]:
+            if node["behind"]:
+                self.stdout.write(f"node {node['node']} is behind: {node['reason']}")
+
     def _list(self, *, as_json: bool, strict: bool) -> None:
         try:
             snapshot = registry.rebuild(strict=strict)
+            snapshot = self._with_runtime(snapshot)
         except registry.RegistryError as exc:
             raise CommandError(f"{type(exc).__name__}: {exc}") from None
         entries = list(snapshot.entries.values())
@@ -277,6 +363,19 @@ class Command(BaseCommand):
             f"{failed} not loaded (generation {snapshot.generation})"
         )
 
+    def _with_runtime(self, snapshot: registry.Snapshot) -> registry.Snapshot:
+        """Plus the runtime-installed distributions (when the database answers)."""
+        from django.db import Error as DatabaseError
+
+        from plugins_core import runtime
+
+        try:
+            return runtime.switch()
+        except DatabaseError as exc:
+            reason = (str(exc).strip().splitlines() or [""])[-1]
+            self.stderr.write(f"runtime-installed distributions not shown: {reason}")
+            return snapshot
+
     def _install(self, entry_point: str, org_slug: str) -> None:
         from imbi.core.models import Organization
         from plugins_core.install import InstallError, install_from_template
@@ -294,3 +393,11 @@ class Command(BaseCommand):
             f"({'created' if result.created_service else 'existing'}); "
             f"plugins created: {created}; add credentials in the admin before use"
         )
+
+
+def _is_path(source: str) -> bool:
+    """``plugin install`` takes a wheel or a wheelhouse folder when ``source`` names one (or
+    looks like a path), else ``NAME[==VERSION]`` from the signed indexes."""
+    from pathlib import Path
+
+    return source.endswith(".whl") or "/" in source or Path(source).exists()
