@@ -828,5 +828,7 @@ admin.site.register(ProjectPlugin, BindingAdmin)
 
 # Registered by importing them: the supply-chain admin (indexes, install records) and the
 # plugin distributions page.
-from . import admin_supply  # noqa: E402, F401
-from . import distribution_admin  # noqa: E402, F401
+from . import (  # noqa: E402
+    admin_supply,  # noqa: F401
+    distribution_admin,  # noqa: F401
+)
