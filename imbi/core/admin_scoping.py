@@ -272,22 +272,23 @@ class OrgScopedInline(_ScopedChoices):
 
 class SuperuserOnlyAdmin(_AuditedAdmin):
     """Mixin: the model spans organizations, so only superusers see or change it (audited,
-    without an organization: visible to superusers in the audit trail)."""
+    without an organization: visible to superusers in the audit trail). It only narrows: an
+    admin that refuses something (a read-only page) still refuses it to superusers."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return access.is_superuser(request.user)
+        return access.is_superuser(request.user) and super().has_module_permission(request)  # type: ignore[misc]
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return access.is_superuser(request.user)
+        return access.is_superuser(request.user) and super().has_view_permission(request, obj)  # type: ignore[misc]
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return access.is_superuser(request.user)
+        return access.is_superuser(request.user) and super().has_add_permission(request, *args)  # type: ignore[misc]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return access.is_superuser(request.user)
+        return access.is_superuser(request.user) and super().has_change_permission(request, obj)  # type: ignore[misc]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return access.is_superuser(request.user)
+        return access.is_superuser(request.user) and super().has_delete_permission(request, obj)  # type: ignore[misc]
 
 
 def is_scoped(model_admin: Any) -> bool:

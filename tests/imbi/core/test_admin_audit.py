@@ -26,6 +26,7 @@ from rest_framework.authtoken.models import Token, TokenProxy
 from imbi.core.models import AuditEvent, Membership, Organization, Project, ProjectType, Role
 from plugins_core.models import (
     IndexedArtifact,
+    InstalledDistribution,
     Plugin,
     PluginIndex,
     PluginPolicy,
@@ -106,6 +107,15 @@ def _rows(org: Organization, superuser: Any, django_user_model: Any) -> dict[typ
             certificate={},
         ),
         PluginPolicy: PluginPolicy.objects.create(organization=org),
+        InstalledDistribution: InstalledDistribution.objects.create(
+            name="imbi-plugin-demo",
+            version="1.0.0",
+            sha256="0" * 64,
+            size=1,
+            filename="imbi_plugin_demo-1.0.0-py3-none-any.whl",
+            source="test",
+            generation=1,
+        ),
     }
 
 
