@@ -69,7 +69,7 @@ def keep_masked(plugin: Plugin, incoming: Any, stored: dict[str, Any]) -> Any:
 
 def binding_errors(binding: Binding, *, full_clean: bool = True) -> dict[str, str]:
     """Everything wrong with ``binding``, by field (``options.<name>`` for one option): the
-    template allowlist, a project binding's template confined to its project (ADR 0010),
+    template allowlist, a project binding's template confined to its project (ADR 0011),
     operator-only options on a project binding, and the merged options against the plugin's
     manifest. The admin form and the services both use it."""
     inherited = (

@@ -1,4 +1,4 @@
-"""Project bindings stay inside their project (ADR 0010).
+"""Project bindings stay inside their project (ADR 0011).
 
 A project binding is editable by the project's owners, so its search template must name a
 location that belongs to that project alone. ``project_template_error`` is the rule, used by

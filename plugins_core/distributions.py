@@ -20,7 +20,7 @@ harmless (``runtime`` checks the generation on every request and task).
 
 Permissions: instance-wide, so only superusers (``can_manage``) — see docs/operations.md.
 Runtime-installed distributions always run isolated; trusted in-process plugins are
-installed into the host environment by the operator (see docs/decisions/0012).
+installed into the host environment by the operator (see docs/decisions/0017).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ credential and secret option value redacted.
 
 Deadlines are cooperative here: the context carries ``timeout`` and plugins pass it to their
 clients; a call that overruns is reported in the log. Hard deadlines, resource limits and
-crash isolation belong to the isolated runner (``plugins_core.isolation.host``, ADR 0011):
+crash isolation belong to the isolated runner (``plugins_core.isolation.host``, ADR 0016):
 ``default_runner()`` is a ``ModeRunner`` that sends each call to one or the other by the
 plugin's execution mode (``plugins_core.isolation.modes``); a target without a plugin row
 (the wizard's) runs in-process only when its distribution is trusted.

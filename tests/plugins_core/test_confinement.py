@@ -1,4 +1,4 @@
-"""Project bindings stay inside their project (ADR 0010): the rule, and each surface a project
+"""Project bindings stay inside their project (ADR 0011): the rule, and each surface a project
 owner (or an administrator editing a project binding) can save a template through."""
 
 from __future__ import annotations

@@ -257,7 +257,7 @@ def test_catalog_and_host_declare_sdk_ranges_that_hold() -> None:
 
     host = registry.sdk_range_of(metadata.requires("imbi-platform")) or ""
     major = int(imbi_plugin_sdk.__version__.split(".")[0])
-    # ADR 0010: >=MAJOR.N,<MAJOR+1, and it holds for the SDK installed with the host.
+    # ADR 0015: >=MAJOR.N,<MAJOR+1, and it holds for the SDK installed with the host.
     assert re.fullmatch(rf"<{major + 1},>={major}\.\d+", host), host
     assert registry.sdk_range_problem(host) == ""
     for pyproject in sorted(ROOT.glob("catalog/*/pyproject.toml")):
