@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-import time
-from collections.abc import Callable
 from typing import Any
+
+from bench.timing import interleaved
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "400"))
 
@@ -76,28 +76,6 @@ def _world(bindings: int) -> dict[str, Any]:
     Membership.objects.create(user=user, organization=org, role=Role.VIEWER)
     token = Token.objects.create(user=user).key
     return {"project": project, "token": token, "values": values}
-
-
-def _time(fn: Callable[[], Any]) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
-
-
-def _interleaved(
-    a: Callable[[], Any], b: Callable[[], Any], rounds: int
-) -> tuple[list[float], list[float]]:
-    for _ in range(20):  # warm-up
-        a(), b()
-    ta, tb = [], []
-    for i in range(rounds):
-        if i % 2:
-            ta.append(_time(a))
-            tb.append(_time(b))
-        else:
-            tb.append(_time(b))
-            ta.append(_time(a))
-    return ta, tb
 
 
 def _ms(samples: list[float], q: float = 0.5) -> float:
@@ -162,7 +140,7 @@ def run() -> int:
         bench_urls.PAYLOAD.clear()
         bench_urls.PAYLOAD.update(body)
         assert client.get("/bench/bare").json() == body  # same payload, byte for byte
-        plugin_t, bare_t = _interleaved(
+        plugin_t, bare_t = interleaved(
             lambda: client.get(url), lambda: client.get("/bench/bare"), ROUNDS
         )
         ratio = statistics.median(plugin_t) / statistics.median(bare_t)
@@ -178,7 +156,7 @@ def run() -> int:
         )
         authz_url = f"/bench/bare/{world['project'].organization.slug}/{world['project'].pk}"
         assert client.get(authz_url).json() == body
-        plugin_t, authz_t = _interleaved(
+        plugin_t, authz_t = interleaved(
             lambda: client.get(url), lambda: client.get(authz_url), ROUNDS
         )
         report.append(
@@ -188,7 +166,7 @@ def run() -> int:
         )
 
         project = world["project"]
-        cold_t, warm_t = _interleaved(
+        cold_t, warm_t = interleaved(
             lambda: resolution.resolve(project, "configuration"),
             lambda: resolution.resolve(project, "configuration", cached=True),
             ROUNDS // 2,

@@ -22,29 +22,13 @@ import io
 import json
 import os
 import statistics
-import sys
 import tempfile
-import time
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+
+from bench.timing import interleaved, print_table
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "400"))
-
-
-def _interleaved(
-    a: Callable[[], Any], b: Callable[[], Any], rounds: int
-) -> tuple[list[float], list[float]]:
-    ta, tb = [], []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        a()
-        ta.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        b()
-        tb.append(time.perf_counter() - start)
-    return ta, tb
 
 
 def _wheel(files: int, size: int) -> bytes:
@@ -102,7 +86,7 @@ def rows(rounds: int = ROUNDS) -> list[str]:
     document = index.parse_index(raw, name="bench", source=str(tmp / "index"), root=root)
     out = []
 
-    ta, tb = _interleaved(
+    ta, tb = interleaved(
         lambda: index.parse_index(raw, name="bench", source="", root=root),
         lambda: json.loads(raw),
         rounds,
@@ -116,13 +100,13 @@ def rows(rounds: int = ROUNDS) -> list[str]:
     def checks() -> None:
         verification.check_entry(document, entry, root, verified_only=True, rules=[])
 
-    ta, _ = _interleaved(checks, lambda: None, rounds)
+    ta, _ = interleaved(checks, lambda: None, rounds)
     out.append(
         f"| checks of one entry before reading its bytes (p50) | "
         f"{statistics.median(ta) * 1e6:.0f} µs | — | — | |"
     )
 
-    ta, tb = _interleaved(
+    ta, tb = interleaved(
         lambda: verification.check_bytes(entry, data),
         lambda: hashlib.sha256(data).hexdigest(),
         max(rounds // 4, 20),
@@ -142,7 +126,7 @@ def rows(rounds: int = ROUNDS) -> list[str]:
         def locate_file(self, path: str) -> Path:
             return site / path
 
-    ta, tb = _interleaved(
+    ta, tb = interleaved(
         lambda: integrity._check_files(Dist(), files, "bench"),  # type: ignore[arg-type]
         lambda: [os.stat(site / p) for p in files],
         max(rounds // 4, 20),
@@ -156,11 +140,7 @@ def rows(rounds: int = ROUNDS) -> list[str]:
 
 
 def main() -> int:
-    print("| benchmark | subject | baseline | ratio / value | target |")
-    print("|---|---|---|---|---|")
-    print("\n".join(rows()))
-    print(f"\nrounds={ROUNDS}, python {sys.version.split()[0]}, {os.cpu_count()} cpus")
-    return 0
+    return print_table(rows(), ROUNDS)
 
 
 if __name__ == "__main__":

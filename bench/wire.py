@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
-import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -35,6 +33,8 @@ from imbi_plugin_sdk import (
 )
 from imbi_plugin_sdk.testkit import make_context
 from imbi_plugin_sdk.wire import Call, Reply, execute
+
+from bench.timing import interleaved, print_table
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "400"))
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -118,25 +118,6 @@ def _pair(cls: type[Any], method: str, *args: Any) -> tuple[Callable[[], Any], C
     return direct, contract
 
 
-def _interleaved(
-    a: Callable[[], Any], b: Callable[[], Any], rounds: int
-) -> tuple[list[float], list[float]]:
-    for _ in range(20):
-        a(), b()
-    ta: list[float] = []
-    tb: list[float] = []
-    for i in range(rounds):
-        first, second = (a, b) if i % 2 else (b, a)
-        started = time.perf_counter()
-        first()
-        middle = time.perf_counter()
-        second()
-        ended = time.perf_counter()
-        (ta if first is a else tb).append(middle - started)
-        (tb if first is a else ta).append(ended - middle)
-    return ta, tb
-
-
 def rows(rounds: int = ROUNDS) -> list[str]:
     """Markdown table rows: subject (contract) vs baseline (direct call)."""
     query = LogQuery(start=T0, end=T0 + timedelta(hours=1))
@@ -151,7 +132,7 @@ def rows(rounds: int = ROUNDS) -> list[str]:
         if count:
             StaticConfig.values = _values(count)
         direct, contract = _pair(cls, method, *args)
-        ta, tb = _interleaved(contract, direct, max(rounds // (10 if count >= 1000 else 1), 20))
+        ta, tb = interleaved(contract, direct, max(rounds // (10 if count >= 1000 else 1), 20))
         p50a, p50b = statistics.median(ta) * 1e6, statistics.median(tb) * 1e6
         out.append(
             f"| JSON Call/Reply round trip vs direct call: {label} (p50) | {p50a:.0f} µs | "
@@ -161,11 +142,7 @@ def rows(rounds: int = ROUNDS) -> list[str]:
 
 
 def main() -> int:
-    print("| benchmark | subject | baseline | ratio / value | target |")
-    print("|---|---|---|---|---|")
-    print("\n".join(rows()))
-    print(f"\nrounds={ROUNDS}, python {sys.version.split()[0]}, {os.cpu_count()} cpus")
-    return 0
+    return print_table(rows(), ROUNDS)
 
 
 if __name__ == "__main__":

@@ -278,8 +278,26 @@ def service_template(service: ThirdPartyService | None) -> ServiceTemplate | Non
     return None
 
 
+class TestConnectionLink:
+    """Admin mixin: the change page's "Test connection" button posts to ``test_url_name``."""
+
+    test_url_name: str
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> Any:
+        extra = {
+            "test_url": reverse(f"admin:{self.test_url_name}", args=[object_id])
+            if object_id.isdigit()
+            else "",
+            **(extra_context or {}),
+        }
+        return super().change_view(request, object_id, form_url, extra)  # type: ignore[misc]
+
+
 @admin.register(ThirdPartyService)
-class ThirdPartyServiceAdmin(OrgScopedAdmin):
+class ThirdPartyServiceAdmin(TestConnectionLink, OrgScopedAdmin):
+    test_url_name = "plugins_core_thirdpartyservice_test"
     audit_action = AuditEvent.Action.SERVICE_CHANGE
     list_display = (
         "name",
@@ -329,17 +347,6 @@ class ThirdPartyServiceAdmin(OrgScopedAdmin):
             ),
         ]
         return custom + super().get_urls()
-
-    def change_view(
-        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
-    ) -> Any:
-        extra = {
-            "test_url": reverse("admin:plugins_core_thirdpartyservice_test", args=[object_id])
-            if object_id.isdigit()
-            else "",
-            **(extra_context or {}),
-        }
-        return super().change_view(request, object_id, form_url, extra)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         # One EXISTS per row in the same query, not one query per changelist row; never
@@ -501,7 +508,8 @@ def _plugin_status(plugin: Plugin) -> tuple[str, str]:
 
 
 @admin.register(Plugin)
-class PluginAdmin(OrgScopedAdmin):
+class PluginAdmin(TestConnectionLink, OrgScopedAdmin):
+    test_url_name = "plugins_core_plugin_test"
     audit_action = AuditEvent.Action.PLUGIN_CHANGE
     list_display = (
         "slug",
@@ -549,17 +557,6 @@ class PluginAdmin(OrgScopedAdmin):
             "plugins_core/badge.html",
             {"status": found.status, "reason": found.reason, "tested_at": found.tested_at},
         )
-
-    def change_view(
-        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
-    ) -> Any:
-        extra = {
-            "test_url": reverse("admin:plugins_core_plugin_test", args=[object_id])
-            if object_id.isdigit()
-            else "",
-            **(extra_context or {}),
-        }
-        return super().change_view(request, object_id, form_url, extra)
 
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
