@@ -2,9 +2,9 @@
 
 ``world`` builds wheels of a small configuration plugin (from ``imbi-plugin init``'s
 scaffold, zipped by hand so each test is fast), signs them with the SDK's tools, publishes
-them into an index folder and makes the platform follow that folder. ``site`` is the
-install target (``IMBI_PLUGINS_SITE``) and ``state`` the integrity-record folder; both are
-removed from ``sys.path``/``sys.modules`` afterwards so no later test sees the plugin.
+them into an index folder and makes the platform follow that folder. ``site`` is this
+node's plugin root (``IMBI_PLUGIN_ROOT``: one environment per installed version, and the
+wheels); afterwards the process serves no runtime-installed distribution again.
 """
 
 from __future__ import annotations
@@ -12,19 +12,18 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import importlib
 import json
-import sys
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from imbi_plugin_sdk import publishing, signing
 from imbi_plugin_sdk.scaffold import create_plugin
 
-from plugins_core import registry
+from plugins_core import registry, runtime
 from plugins_core.models import PluginIndex
 
 NOW = signing.utcnow()
@@ -203,17 +202,15 @@ def world(tmp_path: Path) -> World:
 
 @pytest.fixture
 def site(tmp_path: Path, settings: Any) -> Iterator[Path]:
-    """IMBI_PLUGINS_SITE and IMBI_PLUGINS_STATE_DIR in tmp; cleaned from sys.path after."""
-    target = tmp_path / "site"
-    settings.IMBI_PLUGINS_SITE = str(target)
-    settings.IMBI_PLUGINS_STATE_DIR = str(tmp_path / "state")
-    yield target
-    if str(target) in sys.path:
-        sys.path.remove(str(target))
-    for module in [m for m in sys.modules if m.startswith(PACKAGE)]:
-        del sys.modules[module]
-    importlib.invalidate_caches()
-    registry.rebuild()
+    """IMBI_PLUGIN_ROOT in tmp, for a node of its own; the runtime entries dropped after."""
+    root = tmp_path / "plugin-root"
+    settings.IMBI_PLUGIN_ROOT = str(root)
+    settings.IMBI_NODE_ID = "supply-node"
+    cache.delete(runtime.CACHE_KEY)
+    yield root
+    registry.set_managed(())
+    runtime._serving = 0
+    runtime.publish(0)  # what the rolled-back database says
 
 
 def installed_files(site: Path) -> list[str]:
