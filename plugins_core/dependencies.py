@@ -105,9 +105,15 @@ def _download(pins: Sequence[Pin], folder: Path, owner: str) -> None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise DependencyUnavailable(f"{owner}: pip could not run: {exc}") from None
     if result.returncode != 0:
-        lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
-        reason = " ".join(lines[-2:])[:400] or f"exit status {result.returncode}"
-        raise DependencyUnavailable(f"{owner}: the pinned dependencies are unavailable: {reason}")
+        lines = [" ".join(line.split()) for line in result.stderr.splitlines() if line.strip()]
+        if "DO NOT MATCH THE HASHES" in result.stderr:
+            which = [line for line in lines if " from " in line][:1]
+            reason = "a fetched wheel does not match its pinned hash: " + " ".join(
+                which + lines[-2:]
+            )
+        else:
+            reason = " ".join(lines[-2:]) or f"exit status {result.returncode}"
+        raise DependencyUnavailable(f"{owner}: {reason[:500]}")
 
 
 def fetch(lines: Sequence[str], owner: str) -> list[distributions.Wheel]:

@@ -276,6 +276,7 @@ def install(
             key, main.name, main.version, {w.filename: w.content for w in wheels}
         )
     except environments.EnvironmentError_ as exc:
+        environments.discard(key)  # the copied wheels too: nothing of a refused install stays
         raise DistributionError(exc.code, str(exc)) from None
     try:
         entries = _inspect(env, main)

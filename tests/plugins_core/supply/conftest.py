@@ -37,6 +37,26 @@ def _record_line(path: str, data: bytes) -> str:
     return f"{path},sha256={digest},{len(data)}"
 
 
+def library_wheel(out: Path, name: str, version: str, files: dict[str, bytes]) -> Path:
+    """A plain library wheel (a plugin's dependency), ``files`` relative to site-packages."""
+    files = dict(files)
+    info = f"{name.replace('-', '_')}-{version}.dist-info"
+    files[f"{info}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    )
+    files[f"{info}/WHEEL"] = (
+        b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
+    record = [_record_line(p, d) for p, d in files.items()] + [f"{info}/RECORD,,"]
+    files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    out.mkdir(parents=True, exist_ok=True)
+    wheel = out / f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, data in files.items():
+            archive.writestr(zipfile.ZipInfo(path, date_time=(2026, 1, 1, 0, 0, 0)), data)
+    return wheel
+
+
 def build_wheel(
     out: Path,
     *,
@@ -44,6 +64,7 @@ def build_wheel(
     sdk_range: str = ">=1.1,<2",
     source: Path,
     extra: dict[str, bytes] | None = None,
+    requires: tuple[str, ...] = (),
 ) -> Path:
     """A real, pip-installable wheel of the scaffolded plugin at ``version``."""
     files: dict[str, bytes] = {}
@@ -55,6 +76,7 @@ def build_wheel(
     files[f"{info}/METADATA"] = (
         f"Metadata-Version: 2.1\nName: {DIST}\nVersion: {version}\n"
         f"Requires-Dist: imbi-plugin-sdk{sdk_range}\n"
+        + "".join(f"Requires-Dist: {r}\n" for r in requires)
     ).encode()
     files[f"{info}/WHEEL"] = (
         b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
@@ -136,6 +158,7 @@ class World:
         key: signing.PrivateKey | None = None,
         publisher: str = "acme",
         signed_at: dt.datetime | None = None,
+        dependencies: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         return publishing.sign_wheel(
             wheel,
@@ -143,6 +166,7 @@ class World:
             publisher=publisher,
             api_version="1.1",
             permissions={"network_hosts": [], "storage": True},
+            dependencies=dependencies,
             signed_at=signed_at,
         )
 
