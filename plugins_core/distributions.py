@@ -332,6 +332,15 @@ def install(
     return row
 
 
+def new_generation() -> int:
+    """A change to what may be served that changes no row here (a followed index's blocklist):
+    every process re-checks its distributions at its next generation check. Call inside the
+    transaction that makes the change."""
+    generation = _bump()
+    transaction.on_commit(lambda: _after_commit(generation))
+    return generation
+
+
 def remove(name: str, *, actor: Any = None) -> int:
     """Remove a distribution from the desired state; returns the new generation."""
     normalized = str(canonicalize_name(name))

@@ -294,9 +294,12 @@ def load_wheels(row: Any) -> dict[str, bytes]:
 def reconcile() -> dict[str, str]:
     """Converge this node to the desired state and report it (``NodeState`` rows).
 
-    Builds every missing environment, marks environments no longer desired as retired
-    (their runners drain; ``prune`` deletes them later). Idempotent. Returns
+    Builds every missing environment, reports one whose files no longer match their
+    manifests as failed (``integrity.check_environment``; never rebuilt over: delete it to
+    rebuild), marks environments no longer desired as retired (their runners drain;
+    ``prune`` deletes them later). Idempotent. Returns
     ``{distribution: status}``."""
+    from . import integrity
     from .models import InstalledDistribution, NodeState, NodeStatus, RegistryState
 
     node = node_id()
@@ -307,12 +310,16 @@ def reconcile() -> dict[str, str]:
     for row in rows:
         wanted.add(row.env_key)
         try:
-            ensure(row)
+            env = ensure(row)
         except (EnvironmentError_, OSError, subprocess.SubprocessError) as exc:
             status, detail = NodeStatus.FAILED, str(exc)[:500]
             logger.error("plugin environment %s on %s: %s", row.env_key, node, detail)
         else:
             status, detail = NodeStatus.READY, ""
+            refusal = integrity.runtime_refusal(row, env.path, rules=())  # files only
+            if refusal is not None:  # shown on every node's status; never served
+                status, detail = NodeStatus.FAILED, refusal[1][:500]
+                logger.error("plugin environment %s on %s: %s", row.env_key, node, detail)
         _report(
             node,
             row.name,

@@ -22,13 +22,16 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from plugins_core import environments, registry, runtime
+from plugins_core.icons import IconError, load_icon
 from plugins_core.index_install import install_from_index
 from plugins_core.integrity import verify_installed
 from plugins_core.models import (
     DistributionArtifact,
     IndexedArtifact,
     InstalledDistribution,
+    NodeState,
     PluginIndex,
+    RegistryState,
 )
 from plugins_core.supply_errors import IndexUntrustedKey
 from plugins_core.verification import VerifiedArtifact
@@ -94,6 +97,10 @@ def test_install_verifies_then_installs_exactly_those_bytes(
     assert _entry().env == str(environments.env_path(row.env_key))
     call_command("plugin", "verify")
     assert f"{DIST} 1.0.0  signed  {len(entry['files'])} files match" in capsys.readouterr().out
+    # Never imported by the host: its icon comes from its own environment only.
+    assert load_icon(f"{PACKAGE}:icon.svg", _entry().env).startswith("<svg")
+    with pytest.raises(IconError, match="was not found"):
+        load_icon(f"{PACKAGE}:icon.svg")
 
 
 def test_upgrade_to_a_pinned_version_and_the_newest_by_default(world: World, site: Path) -> None:
@@ -211,6 +218,10 @@ def test_a_modified_installed_file_is_named_and_refused_at_load(
     assert entry.status is registry.Status.MODIFIED
     assert f"{PACKAGE}/handler.py" in entry.reason
     assert entry.handler is None  # never imported here, and no runner starts from it
+    # The node reports it (the admin's distributions page shows every node's status).
+    call_command("plugin", "reconcile")
+    state = NodeState.objects.get(distribution=DIST)
+    assert state.status == "failed" and f"installed file {PACKAGE}/handler.py" in state.detail
     body = superuser_client.get("/api/plugins/integrity").json()
     mine = next(r for r in body if r["distribution"] == DIST)
     assert (mine["status"], mine["ok"]) == ("file_modified", False)
@@ -276,7 +287,10 @@ def test_a_blocklisted_installed_version_is_disabled_at_load_with_the_reason(
     install_from_index("supply-demo")
     assert _entry().ok
     world.publish(blocklist=[{"plugin": DIST, "below": "1.0.1", "reason": "CVE-2026-1234"}])
+    generation = RegistryState.objects.get().generation
     call_command("plugin", "index", "refresh")
+    # A new blocklist is a new generation: every process re-checks at its next request.
+    assert RegistryState.objects.get().generation == generation + 1
     entry = at_load()
     assert entry.status is registry.Status.BLOCKED
     assert entry.reason == (
