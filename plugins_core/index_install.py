@@ -153,6 +153,7 @@ class InstallRecord:
     artifact: VerifiedArtifact
     record: IndexedArtifact
     previous_version: str | None
+    row: InstalledDistribution | None = None  # the desired state (None: another installer)
 
 
 def install_from_index(
@@ -198,7 +199,8 @@ def install_from_index(
     if record is None:  # another installer (tests) that did not record the provenance
         record = _record(artifact, actor, organization)
     runtime.switch()  # this process serves it now; the others follow the generation
-    return InstallRecord(artifact, record, previous.version if previous else None)
+    row = InstalledDistribution.objects.filter(name=artifact.name, sha256=artifact.sha256).first()
+    return InstallRecord(artifact, record, previous.version if previous else None, row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +238,7 @@ def available(*, refresh: bool = False) -> list[AvailablePlugin]:
         _refreshed(rows)
         rows = followed_indexes()
     rules = integrity.current_block_rules()
-    installed = dict(IndexedArtifact.objects.values_list("distribution", "version"))
+    installed = dict(InstalledDistribution.objects.values_list("name", "version"))
     seen: set[str] = set()
     out: list[AvailablePlugin] = []
     for row in rows:

@@ -103,6 +103,24 @@ def test_install_verifies_then_installs_exactly_those_bytes(
         load_icon(f"{PACKAGE}:icon.svg")
 
 
+def test_the_api_installs_through_the_desired_state(
+    world: World, site: Path, superuser_client: APIClient
+) -> None:
+    world.release("1.0.0")
+    world.follow()
+    response = superuser_client.post(
+        "/api/plugin-index/install", {"requirement": "supply-demo"}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    row = InstalledDistribution.objects.get()
+    assert (body["distribution"], body["version"], body["sha256"]) == (DIST, "1.0.0", row.sha256)
+    assert (body["generation"], body["artifacts"]) == (row.generation, [row.sha256])
+    assert body["previous_version"] is None and body["badge"] == "verified"
+    listing = superuser_client.get("/api/plugin-index/available").json()
+    assert [(o["name"], o["installed"]) for o in listing] == [(DIST, "1.0.0")]
+
+
 def test_upgrade_to_a_pinned_version_and_the_newest_by_default(world: World, site: Path) -> None:
     world.release("1.0.0")
     world.release("1.1.0")
