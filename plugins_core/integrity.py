@@ -15,7 +15,9 @@ manifests come from the desired state, never from the node's disk:
 site-packages (``file_modified`` names a changed or missing file) and refuses any file they do
 not name (an added module, ``.pth`` file or ``__pycache__/*.pyc``: runners never write byte
 code, and nothing else writes there), except the installer's own metadata (``RECORD``,
-``INSTALLER``, ...) and the host's linked SDK and runner modules. ``runtime_refusal`` applies
+``INSTALLER``, ...) and the host's linked SDK and runner modules; and that the environment's
+``bin/python`` is the host's interpreter and its ``pyvenv.cfg`` keeps the host's packages
+out. ``runtime_refusal`` applies
 it (and the blocklist) each time a process switches registry generations, before any runner
 starts from the environment.
 
@@ -253,11 +255,39 @@ def _allowed_extra(relative: str) -> bool:
     return top == sdk and rest in ("METADATA", "INSTALLER", "RECORD")
 
 
+def _check_interpreter(env: Path, name: str) -> None:
+    """The environment's interpreter is the host's, and it does not see the host's packages
+    (the two things in the environment, outside site-packages, that decide what runs)."""
+    import sys
+
+    python = env / "bin" / "python"
+    if python.resolve() != Path(sys.executable).resolve():
+        raise FileModified(
+            f"{name}: bin/python of its environment is not the host's interpreter",
+            file="bin/python",
+        )
+    try:
+        config = (env / "pyvenv.cfg").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise FileModified(f"{name}: pyvenv.cfg is missing", file="pyvenv.cfg") from None
+    settings = {
+        key.strip().lower(): value.strip().lower()
+        for key, _, value in (line.partition("=") for line in config.splitlines())
+    }
+    if settings.get("include-system-site-packages") != "false":
+        raise FileModified(
+            f"{name}: pyvenv.cfg of its environment was modified (it must not include the "
+            "host's site-packages)",
+            file="pyvenv.cfg",
+        )
+
+
 def check_environment(row: Any, env: Path) -> IntegrityResult:
     """Every file of ``row``'s environment ``env`` against its manifests (module docstring)."""
     from . import environments
 
     name = row.name
+    _check_interpreter(env, name)
     site = environments.site_packages(env)
     status, expected = _expected(row, environments.root() / "wheels" / row.env_key)
     for relative, (digest, _) in sorted(expected.items()):

@@ -280,6 +280,29 @@ def test_a_file_no_manifest_names_is_refused_at_load(world: World, site: Path, a
     assert f"unexpected file {added} in its environment" in entry.reason
 
 
+def test_the_environment_interpreter_and_its_configuration_are_checked(
+    world: World, site: Path
+) -> None:
+    world.release()
+    world.follow()
+    install_from_index("supply-demo")
+    env = Path(_entry().env)
+    config = env / "pyvenv.cfg"
+    original = config.read_text()
+    config.write_text(original.replace("include-system-site-packages = false", "x = 1"))
+    entry = at_load()
+    assert entry.status is registry.Status.MODIFIED
+    assert "pyvenv.cfg of its environment was modified" in entry.reason
+    config.write_text(original)
+    assert at_load().ok
+    python = env / "bin" / "python"
+    python.unlink()
+    python.symlink_to("/bin/sh")
+    entry = at_load()
+    assert entry.status is registry.Status.MODIFIED
+    assert "bin/python of its environment is not the host's interpreter" in entry.reason
+
+
 def test_a_deleted_file_and_a_forged_record_are_refused(world: World, site: Path) -> None:
     world.release()
     world.follow()
