@@ -391,11 +391,12 @@ def current_block_rules() -> list[trust.BlockRule]:
     try:
         from .models import PluginIndex
 
-        for name, document in PluginIndex.objects.filter(enabled=True).values_list(
-            "name", "document"
+        # Only the blocklists: an index document carries every entry's file manifest.
+        for name, blocklist in PluginIndex.objects.filter(enabled=True).values_list(
+            "name", "document__blocklist"
         ):
-            if isinstance(document, dict):
-                rules += trust.block_rules(document.get("blocklist") or [], f"index {name!r}")
+            if isinstance(blocklist, list):
+                rules += trust.block_rules(blocklist, f"index {name!r}")
     except Exception as exc:  # no database yet (start-up, migrations): say so, go on
         logger.warning("plugin blocklist from the indexes unavailable: %s", type(exc).__name__)
     return rules
