@@ -70,9 +70,18 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Written by the installer (uv) into each .dist-info; not part of any wheel's manifest.
+# Written (or rewritten) by the installer (uv) into each .dist-info; never imported, and not
+# part of any wheel's manifest (``publishing.wheel_install_path``).
 INSTALLER_FILES = frozenset(
-    {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json", "uv_cache.json"}
+    {
+        "RECORD",
+        "RECORD.jws",
+        "RECORD.p7s",
+        "INSTALLER",
+        "REQUESTED",
+        "direct_url.json",
+        "uv_cache.json",
+    }
 )
 
 
