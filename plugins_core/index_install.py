@@ -199,8 +199,10 @@ def install_from_index(
     if record is None:  # another installer (tests) that did not record the provenance
         record = _record(artifact, actor, organization)
     runtime.switch()  # this process serves it now; the others follow the generation
-    row = InstalledDistribution.objects.filter(name=artifact.name, sha256=artifact.sha256).first()
-    return InstallRecord(artifact, record, previous.version if previous else None, row)
+    installed = InstalledDistribution.objects.filter(
+        name=artifact.name, sha256=artifact.sha256
+    ).first()
+    return InstallRecord(artifact, record, previous.version if previous else None, installed)
 
 
 @dataclass(frozen=True, slots=True)
