@@ -18,7 +18,6 @@ class PluginsCoreConfig(AppConfig):
             trusted=settings.IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS,
             import_timeout=settings.IMBI_PLUGIN_IMPORT_TIMEOUT,
         )
-        integrity.add_plugin_site(settings.IMBI_PLUGINS_SITE)
         registry.set_guard(integrity.load_guard)
 
         if settings.IMBI_PLUGINS_STRICT:

@@ -22,12 +22,12 @@ from .models import Plugin
 
 
 @functools.lru_cache(maxsize=128)
-def icon_markup(ref: str) -> str:
+def icon_markup(ref: str, env: str = "") -> str:
     """Sanitized SVG markup of a manifest icon ("" when it has none or it is refused)."""
     if not ref:
         return ""
     try:
-        return load_icon(ref)
+        return load_icon(ref, env)
     except IconError:
         return ""
 
@@ -52,7 +52,7 @@ class Card:
     @property
     def icon(self) -> str:
         template = self.manifest.service_template
-        return icon_markup(template.icon) if template else ""
+        return icon_markup(template.icon, self.entry.env) if template else ""
 
     @property
     def links(self) -> list[tuple[str, str]]:

@@ -29,6 +29,7 @@ import hashlib
 import io
 import logging
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -40,7 +41,12 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from imbi.core import audit
 
 from . import environments, registry, runtime
-from .models import DistributionArtifact, InstalledDistribution, RegistryState
+from .models import (
+    DistributionArtifact,
+    IndexedArtifact,
+    InstalledDistribution,
+    RegistryState,
+)
 
 logger = logging.getLogger("imbi.plugins.distributions")
 
@@ -236,14 +242,24 @@ def _after_commit(generation: int) -> None:
 
 
 def install(
-    wheels: list[Wheel], *, actor: Any = None, source: str = "", upgrade: bool = False
+    wheels: list[Wheel],
+    *,
+    actor: Any = None,
+    source: str = "",
+    upgrade: bool = False,
+    provenance: Callable[[InstalledDistribution], object] | None = None,
 ) -> InstalledDistribution:
     """Install (``upgrade=False``) or upgrade/downgrade (``upgrade=True``) a distribution.
 
+    ``provenance(row)`` runs inside the transaction that writes the row (the signed index's
+    install record: ``index_install``), so every node sees both or neither.
     Idempotent: the same wheel again changes nothing and returns the current row."""
     main = plugin_wheel(wheels)
     existing = InstalledDistribution.objects.filter(name=main.name).first()
     if existing is not None and existing.sha256 == main.sha256:
+        if provenance is not None:
+            with transaction.atomic():
+                provenance(existing)
         return existing
     if existing is not None and not upgrade:
         raise DistributionError(
@@ -260,7 +276,8 @@ def install(
             key, main.name, main.version, {w.filename: w.content for w in wheels}
         )
     except environments.EnvironmentError_ as exc:
-        raise DistributionError("environment_failed", str(exc)) from None
+        environments.discard(key)  # the copied wheels too: nothing of a refused install stays
+        raise DistributionError(exc.code, str(exc)) from None
     try:
         entries = _inspect(env, main)
     except DistributionError:
@@ -297,6 +314,10 @@ def install(
                 "installed_by_name": getattr(user, "username", "") or "system",
             },
         )
+        # The signed provenance describes these bytes or none: a local wheel replaces it.
+        IndexedArtifact.objects.filter(distribution=main.name).exclude(sha256=main.sha256).delete()
+        if provenance is not None:
+            provenance(row)
         before = f"{existing.version} -> " if existing else ""
         audit.record(
             "plugin.distribution_upgraded" if existing else "plugin.distribution_installed",
@@ -311,6 +332,15 @@ def install(
     return row
 
 
+def new_generation() -> int:
+    """A change to what may be served that changes no row here (a followed index's blocklist):
+    every process re-checks its distributions at its next generation check. Call inside the
+    transaction that makes the change."""
+    generation = _bump()
+    transaction.on_commit(lambda: _after_commit(generation))
+    return generation
+
+
 def remove(name: str, *, actor: Any = None) -> int:
     """Remove a distribution from the desired state; returns the new generation."""
     normalized = str(canonicalize_name(name))
@@ -320,6 +350,7 @@ def remove(name: str, *, actor: Any = None) -> int:
             raise DistributionError("not_installed", f"{normalized[:200]} is not installed", 404)
         generation = _bump()
         row.delete()
+        IndexedArtifact.objects.filter(distribution=normalized).delete()
         audit.record(
             "plugin.distribution_removed",
             actor=actor,

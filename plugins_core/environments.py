@@ -3,12 +3,14 @@
 Under ``IMBI_PLUGIN_ROOT`` (one folder per node):
 
 - ``envs/<name>-<version>-<sha12>/``: a virtual environment made by ``uv venv`` from the
-  host's interpreter, holding the plugin's wheel and its own dependencies (installed by
-  ``uv pip install --no-index`` from the wheels recorded at install time, never from an index),
-  plus the host's SDK and runner modules linked in (the wire contract must be the host's
-  own). Isolated runners of that version start from its ``bin/python``; its site-packages is
-  the only non-system folder they can read. Built in a temporary folder and renamed into
-  place, so a half-built environment is never used; ``.imbi-ready`` marks a finished one.
+  host's interpreter, holding exactly the wheels recorded at install time: the plugin's and
+  its dependencies', each installed ``--no-deps --require-hashes`` by its SHA-256 (never from
+  an index, never resolved again), then checked that every declared dependency is among them
+  (``DependencyNotPinned`` otherwise). Plus the host's SDK and runner modules linked in (the
+  wire contract must be the host's own). Isolated runners of that version start from its
+  ``bin/python``; its site-packages is the only non-system folder they can read. Built in a
+  temporary folder and renamed into place, so a half-built environment is never used;
+  ``.imbi-ready`` marks a finished one.
 - ``.imbi-retired`` in an environment no longer desired: written by ``reconcile``; ``prune``
   deletes it once it is older than the drain grace (calls that started on it have ended).
 - ``wheels/<sha256>/<filename>``: the artifacts, fetched from the database.
@@ -47,6 +49,14 @@ ENTRY_POINT_GROUP = "imbi.plugins"
 
 class EnvironmentError_(Exception):
     """An environment could not be built; ``str()`` is a one-line reason."""
+
+    code = "environment_failed"
+
+
+class DependencyNotPinned(EnvironmentError_):
+    """A wheel of the set requires a distribution the set does not hold."""
+
+    code = "dependency_not_pinned"
 
 
 @dataclass(frozen=True)
@@ -153,11 +163,53 @@ def write_wheels(key: str, wheels: Mapping[str, bytes]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for filename, content in wheels.items():
         target = folder / Path(filename).name
-        if not target.exists():
+        if not target.exists() or target.read_bytes() != content:  # absent, or changed on disk
             tmp = target.with_name(f".{target.name}.{os.getpid()}")
             tmp.write_bytes(content)
             tmp.replace(target)
     return folder
+
+
+def requirements(folder: Path, wheels: Mapping[str, bytes]) -> str:
+    """One ``<wheel path> --hash=sha256:<digest>`` line per wheel: the installer takes
+    exactly these bytes (a wheel file changed on disk since is refused by its hash)."""
+    lines = [
+        f"{folder / Path(filename).name} --hash=sha256:{hashlib.sha256(content).hexdigest()}"
+        for filename, content in sorted(wheels.items())
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def check_dependencies(site: Path) -> None:
+    """Every ``Requires-Dist`` of every distribution in ``site`` is satisfied within ``site``
+    (the wheels were installed ``--no-deps``): nothing is fetched or resolved later."""
+    from packaging.markers import UndefinedEnvironmentName
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    installed = {
+        normalize(d.metadata["Name"] or ""): d.version
+        for d in metadata.distributions(path=[str(site)])
+    }
+    for dist in metadata.distributions(path=[str(site)]):
+        owner = f"{dist.metadata['Name']} {dist.version}"
+        for line in dist.requires or []:
+            try:
+                requirement = Requirement(line)
+                if requirement.marker is not None and not requirement.marker.evaluate(
+                    {"extra": ""}
+                ):
+                    continue
+            except (InvalidRequirement, UndefinedEnvironmentName) as exc:
+                raise DependencyNotPinned(f"{owner}: requirement {line!r}: {exc}") from None
+            found = installed.get(normalize(requirement.name))
+            if found is None:
+                raise DependencyNotPinned(
+                    f"{owner} requires {requirement}, which is not among its pinned wheels"
+                )
+            if not requirement.specifier.contains(found, prereleases=True):
+                raise DependencyNotPinned(
+                    f"{owner} requires {requirement}, but the pinned wheel is {found}"
+                )
 
 
 def build(key: str, name: str, version: str, wheels: Mapping[str, bytes]) -> Env:
@@ -180,6 +232,8 @@ def build(key: str, name: str, version: str, wheels: Mapping[str, bytes]) -> Env
                 "creating the environment",
             )
             _link_runtime(site_packages(staging))
+            pins = staging / ".imbi-requirements.txt"
+            pins.write_text(requirements(folder, wheels))
             _run(
                 [
                     uv(),
@@ -189,12 +243,14 @@ def build(key: str, name: str, version: str, wheels: Mapping[str, bytes]) -> Env
                     "--python",
                     str(staging / "bin" / "python"),
                     "--no-index",
-                    "--find-links",
-                    str(folder),
-                    f"{name}=={version}",
+                    "--no-deps",
+                    "--require-hashes",
+                    "-r",
+                    str(pins),
                 ],
                 f"installing {name} {version}",
             )
+            check_dependencies(site_packages(staging))
             (staging / READY).write_text(
                 json.dumps({"name": name, "version": version, "key": key, "built": time.time()})
             )
@@ -238,9 +294,12 @@ def load_wheels(row: Any) -> dict[str, bytes]:
 def reconcile() -> dict[str, str]:
     """Converge this node to the desired state and report it (``NodeState`` rows).
 
-    Builds every missing environment, marks environments no longer desired as retired
-    (their runners drain; ``prune`` deletes them later). Idempotent. Returns
+    Builds every missing environment, reports one whose files no longer match their
+    manifests as failed (``integrity.check_environment``; never rebuilt over: delete it to
+    rebuild), marks environments no longer desired as retired (their runners drain;
+    ``prune`` deletes them later). Idempotent. Returns
     ``{distribution: status}``."""
+    from . import integrity
     from .models import InstalledDistribution, NodeState, NodeStatus, RegistryState
 
     node = node_id()
@@ -251,12 +310,16 @@ def reconcile() -> dict[str, str]:
     for row in rows:
         wanted.add(row.env_key)
         try:
-            ensure(row)
+            env = ensure(row)
         except (EnvironmentError_, OSError, subprocess.SubprocessError) as exc:
             status, detail = NodeStatus.FAILED, str(exc)[:500]
             logger.error("plugin environment %s on %s: %s", row.env_key, node, detail)
         else:
             status, detail = NodeStatus.READY, ""
+            refusal = integrity.runtime_refusal(row, env.path, rules=())  # files only
+            if refusal is not None:  # shown on every node's status; never served
+                status, detail = NodeStatus.FAILED, refusal[1][:500]
+                logger.error("plugin environment %s on %s: %s", row.env_key, node, detail)
         _report(
             node,
             row.name,

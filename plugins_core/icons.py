@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from pathlib import Path
 from xml.etree import ElementTree as ET
 from xml.sax.saxutils import escape, quoteattr
 
@@ -194,15 +195,32 @@ def sanitize_svg(data: bytes) -> str:
     return "".join(out)
 
 
-def load_icon(ref: str) -> str:
-    """Read ``"package.module:file.svg"`` from an installed package and sanitize it."""
+def load_icon(ref: str, env: str = "") -> str:
+    """Read ``"package.module:file.svg"`` from an installed package and sanitize it.
+
+    ``env``: the plugin's own environment (a runtime-installed distribution, never imported
+    here): the file is read from its site-packages, and only from there."""
     match = _ICON_REF_RE.match(ref) if isinstance(ref, str) else None
     if match is None:
         raise IconError(f"{ref!r} is not 'package.module:filename.svg'")
     try:
-        resource = resources.files(match["package"]).joinpath(match["name"])
-        with resource.open("rb") as handle:
-            data = handle.read(MAX_ICON_BYTES + 1)
+        if env:
+            data = _read_from_env(Path(env), match["package"], match["name"])
+        else:
+            resource = resources.files(match["package"]).joinpath(match["name"])
+            with resource.open("rb") as handle:
+                data = handle.read(MAX_ICON_BYTES + 1)
     except (ModuleNotFoundError, OSError, TypeError):
         raise IconError(f"icon resource {ref!r} was not found") from None
     return sanitize_svg(data)
+
+
+def _read_from_env(env: Path, package: str, name: str) -> bytes:
+    from .environments import site_packages
+
+    site = site_packages(env).resolve()
+    path = (site / package.replace(".", "/") / name).resolve()
+    if not path.is_relative_to(site) or not path.is_file():
+        raise FileNotFoundError(name)
+    with path.open("rb") as handle:
+        return handle.read(MAX_ICON_BYTES + 1)

@@ -257,6 +257,15 @@ def read_artifact(document: IndexDocument, url: str, size: int) -> bytes:
 # --- persistence --------------------------------------------------------------------------
 
 
+def _blocklist_changed() -> None:
+    """Every process re-checks its runtime-installed distributions against the new list."""
+    from .distributions import new_generation
+    from .models import InstalledDistribution
+
+    if InstalledDistribution.objects.exists():
+        new_generation()
+
+
 def refresh(index: Any, *, now: dt.datetime | None = None) -> IndexDocument:
     """Fetch and verify ``index`` (a ``PluginIndex`` row), then remember what was seen.
 
@@ -292,6 +301,9 @@ def refresh(index: Any, *, now: dt.datetime | None = None) -> IndexDocument:
             error: SupplyChainError | None = exc
         else:
             error = None
+            previous = row.document if isinstance(row.document, dict) else {}
+            if previous.get("blocklist", []) != document.signed.get("blocklist", []):
+                _blocklist_changed()
             row.last_version = document.version
             row.last_digest = document.digest
             row.expires = document.expires

@@ -3,35 +3,32 @@
 Owns ``install_from_index`` (``manage.py plugin install NAME[==VERSION]``, ``POST
 /api/plugin-index/install``, the admin's install form), ``available`` (the catalog's
 "available" list with badges), ``ArtifactInstaller`` (the seam to the install path: it gets
-a ``VerifiedArtifact`` and installs exactly its bytes) and ``PipTargetInstaller`` (the
-default until per-distribution environments land: ``pip install --no-deps`` of the verified
-wheel into ``IMBI_PLUGINS_SITE``, then its dependencies with ``--require-hashes``).
+a ``VerifiedArtifact`` and installs exactly its bytes) and ``DesiredStateInstaller`` (that
+path: the verified wheel and its hash-pinned dependency wheels go to
+``distributions.install``, which records them in the desired state by SHA-256; every node
+then builds the same environment from the same bytes).
 
 Data path: refresh every enabled index (each verified; a refused one is recorded on its row;
 its error is raised if no healthy index offers the plugin, or if it comes before the index
 that does: a refused index never lets a lower-priority one shadow a name) -> ``select``
-(the highest-priority index listing the name) -> ``verify_artifact`` -> installer ->
-integrity record + ``IndexedArtifact`` row + audit -> registry rebuild.
+(the highest-priority index listing the name) -> ``verify_artifact`` -> fetch the pinned
+dependency wheels (``dependencies.fetch``) -> ``distributions.install`` (environment built,
+entry points imported in a sandbox, then in one transaction: wheels, ``InstalledDistribution``,
+``IndexedArtifact`` (the signed entry: the file manifest checked at rest), generation, audit)
+-> this process switches to the new generation; every other process and node follows it.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
-
-from django.conf import settings
-from django.db import transaction
 
 from imbi.core import audit
 from imbi.core.models import AuditEvent
 
-from . import index, integrity, registry, trust
-from .models import IndexedArtifact, PluginIndex
+from . import dependencies, distributions, index, integrity, runtime, trust
+from .models import IndexedArtifact, InstalledDistribution, PluginIndex
 from .supply_errors import InstallFailed, NoIndexConfigured, SupplyChainError
 from .verification import (
     VerifiedArtifact,
@@ -44,7 +41,7 @@ from .verification import (
 __all__ = [
     "ArtifactInstaller",
     "AvailablePlugin",
-    "PipTargetInstaller",
+    "DesiredStateInstaller",
     "available",
     "install_from_index",
 ]
@@ -56,48 +53,83 @@ class ArtifactInstaller(Protocol):
     def install(self, artifact: VerifiedArtifact) -> None: ...
 
 
-class PipTargetInstaller:
-    """pip into one folder on ``sys.path``: the wheel ``--no-deps``, dependencies hash-pinned."""
+class DesiredStateInstaller:
+    """The verified wheel and its pinned dependency wheels into the desired state.
 
-    def __init__(self, target: str | Path | None = None, python: str = sys.executable) -> None:
-        self.target = Path(target or settings.IMBI_PLUGINS_SITE)
-        self.python = python
+    ``distributions.install`` (an upgrade when another version is installed) stores every
+    wheel by SHA-256, builds this node's environment with each wheel ``--no-deps
+    --require-hashes`` and imports the entry points in a sandbox before anything is
+    committed; the ``IndexedArtifact`` record (index, publisher, signed entry) is written in
+    the same transaction as the ``InstalledDistribution`` row."""
 
-    def _pip(self, *args: str) -> None:
-        command = [
-            self.python,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--no-compile",
-            "--upgrade",
-            "--target",
-            str(self.target),
-            *args,
-        ]
-        try:
-            result = subprocess.run(
-                command, capture_output=True, text=True, timeout=600, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise InstallFailed(f"pip could not run: {exc}") from None
-        if result.returncode != 0:
-            last = (result.stderr.strip().splitlines() or ["pip failed"])[-1]
-            raise InstallFailed(f"pip refused the install: {last[:500]}")
+    def __init__(self, *, actor: Any = None, organization: Any = None) -> None:
+        self.actor = actor
+        self.organization = organization
+        self.row: InstalledDistribution | None = None
+        self.previous: str | None = None
 
     def install(self, artifact: VerifiedArtifact) -> None:
-        self.target.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="imbi-artifact-") as tmp:
-            wheel = artifact.write_to(Path(tmp))
-            if artifact.dependencies:
-                requirements = Path(tmp) / "requirements.txt"
-                requirements.write_text("\n".join(artifact.dependencies) + "\n")
-                self._pip("--require-hashes", "--only-binary", ":all:", "-r", str(requirements))
-            self._pip("--no-deps", "--no-index", str(wheel))
-        integrity.add_plugin_site(str(self.target))
+        owner = f"{artifact.name} {artifact.version}"
+        try:
+            main = distributions.wheel(artifact.filename, artifact.data)
+        except distributions.DistributionError as exc:
+            raise InstallFailed(f"{exc.code}: {exc.detail}") from None
+        if (main.name, main.version, main.sha256) != (
+            artifact.name,
+            artifact.version,
+            artifact.sha256,
+        ):
+            raise InstallFailed(
+                f"invalid_wheel: {artifact.filename} is {main.name} {main.version}, "
+                f"the signed entry names {owner}"
+            )
+        wheels = [main, *dependencies.fetch(artifact.dependencies, owner)]
+        existing = InstalledDistribution.objects.filter(name=artifact.name).first()
+        self.previous = existing.version if existing else None
+        try:
+            self.row = distributions.install(
+                wheels,
+                actor=self.actor,
+                source=(
+                    f"index {artifact.index} v{artifact.index_version}: {artifact.filename} "
+                    f"(publisher {artifact.certificate.subject})"
+                ),
+                upgrade=existing is not None,
+                provenance=lambda row: _record(artifact, self.actor, self.organization),
+            )
+        except distributions.DistributionError as exc:
+            raise InstallFailed(f"{exc.code}: {exc.detail}") from None
+
+
+def _record(artifact: VerifiedArtifact, actor: Any, organization: Any) -> IndexedArtifact:
+    """The signed provenance of the installed bytes, and the audit event naming it."""
+    record, _ = IndexedArtifact.objects.update_or_create(
+        distribution=artifact.name,
+        defaults={
+            "version": artifact.version,
+            "sha256": artifact.sha256,
+            "size": artifact.size,
+            "index": artifact.index,
+            "index_version": artifact.index_version,
+            "publisher": artifact.certificate.subject,
+            "verified_publisher": artifact.certificate.verified,
+            "entry": dict(artifact.entry),
+            "certificate": dict(artifact.certificate_document),
+            "installed_by": getattr(actor, "username", "") or "",
+        },
+    )
+    audit.record(
+        AuditEvent.Action.PLUGIN_INSTALL,
+        actor=actor,
+        organization=organization,
+        plugin_slug=artifact.name[:64],
+        detail=(
+            f"installed {artifact.name} {artifact.version} from index {artifact.index} "
+            f"v{artifact.index_version} (sha256 {artifact.sha256}, publisher "
+            f"{artifact.certificate.subject}, {artifact.badge})"
+        )[:255],
+    )
+    return record
 
 
 def followed_indexes() -> list[PluginIndex]:
@@ -121,6 +153,7 @@ class InstallRecord:
     artifact: VerifiedArtifact
     record: IndexedArtifact
     previous_version: str | None
+    row: InstalledDistribution | None = None  # the desired state (None: another installer)
 
 
 def install_from_index(
@@ -158,38 +191,18 @@ def install_from_index(
         verified_only=trust.verified_only(organization),
         rules=rules,
     )
-    (installer or PipTargetInstaller()).install(artifact)
-    integrity.write_record(artifact)
-    previous = IndexedArtifact.objects.filter(distribution=artifact.name).first()
-    with transaction.atomic():
-        record, _ = IndexedArtifact.objects.update_or_create(
-            distribution=artifact.name,
-            defaults={
-                "version": artifact.version,
-                "sha256": artifact.sha256,
-                "size": artifact.size,
-                "index": artifact.index,
-                "index_version": artifact.index_version,
-                "publisher": artifact.certificate.subject,
-                "verified_publisher": artifact.certificate.verified,
-                "entry": dict(artifact.entry),
-                "certificate": dict(artifact.certificate_document),
-                "installed_by": getattr(actor, "username", "") or "",
-            },
-        )
-        audit.record(
-            AuditEvent.Action.PLUGIN_INSTALL,
-            actor=actor,
-            organization=organization,
-            plugin_slug=artifact.name[:64],
-            detail=(
-                f"installed {artifact.name} {artifact.version} from index {artifact.index} "
-                f"v{artifact.index_version} (sha256 {artifact.sha256}, publisher "
-                f"{artifact.certificate.subject}, {artifact.badge})"
-            )[:255],
-        )
-    registry.rebuild()
-    return InstallRecord(artifact, record, previous.version if previous else None)
+    previous = InstalledDistribution.objects.filter(name=artifact.name).first()
+    if installer is None:
+        installer = DesiredStateInstaller(actor=actor, organization=organization)
+    installer.install(artifact)
+    record = IndexedArtifact.objects.filter(distribution=artifact.name).first()
+    if record is None:  # another installer (tests) that did not record the provenance
+        record = _record(artifact, actor, organization)
+    runtime.switch()  # this process serves it now; the others follow the generation
+    installed = InstalledDistribution.objects.filter(
+        name=artifact.name, sha256=artifact.sha256
+    ).first()
+    return InstallRecord(artifact, record, previous.version if previous else None, installed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +240,7 @@ def available(*, refresh: bool = False) -> list[AvailablePlugin]:
         _refreshed(rows)
         rows = followed_indexes()
     rules = integrity.current_block_rules()
-    installed = dict(IndexedArtifact.objects.values_list("distribution", "version"))
+    installed = dict(InstalledDistribution.objects.values_list("name", "version"))
     seen: set[str] = set()
     out: list[AvailablePlugin] = []
     for row in rows:

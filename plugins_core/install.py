@@ -183,11 +183,11 @@ def _settings(template: ServiceTemplate) -> dict[str, Any]:
     return settings
 
 
-def _icon(template: ServiceTemplate) -> str:
+def _icon(template: ServiceTemplate, env: str = "") -> str:
     if not template.icon:
         return ""
     try:
-        return load_icon(template.icon)
+        return load_icon(template.icon, env)
     except IconError as exc:
         raise InstallError("icon_rejected", f"icon {template.icon!r} refused: {exc}") from None
 
@@ -342,7 +342,8 @@ def install_from_template(
     template = _template(snapshot, entry_point)
     _check_no_secrets(template)
     settings = _settings(template)
-    icon = _icon(template)
+    entry = snapshot.get(entry_point)
+    icon = _icon(template, entry.env if entry is not None else "")
     entries = _sharing(snapshot, template)
     with transaction.atomic():
         before = _current_settings(organization, template)

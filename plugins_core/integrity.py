@@ -1,29 +1,45 @@
-"""Integrity at rest: every installed plugin file against a signed file manifest.
+"""Integrity at rest: every installed plugin file against its recorded file manifest.
 
-Owns the install record written after an index install (``write_record``: the publisher's
-signed entry, whose ``files`` map every installed path to its SHA-256, plus the publisher's
-certificate) in ``IMBI_PLUGINS_STATE_DIR/integrity/<distribution>.json``; ``check_distribution``
-(re-verify the record's signatures and hash every file: ``file_modified`` names the file);
-``verify_installed`` (``manage.py plugin verify``, ``GET /api/plugins/integrity``) and
-``load_guard`` (the registry refuses a modified, unsigned or blocklisted distribution before
-importing it: status ``modified``, ``unsigned`` or ``blocked`` with the reason).
+Runtime-installed distributions (``plugins_core.distributions``, from a signed index or a
+local wheel) live in one environment per version on each node (``environments``). Their
+manifests come from the desired state, never from the node's disk:
 
-Unsigned distributions (installed without an index: editable checkouts, ``pip install``) load
-only when ``IMBI_PLUGINS_UNSIGNED_ALLOWED`` lists them (``"*"``: all, for development). Even
-then they are checked against the hashes of their own ``RECORD``: an allow-list admits
-unsigned plugins, never modified ones.
+- the plugin's wheel installed from a signed index: the publisher's signed ``files``
+  (``IndexedArtifact.entry``, re-verified against the recorded certificate's key each time);
+  status ``signed``;
+- a plugin installed from a local wheel, and every dependency wheel: the manifest of the
+  stored wheel itself (``DistributionArtifact``, whose SHA-256 the desired state records);
+  status ``recorded``.
+
+``check_environment`` hashes every file those manifests name in the environment's
+site-packages (``file_modified`` names a changed or missing file) and refuses any file they do
+not name (an added module, ``.pth`` file or ``__pycache__/*.pyc``: runners never write byte
+code, and nothing else writes there), except the installer's own metadata (``RECORD``,
+``INSTALLER``, ...) and the host's linked SDK and runner modules; and that the environment's
+``bin/python`` is the host's interpreter and its ``pyvenv.cfg`` keeps the host's packages
+out. ``runtime_refusal`` applies
+it (and the blocklist) each time a process switches registry generations, before any runner
+starts from the environment.
+
+Host-environment distributions (the image's own plugins) load only when
+``IMBI_PLUGINS_UNSIGNED_ALLOWED`` lists them (``"*"``: all, for development), and are checked
+against the hashes of their own ``RECORD`` (``load_guard``, before the registry imports
+them): an allow-list admits unsigned plugins, never modified ones.
+
+``verify_installed`` (``manage.py plugin verify``, ``GET /api/plugins/integrity``, the admin's
+install records) reports both kinds on this node.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import hashlib
 import io
-import json
 import logging
 import os
-import tempfile
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -31,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from imbi_plugin_sdk import signing as formats
+from imbi_plugin_sdk.publishing import PublishError, file_manifest
 from packaging.utils import canonicalize_name
 
 from . import registry, trust
@@ -45,68 +62,27 @@ from .supply_errors import (
 __all__ = [
     "IntegrityResult",
     "check_distribution",
+    "check_environment",
     "load_guard",
-    "read_record",
-    "record_path",
+    "runtime_refusal",
     "verify_installed",
-    "write_record",
 ]
 
 logger = logging.getLogger(__name__)
 
-
-def add_plugin_site(folder: str) -> None:
-    """Put the index-install folder on ``sys.path`` (appended: it never shadows the host;
-    ``.pth`` files there are never executed, unlike ``site.addsitedir``)."""
-    import sys
-
-    if folder and folder not in sys.path:
-        sys.path.append(folder)
-
-
-def state_dir() -> Path:
-    from django.conf import settings
-
-    return Path(settings.IMBI_PLUGINS_STATE_DIR)
-
-
-def record_path(distribution: str) -> Path:
-    return state_dir() / "integrity" / f"{canonicalize_name(distribution)}.json"
-
-
-def write_record(artifact: Any) -> Path:
-    """Record a ``VerifiedArtifact`` as installed (atomic; mode 0644 in a 0755 folder)."""
-    path = record_path(artifact.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    record = {
-        "distribution": artifact.name,
-        "version": artifact.version,
-        "index": artifact.index,
-        "sha256": artifact.sha256,
-        "entry": dict(artifact.entry),
-        "certificate": dict(artifact.certificate_document),
+# Written (or rewritten) by the installer (uv) into each .dist-info; never imported, and not
+# part of any wheel's manifest (``publishing.wheel_install_path``).
+INSTALLER_FILES = frozenset(
+    {
+        "RECORD",
+        "RECORD.jws",
+        "RECORD.p7s",
+        "INSTALLER",
+        "REQUESTED",
+        "direct_url.json",
+        "uv_cache.json",
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=2, sort_keys=True)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
-
-
-def remove_record(distribution: str) -> None:
-    record_path(distribution).unlink(missing_ok=True)
-
-
-def read_record(distribution: str) -> dict[str, Any] | None:
-    path = record_path(distribution)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise FileModified(f"the integrity record {path} is unreadable: {exc}") from None
-    return data if isinstance(data, dict) else None
+)
 
 
 def _sha256(path: Path) -> str | None:
@@ -121,10 +97,10 @@ def _sha256(path: Path) -> str | None:
 
 
 def _check_signed(record: Mapping[str, Any], distribution: str) -> Mapping[str, str]:
-    """The record's file manifest, after re-verifying the publisher's signature over it."""
+    """The signed entry's file manifest, after re-verifying the publisher's signature."""
     entry, certificate = record.get("entry"), record.get("certificate")
     if not isinstance(entry, dict) or not isinstance(certificate, dict):
-        raise FileModified(f"{distribution}: the integrity record is malformed")
+        raise FileModified(f"{distribution}: the install record is malformed")
     body = certificate.get("certificate") or {}
     public_key = body.get("public_key", "")
     try:
@@ -139,7 +115,7 @@ def _check_signed(record: Mapping[str, Any], distribution: str) -> Mapping[str, 
         )
     files = entry.get("files")
     if not isinstance(files, dict):
-        raise FileModified(f"{distribution}: the integrity record has no file manifest")
+        raise FileModified(f"{distribution}: the install record has no file manifest")
     return files
 
 
@@ -192,28 +168,184 @@ class IntegrityResult:
 
     @property
     def ok(self) -> bool:
-        return self.status in ("signed", "unsigned-allowed")
+        return self.status in ("signed", "recorded", "unsigned-allowed")
 
 
 def check_distribution(dist: metadata.Distribution) -> IntegrityResult:
-    """Verify one installed distribution; raises its ``SupplyChainError`` when refused."""
+    """Verify one host-environment distribution; raises its ``SupplyChainError`` when refused."""
     name = canonicalize_name(dist.metadata["Name"] or "")
     version = dist.version
-    record = read_record(name)
-    if record is not None and record.get("version") == version:
-        files = _check_signed(record, name)
-        count = _check_files(dist, files, name)
-        return IntegrityResult(name, version, "signed", f"{count} files match", count)
     if not _allowed_unsigned(name):
         raise UnsignedPlugin(
-            f"{name} {version} was not installed from a signed index and is not on "
-            "IMBI_PLUGINS_UNSIGNED_ALLOWED",
+            f"{name} {version} is in the host environment, was not installed from a signed "
+            "index (manage.py plugin install NAME) and is not on IMBI_PLUGINS_UNSIGNED_ALLOWED",
             distribution=name,
         )
     count = _check_files(dist, _record_hashes(dist), name)
     return IntegrityResult(
         name, version, "unsigned-allowed", f"unsigned, allowed; {count} files match RECORD", count
     )
+
+
+# --- runtime-installed distributions (one environment per version) -------------------------
+
+_wheel_manifests: dict[str, dict[str, str]] = {}  # by wheel SHA-256: immutable
+
+
+def _wheel_bytes(sha256: str, folder: Path) -> bytes:
+    """A stored wheel: this node's copy when it still matches, else the database's."""
+    from .models import DistributionArtifact
+
+    found = DistributionArtifact.objects.filter(sha256=sha256).values_list("filename", flat=True)
+    filename = found.first()
+    if filename is None:
+        raise FileModified(f"the stored wheel sha256 {sha256} is missing from the desired state")
+    with contextlib.suppress(OSError):
+        data = (folder / Path(filename).name).read_bytes()
+        if hashlib.sha256(data).hexdigest() == sha256:
+            return data
+    artifact = DistributionArtifact.objects.get(sha256=sha256)
+    data = bytes(artifact.content)
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise FileModified(f"the stored wheel {filename} does not match its sha256")
+    return data
+
+
+def wheel_manifest(sha256: str, folder: Path) -> dict[str, str]:
+    """``{installed path: sha256}`` of a stored wheel (cached: a wheel's bytes never change)."""
+    files = _wheel_manifests.get(sha256)
+    if files is None:
+        try:
+            with zipfile.ZipFile(io.BytesIO(_wheel_bytes(sha256, folder))) as archive:
+                files = file_manifest(archive)
+        except (zipfile.BadZipFile, PublishError) as exc:
+            raise FileModified(
+                f"the stored wheel sha256 {sha256[:16]} is unreadable: {exc}"
+            ) from None
+        _wheel_manifests[sha256] = files
+    return files
+
+
+def _expected(row: Any, folder: Path) -> tuple[str, dict[str, tuple[str, str]]]:
+    """(``signed``|``recorded``, ``{path: (sha256, whose)}``) for every wheel of ``row``."""
+    from .models import IndexedArtifact
+
+    status = "recorded"
+    expected: dict[str, tuple[str, str]] = {}
+    for sha in sorted(set(row.artifacts or [])):
+        for path, digest in wheel_manifest(sha, folder).items():
+            expected[path] = (digest, sha)
+    record = IndexedArtifact.objects.filter(distribution=row.name, sha256=row.sha256).first()
+    if record is not None:
+        signed = _check_signed({"entry": record.entry, "certificate": record.certificate}, row.name)
+        if dict(signed) != wheel_manifest(row.sha256, folder):
+            raise FileModified(f"{row.name}: the stored wheel differs from the signed manifest")
+        status = "signed"
+    return status, expected
+
+
+def _linked_runtime() -> dict[str, Path]:
+    """The host's modules linked into every environment (``environments._link_runtime``)."""
+    import imbi_plugin_sdk
+
+    import plugins_core
+
+    return {
+        "imbi_plugin_sdk": Path(imbi_plugin_sdk.__file__).resolve().parent,
+        "plugins_core": Path(plugins_core.__file__).resolve().parent,
+    }
+
+
+def _allowed_extra(relative: str) -> bool:
+    top, _, rest = relative.partition("/")
+    if top.endswith(".dist-info") and rest in INSTALLER_FILES:
+        return True
+    sdk = f"imbi_plugin_sdk-{metadata.version('imbi-plugin-sdk')}.dist-info"
+    return top == sdk and rest in ("METADATA", "INSTALLER", "RECORD")
+
+
+def _check_interpreter(env: Path, name: str) -> None:
+    """The environment's interpreter is the host's, and it does not see the host's packages
+    (the two things in the environment, outside site-packages, that decide what runs)."""
+    import sys
+
+    python = env / "bin" / "python"
+    if python.resolve() != Path(sys.executable).resolve():
+        raise FileModified(
+            f"{name}: bin/python of its environment is not the host's interpreter",
+            file="bin/python",
+        )
+    try:
+        config = (env / "pyvenv.cfg").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise FileModified(f"{name}: pyvenv.cfg is missing", file="pyvenv.cfg") from None
+    settings = {
+        key.strip().lower(): value.strip().lower()
+        for key, _, value in (line.partition("=") for line in config.splitlines())
+    }
+    if settings.get("include-system-site-packages") != "false":
+        raise FileModified(
+            f"{name}: pyvenv.cfg of its environment was modified (it must not include the "
+            "host's site-packages)",
+            file="pyvenv.cfg",
+        )
+
+
+def check_environment(row: Any, env: Path) -> IntegrityResult:
+    """Every file of ``row``'s environment ``env`` against its manifests (module docstring)."""
+    from . import environments
+
+    name = row.name
+    _check_interpreter(env, name)
+    site = environments.site_packages(env)
+    status, expected = _expected(row, environments.root() / "wheels" / row.env_key)
+    for relative, (digest, _) in sorted(expected.items()):
+        actual = _sha256(site / relative)
+        if actual is None:
+            raise FileModified(f"{name}: installed file {relative} is missing", file=relative)
+        if actual != digest:
+            raise FileModified(
+                f"{name}: installed file {relative} was modified (sha256 {actual}, "
+                f"{'signed' if status == 'signed' else 'recorded'} {digest})",
+                file=relative,
+            )
+    linked = _linked_runtime()
+    for folder, dirs, files in os.walk(site):
+        base = Path(folder)
+        for entry in sorted(dirs):
+            path = base / entry
+            relative = path.relative_to(site).as_posix()
+            if path.is_symlink() and linked.get(relative) != path.resolve():
+                raise FileModified(
+                    f"{name}: unexpected link {relative} in its environment", file=relative
+                )
+        for entry in sorted(files):
+            relative = (base / entry).relative_to(site).as_posix()
+            if relative in expected or _allowed_extra(relative):
+                continue
+            raise FileModified(
+                f"{name}: unexpected file {relative} in its environment (not in any "
+                "manifest of its wheels)",
+                file=relative,
+            )
+    count = len(expected)
+    return IntegrityResult(name, row.version, status, f"{count} files match", count)
+
+
+def runtime_refusal(
+    row: Any, env: Path, rules: Iterable[trust.BlockRule] | None = None
+) -> tuple[registry.Status, str] | None:
+    """Why ``row`` must not serve on this node (blocklisted, modified), or ``None``."""
+    rule = trust.blocked(current_block_rules() if rules is None else rules, row.name, row.version)
+    if rule is not None:
+        return registry.Status.BLOCKED, rule.message(row.name, row.version)
+    try:
+        check_environment(row, env)
+    except SupplyChainError as exc:
+        return registry.Status.MODIFIED, f"{exc.code}: {exc.detail}"
+    except Exception as exc:  # fail closed: an environment that cannot be checked is not used
+        return registry.Status.MODIFIED, f"integrity check failed: {type(exc).__name__}: {exc}"
+    return None
 
 
 def plugin_distributions() -> list[metadata.Distribution]:
@@ -226,7 +358,10 @@ def plugin_distributions() -> list[metadata.Distribution]:
 
 
 def verify_installed() -> list[IntegrityResult]:
-    """``manage.py plugin verify``: every plugin distribution, checked; never raises."""
+    """``manage.py plugin verify``: every plugin distribution on this node; never raises."""
+    from . import environments
+    from .models import InstalledDistribution
+
     results = []
     for dist in plugin_distributions():
         try:
@@ -234,6 +369,23 @@ def verify_installed() -> list[IntegrityResult]:
         except SupplyChainError as exc:
             name = canonicalize_name(dist.metadata["Name"] or "")
             results.append(IntegrityResult(name, dist.version, exc.code, exc.detail))
+    for row in InstalledDistribution.objects.order_by("name"):
+        env = environments.env_path(row.env_key)
+        if not (env / environments.READY).exists():
+            results.append(
+                IntegrityResult(
+                    row.name,
+                    row.version,
+                    "environment_missing",
+                    f"{row.name} {row.version} has no environment on node "
+                    f"{environments.node_id()} (manage.py plugin reconcile builds it)",
+                )
+            )
+            continue
+        try:
+            results.append(check_environment(row, env))
+        except SupplyChainError as exc:
+            results.append(IntegrityResult(row.name, row.version, exc.code, exc.detail))
     return results
 
 
@@ -248,11 +400,12 @@ def current_block_rules() -> list[trust.BlockRule]:
     try:
         from .models import PluginIndex
 
-        for name, document in PluginIndex.objects.filter(enabled=True).values_list(
-            "name", "document"
+        # Only the blocklists: an index document carries every entry's file manifest.
+        for name, blocklist in PluginIndex.objects.filter(enabled=True).values_list(
+            "name", "document__blocklist"
         ):
-            if isinstance(document, dict):
-                rules += trust.block_rules(document.get("blocklist") or [], f"index {name!r}")
+            if isinstance(blocklist, list):
+                rules += trust.block_rules(blocklist, f"index {name!r}")
     except Exception as exc:  # no database yet (start-up, migrations): say so, go on
         logger.warning("plugin blocklist from the indexes unavailable: %s", type(exc).__name__)
     return rules

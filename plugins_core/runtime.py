@@ -27,7 +27,7 @@ from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from imbi_plugin_sdk import ManifestError, PluginManifest, is_compatible
 
-from . import environments, registry
+from . import environments, integrity, registry
 
 logger = logging.getLogger("imbi.plugins.runtime")
 
@@ -66,8 +66,16 @@ def serving() -> int | None:
     return _serving
 
 
-def managed_entries(row: Any, env: environments.Env | None, reason: str = "") -> list[Any]:
-    """Registry entries of one ``InstalledDistribution`` (manifests as inspected at install)."""
+def managed_entries(
+    row: Any,
+    env: environments.Env | None,
+    reason: str = "",
+    refusal: tuple[registry.Status, str] | None = None,
+) -> list[Any]:
+    """Registry entries of one ``InstalledDistribution`` (manifests as inspected at install).
+
+    ``refusal`` (blocklisted, or a modified environment: ``integrity.runtime_refusal``) is
+    shown on every entry, and no runner ever starts from that environment."""
     entries = []
     for name, info in sorted((row.entries or {}).items()):
         target = str(info.get("target", ""))
@@ -82,6 +90,8 @@ def managed_entries(row: Any, env: environments.Env | None, reason: str = "") ->
                 status, detail = registry.Status.INCOMPATIBLE, why
         if env is None:
             status, detail = registry.Status.IMPORT_FAILED, reason or "environment missing"
+        elif refusal is not None:
+            status, detail = refusal
         entries.append(
             registry.Entry(
                 name,
@@ -106,14 +116,20 @@ def switch(generation: int | None = None) -> registry.Snapshot:
     with _lock:
         target = desired_generation() if generation is None else generation
         entries: list[Any] = []
+        rules = integrity.current_block_rules()
         for row in InstalledDistribution.objects.all():
+            refusal = None
             try:
                 env: environments.Env | None = environments.ensure(row)
                 reason = ""
             except Exception as exc:  # the entries are shown import_failed with the reason
                 env, reason = None, f"environment not available on this node: {exc}"[:500]
                 logger.error("plugin %s %s: %s", row.name, row.version, reason)
-            entries.extend(managed_entries(row, env, reason))
+            if env is not None:
+                refusal = integrity.runtime_refusal(row, env.path, rules)
+                if refusal is not None:
+                    logger.error("plugin %s %s refused: %s", row.name, row.version, refusal[1])
+            entries.extend(managed_entries(row, env, reason, refusal))
         snapshot = registry.set_managed(entries)
         _serving = target
     live = {(e.distribution, e.version) for e in snapshot.entries.values()}

@@ -22,6 +22,8 @@ __all__ = [
     "CertificateInvalid",
     "CertificateNotYetValid",
     "CertificateRevoked",
+    "DependencyRejected",
+    "DependencyUnavailable",
     "FileModified",
     "IndexExpired",
     "IndexMalformed",
@@ -185,6 +187,26 @@ class UnsignedPlugin(SupplyChainError):
     code = "unsigned_plugin"
 
 
+# --- installing ---------------------------------------------------------------------------
+
+
+class DependencyRejected(SupplyChainError):
+    """A dependency line that is not ``name==version --hash=sha256:...``, or a fetched wheel
+    that is not what the signed entry pins."""
+
+    code = "dependency_rejected"
+
+
+class DependencyUnavailable(SupplyChainError):
+    """A pinned dependency wheel could not be fetched (or its hash did not match)."""
+
+    code = "dependency_unavailable"
+    http_status = 502
+
+
 class InstallFailed(SupplyChainError):
+    """The verified bytes were refused by the install path (``distributions.install``): the
+    detail starts with that path's own code (``import_failed: ...``); nothing changed."""
+
     code = "install_failed"
     http_status = 503

@@ -5,7 +5,7 @@ the first key encrypts, all keys decrypt), ``SECRET_KEY``, ``ALLOWED_HOSTS``, ``
 ``IMBI_PLUGINS_STRICT``, ``IMBI_PLUGIN_TIMEOUT``, ``IMBI_PLUGIN_MAX_REPLY_BYTES``; throttling:
 ``IMBI_LOGIN_FAILURE_LIMIT``, ``IMBI_TOKEN_FAILURE_LIMIT``, ``IMBI_LOGIN_LOCKOUT_MINUTES``,
 ``IMBI_TRUSTED_PROXY_COUNT``; request limits: ``IMBI_MAX_REQUEST_BYTES``; supply chain:
-``IMBI_PLUGINS_SITE``, ``IMBI_PLUGINS_STATE_DIR``, ``IMBI_PLUGINS_VERIFIED_ONLY``,
+``IMBI_PLUGINS_DEPENDENCY_INDEX``, ``IMBI_PLUGINS_VERIFIED_ONLY``,
 ``IMBI_PLUGINS_UNSIGNED_ALLOWED``.
 
 Every variable read here or in the other settings modules is documented in
@@ -51,13 +51,13 @@ IMBI_PLUGIN_BREAKER_RESET = env.float("IMBI_PLUGIN_BREAKER_RESET", default=30.0)
 # A plugin reply larger than this (as JSON) is refused as plugin_failed (HTTP 502).
 IMBI_PLUGIN_MAX_REPLY_BYTES = env.int("IMBI_PLUGIN_MAX_REPLY_BYTES", default=8 * 1024 * 1024)
 
-# Supply chain (docs/security.md, "Supply chain"). Plugins installed from a signed index land
-# in IMBI_PLUGINS_SITE (appended to sys.path; .pth files there are never executed); their
-# signed install records live in IMBI_PLUGINS_STATE_DIR. Keep both writable by the platform's
-# deploy user only.
-IMBI_PLUGINS_SITE = env.str("IMBI_PLUGINS_SITE", default=str(DATA_DIR / "plugins" / "site"))
-IMBI_PLUGINS_STATE_DIR = env.str(
-    "IMBI_PLUGINS_STATE_DIR", default=str(DATA_DIR / "plugins" / "state")
+# Supply chain (docs/security.md, "Supply chain"). Plugins installed from a signed index go
+# into the desired state like any runtime-installed distribution (IMBI_PLUGIN_ROOT, one
+# environment per version). Their dependencies are the wheels the signed entry pins by
+# SHA-256, fetched once by the installing node from this PEP 503 index URL or local folder of
+# wheels; every other node installs them from the database.
+IMBI_PLUGINS_DEPENDENCY_INDEX = env.str(
+    "IMBI_PLUGINS_DEPENDENCY_INDEX", default="https://pypi.org/simple/"
 )
 # Install only plugins whose publisher certificate is marked verified (organizations can
 # also opt in on their own, see PluginPolicy).

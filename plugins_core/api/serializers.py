@@ -420,6 +420,13 @@ class IndexInstallOut(serializers.Serializer):  # type: ignore[type-arg]
     index_version = serializers.IntegerField()
     publisher = serializers.CharField()
     badge = serializers.CharField(help_text="verified or community (publisher certificate).")
+    generation = serializers.IntegerField(
+        allow_null=True, help_text="The registry generation this install created."
+    )
+    artifacts = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="SHA-256 of every stored wheel: the plugin's and its pinned dependencies'.",
+    )
 
 
 class AvailablePluginOut(serializers.Serializer):  # type: ignore[type-arg]

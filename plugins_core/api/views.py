@@ -523,6 +523,8 @@ class IndexInstallView(APIView):
                 "index_version": artifact.index_version,
                 "publisher": artifact.certificate.subject,
                 "badge": artifact.badge,
+                "generation": result.row.generation if result.row else None,
+                "artifacts": list(result.row.artifacts) if result.row else [],
             },
             status=201,
         )

@@ -30,7 +30,7 @@ from django.conf import settings as django_settings
 from rest_framework.authtoken.models import Token
 
 from imbi.core.models import Organization, Project, ProjectType
-from plugins_core.models import IndexedArtifact
+from plugins_core.models import DistributionArtifact, IndexedArtifact, InstalledDistribution
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "plugin-authors.md"
@@ -82,8 +82,8 @@ def platform_env(tmp_path: Path) -> dict[str, str]:
     env.update(
         DATABASE_URL=url,
         DJANGO_SETTINGS_MODULE="imbi.settings.test",
-        IMBI_PLUGINS_SITE=str(tmp_path / "platform" / "site"),
-        IMBI_PLUGINS_STATE_DIR=str(tmp_path / "platform" / "state"),
+        IMBI_PLUGIN_ROOT=str(tmp_path / "platform" / "plugins"),
+        IMBI_NODE_ID="tutorial-node",
         IMBI_PLUGINS_UNSIGNED_ALLOWED="*",
     )
     return env
@@ -183,6 +183,19 @@ def test_init_sign_publish_install_bind_and_serve_a_tab(
         "imbi-plugin-acme-demo"
     ]["versions"]["0.1.0"]["artifacts"][0]
     assert (record.sha256, record.size) == (entry["sha256"], entry["size"])
+    # Through the desired state: the verified bytes, stored by hash, in this node's environment.
+    row = InstalledDistribution.objects.get()
+    assert (row.name, row.version, row.sha256) == (
+        "imbi-plugin-acme-demo",
+        "0.1.0",
+        entry["sha256"],
+    )
+    assert (
+        bytes(DistributionArtifact.objects.get(pk=row.sha256).content)
+        == (index_dir / entry["url"]).read_bytes()
+    )
+    env = tmp_path / "platform" / "plugins" / "envs" / row.env_key
+    assert (env / ".imbi-ready").is_file()
 
     # "Restart the platform's processes", then the API steps.
     base = server()

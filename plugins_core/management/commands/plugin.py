@@ -144,7 +144,7 @@ class Command(BaseCommand):
         ).first()
         if service is None:
             raise CommandError(f"no service '{service_slug}' in organization '{org_slug}'")
-        snapshot = registry.current()
+        snapshot = self._with_runtime(registry.current())
         declared = {
             field.name
             for plugin in service.plugins.all()
@@ -384,7 +384,9 @@ class Command(BaseCommand):
         if organization is None:
             raise CommandError(f"no organization '{org_slug}'")
         try:
-            result = install_from_template(organization, entry_point)
+            result = install_from_template(
+                organization, entry_point, snapshot=self._with_runtime(registry.current())
+            )
         except InstallError as exc:
             raise CommandError(str(exc)) from None
         created = ", ".join(result.created_plugins) or "none"

@@ -2,9 +2,9 @@
 
 ``world`` builds wheels of a small configuration plugin (from ``imbi-plugin init``'s
 scaffold, zipped by hand so each test is fast), signs them with the SDK's tools, publishes
-them into an index folder and makes the platform follow that folder. ``site`` is the
-install target (``IMBI_PLUGINS_SITE``) and ``state`` the integrity-record folder; both are
-removed from ``sys.path``/``sys.modules`` afterwards so no later test sees the plugin.
+them into an index folder and makes the platform follow that folder. ``site`` is this
+node's plugin root (``IMBI_PLUGIN_ROOT``: one environment per installed version, and the
+wheels); afterwards the process serves no runtime-installed distribution again.
 """
 
 from __future__ import annotations
@@ -12,19 +12,18 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import importlib
 import json
-import sys
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from imbi_plugin_sdk import publishing, signing
 from imbi_plugin_sdk.scaffold import create_plugin
 
-from plugins_core import registry
+from plugins_core import registry, runtime
 from plugins_core.models import PluginIndex
 
 NOW = signing.utcnow()
@@ -38,6 +37,26 @@ def _record_line(path: str, data: bytes) -> str:
     return f"{path},sha256={digest},{len(data)}"
 
 
+def library_wheel(out: Path, name: str, version: str, files: dict[str, bytes]) -> Path:
+    """A plain library wheel (a plugin's dependency), ``files`` relative to site-packages."""
+    files = dict(files)
+    info = f"{name.replace('-', '_')}-{version}.dist-info"
+    files[f"{info}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    )
+    files[f"{info}/WHEEL"] = (
+        b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
+    record = [_record_line(p, d) for p, d in files.items()] + [f"{info}/RECORD,,"]
+    files[f"{info}/RECORD"] = ("\n".join(record) + "\n").encode()
+    out.mkdir(parents=True, exist_ok=True)
+    wheel = out / f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, data in files.items():
+            archive.writestr(zipfile.ZipInfo(path, date_time=(2026, 1, 1, 0, 0, 0)), data)
+    return wheel
+
+
 def build_wheel(
     out: Path,
     *,
@@ -45,6 +64,7 @@ def build_wheel(
     sdk_range: str = ">=1.1,<2",
     source: Path,
     extra: dict[str, bytes] | None = None,
+    requires: tuple[str, ...] = (),
 ) -> Path:
     """A real, pip-installable wheel of the scaffolded plugin at ``version``."""
     files: dict[str, bytes] = {}
@@ -56,6 +76,7 @@ def build_wheel(
     files[f"{info}/METADATA"] = (
         f"Metadata-Version: 2.1\nName: {DIST}\nVersion: {version}\n"
         f"Requires-Dist: imbi-plugin-sdk{sdk_range}\n"
+        + "".join(f"Requires-Dist: {r}\n" for r in requires)
     ).encode()
     files[f"{info}/WHEEL"] = (
         b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
@@ -137,6 +158,7 @@ class World:
         key: signing.PrivateKey | None = None,
         publisher: str = "acme",
         signed_at: dt.datetime | None = None,
+        dependencies: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         return publishing.sign_wheel(
             wheel,
@@ -144,6 +166,7 @@ class World:
             publisher=publisher,
             api_version="1.1",
             permissions={"network_hosts": [], "storage": True},
+            dependencies=dependencies,
             signed_at=signed_at,
         )
 
@@ -203,17 +226,15 @@ def world(tmp_path: Path) -> World:
 
 @pytest.fixture
 def site(tmp_path: Path, settings: Any) -> Iterator[Path]:
-    """IMBI_PLUGINS_SITE and IMBI_PLUGINS_STATE_DIR in tmp; cleaned from sys.path after."""
-    target = tmp_path / "site"
-    settings.IMBI_PLUGINS_SITE = str(target)
-    settings.IMBI_PLUGINS_STATE_DIR = str(tmp_path / "state")
-    yield target
-    if str(target) in sys.path:
-        sys.path.remove(str(target))
-    for module in [m for m in sys.modules if m.startswith(PACKAGE)]:
-        del sys.modules[module]
-    importlib.invalidate_caches()
-    registry.rebuild()
+    """IMBI_PLUGIN_ROOT in tmp, for a node of its own; the runtime entries dropped after."""
+    root = tmp_path / "plugin-root"
+    settings.IMBI_PLUGIN_ROOT = str(root)
+    settings.IMBI_NODE_ID = "supply-node"
+    cache.delete(runtime.CACHE_KEY)
+    yield root
+    registry.set_managed(())
+    runtime._serving = 0
+    runtime.publish(0)  # what the rolled-back database says
 
 
 def installed_files(site: Path) -> list[str]:

@@ -3,8 +3,9 @@
 Each scenario starts from a good release of ``imbi-plugin-supply-demo`` in a followed index
 and breaks one thing; ``manage.py plugin install`` must fail with a one-line reason starting
 with the scenario's code, and ``POST /api/plugin-index/install`` must answer problem+json with
-the same code. Nothing lands in the install folder, no integrity record or install row is
-written, and the audit trail records no install.
+the same code. Nothing lands in the node's plugin root (no environment, no wheel), the desired
+state is untouched (no ``InstalledDistribution`` or stored wheel, the generation unchanged), no
+install record is written, and the audit trail records no install.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ from imbi_plugin_sdk import publishing, signing
 from rest_framework.test import APIClient
 
 from imbi.core.models import AuditEvent
-from plugins_core.models import IndexedArtifact, PluginIndex, PluginPolicy
+from plugins_core.models import (
+    DistributionArtifact,
+    IndexedArtifact,
+    InstalledDistribution,
+    PluginIndex,
+    PluginPolicy,
+    RegistryState,
+)
 
 from .conftest import NOW, PACKAGE, World, installed_files, rezip
 
@@ -211,7 +219,9 @@ def _setup(scenario: str, world: World, settings: Any) -> tuple[str, str, str]:
 
 def _nothing_installed(site: Path, settings: Any) -> None:
     assert installed_files(site) == []
-    assert not (Path(settings.IMBI_PLUGINS_STATE_DIR) / "integrity").exists()
+    assert not InstalledDistribution.objects.exists()
+    assert not DistributionArtifact.objects.exists()
+    assert not RegistryState.objects.exists()  # the generation never moved
     assert not IndexedArtifact.objects.exists()
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.PLUGIN_INSTALL).exists()
 
