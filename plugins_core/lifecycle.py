@@ -58,8 +58,7 @@ def approve_permissions(plugin: Plugin, actor: Any) -> bool:
         organization=plugin.organization,
         plugin_slug=plugin.slug,
         detail=(
-            f"permissions approved: network {hosts}; storage {storage}; "
-            f"project metadata {projects}"
+            f"permissions approved: network {hosts}; storage {storage}; project metadata {projects}"
         )[:255],
     )
     return True

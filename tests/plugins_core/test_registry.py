@@ -31,6 +31,7 @@ def test_discovers_every_entry_point_of_the_example_distribution() -> None:
         "example-config": Status.LOADED,
         "example-logs": Status.LOADED,
         "example-static": Status.LOADED,
+        "example-projects": Status.LOADED,
         "example-broken": Status.IMPORT_FAILED,
         "example-future": Status.INCOMPATIBLE,
         "example-not-a-handler": Status.INVALID,
