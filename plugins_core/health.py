@@ -34,6 +34,7 @@ from imbi.core.models import AuditEvent, Project
 
 from . import registry
 from .models import ConnectionCheck, Plugin, ProjectPlugin, ServiceApplication
+from .projects import DatabaseProjectMetadata
 from .resolution import (
     EffectiveBinding,
     ResolutionError,
@@ -44,7 +45,6 @@ from .resolution import (
     resolve,
 )
 from .runner import default_runner
-from .projects import DatabaseProjectMetadata
 from .storage import DatabaseKeyValueStore
 
 logger = logging.getLogger(__name__)
