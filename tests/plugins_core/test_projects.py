@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.urls import reverse
 from imbi_plugin_sdk import NotFound, PermissionDenied, ProjectMetadata
 
 from imbi.core.models import AuditEvent, Organization, Project, ProjectType, Role
@@ -245,8 +246,37 @@ def test_the_catalog_and_wizard_show_the_permission(client: Any, django_user_mod
     detail = client.get("/catalog/example-projects/")
     assert detail.status_code == 200
     assert "reads project metadata" in detail.content.decode()
+    wizard = client.get(reverse("admin:plugins_core_install_start")).content.decode()
+    assert "example-projects · imbi-plugin-example 1.2.0 · no network hosts · project metadata" in (
+        wizard
+    )
 
 
 def test_runs_in_the_default_runner_without_a_project(projects_plugin: Plugin) -> None:
     result = default_runner().call(resolve_plugin(projects_plugin), "test_connection")
     assert result.ok and result.message == "project metadata readable (no project)"
+
+
+# --------------------------------------------------------------------------- versions
+
+
+def test_a_1_1_host_refuses_the_1_2_plugin_clearly_and_keeps_1_1_plugins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from imbi_plugin_sdk import ApiVersion
+
+    from plugins_core import registry
+
+    # the distribution's declared range, checked before import
+    assert registry.sdk_range_problem(">=1.2,<2", host_version="1.1.0") == (
+        "requires imbi-plugin-sdk>=1.2,<2 but this host runs imbi-plugin-sdk 1.1.0"
+    )
+    # the handler's api_version, checked after import
+    monkeypatch.setattr(registry, "HOST_API_VERSION", ApiVersion(1, 1))
+    example = [c for c in registry.discover() if c.distribution == "imbi-plugin-example"]
+    entries = registry.build_snapshot(example, generation=1).entries
+    assert entries["example-projects"].status is registry.Status.INCOMPATIBLE
+    assert (
+        "plugin targets api 1.2; host supports 1.x up to 1.1" in entries["example-projects"].reason
+    )
+    assert entries["example-config"].status is registry.Status.LOADED  # api 1.0 keeps working
