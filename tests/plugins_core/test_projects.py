@@ -280,3 +280,23 @@ def test_a_1_1_host_refuses_the_1_2_plugin_clearly_and_keeps_1_1_plugins(
         "plugin targets api 1.2; host supports 1.x up to 1.1" in entries["example-projects"].reason
     )
     assert entries["example-config"].status is registry.Status.LOADED  # api 1.0 keeps working
+
+
+def test_authors_run_the_example_isolated_with_in_memory_metadata() -> None:
+    from imbi_plugin_example.projects import ExampleProjects
+    from imbi_plugin_sdk import Credentials
+    from imbi_plugin_sdk.testkit import make_context
+
+    from plugins_core.isolation.testing import isolated
+
+    context = make_context(options={"related": "contract-test-sibling"})
+    remote = isolated(ExampleProjects(context, Credentials()), network_hosts=())
+    try:
+        values = {v.key: v.value for v in remote.get_values(None)}
+        assert values["project/slug"] == "contract-test-project"
+        assert values["related/contract-test-sibling/id"] == "2"
+        foreign = make_context(options={"related": "contract-test-foreign"})
+        with pytest.raises(NotFound, match="no project 'contract-test-foreign'"):
+            isolated(ExampleProjects(foreign, Credentials()), network_hosts=()).list_keys()
+    finally:
+        host.reset_runtime()
