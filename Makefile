@@ -10,7 +10,7 @@ PORT ?= 8000
 .PHONY: install install-test run test lint typecheck pytest bench services-deps migrate clean sdk-wheel
 
 # The plugin SDK, the platform, its dev tools and every catalog plugin.
-$(STAMP): pyproject.toml sdk/pyproject.toml $(CATALOG)
+$(STAMP): pyproject.toml sdk/pyproject.toml sdk/imbi_plugin_sdk/_version.py $(CATALOG)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing the platform, the SDK and the catalog into $(VENV) (log: $(VENV)/install.log)"
 	@$(PY) -m pip install -q --upgrade pip > $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)

@@ -66,7 +66,7 @@ from .models import (
     ServiceApplication,
     ThirdPartyService,
 )
-from .resolution import manifest_for, unapproved_permissions
+from .resolution import manifest_for, permissions_state, unapproved_permissions
 
 # --------------------------------------------------------------------------- credentials
 
@@ -545,8 +545,22 @@ class PluginAdmin(TestConnectionLink, OrgScopedAdmin):
                 "health_badge",
                 "runs",
                 "circuit",
+                "permissions",
             )
         return ("handler_status", "option_names", "health_badge", "runs", "circuit")
+
+    @admin.display(description="Permissions")
+    def permissions(self, obj: Plugin) -> str:
+        if obj is None or obj.pk is None:
+            return "-"
+        state = permissions_state(obj, manifest_for(obj))
+        parts = [
+            f"{label}: {', '.join(state[key]) or 'none'}"
+            for key, label in (("declared", "declared"), ("approved", "approved"))
+        ]
+        if state["pending"]:
+            parts.append(f"pending approval: {', '.join(state['pending'])}")
+        return "; ".join(parts)
 
     @admin.display(description="Health")
     def health_badge(self, obj: Plugin) -> str:
@@ -587,7 +601,7 @@ class PluginAdmin(TestConnectionLink, OrgScopedAdmin):
             "circuit",
         ]
         if obj is not None:
-            fields.append("health_badge")
+            fields += ["health_badge", "permissions"]
         manifest = manifest_for(obj) if obj is not None else None
         if manifest is not None:
             fields += list(option_fields(manifest, stored=obj.options or {}))

@@ -34,6 +34,7 @@ from imbi.core.models import AuditEvent, Project
 
 from . import registry
 from .models import ConnectionCheck, Plugin, ProjectPlugin, ServiceApplication
+from .projects import DatabaseProjectMetadata
 from .resolution import (
     EffectiveBinding,
     ResolutionError,
@@ -218,6 +219,11 @@ def _resolved(plugin: Plugin, snapshot: registry.Snapshot, project: Project | No
         logger=logging.getLogger(f"imbi.plugins.{manifest.slug}"),
         storage=DatabaseKeyValueStore(plugin.pk) if manifest.permissions.storage else None,
         service_settings=dict(plugin.service.settings),
+        projects=(
+            DatabaseProjectMetadata(plugin.organization_id)
+            if manifest.permissions.project_metadata
+            else None
+        ),
     )
     return Resolved(binding, entry, manifest, context, credentials_for(manifest, binding))
 

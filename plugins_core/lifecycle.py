@@ -51,12 +51,15 @@ def approve_permissions(plugin: Plugin, actor: Any) -> bool:
     plugin.save(update_fields=["approved_permissions"])
     hosts = ", ".join(wanted["network_hosts"]) or "none"
     storage = "yes" if wanted["storage"] else "no"
+    projects = "yes" if wanted.get("project_metadata") else "no"
     audit.record(
         AuditEvent.Action.PLUGIN_STATE,
         actor=actor,
         organization=plugin.organization,
         plugin_slug=plugin.slug,
-        detail=f"permissions approved: network {hosts}; storage {storage}"[:255],
+        detail=(
+            f"permissions approved: network {hosts}; storage {storage}; project metadata {projects}"
+        )[:255],
     )
     return True
 

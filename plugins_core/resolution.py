@@ -49,6 +49,7 @@ from . import registry
 from .hosts import host_errors
 from .models import Plugin as PluginRow
 from .models import ProjectPlugin, ProjectTypePlugin
+from .projects import DatabaseProjectMetadata
 
 logger = logging.getLogger(__name__)
 
@@ -104,13 +105,34 @@ def unapproved_permissions(plugin: PluginRow, manifest: PluginManifest) -> list[
     approved = plugin.approved_permissions
     if approved is None:
         return []
-    hosts = set(approved.get("network_hosts") or []) if isinstance(approved, dict) else set()
+    granted = approved if isinstance(approved, dict) else {}
+    hosts = set(granted.get("network_hosts") or [])
     extra = [f"network {h}" for h in manifest.permissions.network_hosts if h not in hosts]
-    if manifest.permissions.storage and not (
-        isinstance(approved, dict) and approved.get("storage")
-    ):
+    if manifest.permissions.storage and granted.get("storage") is not True:
         extra.append("storage")
+    if manifest.permissions.project_metadata and granted.get("project_metadata") is not True:
+        extra.append("project metadata")
     return extra
+
+
+def approved_described(plugin: PluginRow) -> list[str]:
+    """The plugin's approved permissions in the words of ``Permissions.describe``."""
+    granted = plugin.approved_permissions if isinstance(plugin.approved_permissions, dict) else {}
+    words = [f"network {host}" for host in granted.get("network_hosts") or []]
+    if granted.get("storage") is True:
+        words.append("storage")
+    if granted.get("project_metadata") is True:
+        words.append("project metadata")
+    return words
+
+
+def permissions_state(plugin: PluginRow, manifest: PluginManifest | None) -> dict[str, list[str]]:
+    """What the installed version declares, what an admin approved, and what is pending."""
+    return {
+        "declared": manifest.permissions.describe() if manifest is not None else [],
+        "approved": approved_described(plugin),
+        "pending": unapproved_permissions(plugin, manifest) if manifest is not None else [],
+    }
 
 
 class PluginIncompatible(ResolutionError):
@@ -536,6 +558,11 @@ def resolve(
         logger=logging.getLogger(f"imbi.plugins.{chosen.manifest.slug}"),
         storage=storage,
         service_settings=dict(chosen.binding.plugin.service.settings),
+        projects=(
+            DatabaseProjectMetadata(project.organization_id, project.pk)
+            if chosen.manifest.permissions.project_metadata
+            else None
+        ),
     )
     return Resolved(
         binding=chosen.binding,
@@ -584,6 +611,11 @@ def resolve_plugin(
         logger=logging.getLogger(f"imbi.plugins.{manifest.slug}"),
         storage=storage_factory(row.pk) if wants_storage else None,
         service_settings=dict(row.service.settings),
+        projects=(
+            DatabaseProjectMetadata(row.organization_id)
+            if manifest.permissions.project_metadata
+            else None
+        ),
     )
     return Resolved(
         binding=binding,
@@ -618,12 +650,14 @@ __all__ = [
     "Resolved",
     "SourceNotBound",
     "TemplateError",
+    "approved_described",
     "check_entry",
     "credentials_for",
     "effective_bindings",
     "expand_search_template",
     "manifest_for",
     "merged_options",
+    "permissions_state",
     "resolve",
     "resolve_plugin",
     "select",

@@ -209,6 +209,7 @@ class InProcessRunner:
             storage=storage,
             log=log,
             max_reply_bytes=self.max_reply_bytes,
+            projects=context.projects,
         )
         if storage is not None and storage.unreadable is not None:
             # The log names the row and the key fingerprints; never a value.

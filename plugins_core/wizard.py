@@ -91,6 +91,7 @@ from .models import (
     Tab,
     ThirdPartyService,
 )
+from .projects import DatabaseProjectMetadata
 from .resolution import (
     ResolutionError,
     TemplateError,
@@ -436,6 +437,11 @@ def test_connection(
             timeout=TEST_TIMEOUT,
             storage=MemoryKeyValueStore() if manifest.permissions.storage else None,
             service_settings=dict(settings),
+            projects=(
+                DatabaseProjectMetadata(organization.pk, project.pk if project else None)
+                if manifest.permissions.project_metadata
+                else None
+            ),
         )
         target = Target(manifest_entry, context, entered)
         result = (runner or default_runner()).call(target, "test_connection")

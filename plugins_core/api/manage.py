@@ -26,6 +26,7 @@ from plugins_core.isolation import host
 from plugins_core.isolation.modes import effective_mode
 from plugins_core.lifecycle import set_plugin_enabled
 from plugins_core.models import ConnectionCheck, Plugin, ThirdPartyService
+from plugins_core.resolution import manifest_for, permissions_state
 from plugins_core.tabs import Forbidden
 
 from . import serializers as s
@@ -95,6 +96,7 @@ def plugin_out(plugin: Plugin, snapshot: registry.Snapshot | None = None) -> dic
         **s.installed_out(plugin, found.status, found.reason, runs=runs, circuit=circuit),
         "options": service_fns.plugin_options(plugin),
         "health": found.to_dict(),
+        "permissions": permissions_state(plugin, manifest_for(plugin, snapshot)),
     }
 
 

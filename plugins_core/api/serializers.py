@@ -370,9 +370,26 @@ class HealthOut(serializers.Serializer):  # type: ignore[type-arg]
     duration_ms = serializers.IntegerField(allow_null=True)
 
 
+class PermissionsOut(serializers.Serializer):  # type: ignore[type-arg]
+    declared = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="What the installed version's manifest asks for ('network HOST', 'storage', "
+        "'project metadata').",
+    )
+    approved = serializers.ListField(
+        child=serializers.CharField(), help_text="What an administrator approved."
+    )
+    pending = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Declared but not approved: the plugin answers 503 "
+        "plugin_permissions_pending until an administrator approves them.",
+    )
+
+
 class PluginOut(InstalledPluginOut):
     options = serializers.DictField(child=serializers.JSONField(allow_null=True))
     health = HealthOut()
+    permissions = PermissionsOut()
 
 
 class PluginPatch(serializers.Serializer):  # type: ignore[type-arg]

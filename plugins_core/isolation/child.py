@@ -41,6 +41,7 @@ from imbi_plugin_sdk import (
     PluginError,
     PluginFailed,
     PluginHandler,
+    ProjectMetadata,
     __version__,
     check_handler_class,
 )
@@ -123,6 +124,22 @@ class HostStorage:
 
     def keys(self, prefix: str = "") -> list[str]:
         return [str(k) for k in self._channel.ask(self._call_id, "storage.keys", prefix=prefix)]
+
+
+class HostProjects:
+    """``ProjectMetadataReader`` whose every read is a request back to the host, which
+    scopes it to the calling binding's organization (the runner cannot name one)."""
+
+    def __init__(self, channel: Channel, call_id: int) -> None:
+        self._channel = channel
+        self._call_id = call_id
+
+    def current(self) -> ProjectMetadata | None:
+        value = self._channel.ask(self._call_id, "project.current")
+        return None if value is None else ProjectMetadata.from_dict(value)
+
+    def get(self, slug: str) -> ProjectMetadata:
+        return ProjectMetadata.from_dict(self._channel.ask(self._call_id, "project.get", slug=slug))
 
 
 class Channel:
@@ -249,6 +266,7 @@ def _execute(
                 call,
                 handler_cls,
                 storage=HostStorage(channel, int(call_id or 0)),
+                projects=HostProjects(channel, int(call_id or 0)),
                 log=StderrSink(),
                 max_reply_bytes=channel.max_frame - 256,
             )

@@ -10,7 +10,11 @@ crashes come from ``supervisor``.
 Requests back to the host are checked here: ``storage.*`` only when the manifest declares
 ``permissions.storage``, always against the installed plugin's own rows (the runner
 cannot name a scope; a request carrying any field other than the operation's own is
-refused), with bounded key and value sizes.
+refused), with bounded key and value sizes. ``project.current`` and ``project.get`` (slug)
+only when the host-side manifest declares ``permissions.project_metadata`` and the
+installed plugin's approved permissions include it, always within the calling binding's
+organization (``context.projects`` of the host-side context; the runner cannot name an
+organization): another organization's project answers ``not_found`` like a missing one.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from imbi_plugin_sdk import (
 )
 from imbi_plugin_sdk.wire import Call, Reply, WireError
 
+from plugins_core.resolution import unapproved_permissions
 from plugins_core.runner import CallTarget
 
 from .breaker import Breaker, MemoryBreaker, RedisBreaker
@@ -48,6 +53,7 @@ STORAGE_FIELDS = {
     "storage.delete": {"key"},
     "storage.keys": {"prefix"},
 }
+PROJECT_FIELDS = {"project.current": set(), "project.get": {"slug"}}
 MAX_KEY, MAX_VALUE = 512, 64 * 1024
 MAX_HOST_REQUESTS = 1000  # per call: storage is a database query each
 DEADLINE_GRACE = 0.5  # seconds the hard deadline allows past the context's timeout
@@ -142,6 +148,8 @@ class HostRequests:
             raise PermissionDenied(f"more than {MAX_HOST_REQUESTS} host requests in one call")
         op = request.get("op")
         fields = set(request) - {"t", "id", "op"}
+        if op in PROJECT_FIELDS:
+            return self.project(str(op), fields, request)
         if op not in STORAGE_FIELDS:
             raise PermissionDenied(f"unknown host request {str(op)[:40]!r}")
         store = self.target.context.storage
@@ -170,6 +178,29 @@ class HostRequests:
             return None
         return list(store.keys(key))
 
+    def project(self, op: str, fields: set[str], request: dict[str, Any]) -> Any:
+        """A project-metadata read, scoped by the host to the binding's organization."""
+        reader = self.target.context.projects
+        manifest = manifest_of(self.target)
+        plugin = getattr(self.target, "plugin", None)
+        if (
+            reader is None
+            or not manifest.permissions.project_metadata
+            or (plugin is not None and unapproved_permissions(plugin, manifest))
+        ):
+            raise PermissionDenied("project metadata is not a declared, approved permission")
+        if fields != PROJECT_FIELDS[op]:
+            logger.warning(
+                "plugin %s sent a project request with fields %s (refused)",
+                slug_of(self.target),
+                sorted(str(name)[:40] for name in fields)[:10],
+            )
+            raise PermissionDenied("project requests carry only a slug")
+        if op == "project.current":
+            current = reader.current()
+            return None if current is None else current.to_dict()
+        return reader.get(request["slug"]).to_dict()
+
 
 @functools.lru_cache(maxsize=512)
 def _spec(
@@ -182,7 +213,12 @@ def _spec(
 ) -> RunnerSpec:
     """The runner spec of one pool (its read paths take a directory listing to compute).
     ``env``: the per-version environment of a runtime-installed distribution."""
-    pool_key = (*key, *permissions.network_hosts, f"storage={permissions.storage}")
+    pool_key = (
+        *key,
+        *permissions.network_hosts,
+        f"storage={permissions.storage}",
+        f"project_metadata={permissions.project_metadata}",
+    )
     return runner_spec(
         key=pool_key,
         slug=slug,

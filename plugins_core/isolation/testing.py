@@ -5,17 +5,19 @@ sandboxed runner process (the same one production uses) with the handler's conte
 credentials, so contract kits and ``isinstance`` checks see the same class. With
 ``network_hosts`` the runner may reach only those ``host:port``s (tests point the plugin's
 declared host at their loopback emulator, so Landlock enforces the emulator's port and
-refuses every other). Each stand-in has its own circuit breaker, so one test's failures
-never open another test's circuit.
+refuses every other; the other permissions stay the manifest's, and the context's storage
+and project metadata are answered through host requests as in production). Each stand-in has
+its own circuit breaker, so one test's failures never open another test's circuit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 from typing import Any
 
-from imbi_plugin_sdk import Permissions, PluginHandler
+from imbi_plugin_sdk import PluginHandler
 
 from plugins_core import registry
 
@@ -42,7 +44,7 @@ def isolated(handler: PluginHandler, *, network_hosts: tuple[str, ...] | None = 
     permissions = (
         None
         if network_hosts is None
-        else Permissions(network_hosts=network_hosts, storage=cls.manifest.permissions.storage)
+        else dataclasses.replace(cls.manifest.permissions, network_hosts=network_hosts)
     )
     breaker = MemoryBreaker(fail_max=1_000_000)
 

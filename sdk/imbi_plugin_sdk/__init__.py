@@ -4,7 +4,8 @@ A plugin is a ``PluginHandler`` subclass (``ConfigurationPlugin`` or ``LogsPlugi
 ``manifest: ClassVar[PluginManifest]``. The host builds one per call with a
 ``PluginContext`` and ``Credentials``, and exchanges the models of ``types`` with it.
 Plugins raise ``PluginError`` subclasses; ``testkit`` checks a handler against the
-contract. Modules: manifest, types, interfaces, errors, context, results (what each
+contract. Modules: manifest, types, interfaces, errors, context, projects (read-only project
+metadata, contract 1.2), results (what each
 method returns), redaction, wire (the JSON Call/Reply contract and ``execute``), testkit
 (contract checks, sample builders, fakes) and cli (the ``imbi-plugin`` tool).
 
@@ -61,6 +62,7 @@ from .manifest import (
     is_compatible,
     looks_like_secret,
 )
+from .projects import MemoryProjectMetadata, ProjectMetadata, ProjectMetadataReader
 from .redaction import redact, secret_values
 from .regex import MAX_REGEX_LENGTH, check_regex
 from .results import RESULTS, check_result
@@ -119,6 +121,7 @@ __all__ = [
     "ManifestError",
     "MemoryKeyValueStore",
     "MemoryLogSink",
+    "MemoryProjectMetadata",
     "NotFound",
     "NotSupported",
     "OptionField",
@@ -133,6 +136,8 @@ __all__ = [
     "PluginManifest",
     "PluginTimeout",
     "PluginType",
+    "ProjectMetadata",
+    "ProjectMetadataReader",
     "RegexRejected",
     "Reply",
     "ServiceTemplate",

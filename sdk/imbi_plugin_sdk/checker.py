@@ -253,6 +253,8 @@ def _probe_main() -> int:
             continue
         kind = f"{manifest.plugin_type}, api {manifest.api_version}"
         _emit("ok", f"{name}: manifest {manifest.slug} is valid ({kind})")
+        declared = ", ".join(manifest.permissions.describe()) or "none"
+        _emit("ok", f"{name}: permissions: {declared}")
         template = manifest.service_template
         if template is not None and template.icon:
             package, _, filename = template.icon.partition(":")
@@ -269,8 +271,15 @@ def _probe_main() -> int:
             continue
         credentials = Credentials({f.name: f"check-{f.name}" for f in manifest.credentials})
 
-        def factory(cls: Any = obj, creds: Credentials = credentials) -> Any:
-            return cls(make_context(), creds)
+        # as on the host: an undeclared capability is absent
+        overrides: dict[str, Any] = (
+            {} if manifest.permissions.project_metadata else {"projects": None}
+        )
+
+        def factory(
+            cls: Any = obj, creds: Credentials = credentials, extra: dict[str, Any] = overrides
+        ) -> Any:
+            return cls(make_context(**extra), creds)
 
         refused = _refusal(factory)
         if refused:

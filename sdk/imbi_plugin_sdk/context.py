@@ -2,9 +2,10 @@
 
 Owns ``Credentials`` (a read-only mapping that never shows its values), the two small
 interfaces the host implements for a plugin (``KeyValueStore`` for storage, ``LogSink`` for
-log lines; in-process today, over the wire in an isolated runtime) with in-memory versions
-for tests, and ``PluginContext`` (who is asking, with which options, within how much time),
-which crosses a process boundary as ``to_dict()``/``from_dict()``.
+log lines; in-process or over the wire in an isolated runtime) with in-memory versions
+for tests, and ``PluginContext`` (who is asking, with which options, within how much time,
+and the capabilities the manifest declared), which crosses a process boundary as
+``to_dict()``/``from_dict()``. The project-metadata capability lives in ``projects``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NoReturn, Protocol, runtime_checkable
+
+from .projects import ProjectMetadataReader
 
 __all__ = [
     "Credentials",
@@ -162,6 +165,9 @@ class PluginContext:
     to your HTTP/SDK clients. ``storage`` is set only when the manifest declares
     ``permissions.storage``. ``service_settings`` are the non-secret per-tenant settings
     of the third-party service (account, region, base_url); credentials come separately.
+    ``projects`` (contract 1.2) is set only when the manifest declares
+    ``permissions.project_metadata``: read-only metadata of the current project and of the
+    organization's other projects. An undeclared capability is ``None``.
     """
 
     organization: str
@@ -175,6 +181,7 @@ class PluginContext:
     logger: logging.Logger = dataclasses.field(default_factory=_default_logger)
     storage: KeyValueStore | None = None
     service_settings: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    projects: ProjectMetadataReader | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.organization, str) or not self.organization:
@@ -187,7 +194,7 @@ class PluginContext:
         object.__setattr__(self, "service_settings", MappingProxyType(dict(self.service_settings)))
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything but ``logger`` and ``storage`` (the host provides those per side)."""
+        """Everything but ``logger``, ``storage`` and ``projects`` (provided per side)."""
         return {
             "organization": self.organization,
             "project_id": self.project_id,
@@ -207,6 +214,7 @@ class PluginContext:
         *,
         logger: logging.Logger | None = None,
         storage: KeyValueStore | None = None,
+        projects: ProjectMetadataReader | None = None,
     ) -> PluginContext:
         """Rebuild a context; ``ValueError`` names the first field that does not fit."""
         if not isinstance(data, Mapping):
@@ -240,6 +248,7 @@ class PluginContext:
             logger=logger if logger is not None else _default_logger(),
             storage=storage,
             service_settings=data.get("service_settings", {}),
+            projects=projects,
         )
 
 

@@ -339,8 +339,10 @@ class CredentialField:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Permissions:
-    """What a plugin may reach: network hosts (``host``, ``host:port``, ``*.suffix``) and
-    the host's key-value storage.
+    """What a plugin may reach: network hosts (``host``, ``host:port``, ``*.suffix``), the
+    host's key-value storage and (contract 1.2) read-only metadata of its organization's
+    projects (``project_metadata``: ``context.projects``). Each is a capability the host
+    hands the plugin only when declared and approved; an undeclared one is absent.
 
     ``operator_host_settings`` (contract 1.1) names the service settings whose host the
     operator chooses, such as ``base_url`` for a self-hosted GitHub Enterprise: the host then
@@ -352,6 +354,7 @@ class Permissions:
     network_hosts: tuple[str, ...] = ()
     storage: bool = False
     operator_host_settings: tuple[str, ...] = ()
+    project_metadata: bool = False
 
     def __post_init__(self) -> None:
         _set(self, "network_hosts", _seq(self.network_hosts, "network_hosts"))
@@ -361,6 +364,7 @@ class Permissions:
             if pattern.startswith("*.") and "." not in pattern[2:].partition(":")[0]:
                 _fail(f"network_hosts[{index}]", f"{pattern!r} is too broad: use *.domain.tld")
         _bool(self.storage, "storage")
+        _bool(self.project_metadata, "project_metadata")
         names = _seq(self.operator_host_settings, "operator_host_settings")
         for index, name in enumerate(names):
             if not isinstance(name, str) or not _NAME_RE.match(name):
@@ -382,7 +386,18 @@ class Permissions:
         data: dict[str, Any] = {"network_hosts": list(self.network_hosts), "storage": self.storage}
         if self.operator_host_settings:  # 1.0 manifests keep their exact 1.0 shape
             data["operator_host_settings"] = list(self.operator_host_settings)
+        if self.project_metadata:  # 1.1 manifests keep their exact 1.1 shape
+            data["project_metadata"] = True
         return data
+
+    def describe(self) -> list[str]:
+        """Each declared permission in words, for catalogs, wizards and approvals."""
+        lines = [f"network {host}" for host in self.network_hosts]
+        if self.storage:
+            lines.append("storage")
+        if self.project_metadata:
+            lines.append("project metadata")
+        return lines
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -613,6 +628,8 @@ class PluginManifest:
             _fail("hints", "expected Hints")
         if self.permissions.operator_host_settings and self.api < ApiVersion(1, 1):
             _fail("permissions.operator_host_settings", "needs api_version 1.1 or later")
+        if self.permissions.project_metadata and self.api < ApiVersion(1, 2):
+            _fail("permissions.project_metadata", "needs api_version 1.2 or later")
         allowed = _HINTS_BY_TYPE[self.plugin_type]
         for hint in dataclasses.fields(Hints):
             if hint.name not in allowed and getattr(self.hints, hint.name) != hint.default:

@@ -181,7 +181,10 @@ def manifest_facts(path: Path, python: str = sys.executable) -> list[dict[str, A
 def _merged_permissions(facts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     hosts = sorted({h for fact in facts for h in fact["permissions"].get("network_hosts", [])})
     storage = any(bool(fact["permissions"].get("storage")) for fact in facts)
-    return {"network_hosts": hosts, "storage": storage}
+    merged: dict[str, Any] = {"network_hosts": hosts, "storage": storage}
+    if any(fact["permissions"].get("project_metadata") is True for fact in facts):
+        merged["project_metadata"] = True  # contract 1.2; older entries keep their shape
+    return merged
 
 
 def sign_wheel(

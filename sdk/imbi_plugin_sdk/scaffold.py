@@ -243,6 +243,8 @@ class $class_name(ConfigurationPlugin):
             ),
         ),
         credentials=(CredentialField(name="api_token", label="API token"),),
+        # Declare only what you use; each is shown to admins and enforced by the host.
+        # project_metadata=True would add context.projects (this organization's projects).
         permissions=Permissions(storage=True),
         service_template=ServiceTemplate(
             vendor="$vendor",

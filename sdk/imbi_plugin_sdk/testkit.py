@@ -2,8 +2,10 @@
 
 Owns ``run_contract`` (returns a ``ContractReport`` of every check and failure),
 ``assert_contract`` (pytest-friendly: raises ``AssertionError``), the fakes (``make_context``
-with in-memory storage and an optional ``MemoryLogSink``), the sample builders for every
-request type (``sample_keys``, ``sample_write``, ``sample_query``, ``sample_call``) and
+with in-memory storage, in-memory project metadata (``MemoryProjectMetadata``,
+``sample_project``, ``sample_projects``) and an optional ``MemoryLogSink``), the sample
+builders for every request type (``sample_keys``, ``sample_write``, ``sample_query``,
+``sample_call``) and
 ``call_as_host`` (one call exactly as the host makes it: Call JSON -> ``wire.execute`` ->
 Reply JSON -> models).
 
@@ -29,6 +31,7 @@ from typing import Any, NoReturn, Protocol
 from .context import LogSink, MemoryKeyValueStore, PluginContext, sink_logger
 from .interfaces import ConfigurationPlugin, LogsPlugin, PluginHandler, check_handler_class
 from .manifest import PluginManifest
+from .projects import MemoryProjectMetadata, ProjectMetadata
 from .results import encode_result, result_problem
 from .types import (
     ConfigKey,
@@ -48,12 +51,15 @@ from .wire import METHODS, Call, Reply, WireError, execute
 
 __all__ = [
     "ContractReport",
+    "MemoryProjectMetadata",
     "assert_contract",
     "call_as_host",
     "make_context",
     "run_contract",
     "sample_call",
     "sample_keys",
+    "sample_project",
+    "sample_projects",
     "sample_query",
     "sample_write",
 ]
@@ -131,11 +137,12 @@ def _crosses_wire(method: str, result: object) -> None:
 
 
 def make_context(*, log: LogSink | None = None, **overrides: Any) -> PluginContext:
-    """A context for tests: organization ``contract-test``, in-memory storage.
+    """A context for tests: organization ``contract-test``, in-memory storage and project
+    metadata (``sample_projects()``: the current project and one other).
 
     Any ``PluginContext`` field can be overridden (``options``, ``search_template``,
-    ``service_settings``, ``timeout``, ``storage``...). With ``log`` (a ``MemoryLogSink``),
-    the plugin's log lines are kept there, as the host would receive them.
+    ``service_settings``, ``timeout``, ``storage``, ``projects``...). With ``log`` (a
+    ``MemoryLogSink``), the plugin's log lines are kept there, as the host would receive them.
     """
     if log is not None:
         overrides.setdefault("logger", sink_logger("imbi.plugins.test", log))
@@ -145,9 +152,38 @@ def make_context(*, log: LogSink | None = None, **overrides: Any) -> PluginConte
         "project_slug": "contract-test-project",
         "project_type": "api",
         "storage": MemoryKeyValueStore(),
+        "projects": sample_projects(),
     }
     values.update(overrides)
     return PluginContext(**values)
+
+
+def sample_project(slug: str = "contract-test-project", **fields: Any) -> ProjectMetadata:
+    """``ProjectMetadata`` of organization ``contract-test`` (any field can be overridden)."""
+    values: dict[str, Any] = {
+        "id": 1,
+        "slug": slug,
+        "name": slug.replace("-", " ").title(),
+        "description": "A project of the contract kit.",
+        "project_type": "api",
+        "project_type_name": "API",
+        "organization": "contract-test",
+    }
+    values.update(fields)
+    return ProjectMetadata(**values)
+
+
+def sample_projects() -> MemoryProjectMetadata:
+    """The kit's project metadata: the current project, a sibling, and a project of another
+    organization that ``get`` must not find."""
+    return MemoryProjectMetadata(
+        [
+            sample_project(),
+            sample_project("contract-test-sibling", id=2),
+            sample_project("contract-test-foreign", id=3, organization="another-org"),
+        ],
+        current="contract-test-project",
+    )
 
 
 def sample_keys() -> list[str]:
@@ -247,7 +283,13 @@ def call_as_host(
         context=context,
         credentials=credentials,
     )
-    reply = execute(Call.from_json(call.to_json()), handler_cls, storage=context.storage, log=log)
+    reply = execute(
+        Call.from_json(call.to_json()),
+        handler_cls,
+        storage=context.storage,
+        log=log,
+        projects=context.projects,
+    )
     return Reply.from_json(reply.to_json()).unwrap(method)
 
 

@@ -17,7 +17,8 @@ in memory). API::
   ``call.decoded_arguments()`` decodes them.
 - ``Reply(result=..., error=...)``: one of the two. ``error`` is ``PluginError.to_dict()``;
   ``unwrap(method)`` returns the result models or raises that error.
-- ``execute(call, handler_cls, *, storage=None, log=None, max_reply_bytes=...)`` is the whole
+- ``execute(call, handler_cls, *, storage=None, log=None, max_reply_bytes=..., projects=None)``
+  is the whole
   plugin side: rebuild context and credentials, construct the handler, call the method,
   check the result (``results``), encode it, enforce the size cap. It never raises: a plugin
   bug of any kind, ``BaseException`` included, becomes a ``plugin_failed`` Reply, and its
@@ -41,6 +42,7 @@ from typing import Any
 from .context import Credentials, KeyValueStore, LogSink, PluginContext, sink_logger
 from .errors import SDK_ERROR_CODES, PluginError, PluginFailed
 from .interfaces import PluginHandler
+from .projects import ProjectMetadataReader
 from .redaction import redact, secret_values
 from .results import RESULTS, decode_result, encode_result, result_problem
 from .types import ConfigWrite, JSONValue, LogQuery
@@ -336,10 +338,12 @@ def execute(
     storage: KeyValueStore | None = None,
     log: LogSink | None = None,
     max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+    projects: ProjectMetadataReader | None = None,
 ) -> Reply:
     """Run ``call`` on a fresh ``handler_cls`` and return its Reply; never raises.
 
-    ``storage`` is handed to the plugin only if its manifest declares ``permissions.storage``.
+    ``storage`` is handed to the plugin only if its manifest declares ``permissions.storage``,
+    ``projects`` only if it declares ``permissions.project_metadata``.
     The reply's JSON text is computed here (and cached), so a result that is not JSON or is
     over ``max_reply_bytes`` becomes a ``plugin_failed`` error, not a transport failure.
     """
@@ -356,6 +360,7 @@ def execute(
             call.context,
             logger=logger,
             storage=storage if manifest.permissions.storage else None,
+            projects=projects if manifest.permissions.project_metadata else None,
         )
         secrets = secret_values(manifest, context.options, call.credentials)
         arguments = call.decoded_arguments()

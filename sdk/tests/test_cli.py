@@ -228,3 +228,51 @@ def test_what_a_plugin_prints_cannot_forge_findings(
     out = capsys.readouterr().out
     assert "99 checks" not in out
     assert "forger: cannot import forger:Handler: AttributeError" in out
+
+
+_META_PLUGIN = """
+from imbi_plugin_sdk import (ConfigKey, ConfigurationPlugin, ConfigValue, ConnectionResult,
+                             InvalidInput, Permissions, PluginManifest, PluginType)
+
+
+class Meta(ConfigurationPlugin):
+    manifest = PluginManifest(slug="meta", name="Meta", description="", version="1",
+                              api_version="1.2", plugin_type=PluginType.CONFIGURATION,
+                              permissions=Permissions(project_metadata={declared}))
+
+    def test_connection(self):
+        return ConnectionResult.success("ok")
+
+    def list_keys(self):
+        if (self.context.projects is not None) != {declared}:
+            raise RuntimeError("the capability does not match the declaration")
+        if self.context.projects is None:
+            return [ConfigKey(key="no-projects")]
+        return [ConfigKey(key=self.context.projects.current().slug)]
+
+    def get_values(self, keys=None):
+        return [ConfigValue(key=k.key, value="v") for k in self.list_keys()
+                if keys is None or k.key in keys]
+
+    def set_value(self, key, value):
+        raise InvalidInput("read only")
+
+    def delete_key(self, key):
+        return None
+"""
+
+
+@pytest.mark.parametrize(("declared", "shown"), [(True, "project metadata"), (False, "none")])
+def test_check_lists_the_permissions_and_hands_only_declared_capabilities(
+    tmp_path: Path, declared: bool, shown: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _project(
+        tmp_path / "p",
+        '["imbi-plugin-sdk>=1.2,<2"]',
+        '[project.entry-points."imbi.plugins"]\nmeta = "meta_plugin:Meta"\n',
+    )
+    (root / "meta_plugin.py").write_text(_META_PLUGIN.replace("{declared}", str(declared)))
+    assert main(["check", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert f"meta: permissions: {shown}" in out
+    assert "meta: contract kit" in out and "FAIL" not in out

@@ -6,6 +6,8 @@ from typing import Any
 import pytest
 from imbi_plugin_sdk import (
     HANDLER_BASES,
+    SDK_API_VERSION,
+    ApiVersion,
     ConfigKey,
     ConfigurationPlugin,
     ConfigValue,
@@ -139,10 +141,15 @@ def test_rejects_histogram_hint_without_override() -> None:
 
 
 def test_rejects_incompatible_api_version() -> None:
-    class Future(GoodLogs):
-        manifest = manifest(PluginType.LOGS, api_version="1.2")
+    host = ApiVersion.parse(SDK_API_VERSION)
+    ahead = f"{host.major}.{host.minor + 1}"
 
-    with pytest.raises(ManifestError, match=r"plugin targets api 1.2; host supports 1.x up to 1.1"):
+    class Future(GoodLogs):
+        manifest = manifest(PluginType.LOGS, api_version=ahead)
+
+    with pytest.raises(
+        ManifestError, match=rf"plugin targets api {ahead}; host supports 1.x up to {host}"
+    ):
         check_handler_class(Future)
 
 

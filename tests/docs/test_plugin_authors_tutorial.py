@@ -76,7 +76,8 @@ def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
     assert (work / "acme-demo" / "imbi_plugin_acme_demo" / "handler.py").is_file()
     assert re.search(r"\b4 passed\b", result.stdout), result.stdout[-2000:]
     assert "acme-demo: contract kit" in result.stdout
-    assert "passed: 5 checks, 0 problem(s), 0 warning(s)" in result.stdout
+    assert "acme-demo: permissions: storage" in result.stdout
+    assert "passed: 6 checks, 0 problem(s), 0 warning(s)" in result.stdout
     # The sample output printed on the page is what check prints.
     page = PAGE.read_text()
     for line in result.stdout.splitlines():

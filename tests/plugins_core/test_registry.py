@@ -31,6 +31,7 @@ def test_discovers_every_entry_point_of_the_example_distribution() -> None:
         "example-config": Status.LOADED,
         "example-logs": Status.LOADED,
         "example-static": Status.LOADED,
+        "example-projects": Status.LOADED,
         "example-broken": Status.IMPORT_FAILED,
         "example-future": Status.INCOMPATIBLE,
         "example-not-a-handler": Status.INVALID,
@@ -192,7 +193,7 @@ def test_sdk_ranges_are_read_from_the_distribution_metadata() -> None:
     assert registry.sdk_range_of(None) == ""
     catalog = {c.distribution: c.sdk_range for c in registry.discover()}
     assert catalog["imbi-plugin-aws"] == "<2,>=1.0"
-    assert catalog["imbi-plugin-example"] == "<2,>=1.0"
+    assert catalog["imbi-plugin-example"] == "<2,>=1.2"  # example-projects uses contract 1.2
 
 
 def test_a_plugin_needing_another_sdk_is_refused_naming_both_versions() -> None:

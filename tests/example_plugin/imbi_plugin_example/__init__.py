@@ -2,7 +2,8 @@
 
 ``config.ExampleConfiguration`` stores values in the host's key-value storage,
 ``config.StaticConfiguration`` serves its options (a no-op used by benchmarks),
-``logs.ExampleLogs`` serves generated log lines with cursors, filters and a histogram.
+``logs.ExampleLogs`` serves generated log lines with cursors, filters and a histogram,
+``projects.ExampleProjects`` serves project metadata (``context.projects``, contract 1.2).
 ``broken`` and ``future`` are deliberately unloadable.
 """
 

@@ -32,13 +32,13 @@ from imbi_plugin_sdk import (
 DECLARED_PORT = 47651  # the only port hostile-network declares
 
 
-def _manifest(slug: str, **fields: Any) -> PluginManifest:
+def _manifest(slug: str, api_version: str = "1.0", **fields: Any) -> PluginManifest:
     return PluginManifest(
         slug=slug,
         name=slug,
         description="A hostile plugin for the isolation tests.",
         version="0.1.0",
-        api_version="1.0",
+        api_version=api_version,
         plugin_type=PluginType.CONFIGURATION,
         options=(
             OptionField(name="paths", label="Paths", type=OptionType.MAPPING, default={}),
@@ -327,4 +327,81 @@ class StorageEscape(Base):
                     results.append(f"ESCAPED_{extra}={value}")
                 except Exception as exc:
                     results.append(f"REFUSED_{type(exc).__name__}")
+        return results
+
+
+class ProjectEscape(Base):
+    """Declares project metadata, then asks the host for another organization's project: by
+    slug through ``context.projects``, and by forging a scope into the raw host request.
+
+    ``paths`` maps a name to the slug of a project of another organization."""
+
+    manifest = _manifest(
+        "hostile-project-escape",
+        api_version="1.2",
+        permissions=Permissions(project_metadata=True),
+    )
+
+    def attack(self) -> list[str]:
+        projects: Any = self.context.projects
+        current = projects.current()
+        results = [f"OWN_{current.slug}_{current.organization}" if current else "OWN_NONE"]
+        missing_detail = ""
+        try:
+            projects.get("no-such-project-anywhere")
+        except Exception as exc:
+            missing_detail = str(getattr(exc, "detail", "")).replace(
+                "no-such-project-anywhere", "X"
+            )
+        channel, call_id = projects._channel, projects._call_id
+        for victim in self.context.options["paths"].values():
+            try:
+                found = projects.get(victim)
+                results.append(f"ESCAPED_{found.organization}_{found.name}")
+            except Exception as exc:
+                detail = str(getattr(exc, "detail", "")).replace(victim, "X")
+                same = "SAME_AS_MISSING" if detail == missing_detail else "DIFFERENT"
+                results.append(f"REFUSED_{type(exc).__name__}_{same}")
+            forged: tuple[dict[str, Any], ...] = (
+                {"organization": "globex"},
+                {"organization_id": 1},
+                {"project_id": 1},
+            )
+            for extra in forged:
+                try:
+                    value = channel.ask(call_id, "project.get", slug=victim, **extra)
+                    results.append(f"ESCAPED_{sorted(extra)}={value}")
+                except Exception as exc:
+                    results.append(f"REFUSED_{type(exc).__name__}")
+        return results
+
+
+class ProjectUndeclared(Base):
+    """Declares no project metadata, then digs the runner's project reader out of the call's
+    stack frames and asks the host through it."""
+
+    manifest = _manifest("hostile-project-undeclared")
+
+    def attack(self) -> list[str]:
+        results = ["ABSENT" if self.context.projects is None else "PRESENT"]
+        frame: Any = sys._getframe()
+        reader: Any = None
+        while frame is not None and reader is None:
+            candidate = frame.f_locals.get("projects")
+            if candidate is not None and hasattr(candidate, "current"):
+                reader = candidate
+            frame = frame.f_back
+        if reader is None:
+            return [*results, "NO_READER"]
+        results.append("FOUND_READER")
+        attempts: list[Any] = [reader.current]
+        attempts += [
+            lambda slug=slug: reader.get(slug) for slug in self.context.options["paths"].values()
+        ]
+        for attempt in attempts:
+            try:
+                value = attempt()
+                results.append(f"ESCAPED_{getattr(value, 'slug', value)}")
+            except Exception as exc:
+                results.append(f"REFUSED_{type(exc).__name__}")
         return results

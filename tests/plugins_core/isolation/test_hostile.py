@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from imbi.core.models import Role
+from imbi.core.models import Project, ProjectType, Role
 from plugins_core import registry
 from plugins_core.isolation import host
 from plugins_core.isolation.errors import PluginTimeout
@@ -308,6 +308,52 @@ def test_storage_escape_to_another_organization_is_refused(
     assert report.count("REFUSED_PermissionDenied") == 3
     assert not [k for k in report if k.startswith("ESCAPED_")]
     assert "globex-stored-secret-5521" not in response.content.decode()
+
+
+def _foreign_project(other_org: Any) -> Project:
+    ptype = ProjectType.objects.create(organization=other_org, slug="svc", name="Service")
+    return Project.objects.create(
+        organization=other_org,
+        project_type=ptype,
+        slug="payroll",
+        name="Globex Payroll 7731",
+        description="globex-private-description-9913",
+    )
+
+
+def _no_foreign_leak(response: Any, caplog: Any) -> None:
+    text = response.content.decode() + "\n".join(r.getMessage() for r in caplog.records)
+    for leak in ("Globex Payroll 7731", "globex-private-description-9913", "globex"):
+        assert leak not in text, "another organization's project leaked"
+
+
+def test_project_metadata_escape_to_another_organization_is_refused(
+    hostile: Any, viewer: Any, project: Any, caplog: Any, other_org: Any
+) -> None:
+    foreign = _foreign_project(other_org)
+    hostile("hostile-project-escape", paths={"victim": foreign.slug})
+    response, _ = call(viewer, project, caplog)
+    report = keys(response)
+    assert report[0] == "OWN_billing_acme"  # its own organization's project reads fine
+    # by slug: not found, worded exactly like a project that exists nowhere
+    assert "REFUSED_NotFound_SAME_AS_MISSING" in report
+    # a forged organization, organization id or project id in the raw host request
+    assert report.count("REFUSED_PermissionDenied") == 3
+    assert not [k for k in report if k.startswith("ESCAPED_")]
+    _no_foreign_leak(response, caplog)
+
+
+def test_undeclared_project_metadata_is_absent_and_refused_by_the_host(
+    hostile: Any, viewer: Any, project: Any, caplog: Any, other_org: Any
+) -> None:
+    foreign = _foreign_project(other_org)
+    hostile("hostile-project-undeclared", paths={"victim": foreign.slug, "own": project.slug})
+    response, _ = call(viewer, project, caplog)
+    report = keys(response)
+    assert report[:2] == ["ABSENT", "FOUND_READER"]  # dug the runner's reader out of a frame
+    # current(), its own project and the foreign one: all refused by the host
+    assert report[2:] == ["REFUSED_PermissionDenied"] * 3
+    _no_foreign_leak(response, caplog)
 
 
 def test_two_hanging_calls_at_once_leave_the_host_serving(
