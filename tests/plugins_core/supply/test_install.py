@@ -384,6 +384,7 @@ def test_unsigned_host_plugins_load_only_when_allowed_and_never_modified(
         capture_output=True,
     )
     sys.path.append(str(host))
+    allowed = settings.IMBI_PLUGINS_UNSIGNED_ALLOWED
     try:
         settings.IMBI_PLUGINS_UNSIGNED_ALLOWED = []
         entry = registry.rebuild().get(PLUGIN)
@@ -401,6 +402,7 @@ def test_unsigned_host_plugins_load_only_when_allowed_and_never_modified(
         for module in [m for m in sys.modules if m.startswith(PACKAGE)]:
             del sys.modules[module]
         importlib.invalidate_caches()
+        settings.IMBI_PLUGINS_UNSIGNED_ALLOWED = allowed  # the snapshot others see is the usual one
         registry.rebuild()
 
 
