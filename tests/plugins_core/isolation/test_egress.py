@@ -1,0 +1,244 @@
+"""Network egress of isolated plugins: an empty network namespace whose only way out is the
+host's egress broker (``plugins_core.isolation.egress``), which checks host and port.
+
+``hostile-egress`` (tests/hostile_plugin) tries one way out per probe and reports what it
+got; each test grants it hosts for one call (``permissions=``) or none.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from imbi_plugin_sdk import Credentials, PermissionDenied, Permissions
+from imbi_plugin_sdk.testkit import make_context
+
+from plugins_core import registry
+from plugins_core.isolation import egress
+from plugins_core.isolation.breaker import MemoryBreaker
+from plugins_core.isolation.host import call_entry
+
+from .conftest import open_fds
+
+
+class Echo:
+    """A loopback TCP server answering ``pong:<what it read>``; counts connections."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            with conn:
+                conn.settimeout(2)
+                try:
+                    conn.sendall(b"pong:" + conn.recv(64))
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.server.close()
+
+
+@pytest.fixture
+def echo() -> Iterator[Echo]:
+    server = Echo()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def other() -> Iterator[Echo]:
+    server = Echo()
+    yield server
+    server.close()
+
+
+def probe(probes: dict[str, str], hosts: tuple[str, ...] | None) -> list[str]:
+    """Run ``hostile-egress`` isolated with ``probes`` and ``hosts`` granted (``None``: the
+    manifest's own, which declares none)."""
+    entry = registry.current().entries["hostile-egress"]
+    context = make_context(options={"paths": probes}, timeout=5.0)
+    permissions = None if hosts is None else Permissions(network_hosts=hosts)
+    keys = call_entry(
+        entry,
+        context,
+        Credentials(),
+        "list_keys",
+        permissions=permissions,
+        circuit=MemoryBreaker(fail_max=1_000_000),
+    )
+    return [k.key for k in keys]
+
+
+def test_declared_loopback_port_works_by_address_and_another_is_refused(
+    echo: Echo, other: Echo, caplog: Any
+) -> None:
+    caplog.set_level(logging.WARNING, logger="imbi.plugins.isolation")
+    report = probe(
+        {
+            "DECLARED": f"tcp 127.0.0.1 {echo.port}",
+            "UNDECLARED": f"tcp 127.0.0.1 {other.port}",
+        },
+        (f"127.0.0.1:{echo.port}",),
+    )
+    assert report == ["DECLARED_CONNECTED_pong:ping", "UNDECLARED_REFUSED_PermissionError_EACCES"]
+    assert echo.accepted == 1
+    assert other.accepted == 0  # the refused connection never reached the server
+    refusals = [r.getMessage() for r in caplog.records if "not among" in r.getMessage()]
+    assert refusals == [
+        f"plugin hostile-egress: network: 127.0.0.1:{other.port} is not among the plugin's "
+        "declared hosts"
+    ]
+
+
+def test_declared_name_works_and_an_undeclared_name_is_refused(echo: Echo) -> None:
+    report = probe(
+        {
+            "NAME": f"tcp localhost {echo.port}",
+            "ADDRESS": f"tcp 127.0.0.1 {echo.port}",  # the name was declared, not the address
+            "OTHER_NAME": f"tcp localhost.localdomain {echo.port}",
+            "ASYNC": f"async localhost {echo.port}",
+        },
+        (f"localhost:{echo.port}",),
+    )
+    assert report == [
+        "NAME_CONNECTED_pong:ping",
+        "ADDRESS_REFUSED_PermissionError_EACCES",
+        "OTHER_NAME_REFUSED_PermissionError_EACCES",
+        "ASYNC_CONNECTED_pong:ping",
+    ]
+    assert echo.accepted == 2
+
+
+def test_a_wildcard_matches_subdomains_on_its_port_only() -> None:
+    allow = egress.Allowlist.build(Permissions(network_hosts=("*.example.com", "api.test:8443")))
+    assert allow.allows("a.example.com", 443)
+    assert allow.allows("a.b.example.com", 443)
+    assert not allow.allows("example.com", 443)  # the suffix, not the domain itself
+    assert not allow.allows("a.example.com", 80)  # no port: 443
+    assert not allow.allows("evilexample.com", 443)
+    assert allow.allows("api.test", 8443) and not allow.allows("api.test", 443)
+    with pytest.raises(PermissionDenied, match="expected a host name"):
+        allow.check({"host": "a.example.com/../x", "port": 443})
+    with pytest.raises(PermissionDenied, match="carries only host and port"):
+        allow.check({"host": "a.example.com", "port": 443, "scope": "other-org"})
+
+
+def test_operator_chosen_host_setting_is_allowed_exactly() -> None:
+    permissions = Permissions(network_hosts=("api.github.com",), operator_host_settings=("base_url",))
+    allow = egress.Allowlist.build(permissions, {"base_url": "https://ghe.corp.test:8443/api/v3"})
+    assert allow.allows("ghe.corp.test", 8443)
+    assert allow.allows("api.github.com", 443)
+    assert not allow.allows("ghe.corp.test", 443)
+    assert not allow.allows("other.corp.test", 8443)
+
+
+def test_a_declared_name_resolving_to_an_internal_address_is_refused(monkeypatch: Any) -> None:
+    """DNS cannot point a declared public name at cloud metadata or the host's loopback."""
+    answers = {"metadata.example.com": "169.254.169.254", "loop.example.com": "127.0.0.1"}
+
+    def fake(host: str, port: int, *args: Any) -> list[tuple[Any, ...]]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], port))]
+
+    monkeypatch.setattr(egress, "_addresses", lambda host, port, *a: fake(host, port))
+    allow = egress.Allowlist.build(Permissions(network_hosts=("*.example.com:80",)))
+    for name in answers:
+        with pytest.raises(PermissionDenied, match="resolves to an internal address"):
+            egress.connect({"host": name, "port": 80}, allow, deadline=1e12)
+
+
+def test_http_client_works_through_the_broker() -> None:
+    class Ok(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        report = probe({"HTTP": f"http localhost {port}"}, (f"localhost:{port}",))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert report == ["HTTP_CONNECTED_204"]
+
+
+def test_skipping_the_shim_finds_no_way_out(echo: Echo) -> None:
+    """Even to the declared port: Landlock refuses every TCP connect the runner makes itself,
+    and the network namespace has no route (UDP, TCP fast open, the real resolver)."""
+    report = probe(
+        {
+            "RAW": f"raw 127.0.0.1 {echo.port}",
+            "CTYPES": f"ctypes 127.0.0.1 {echo.port}",
+            "FASTOPEN": f"fastopen 127.0.0.1 {echo.port}",
+            "UDP_LOOPBACK": "udp 127.0.0.1 53",
+            "UDP_PUBLIC": "udp 8.8.8.8 53",
+            "RESOLVE": "resolve example.com 443",
+        },
+        (f"127.0.0.1:{echo.port}",),
+    )
+    assert report == [
+        "RAW_REFUSED_PermissionError_EACCES",  # Landlock: no TCP connect right
+        "CTYPES_REFUSED_PermissionError_EACCES",
+        "FASTOPEN_REFUSED_OSError_ENETUNREACH",  # no connect() to hook: the namespace holds
+        "UDP_LOOPBACK_REFUSED_OSError_ENETUNREACH",
+        "UDP_PUBLIC_REFUSED_OSError_ENETUNREACH",
+        "RESOLVE_REFUSED_gaierror_-3",  # EAI_AGAIN: no DNS server is reachable
+    ]
+    assert echo.accepted == 0
+
+
+def test_no_network_permission_means_no_way_out(echo: Echo) -> None:
+    report = probe(
+        {
+            "TCP": f"tcp 127.0.0.1 {echo.port}",
+            "UDP": "udp 127.0.0.1 53",
+            "BROKER": f"broker 127.0.0.1 {echo.port}",  # asks the host directly
+        },
+        None,
+    )
+    assert report == [
+        "TCP_REFUSED_PermissionError_EPERM",  # seccomp: no inet socket at all
+        "UDP_REFUSED_PermissionError_EPERM",
+        "BROKER_REFUSED_PermissionError_EACCES",  # the host: no network hosts declared
+    ]
+    assert echo.accepted == 0
+
+
+def test_refused_and_failed_connections_leave_no_host_descriptor(echo: Echo) -> None:
+    closed = socket.create_server(("127.0.0.1", 0))
+    dead_port = closed.getsockname()[1]
+    closed.close()
+    hosts = (f"127.0.0.1:{echo.port}", f"127.0.0.1:{dead_port}")
+    probes = {
+        "OK": f"tcp 127.0.0.1 {echo.port}",
+        "DEAD": f"tcp 127.0.0.1 {dead_port}",
+        "NO": "tcp 127.0.0.1 9",
+    }
+    assert probe(probes, hosts) == [
+        "OK_CONNECTED_pong:ping",
+        "DEAD_REFUSED_ConnectionRefusedError_ECONNREFUSED",
+        "NO_REFUSED_PermissionError_EACCES",
+    ]
+    before = open_fds()
+    for _ in range(5):
+        probe(probes, hosts)
+    assert open_fds() <= before + 1
