@@ -16,9 +16,10 @@ Two processes:
   (``PR_SET_PDEATHSIG``).
 * the **runner** (PID 1 of its namespace) closes every other descriptor, applies the
   sandbox (``sandbox.apply``), installs the egress shim when the plugin declares hosts
-  (``egress_shim``: connections by name through the host), imports the requested entry points, sends ``hello`` and
-  serves calls one at a time. After each call it kills every other process in its
-  namespace; if the plugin left a thread running, it asks to be replaced.
+  (``egress_shim``: connections by name through the host), imports the requested entry
+  points, sends ``hello`` and serves calls one at a time. After each call it kills every
+  other process in its namespace; if the plugin left a thread running, it asks to be
+  replaced.
 
 Only the standard library, the SDK and the plugin are imported here.
 """

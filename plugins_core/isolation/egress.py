@@ -103,8 +103,8 @@ def _rule(pattern: str) -> Rule | None:
     if not 0 < number < 65536:
         return None
     if not name.startswith("*."):
-        address = _ip(name)
-        name = str(address) if address is not None else name.rstrip(".")
+        literal = _ip(name)
+        name = str(literal) if literal is not None else name.rstrip(".")
     return Rule(name, number)
 
 

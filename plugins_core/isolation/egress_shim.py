@@ -125,7 +125,8 @@ def getaddrinfo(
     kinds = [type] if type else [socket.SOCK_STREAM, socket.SOCK_DGRAM]
     results = []
     for kind in kinds:
-        protocol = proto or (socket.IPPROTO_UDP if kind == socket.SOCK_DGRAM else socket.IPPROTO_TCP)
+        udp = kind == socket.SOCK_DGRAM
+        protocol = proto or (socket.IPPROTO_UDP if udp else socket.IPPROTO_TCP)
         results.append(
             (socket.AddressFamily(family), socket.SocketKind(kind), protocol, canon, sockaddr)
         )
@@ -209,6 +210,6 @@ def install() -> None:
         return
     socket.getaddrinfo = getaddrinfo
     socket.gethostbyname = gethostbyname
-    socket.socket.connect = connect  # type: ignore[method-assign]
-    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign]
+    socket.socket.connect = connect  # type: ignore[method-assign,assignment]
+    socket.socket.connect_ex = connect_ex  # type: ignore[method-assign,assignment]
     _installed = True

@@ -8,10 +8,10 @@ the method's SDK result, the plugin's ``PluginError``, or ``plugin_failed``. Dea
 crashes come from ``supervisor``.
 
 Requests back to the host are checked here: ``net.connect`` by the call's egress broker
-(``egress``: the declared hosts and ports, the call's deadline); ``storage.*`` only when the manifest declares
-``permissions.storage``, always against the installed plugin's own rows (the runner
-cannot name a scope; a request carrying any field other than the operation's own is
-refused), with bounded key and value sizes.
+(``egress``: the declared hosts and ports, the call's deadline); ``storage.*`` only when
+the manifest declares ``permissions.storage``, always against the installed plugin's own
+rows (the runner cannot name a scope; a request carrying any field other than the
+operation's own is refused), with bounded key and value sizes.
 """
 
 from __future__ import annotations

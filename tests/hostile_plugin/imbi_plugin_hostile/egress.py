@@ -12,6 +12,8 @@ label, ``<label>_CONNECTED_<echo>`` or ``<label>_REFUSED_<exception>_<errno name
 * ``fastopen`` — ``sendto(..., MSG_FASTOPEN)`` (an implicit connect, no ``connect`` call);
 * ``udp`` — a DNS query by UDP with ``_socket`` (``host`` is the DNS server);
 * ``resolve`` — the real resolver (``_socket.getaddrinfo``);
+* ``tls`` — TLS over ``create_connection``, verified against ``paths["__ca__"]`` (PEM) and
+  the host *name* (SNI), sends ``ping``;
 * ``broker`` — a ``net.connect`` request sent straight to the host (``egress_shim.request_fd``).
 """
 
@@ -62,6 +64,16 @@ def _async(host: str, port: int) -> str:
     return asyncio.run(go())
 
 
+def _tls(host: str, port: int, ca: str = "") -> str:
+    import ssl
+
+    context = ssl.create_default_context(cadata=ca)
+    with socket.create_connection((host, port), timeout=TIMEOUT) as raw:
+        with context.wrap_socket(raw, server_hostname=host) as conn:
+            conn.sendall(b"ping")
+            return conn.recv(64).decode()
+
+
 def _raw(host: str, port: int) -> str:
     import _socket
 
@@ -105,7 +117,7 @@ def _udp(host: str, port: int) -> str:
     import _socket
 
     query = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
-    query += b"".join(bytes([len(p)]) + p.encode() for p in "example.com".split("."))
+    query += b"".join(bytes([len(p)]) + p.encode() for p in ("example", "com"))
     query += b"\x00" + struct.pack(">HH", 1, 1)
     sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
     try:
@@ -150,11 +162,13 @@ class Egress(Base):
 
     def attack(self) -> list[str]:
         report = []
-        probes = self.context.options.get("paths") or {}
-        for label, probe in dict(probes).items():  # type: ignore[call-overload]
+        probes = dict(self.context.options.get("paths") or {})  # type: ignore[call-overload]
+        ca = str(probes.pop("__ca__", ""))
+        for label, probe in probes.items():
             how, host, port = str(probe).split()
             try:
-                report.append(f"{label}_CONNECTED_{WAYS[how](host, int(port))}")
+                answer = _tls(host, int(port), ca) if how == "tls" else WAYS[how](host, int(port))
+                report.append(f"{label}_CONNECTED_{answer}")
             except Exception as exc:
                 report.append(f"{label}_{_outcome(exc)}")
         return report

@@ -7,9 +7,12 @@ got; each test grants it hosts for one call (``permissions=``) or none.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -44,10 +47,8 @@ class Echo:
             self.accepted += 1
             with conn:
                 conn.settimeout(2)
-                try:
+                with contextlib.suppress(OSError):
                     conn.sendall(b"pong:" + conn.recv(64))
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self.server.close()
@@ -139,7 +140,9 @@ def test_a_wildcard_matches_subdomains_on_its_port_only() -> None:
 
 
 def test_operator_chosen_host_setting_is_allowed_exactly() -> None:
-    permissions = Permissions(network_hosts=("api.github.com",), operator_host_settings=("base_url",))
+    permissions = Permissions(
+        network_hosts=("api.github.com",), operator_host_settings=("base_url",)
+    )
     allow = egress.Allowlist.build(permissions, {"base_url": "https://ghe.corp.test:8443/api/v3"})
     assert allow.allows("ghe.corp.test", 8443)
     assert allow.allows("api.github.com", 443)
@@ -181,6 +184,83 @@ def test_http_client_works_through_the_broker() -> None:
     assert report == ["HTTP_CONNECTED_204"]
 
 
+def _certificate(tmp_path: Any) -> tuple[str, str, str]:
+    """A self-signed certificate for ``localhost``: (PEM, cert file, key file)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_text(pem)
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return pem, str(cert_file), str(key_file)
+
+
+def test_tls_verifies_the_declared_name_through_the_broker(tmp_path: Any) -> None:
+    import ssl
+
+    pem, cert_file, key_file = _certificate(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    names: list[str | None] = []
+    context.sni_callback = lambda conn, name, ctx: names.append(name)  # type: ignore[assignment,misc,func-returns-value]
+
+    def serve() -> None:
+        while True:
+            try:
+                raw, _ = server.accept()
+            except OSError:
+                return
+            try:
+                with context.wrap_socket(raw, server_side=True) as conn:
+                    conn.sendall(b"pong:" + conn.recv(64))
+            except (OSError, ssl.SSLError):
+                raw.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        report = probe(
+            {
+                "__ca__": pem,
+                "NAME": f"tls localhost {port}",
+                "ADDRESS": f"tls 127.0.0.1 {port}",  # the certificate names localhost only
+            },
+            (f"localhost:{port}", f"127.0.0.1:{port}"),
+        )
+    finally:
+        server.close()
+    assert report[0] == "NAME_CONNECTED_pong:ping"
+    assert report[1].startswith("ADDRESS_REFUSED_SSLCertVerificationError")
+    assert names[0] == "localhost"  # SNI carried the name, not a synthetic address
+
+
 def test_skipping_the_shim_finds_no_way_out(echo: Echo) -> None:
     """Even to the declared port: Landlock refuses every TCP connect the runner makes itself,
     and the network namespace has no route (UDP, TCP fast open, the real resolver)."""
@@ -220,6 +300,14 @@ def test_no_network_permission_means_no_way_out(echo: Echo) -> None:
         "UDP_REFUSED_PermissionError_EPERM",
         "BROKER_REFUSED_PermissionError_EACCES",  # the host: no network hosts declared
     ]
+    assert echo.accepted == 0
+
+
+def test_a_connect_past_the_calls_deadline_is_not_attempted(echo: Echo) -> None:
+    allow = egress.Allowlist.build(Permissions(network_hosts=(f"127.0.0.1:{echo.port}",)))
+    request = {"host": "127.0.0.1", "port": echo.port}
+    answer = egress.connect(request, allow, deadline=time.monotonic() - 0.1)
+    assert answer == {"errno": errno.ETIMEDOUT, "reason": "the call's deadline has passed"}
     assert echo.accepted == 0
 
 

@@ -191,7 +191,7 @@ def listeners() -> Any:
     undeclared.close()
 
 
-def test_network_only_to_the_declared_port(
+def test_network_only_to_the_declared_port(  # more ways out: test_egress.py
     hostile: Any, viewer: Any, project: Any, caplog: Any, listeners: Any
 ) -> None:
     _, undeclared = listeners
@@ -199,7 +199,7 @@ def test_network_only_to_the_declared_port(
     report = keys(call(viewer, project, caplog)[0])
     assert report == [
         "DECLARED_CONNECTED",
-        "UNDECLARED_REFUSED_PermissionError",  # Landlock: connect to an undeclared port
+        "UNDECLARED_REFUSED_PermissionError",  # the egress broker: port not declared
         "RAW_REFUSED_PermissionError",  # seccomp: raw sockets
         "PACKET_REFUSED_PermissionError",
     ]
