@@ -117,10 +117,9 @@ def getaddrinfo(
     family = socket.AF_INET6 if family == socket.AF_INET6 else socket.AF_INET
     address = _synthetic(name, family)
     number = _port(port)
-    sockaddr: tuple[Any, ...] = (address, number, 0, 0) if family == socket.AF_INET6 else (
-        address,
-        number,
-    )
+    sockaddr: tuple[Any, ...] = (address, number)
+    if family == socket.AF_INET6:
+        sockaddr = (address, number, 0, 0)
     canon = name if flags & socket.AI_CANONNAME else ""
     kinds = [type] if type else [socket.SOCK_STREAM, socket.SOCK_DGRAM]
     results = []
