@@ -172,3 +172,33 @@ class Egress(Base):
             except Exception as exc:
                 report.append(f"{label}_{_outcome(exc)}")
         return report
+
+
+class SmuggleDescriptors(Base):
+    """Finds its protocol socket and sends the host a forged frame carrying 100 descriptors
+    of its own (``SCM_RIGHTS``): the host must neither keep them nor trust the frame."""
+
+    manifest = _manifest("hostile-smuggle-fds")
+
+    def attack(self) -> list[str]:
+        import json
+
+        sent = 0
+        for fd in range(3, 64):
+            try:
+                sock = socket.socket(fileno=os.dup(fd))
+            except OSError:
+                continue
+            with sock:
+                if sock.family != socket.AF_UNIX:
+                    continue
+                body = json.dumps({"t": "host", "id": -1, "op": "storage.keys", "prefix": ""})
+                payload = struct.pack(">I", len(body)) + body.encode()
+                extra = [os.open("/dev/null", os.O_RDONLY) for _ in range(100)]
+                try:
+                    socket.send_fds(sock, [payload], extra)
+                    sent += len(extra)
+                finally:
+                    for item in extra:
+                        os.close(item)
+        return [f"SENT_{sent}"]

@@ -83,6 +83,7 @@ def flat() -> Any:
         ("hostile-nan", "plugin_failed", 502),  # returns NaN
         ("hostile-object", "plugin_failed", 502),  # returns an arbitrary object
         ("hostile-huge", "plugin_failed", 502),  # returns ~50 MB
+        ("hostile-smuggle-fds", "plugin_failed", 502),  # a forged frame with 100 descriptors
     ],
     ids=[
         "sleeps-an-hour",
@@ -95,6 +96,7 @@ def flat() -> Any:
         "returns-nan",
         "returns-an-arbitrary-object",
         "returns-50-mb",
+        "sends-the-host-100-descriptors-on-a-forged-frame",
     ],
 )
 def test_failing_plugin_gets_its_documented_code(
