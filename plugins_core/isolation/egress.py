@@ -11,8 +11,9 @@ it, in the host's network namespace:
    ``permissions.operator_host_settings``, the exact host and port the operator saved there.
    Names are compared case-insensitively without a trailing dot; ``*.example.com`` matches
    ``a.example.com``, never ``example.com`` itself.
-2. ``connect`` — the host resolves the name itself and connects with a deadline bounded by
-   the call's remaining time. A name that resolves to a loopback, link-local (cloud
+2. ``connect`` — the host resolves the name itself (on a small thread pool, so slow DNS
+   cannot outlast the call) and connects with a deadline bounded by the call's remaining
+   time. A name that resolves to a loopback, link-local (cloud
    metadata), unspecified, multicast or reserved address is refused unless the plugin asked
    for that address literally or for ``localhost`` (a declared public name cannot be pointed
    at the host's own services by DNS).
@@ -29,10 +30,14 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
+import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +53,7 @@ OP = "net.connect"
 FIELDS = {"host", "port", "family", "timeout"}
 MAX_CONNECTS = 256  # per call
 DEFAULT_PORT = 443
+RESOLVER_THREADS = 4
 _NAME_RE = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$")
 
 
@@ -174,10 +180,37 @@ def _may_reach_internal(host: str) -> bool:
     return _ip(host) is not None or host == "localhost" or host.endswith(".localhost")
 
 
+_resolver: tuple[int, ThreadPoolExecutor] | None = None
+_resolver_lock = threading.Lock()
+
+
+def _resolve(host: str, port: int, timeout: float) -> list[tuple[Any, ...]]:
+    """The system resolver on a small thread pool, so a slow DNS answer cannot hold the
+    call past its deadline (``TimeoutError``; the look-up finishes in the background)."""
+    global _resolver
+    with _resolver_lock:
+        if _resolver is None or _resolver[0] != os.getpid():  # threads do not survive a fork
+            _resolver = (
+                os.getpid(),
+                ThreadPoolExecutor(max_workers=RESOLVER_THREADS, thread_name_prefix="imbi-dns"),
+            )
+        pool = _resolver[1]
+    future = pool.submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        return future.result(timeout=timeout)
+    except FutureTimeout:
+        future.cancel()
+        raise TimeoutError from None
+
+
 def _addresses(host: str, port: int, family: int, timeout: float) -> list[tuple[Any, ...]]:
     """``getaddrinfo`` results, the runner socket's family first (``OSError`` if none)."""
-    del timeout  # the system resolver takes its own (resolv.conf) timeout
-    infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    if _ip(host) is not None:  # a literal needs no look-up
+        infos = socket.getaddrinfo(
+            host, port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP, socket.AI_NUMERICHOST
+        )
+    else:
+        infos = _resolve(host, port, timeout)
     if family in (socket.AF_INET, socket.AF_INET6):
         infos.sort(key=lambda info: info[0] != family)
     return infos
@@ -195,6 +228,8 @@ def connect(request: Mapping[str, Any], allowlist: Allowlist, deadline: float) -
     family = request.get("family")
     try:
         infos = _addresses(host, port, family if isinstance(family, int) else 0, remaining)
+    except TimeoutError:
+        return _failure(errno.ETIMEDOUT, f"resolving {host} timed out")
     except socket.gaierror as exc:
         return {"gaierror": exc.errno, "reason": f"cannot resolve {host}"}
     except OSError as exc:

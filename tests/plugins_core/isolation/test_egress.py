@@ -311,6 +311,26 @@ def test_a_connect_past_the_calls_deadline_is_not_attempted(echo: Echo) -> None:
     assert echo.accepted == 0
 
 
+def test_slow_name_resolution_cannot_outlast_the_call(monkeypatch: Any) -> None:
+    release = threading.Event()
+
+    def slow(*args: Any) -> list[Any]:
+        release.wait(5)
+        return []
+
+    monkeypatch.setattr(egress.socket, "getaddrinfo", slow)
+    allow = egress.Allowlist.build(Permissions(network_hosts=("*.example.com",)))
+    started = time.monotonic()
+    try:
+        answer = egress.connect(
+            {"host": "slow.example.com", "port": 443}, allow, deadline=started + 0.3
+        )
+    finally:
+        release.set()
+    assert answer == {"errno": errno.ETIMEDOUT, "reason": "resolving slow.example.com timed out"}
+    assert time.monotonic() - started < 1.0
+
+
 def test_refused_and_failed_connections_leave_no_host_descriptor(echo: Echo) -> None:
     closed = socket.create_server(("127.0.0.1", 0))
     dead_port = closed.getsockname()[1]
