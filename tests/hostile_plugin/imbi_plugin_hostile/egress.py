@@ -6,6 +6,7 @@ label, ``<label>_CONNECTED_<echo>`` or ``<label>_REFUSED_<exception>_<errno name
 * ``tcp`` — ``socket.create_connection`` (the egress shim, by name or address), sends
   ``ping`` and reads the server's answer;
 * ``http`` — ``urllib.request`` GET (``http.client`` over the shim);
+* ``httpx`` / ``httpx_async`` — ``httpx.Client`` / ``httpx.AsyncClient`` GET (httpcore, anyio);
 * ``async`` — ``asyncio.open_connection`` (``loop.getaddrinfo`` and ``sock_connect``);
 * ``raw`` — ``_socket.socket(...).connect`` (skips the shim);
 * ``ctypes`` — libc ``socket`` + ``connect`` (skips Python entirely);
@@ -50,6 +51,23 @@ def _tcp(host: str, port: int) -> str:
 def _http(host: str, port: int) -> str:
     with urllib.request.urlopen(f"http://{host}:{port}/", timeout=TIMEOUT) as response:
         return f"{response.status}"
+
+
+def _httpx(host: str, port: int) -> str:
+    import httpx
+
+    with httpx.Client(timeout=TIMEOUT) as client:
+        return str(client.get(f"http://{host}:{port}/").status_code)
+
+
+def _httpx_async(host: str, port: int) -> str:
+    import httpx
+
+    async def go() -> str:
+        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+            return str((await client.get(f"http://{host}:{port}/")).status_code)
+
+    return asyncio.run(go())
 
 
 def _async(host: str, port: int) -> str:
@@ -145,6 +163,8 @@ def _broker(host: str, port: int) -> str:
 WAYS: dict[str, Any] = {
     "tcp": _tcp,
     "http": _http,
+    "httpx": _httpx,
+    "httpx_async": _httpx_async,
     "async": _async,
     "raw": _raw,
     "ctypes": _ctypes,

@@ -164,7 +164,7 @@ def test_a_declared_name_resolving_to_an_internal_address_is_refused(monkeypatch
             egress.connect({"host": name, "port": 80}, allow, deadline=1e12)
 
 
-def test_http_client_works_through_the_broker() -> None:
+def test_http_clients_work_through_the_broker() -> None:
     class Ok(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             self.send_response(204)
@@ -177,11 +177,18 @@ def test_http_client_works_through_the_broker() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
     try:
-        report = probe({"HTTP": f"http localhost {port}"}, (f"localhost:{port}",))
+        report = probe(
+            {
+                "URLLIB": f"http localhost {port}",
+                "HTTPX": f"httpx localhost {port}",
+                "HTTPX_ASYNC": f"httpx_async localhost {port}",
+            },
+            (f"localhost:{port}",),
+        )
     finally:
         server.shutdown()
         server.server_close()
-    assert report == ["HTTP_CONNECTED_204"]
+    assert report == ["URLLIB_CONNECTED_204", "HTTPX_CONNECTED_204", "HTTPX_ASYNC_CONNECTED_204"]
 
 
 def _certificate(tmp_path: Any) -> tuple[str, str, str]:
