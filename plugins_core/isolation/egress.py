@@ -21,8 +21,9 @@ it, in the host's network namespace:
    (``protocol.Descriptor``); the host's copy is closed as soon as it is sent.
 
 A refusal is ``PermissionDenied`` naming ``host:port`` (logged as a warning, redacted of the
-call's secrets); a failed connection answers ``{"errno": N, "reason": ...}`` so the runner
-raises the matching ``OSError``. Nothing here trusts the runner: every field is re-checked.
+call's secrets, the first few per call); a failed connection answers
+``{"errno": N, "reason": ...}`` so the runner raises the matching ``OSError``. Nothing here
+trusts the runner: every field is re-checked.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ logger = logging.getLogger("imbi.plugins.isolation")
 OP = "net.connect"
 FIELDS = {"host", "port", "family", "timeout"}
 MAX_CONNECTS = 256  # per call
+LOGGED_REFUSALS = 3  # per call; the rest are counted in one line
 DEFAULT_PORT = 443
 RESOLVER_THREADS = 4
 _NAME_RE = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$")
@@ -288,6 +290,7 @@ class Broker:
         self.slug = slug
         self.secrets = [s for s in secrets if s and len(s) >= 4]
         self.count = 0
+        self.refused = 0
 
     def __call__(self, request: Mapping[str, Any]) -> Any:
         self.count += 1
@@ -300,5 +303,11 @@ class Broker:
             for secret in sorted(self.secrets, key=len, reverse=True):
                 detail = detail.replace(secret, "***")
             exc.detail = detail
-            logger.warning("plugin %s: %s", self.slug, detail)
+            self.refused += 1
+            if self.refused <= LOGGED_REFUSALS:
+                logger.warning("plugin %s: %s", self.slug, detail)
+            elif self.refused == LOGGED_REFUSALS + 1:
+                logger.warning(
+                    "plugin %s: further refused connections in this call not logged", self.slug
+                )
             raise

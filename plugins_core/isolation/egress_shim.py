@@ -24,6 +24,7 @@ Only the standard library is imported here.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
@@ -112,6 +113,8 @@ def getaddrinfo(
     ):
         return _real_getaddrinfo(host, port, family, type, proto, flags)
     name = host.lower().rstrip(".")
+    with contextlib.suppress(UnicodeError):
+        name = name.encode("idna").decode("ascii")  # the host checks the ASCII form
     if not name:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     family = socket.AF_INET6 if family == socket.AF_INET6 else socket.AF_INET
