@@ -301,7 +301,11 @@ def seccomp_program(network: bool) -> list[bytes]:
         _insn(BPF_RET_K, eperm),
         _insn(BPF_RET_K, SECCOMP_RET_ALLOW),
     ]
-    # socket(domain, type): AF_UNIX always; AF_INET/6 stream or datagram when networked
+    # socket(domain, type): AF_INET/6 stream or datagram when networked, nothing else. No new
+    # AF_UNIX socket: the network namespace does not cover pathname sockets (a database's or
+    # a container runtime's socket on the host's file system), and Landlock (ABI 7 here) cannot
+    # refuse connecting to them. socketpair (asyncio's self-pipe) stays allowed: its sockets
+    # are connected to each other only.
     allowed_domains = [AF_INET, AF_INET6] if network else []
     tail = [
         _insn(BPF_LD_W_ABS, 24),  # args[1] (type), low word
@@ -311,11 +315,7 @@ def seccomp_program(network: bool) -> list[bytes]:
         _insn(BPF_RET_K, SECCOMP_RET_ALLOW),
         _insn(BPF_RET_K, eperm),
     ]
-    checks = [
-        _insn(BPF_LD_W_ABS, 16),
-        _insn(BPF_JEQ_K, AF_UNIX, 0, 1),
-        _insn(BPF_RET_K, SECCOMP_RET_ALLOW),
-    ]
+    checks = [_insn(BPF_LD_W_ABS, 16)]
     if allowed_domains:
         checks += [
             _insn(BPF_JEQ_K, AF_INET, 1, 0),

@@ -15,6 +15,8 @@ label, ``<label>_CONNECTED_<echo>`` or ``<label>_REFUSED_<exception>_<errno name
 * ``resolve`` — the real resolver (``_socket.getaddrinfo``);
 * ``tls`` — TLS over ``create_connection``, verified against ``paths["__ca__"]`` (PEM) and
   the host *name* (SNI), sends ``ping``;
+* ``unix`` — a pathname Unix socket (``host`` is its path): the network namespace does not
+  cover those, seccomp refuses creating the socket;
 * ``broker`` — a ``net.connect`` request sent straight to the host (``egress_shim.request_fd``).
 """
 
@@ -152,6 +154,17 @@ def _resolve(host: str, port: int) -> str:
     return str(_socket.getaddrinfo(host, port)[0][4][0])
 
 
+def _unix(path: str, port: int) -> str:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(TIMEOUT)
+        sock.connect(path)
+        sock.sendall(b"ping")
+        return sock.recv(64).decode() or "connected"
+    finally:
+        sock.close()
+
+
 def _broker(host: str, port: int) -> str:
     from plugins_core.isolation import egress_shim
 
@@ -172,6 +185,7 @@ WAYS: dict[str, Any] = {
     "udp": _udp,
     "resolve": _resolve,
     "broker": _broker,
+    "unix": _unix,
 }
 
 

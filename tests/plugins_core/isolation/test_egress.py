@@ -268,7 +268,29 @@ def test_tls_verifies_the_declared_name_through_the_broker(tmp_path: Any) -> Non
     assert names[0] == "localhost"  # SNI carried the name, not a synthetic address
 
 
-def test_skipping_the_shim_finds_no_way_out(echo: Echo) -> None:
+@pytest.fixture
+def unix_server(tmp_path: Any) -> Iterator[str]:
+    """A pathname Unix socket on the host (like a database's) answering ``pong:``."""
+    path = str(tmp_path / "service.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen()
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError):
+                conn.sendall(b"pong:" + conn.recv(64))
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield path
+    server.close()
+
+
+def test_skipping_the_shim_finds_no_way_out(echo: Echo, unix_server: str) -> None:
     """Even to the declared port: Landlock refuses every TCP connect the runner makes itself,
     and the network namespace has no route (UDP, TCP fast open, the real resolver)."""
     report = probe(
@@ -279,6 +301,7 @@ def test_skipping_the_shim_finds_no_way_out(echo: Echo) -> None:
             "UDP_LOOPBACK": "udp 127.0.0.1 53",
             "UDP_PUBLIC": "udp 8.8.8.8 53",
             "RESOLVE": "resolve example.com 443",
+            "UNIX": f"unix {unix_server} 0",
         },
         (f"127.0.0.1:{echo.port}",),
     )
@@ -289,15 +312,17 @@ def test_skipping_the_shim_finds_no_way_out(echo: Echo) -> None:
         "UDP_LOOPBACK_REFUSED_OSError_ENETUNREACH",
         "UDP_PUBLIC_REFUSED_OSError_ENETUNREACH",
         "RESOLVE_REFUSED_gaierror_-3",  # EAI_AGAIN: no DNS server is reachable
+        "UNIX_REFUSED_PermissionError_EPERM",  # seccomp: no new Unix socket
     ]
     assert echo.accepted == 0
 
 
-def test_no_network_permission_means_no_way_out(echo: Echo) -> None:
+def test_no_network_permission_means_no_way_out(echo: Echo, unix_server: str) -> None:
     report = probe(
         {
             "TCP": f"tcp 127.0.0.1 {echo.port}",
             "UDP": "udp 127.0.0.1 53",
+            "UNIX": f"unix {unix_server} 0",
             "BROKER": f"broker 127.0.0.1 {echo.port}",  # asks the host directly
         },
         None,
@@ -305,6 +330,7 @@ def test_no_network_permission_means_no_way_out(echo: Echo) -> None:
     assert report == [
         "TCP_REFUSED_PermissionError_EPERM",  # seccomp: no inet socket at all
         "UDP_REFUSED_PermissionError_EPERM",
+        "UNIX_REFUSED_PermissionError_EPERM",
         "BROKER_REFUSED_PermissionError_EACCES",  # the host: no network hosts declared
     ]
     assert echo.accepted == 0
