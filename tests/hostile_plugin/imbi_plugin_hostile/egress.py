@@ -17,6 +17,7 @@ label, ``<label>_CONNECTED_<echo>`` or ``<label>_REFUSED_<exception>_<errno name
   the host *name* (SNI), sends ``ping``;
 * ``unix`` — a pathname Unix socket (``host`` is its path): the network namespace does not
   cover those, seccomp refuses creating the socket;
+* ``unix_dgram`` — a datagram ``socketpair`` whose ``sendto`` names a pathname socket;
 * ``broker`` — a ``net.connect`` request sent straight to the host (``egress_shim.request_fd``).
 """
 
@@ -165,6 +166,13 @@ def _unix(path: str, port: int) -> str:
         sock.close()
 
 
+def _unix_dgram(path: str, port: int) -> str:
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with left, right:
+        left.sendto(b"ping", path)
+    return "sent"
+
+
 def _broker(host: str, port: int) -> str:
     from plugins_core.isolation import egress_shim
 
@@ -186,6 +194,7 @@ WAYS: dict[str, Any] = {
     "resolve": _resolve,
     "broker": _broker,
     "unix": _unix,
+    "unix_dgram": _unix_dgram,
 }
 
 

@@ -292,7 +292,12 @@ def unix_server(tmp_path: Any) -> Iterator[str]:
 
 def test_skipping_the_shim_finds_no_way_out(echo: Echo, unix_server: str) -> None:
     """Even to the declared port: Landlock refuses every TCP connect the runner makes itself,
-    and the network namespace has no route (UDP, TCP fast open, the real resolver)."""
+    and the network namespace has no route (UDP, TCP fast open, the real resolver); seccomp
+    refuses Unix sockets that could reach the host's file system."""
+    dgram_path = unix_server + ".dgram"
+    dgram = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dgram.bind(dgram_path)
+    dgram.setblocking(False)
     report = probe(
         {
             "RAW": f"raw 127.0.0.1 {echo.port}",
@@ -302,9 +307,13 @@ def test_skipping_the_shim_finds_no_way_out(echo: Echo, unix_server: str) -> Non
             "UDP_PUBLIC": "udp 8.8.8.8 53",
             "RESOLVE": "resolve example.com 443",
             "UNIX": f"unix {unix_server} 0",
+            "UNIX_DGRAM": f"unix_dgram {dgram_path} 0",
         },
         (f"127.0.0.1:{echo.port}",),
     )
+    with pytest.raises(BlockingIOError):
+        dgram.recv(64)  # nothing arrived
+    dgram.close()
     assert report == [
         "RAW_REFUSED_PermissionError_EACCES",  # Landlock: no TCP connect right
         "CTYPES_REFUSED_PermissionError_EACCES",
@@ -313,6 +322,7 @@ def test_skipping_the_shim_finds_no_way_out(echo: Echo, unix_server: str) -> Non
         "UDP_PUBLIC_REFUSED_OSError_ENETUNREACH",
         "RESOLVE_REFUSED_gaierror_-3",  # EAI_AGAIN: no DNS server is reachable
         "UNIX_REFUSED_PermissionError_EPERM",  # seccomp: no new Unix socket
+        "UNIX_DGRAM_REFUSED_PermissionError_EPERM",  # seccomp: stream socketpairs only
     ]
     assert echo.accepted == 0
 
