@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import dataclasses
 import errno
 import os
 import socket
@@ -199,9 +200,12 @@ WAYS: dict[str, Any] = {
 
 
 class Egress(Base):
-    """Declares no host; the tests grant hosts per call (``permissions=``) or none."""
+    """Declares no host; the tests grant hosts per call (``permissions=``) or none. Contract
+    1.1, so a grant may name operator-chosen host settings."""
 
-    manifest = _manifest("hostile-egress", permissions=Permissions())
+    manifest = dataclasses.replace(
+        _manifest("hostile-egress", permissions=Permissions()), api_version="1.1"
+    )
 
     def attack(self) -> list[str]:
         report = []

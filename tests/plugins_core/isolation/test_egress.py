@@ -68,12 +68,20 @@ def other() -> Iterator[Echo]:
     server.close()
 
 
-def probe(probes: dict[str, str], hosts: tuple[str, ...] | None) -> list[str]:
+def probe(
+    probes: dict[str, str],
+    hosts: tuple[str, ...] | None,
+    *,
+    grant: Permissions | None = None,
+    service_settings: dict[str, object] | None = None,
+) -> list[str]:
     """Run ``hostile-egress`` isolated with ``probes`` and ``hosts`` granted (``None``: the
-    manifest's own, which declares none)."""
+    manifest's own, which declares none), or the permissions ``grant``."""
     entry = registry.current().entries["hostile-egress"]
-    context = make_context(options={"paths": probes}, timeout=5.0)
-    permissions = None if hosts is None else Permissions(network_hosts=hosts)
+    context = make_context(
+        options={"paths": probes}, timeout=5.0, service_settings=service_settings or {}
+    )
+    permissions = grant or (None if hosts is None else Permissions(network_hosts=hosts))
     keys = call_entry(
         entry,
         context,
@@ -148,6 +156,22 @@ def test_operator_chosen_host_setting_is_allowed_exactly() -> None:
     assert allow.allows("api.github.com", 443)
     assert not allow.allows("ghe.corp.test", 443)
     assert not allow.allows("other.corp.test", 8443)
+
+
+def test_operator_chosen_host_is_reachable_from_the_runner(echo: Echo, other: Echo) -> None:
+    """A self-hosted server: the operator saved ``base_url``; only its host and port open."""
+    grant = Permissions(network_hosts=("api.example.com",), operator_host_settings=("base_url",))
+    report = probe(
+        {
+            "SAVED": f"tcp localhost {echo.port}",
+            "OTHER_PORT": f"tcp localhost {other.port}",
+        },
+        None,
+        grant=grant,
+        service_settings={"base_url": f"http://localhost:{echo.port}/api"},
+    )
+    assert report == ["SAVED_CONNECTED_pong:ping", "OTHER_PORT_REFUSED_PermissionError_EACCES"]
+    assert (echo.accepted, other.accepted) == (1, 0)
 
 
 def test_a_declared_name_resolving_to_an_internal_address_is_refused(monkeypatch: Any) -> None:
