@@ -7,15 +7,19 @@ the protocol socket and the lifeline (a pipe whose write end only the host holds
 
 Two processes:
 
-* the **warden** joins the runner's pids cgroup, creates a PID namespace, forks the runner
-  into it and then only waits: when the lifeline reads EOF (the host died) or the runner
+* the **warden** joins the runner's pids cgroup, creates a PID namespace and an empty
+  network namespace (no interface up, no route: the runner's only way out is the host's
+  egress broker over the protocol socket, ``egress``), forks the runner into them and then
+  only waits: when the lifeline reads EOF (the host died) or the runner
   exits, it SIGKILLs the runner — PID 1 of the namespace, so every process the plugin
   started dies with it — and exits. It also dies with the host thread that spawned it
   (``PR_SET_PDEATHSIG``).
 * the **runner** (PID 1 of its namespace) closes every other descriptor, applies the
-  sandbox (``sandbox.apply``), imports the requested entry points, sends ``hello`` and
-  serves calls one at a time. After each call it kills every other process in its
-  namespace; if the plugin left a thread running, it asks to be replaced.
+  sandbox (``sandbox.apply``), installs the egress shim when the plugin declares hosts
+  (``egress_shim``: connections by name through the host), imports the requested entry
+  points, sends ``hello`` and serves calls one at a time. After each call it kills every
+  other process in its namespace; if the plugin left a thread running, it asks to be
+  replaced.
 
 Only the standard library, the SDK and the plugin are imported here.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import importlib
 import json
 import logging
@@ -47,9 +52,10 @@ from imbi_plugin_sdk import (
 )
 from imbi_plugin_sdk.wire import Call, Reply, WireError, execute
 
-from . import protocol, sandbox
+from . import egress_shim, protocol, sandbox
 
 CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -71,9 +77,12 @@ def warden(spec: dict[str, Any]) -> int:
     if cgroup:
         with open(os.path.join(cgroup, "cgroup.procs"), "w") as procs:
             procs.write(str(os.getpid()))
-    if _libc.unshare(CLONE_NEWPID) != 0:
+    if _libc.unshare(CLONE_NEWPID | CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
-        print(f"runner: cannot create a PID namespace: {os.strerror(err)}", file=sys.stderr)
+        print(
+            f"runner: cannot create PID and network namespaces: {os.strerror(err)}",
+            file=sys.stderr,
+        )
         return 71
     pid = os.fork()
     if pid == 0:
@@ -164,16 +173,37 @@ class Channel:
         return protocol.recv_frame(self.sock, self.max_frame)
 
     def ask(self, call_id: int, op: str, **fields: Any) -> Any:
+        value, fds = self.ask_fds(call_id, op, **fields)
+        protocol.close_fds(fds)  # only net.connect answers carry one
+        return value
+
+    def ask_fds(self, call_id: int, op: str, **fields: Any) -> tuple[Any, list[int]]:
+        """A host request's answer and the descriptors that came with it (caller owns them)."""
         with self.lock:
             protocol.send_frame(
                 self.sock, {"t": "host", "id": call_id, "op": op, **fields}, self.max_frame
             )
-            reply = protocol.recv_frame(self.sock, self.max_frame)
-        if reply.get("t") != "host_reply" or reply.get("id") != call_id:
-            raise protocol.ProtocolError("unexpected answer to a host request")
-        if not reply.get("ok"):
+            reply, fds = protocol.recv_frame_with_fds(self.sock, self.max_frame)
+        if reply.get("t") != "host_reply" or reply.get("id") != call_id or not reply.get("ok"):
+            protocol.close_fds(fds)
+            if reply.get("t") != "host_reply" or reply.get("id") != call_id:
+                raise protocol.ProtocolError("unexpected answer to a host request")
             raise PluginError.from_dict(reply.get("error") or {})
-        return reply.get("value")
+        return reply.get("value"), fds
+
+    def egress(self, call_id: int) -> egress_shim.Asker:
+        """The egress shim's way to the host during call ``call_id``; a refusal is
+        ``PermissionError`` (``EACCES``) naming host and port."""
+
+        def ask(host: str, port: int, family: int, timeout: float | None) -> tuple[Any, list[int]]:
+            try:
+                return self.ask_fds(
+                    call_id, "net.connect", host=host, port=port, family=family, timeout=timeout
+                )
+            except PluginError as exc:
+                raise PermissionError(errno.EACCES, str(exc.detail)) from None
+
+        return ask
 
 
 def _close_other_fds(keep: set[int]) -> None:
@@ -261,6 +291,7 @@ def _execute(
             PluginFailed(f"the runner cannot serve this call ({type(exc).__name__})")
         )
     else:
+        egress_shim.bind(channel.egress(int(call_id or 0)))
         try:
             reply = execute(
                 call,
@@ -272,6 +303,8 @@ def _execute(
             )
         except BaseException as exc:
             reply = Reply.failure(PluginFailed(f"plugin failed ({type(exc).__name__})"))
+        finally:
+            egress_shim.bind(None)
     text = reply.to_json()
     return f'{{"t":"reply","id":{json.dumps(call_id)},"reply":{text}}}'
 
@@ -283,11 +316,15 @@ def runner(spec: dict[str, Any]) -> int:
     sock = socket.socket(fileno=fd)
     channel = Channel(sock, int(spec.get("max_frame", protocol.DEFAULT_MAX_FRAME)))
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    policy = sandbox.Policy.from_dict(spec["policy"])
     try:
-        status = sandbox.apply(sandbox.Policy.from_dict(spec["policy"]))
+        status = sandbox.apply(policy)
     except sandbox.SandboxError as exc:
         channel.send({"t": "hello", "protocol": protocol.PROTOCOL_VERSION, "error": str(exc)})
         return 73
+    if policy.network:
+        egress_shim.install()
+    status["egress"] = "broker" if policy.network else "none"
     for path in spec.get("sys_path") or ():  # where the plugin was found on the host
         if path not in sys.path:
             sys.path.append(str(path))

@@ -7,11 +7,12 @@ sends the call, answers the runner's requests back to the host, and turns the re
 the method's SDK result, the plugin's ``PluginError``, or ``plugin_failed``. Deadlines and
 crashes come from ``supervisor``.
 
-Requests back to the host are checked here: ``storage.*`` only when the manifest declares
-``permissions.storage``, always against the installed plugin's own rows (the runner
-cannot name a scope; a request carrying any field other than the operation's own is
-refused), with bounded key and value sizes. ``project.current`` and ``project.get`` (slug)
-only when the host-side manifest declares ``permissions.project_metadata`` and the
+Requests back to the host are checked here: ``net.connect`` by the call's egress broker
+(``egress``: the declared hosts and ports, the call's deadline); ``storage.*`` only when the
+manifest declares ``permissions.storage``, always against the installed plugin's own rows
+(the runner cannot name a scope; a request carrying any field other than the operation's own
+is refused), with bounded key and value sizes. ``project.current`` and ``project.get``
+(slug) only when the host-side manifest declares ``permissions.project_metadata`` and the
 installed plugin's approved permissions include it, always within the calling binding's
 organization (``context.projects`` of the host-side context; the runner cannot name an
 organization): another organization's project answers ``not_found`` like a missing one.
@@ -23,6 +24,7 @@ import functools
 import itertools
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +42,7 @@ from imbi_plugin_sdk.wire import Call, Reply, WireError
 from plugins_core.resolution import unapproved_permissions
 from plugins_core.runner import CallTarget
 
+from . import egress
 from .breaker import Breaker, MemoryBreaker, RedisBreaker
 from .errors import PluginCrashed, PluginFailed, PluginTimeout
 from .policy import Limits, runner_spec
@@ -138,9 +141,30 @@ def slug_of(target: CallTarget) -> str:
 class HostRequests:
     """Answers a runner's requests back to the host during one call."""
 
-    def __init__(self, target: CallTarget) -> None:
+    def __init__(
+        self, target: CallTarget, *, deadline: float = 0.0, secrets: list[str] | None = None
+    ) -> None:
         self.target = target
         self.count = 0
+        self.deadline = deadline or time.monotonic() + float(target.context.timeout)
+        self.secrets = secrets or []
+        self._broker: egress.Broker | None = None
+
+    def broker(self) -> egress.Broker:
+        """The call's egress broker (its allowlist from the host-side manifest and the
+        service's operator-chosen host settings)."""
+        if self._broker is None:
+            allowlist = egress.Allowlist.build(
+                manifest_of(self.target).permissions,
+                getattr(self.target.context, "service_settings", None),
+            )
+            self._broker = egress.Broker(
+                allowlist,
+                deadline=self.deadline,
+                slug=slug_of(self.target),
+                secrets=self.secrets,
+            )
+        return self._broker
 
     def __call__(self, request: dict[str, Any]) -> Any:
         self.count += 1
@@ -150,6 +174,8 @@ class HostRequests:
         fields = set(request) - {"t", "id", "op"}
         if op in PROJECT_FIELDS:
             return self.project(str(op), fields, request)
+        if op == egress.OP:
+            return self.broker()(request)
         if op not in STORAGE_FIELDS:
             raise PermissionDenied(f"unknown host request {str(op)[:40]!r}")
         store = self.target.context.storage
@@ -282,9 +308,8 @@ class IsolatedRunner:
         message = {"id": next(_ids), "call": call.to_dict()}
         crashed = False
         try:
-            reply = runner.call(
-                message, timeout=timeout, on_host=HostRequests(target), secrets=secrets
-            )
+            requests = HostRequests(target, deadline=time.monotonic() + timeout, secrets=secrets)
+            reply = runner.call(message, timeout=timeout, on_host=requests, secrets=secrets)
         except PluginCrashed:
             crashed = True
             circuit.failure(key)

@@ -4,8 +4,11 @@ Read access: the interpreter's standard library, the shared system libraries and
 ``/etc`` files name resolution and TLS need, this runtime's own modules and the SDK, the
 plugin's own package, and every entry of site-packages *except* other plugin
 distributions' packages. Nothing of the host project (settings, keys, database files) and
-no ``/proc``. Network: the TCP ports of the hosts the manifest declares (a bare host means
-443). Limits come from the ``IMBI_PLUGIN_*`` settings through ``Limits``.
+no ``/proc``. Network: when the manifest declares hosts, inet sockets may be created (the
+egress shim needs them) but Landlock refuses every TCP ``connect`` and ``bind``: connections
+come ready-made from the host's egress broker (``egress``), which checks host and port;
+the runner's network namespace has no route anywhere. Limits come from the
+``IMBI_PLUGIN_*`` settings through ``Limits``.
 """
 
 from __future__ import annotations
@@ -128,14 +131,6 @@ def _default_sys_path() -> frozenset[str]:
     return frozenset(os.path.normpath(p) for p in paths | set(site.getsitepackages()))
 
 
-def tcp_ports(permissions: Permissions) -> tuple[int, ...]:
-    ports = set()
-    for pattern in permissions.network_hosts:
-        _, _, port = pattern.partition(":")
-        ports.add(int(port) if port else 443)
-    return tuple(sorted(ports))
-
-
 def runner_spec(
     *,
     key: tuple[str, ...],
@@ -143,15 +138,14 @@ def runner_spec(
     entries: dict[str, str],
     permissions: Permissions,
     limits: Limits,
-    extra_ports: tuple[int, ...] = (),
     env: str = "",
 ) -> RunnerSpec:
     """``env``: the distribution's own virtual environment (``plugins_core.environments``);
     its interpreter runs the runner and only it, the runtime and the system are readable."""
     own = {_top_level(target) for target in entries.values()}
-    ports = (
-        tuple(sorted({*tcp_ports(permissions), *extra_ports})) if permissions.network_hosts else ()
-    )
+    # The runner connects nothing itself (the egress broker hands it connected sockets), so
+    # Landlock gets no TCP port rule: a plugin bypassing the shim is refused every connect.
+    networked = bool(permissions.network_hosts or permissions.operator_host_settings)
     # A runtime-installed distribution (``env``) imports from its own environment only.
     roots = (
         ()
@@ -173,8 +167,8 @@ def runner_spec(
     policy = Policy(
         read_paths=readable,
         list_paths=roots,
-        tcp_ports=ports,
-        network=bool(ports),
+        tcp_ports=(),
+        network=networked,
         cpu_seconds=limits.cpu_seconds,
         address_space=limits.address_space,
         open_files=limits.open_files,

@@ -12,7 +12,9 @@ host → child  ``call``    {id, entry, method, args, context, credentials}
 child → host  ``reply``   {id, ok: true, result} | {id, ok: false, error: {code, detail, ...}}
                           | {id, ok: false, failed: reason}
 child → host  ``host``    {id, op, ...}  a request back to the host during call ``id``
-host → child  ``host_reply`` {id, ok, value | error}
+host → child  ``host_reply`` {id, ok, value | error}; the reply to ``net.connect`` may carry
+                          one connected socket as ``SCM_RIGHTS`` ancillary data on its
+                          first byte (``send_frame_with_fd`` / ``recv_frame_with_fds``)
 host → child  ``ping`` {id}; child → host ``pong`` {id}
 
 Plugin output never travels here: the child's stdout/stderr are separate pipes.
@@ -20,10 +22,14 @@ Plugin output never travels here: the child's stdout/stderr are separate pipes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import socket
 import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 PROTOCOL_VERSION = 1
@@ -34,13 +40,17 @@ __all__ = [
     "DEFAULT_MAX_FRAME",
     "PROTOCOL_VERSION",
     "ConnectionClosed",
+    "Descriptor",
     "FrameTooLarge",
     "ProtocolError",
     "check_json",
+    "close_fds",
     "decode",
     "encode",
     "recv_frame",
+    "recv_frame_with_fds",
     "send_frame",
+    "send_frame_with_fd",
 ]
 
 
@@ -123,3 +133,64 @@ def recv_frame(sock: socket.socket, max_frame: int) -> dict[str, Any]:
     if size > max_frame:
         raise FrameTooLarge(f"frame of {size} bytes exceeds the {max_frame}-byte cap")
     return decode(_recv_exact(sock, size))
+
+
+# --------------------------------------------------------------------------- descriptors
+
+
+@dataclass(frozen=True, slots=True)
+class Descriptor:
+    """A host-request answer that hands the runner an open descriptor with ``value``.
+
+    The sender owns ``fd`` and closes it once sent (or on any error)."""
+
+    value: Any
+    fd: int
+
+
+def send_frame_with_fd(
+    sock: socket.socket, message: dict[str, Any], fd: int, max_frame: int
+) -> None:
+    """One frame whose first byte carries ``fd`` (``SCM_RIGHTS``); the rest follows plainly."""
+    data = encode(message, max_frame)
+    sent = socket.send_fds(sock, [data], [fd])
+    if sent < len(data):
+        sock.sendall(data[sent:])
+
+
+def _recv_exact_fds(sock: socket.socket, size: int, fds: list[int], max_fds: int) -> bytes:
+    chunks = []
+    remaining = size
+    while remaining:
+        chunk, received, flags, _ = socket.recv_fds(sock, min(remaining, 1 << 20), max_fds)
+        fds.extend(received)
+        if flags & socket.MSG_CTRUNC:
+            raise ProtocolError("more descriptors than expected on one frame")
+        if not chunk:
+            raise ConnectionClosed("the other end closed the connection")
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def recv_frame_with_fds(
+    sock: socket.socket, max_frame: int, max_fds: int = 1
+) -> tuple[dict[str, Any], list[int]]:
+    """Read exactly one frame and the descriptors that came with it (the caller owns them;
+    on any error they are closed here)."""
+    fds: list[int] = []
+    try:
+        (size,) = HEADER.unpack(_recv_exact_fds(sock, HEADER.size, fds, max_fds))
+        if size > max_frame:
+            raise FrameTooLarge(f"frame of {size} bytes exceeds the {max_frame}-byte cap")
+        message = decode(_recv_exact_fds(sock, size, fds, max_fds))
+    except BaseException:
+        close_fds(fds)
+        raise
+    return message, fds
+
+
+def close_fds(fds: Iterable[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)

@@ -268,7 +268,7 @@ DENIED_SYSCALLS = {
     "syslog": 103,
     "vhangup": 153,
 }
-SYS_SOCKET, SYS_CLONE, SYS_CLONE3 = 41, 56, 435
+SYS_SOCKET, SYS_SOCKETPAIR, SYS_CLONE, SYS_CLONE3 = 41, 53, 56, 435
 CLONE_NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000
 CLONE_NAMESPACES |= 0x40000000 | 0x00000080  # NEWNET, NEWTIME
 AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
@@ -301,7 +301,11 @@ def seccomp_program(network: bool) -> list[bytes]:
         _insn(BPF_RET_K, eperm),
         _insn(BPF_RET_K, SECCOMP_RET_ALLOW),
     ]
-    # socket(domain, type): AF_UNIX always; AF_INET/6 stream or datagram when networked
+    # socket(domain, type): AF_INET/6 stream or datagram when networked, nothing else. No new
+    # AF_UNIX socket: the network namespace does not cover pathname sockets (a database's or
+    # a container runtime's socket on the host's file system), and Landlock (ABI 7 here) cannot
+    # refuse connecting to them. A stream socketpair (asyncio's self-pipe) stays allowed: its
+    # sockets reach only each other; a datagram pair could still sendto() a pathname socket.
     allowed_domains = [AF_INET, AF_INET6] if network else []
     tail = [
         _insn(BPF_LD_W_ABS, 24),  # args[1] (type), low word
@@ -311,11 +315,16 @@ def seccomp_program(network: bool) -> list[bytes]:
         _insn(BPF_RET_K, SECCOMP_RET_ALLOW),
         _insn(BPF_RET_K, eperm),
     ]
-    checks = [
-        _insn(BPF_LD_W_ABS, 16),
-        _insn(BPF_JEQ_K, AF_UNIX, 0, 1),
+    prog += [
+        _insn(BPF_JEQ_K, SYS_SOCKETPAIR, 0, 5),
+        _insn(BPF_LD_W_ABS, 24),  # args[1] (type), low word
+        _insn(BPF_ALU_AND_K, 0xF),
+        _insn(BPF_JEQ_K, SOCK_STREAM, 0, 1),
         _insn(BPF_RET_K, SECCOMP_RET_ALLOW),
+        _insn(BPF_RET_K, eperm),
     ]
+    prog.append(_insn(BPF_LD_W_ABS, 0))  # the syscall number again
+    checks = [_insn(BPF_LD_W_ABS, 16)]
     if allowed_domains:
         checks += [
             _insn(BPF_JEQ_K, AF_INET, 1, 0),

@@ -390,8 +390,13 @@ class RunnerProcess:
             self.secrets = []
 
     def _answer_host(self, request: dict[str, Any], on_host: HostHandler) -> None:
+        """Answer one host request; a ``protocol.Descriptor`` answer hands its descriptor
+        to the runner with the reply, and the host's copy is closed whatever happens."""
+        fd = -1
         try:
             value = on_host(request)
+            if isinstance(value, protocol.Descriptor):
+                fd, value = value.fd, value.value
             answer: dict[str, Any] = {
                 "t": "host_reply",
                 "id": request["id"],
@@ -400,7 +405,14 @@ class RunnerProcess:
             }
         except PluginError as exc:
             answer = {"t": "host_reply", "id": request["id"], "ok": False, "error": exc.to_dict()}
-        protocol.send_frame(self.sock, answer, self.spec.max_frame)
+        try:
+            if fd >= 0:
+                protocol.send_frame_with_fd(self.sock, answer, fd, self.spec.max_frame)
+            else:
+                protocol.send_frame(self.sock, answer, self.spec.max_frame)
+        finally:
+            if fd >= 0:
+                os.close(fd)
 
     def kill(self) -> int | None:
         """Kill the warden and the runner's whole PID namespace; returns the exit code."""

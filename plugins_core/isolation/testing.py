@@ -4,10 +4,11 @@ Returns an instance of a subclass of the handler's class whose plugin methods ru
 sandboxed runner process (the same one production uses) with the handler's context and
 credentials, so contract kits and ``isinstance`` checks see the same class. With
 ``network_hosts`` the runner may reach only those ``host:port``s (tests point the plugin's
-declared host at their loopback emulator, so Landlock enforces the emulator's port and
-refuses every other; the other permissions stay the manifest's, and the context's storage
-and project metadata are answered through host requests as in production). Each stand-in has
-its own circuit breaker, so one test's failures never open another test's circuit.
+declared host at their loopback emulator, so the egress broker connects to the emulator's
+port and refuses every other; the other permissions stay the manifest's, and the context's
+storage and project metadata are answered through host requests as in production). Each
+stand-in has its own circuit breaker, so one test's failures never open another test's
+circuit.
 """
 
 from __future__ import annotations

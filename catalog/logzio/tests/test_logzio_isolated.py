@@ -33,7 +33,7 @@ def test_the_declared_port_answers_and_an_undeclared_one_is_refused(
     other = port + 1 if port < 65535 else port - 1
     refused = run_isolated(plugin(logzio.url), network_hosts=(f"127.0.0.1:{other}",))
     with pytest.raises(UpstreamUnavailable):
-        refused.search(query())  # Landlock refused the connect: EACCES
+        refused.search(query())  # the egress broker refused the connect: EACCES
     assert len(logzio.bodies) == served  # the request never reached the emulator
     # the same handler in-process (no sandbox) does reach it
     assert plugin(logzio.url).search(query()).entries

@@ -83,6 +83,7 @@ def flat() -> Any:
         ("hostile-nan", "plugin_failed", 502),  # returns NaN
         ("hostile-object", "plugin_failed", 502),  # returns an arbitrary object
         ("hostile-huge", "plugin_failed", 502),  # returns ~50 MB
+        ("hostile-smuggle-fds", "plugin_failed", 502),  # a forged frame with 100 descriptors
     ],
     ids=[
         "sleeps-an-hour",
@@ -95,6 +96,7 @@ def flat() -> Any:
         "returns-nan",
         "returns-an-arbitrary-object",
         "returns-50-mb",
+        "sends-the-host-100-descriptors-on-a-forged-frame",
     ],
 )
 def test_failing_plugin_gets_its_documented_code(
@@ -191,7 +193,7 @@ def listeners() -> Any:
     undeclared.close()
 
 
-def test_network_only_to_the_declared_port(
+def test_network_only_to_the_declared_port(  # more ways out: test_egress.py
     hostile: Any, viewer: Any, project: Any, caplog: Any, listeners: Any
 ) -> None:
     _, undeclared = listeners
@@ -199,7 +201,7 @@ def test_network_only_to_the_declared_port(
     report = keys(call(viewer, project, caplog)[0])
     assert report == [
         "DECLARED_CONNECTED",
-        "UNDECLARED_REFUSED_PermissionError",  # Landlock: connect to an undeclared port
+        "UNDECLARED_REFUSED_PermissionError",  # the egress broker: port not declared
         "RAW_REFUSED_PermissionError",  # seccomp: raw sockets
         "PACKET_REFUSED_PermissionError",
     ]

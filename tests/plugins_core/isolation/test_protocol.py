@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
@@ -60,3 +61,37 @@ def test_closed_connection(pair: tuple[socket.socket, socket.socket]) -> None:
     a.close()
     with pytest.raises(protocol.ConnectionClosed):
         protocol.recv_frame(b, 1024)
+
+
+def test_a_descriptor_travels_with_its_frame_and_no_other(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    a, b = pair
+    read_end, write_end = os.pipe()
+    try:
+        protocol.send_frame_with_fd(a, {"t": "host_reply", "id": 1, "ok": True}, write_end, 1024)
+        protocol.send_frame(a, {"t": "host_reply", "id": 2, "ok": True}, 1024)
+        first, fds = protocol.recv_frame_with_fds(b, 1024)
+        second, none = protocol.recv_frame_with_fds(b, 1024)
+        assert (first["id"], second["id"], none) == (1, 2, [])
+        assert len(fds) == 1 and fds[0] != write_end
+        os.write(fds[0], b"through")  # the same pipe, received as a new descriptor
+        os.close(fds[0])
+        assert os.read(read_end, 16) == b"through"
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_descriptors_on_a_refused_frame_are_closed(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    a, b = pair
+    before = len(os.listdir("/proc/self/fd"))
+    read_end, write_end = os.pipe()
+    socket.send_fds(a, [protocol.HEADER.pack(5000) + b"{}"], [write_end])
+    os.close(write_end)
+    with pytest.raises(protocol.FrameTooLarge):
+        protocol.recv_frame_with_fds(b, 1024)
+    os.close(read_end)
+    assert len(os.listdir("/proc/self/fd")) == before

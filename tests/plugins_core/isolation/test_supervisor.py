@@ -38,6 +38,7 @@ def test_runner_loads_only_the_sdk_and_the_plugin() -> None:
         assert hello["pid_in_namespace"] == 1  # its own PID namespace
         assert hello["sandbox"]["landlock_abi"] >= 4
         assert hello["sandbox"]["capabilities"] == "none"
+        assert hello["sandbox"]["egress"] == "none"  # no hosts declared: no shim, no broker
         assert runner.ping()
     finally:
         runner.kill()
