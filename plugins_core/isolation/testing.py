@@ -45,7 +45,12 @@ def isolated(handler: PluginHandler, *, network_hosts: tuple[str, ...] | None = 
     permissions = (
         None
         if network_hosts is None
-        else dataclasses.replace(cls.manifest.permissions, network_hosts=network_hosts)
+        else dataclasses.replace(
+            # only these hosts: an operator-chosen host setting would let the test's URL in
+            cls.manifest.permissions,
+            network_hosts=network_hosts,
+            operator_host_settings=(),
+        )
     )
     breaker = MemoryBreaker(fail_max=1_000_000)
 
