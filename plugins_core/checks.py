@@ -1,7 +1,9 @@
 """System checks: plugins that failed to load show up in ``manage.py check`` and at startup.
 
 A failure is a warning (the service keeps running); with ``IMBI_PLUGINS_STRICT=1`` it is an
-error, so CI and ``check --deploy`` fail on a broken plugin.
+error, so CI and ``check --deploy`` fail on a broken plugin. A check never waits for the
+sandboxed imports of untrusted plugins (``runserver`` runs it before serving): entries still
+loading are an info message; ``manage.py plugin list`` waits and shows how they ended.
 """
 
 from __future__ import annotations
@@ -18,12 +20,23 @@ from . import registry
 def check_plugins(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     strict = bool(getattr(settings, "IMBI_PLUGINS_STRICT", False))
     level = checks.Error if strict else checks.Warning
-    return [
+    snapshot = registry.current()
+    loading = [
+        checks.Info(
+            f"plugin entry point '{entry.name}' ({entry.distribution} {entry.version}) is "
+            f"still loading in its sandboxed runner",
+            hint="`manage.py plugin list` waits for it and shows the outcome.",
+            id="plugins.I001",
+        )
+        for entry in snapshot.loading()
+    ]
+    return loading + [
         level(
             f"plugin entry point '{entry.name}' ({entry.distribution} {entry.version}) is "
             f"{entry.status.value}: {entry.reason}",
             hint="See `manage.py plugin list`; IMBI_PLUGINS_STRICT=1 makes this fatal.",
             id="plugins.E001" if strict else "plugins.W001",
         )
-        for entry in registry.current().failed()
+        for entry in snapshot.failed()
+        if entry.status is not registry.Status.LOADING
     ]

@@ -7,7 +7,8 @@ the one function every surface (admin, project page, REST API) uses to say wheth
 can serve. A badge combines three facts, first failing one wins:
 
 1. the registry: enabled, its handler installed, loaded and compatible
-   (``plugin_disabled``, ``plugin_unavailable``, ``plugin_incompatible``);
+   (``plugin_disabled``, ``plugin_unavailable``, ``plugin_incompatible``; ``plugin_loading``
+   while its sandboxed import is still running);
 2. the service's credentials: every required credential of the manifest stored
    (``credentials_missing``) -- read from the stored *names*, nothing is decrypted;
 3. the last connection test: ``connection_failed`` with its message, ``ok`` after a passing
@@ -52,6 +53,7 @@ OK = "ok"
 UNTESTED = "untested"
 CONNECTION_FAILED = "connection_failed"
 CREDENTIALS_MISSING = "credentials_missing"
+PLUGIN_LOADING = "plugin_loading"  # the registry is still importing it (not a failure yet)
 MESSAGE_MAX = 500
 
 
@@ -71,7 +73,7 @@ class Badge:
     @property
     def level(self) -> str:
         """For styling: ``ok``, ``unknown`` (untested) or ``error``."""
-        return {OK: "ok", UNTESTED: "unknown"}.get(self.status, "error")
+        return {OK: "ok", UNTESTED: "unknown", PLUGIN_LOADING: "unknown"}.get(self.status, "error")
 
     def to_dict(self) -> dict[str, Any]:
         return {
