@@ -7,15 +7,23 @@ credentials, so contract kits and ``isinstance`` checks see the same class. With
 declared host at their loopback emulator, so Landlock enforces the emulator's port and
 refuses every other). Each stand-in has its own circuit breaker, so one test's failures
 never open another test's circuit.
+
+Storage: in the runner, ``context.storage`` of a plugin whose manifest declares
+``permissions.storage`` sends every operation back to the host (``HostStorage``), and the
+host side answers from the handler's own ``context.storage`` (or ``storage=``), with the
+production checks (declared, bounded keys and values; ``upstream_unavailable`` when there
+is no store). So a test gives the handler a ``MemoryKeyValueStore`` and inspects that same
+store in both modes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 from typing import Any
 
-from imbi_plugin_sdk import Permissions, PluginHandler
+from imbi_plugin_sdk import KeyValueStore, Permissions, PluginHandler
 
 from plugins_core import registry
 
@@ -33,7 +41,17 @@ METHODS = (
 )
 
 
-def isolated(handler: PluginHandler, *, network_hosts: tuple[str, ...] | None = None) -> Any:
+_UNSET: Any = object()
+
+
+def isolated(
+    handler: PluginHandler,
+    *,
+    network_hosts: tuple[str, ...] | None = None,
+    storage: KeyValueStore | None = _UNSET,
+) -> Any:
+    """``handler`` as a stand-in whose calls run in a sandboxed runner (module docstring).
+    ``storage``: the store the host side serves (default: ``handler.context.storage``)."""
     cls = type(handler)
     entries = [e for e in registry.current().entries.values() if e.handler is cls]
     if not entries:
@@ -53,9 +71,12 @@ def isolated(handler: PluginHandler, *, network_hosts: tuple[str, ...] | None = 
             bound = signature.bind(self, *args)
             bound.apply_defaults()  # the wire contract takes every argument, defaults included
             args = bound.args[1:]
+            context = self.context
+            if storage is not _UNSET:
+                context = dataclasses.replace(context, storage=storage)
             return call_entry(
                 entry,
-                self.context,
+                context,
                 self.credentials,
                 name,
                 *args,

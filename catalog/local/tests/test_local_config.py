@@ -10,14 +10,16 @@ import json
 from typing import Any
 
 import pytest
+from imbi_plugin_local.config import LocalConfiguration
 from imbi_plugin_sdk import (
     ConfigWrite,
+    Credentials,
     DataType,
     InvalidInput,
     MemoryKeyValueStore,
     UpstreamUnavailable,
 )
-from imbi_plugin_sdk.testkit import assert_contract
+from imbi_plugin_sdk.testkit import assert_contract, make_context
 
 
 @pytest.fixture
@@ -146,3 +148,15 @@ def test_each_mode_runs_where_it_says(handler: Any, runner_mode: str) -> None:
     assert (type(plugin).__name__ == "IsolatedLocalConfiguration") is (runner_mode == "isolated")
     plugin.set_value("K", ConfigWrite(data_type=DataType.STRING, value="v"))
     assert store.keys() == ["contract-test/contract-test-project/K"]  # the host-side store
+
+
+def test_the_host_side_store_can_be_given_apart_from_the_context(run_isolated: Any) -> None:
+    """``isolated(handler, storage=...)``: the host answers the runner's storage requests
+    from that store, whatever the handler's context holds."""
+    ignored, served = MemoryKeyValueStore(), MemoryKeyValueStore()
+    plain = LocalConfiguration(make_context(storage=ignored), Credentials())
+    plugin = run_isolated(plain, storage=served)
+    plugin.set_value("K", ConfigWrite(data_type=DataType.STRING, value="v"))
+    assert served.keys() == ["contract-test/contract-test-project/K"] and ignored.keys() == []
+    with pytest.raises(UpstreamUnavailable, match="did not provide key-value storage"):
+        run_isolated(plain, storage=None).list_keys()
