@@ -1,9 +1,10 @@
 """System checks: plugins that failed to load show up in ``manage.py check`` and at startup.
 
 A failure is a warning (the service keeps running); with ``IMBI_PLUGINS_STRICT=1`` it is an
-error, so CI and ``check --deploy`` fail on a broken plugin. A check never waits for the
-sandboxed imports of untrusted plugins (``runserver`` runs it before serving): entries still
-loading are an info message; ``manage.py plugin list`` waits and shows how they ended.
+error, so CI and ``check --deploy`` fail on a broken plugin. The check itself never waits for
+the sandboxed imports of untrusted plugins (``runserver`` and ``migrate`` run it too): entries
+still loading are an info message. ``manage.py check`` (``management/commands/check.py``) and
+``manage.py plugin list`` wait first and show how they ended.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def check_plugins(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
         checks.Info(
             f"plugin entry point '{entry.name}' ({entry.distribution} {entry.version}) is "
             f"still loading in its sandboxed runner",
-            hint="`manage.py plugin list` waits for it and shows the outcome.",
+            hint="`manage.py check` and `manage.py plugin list` wait for it.",
             id="plugins.I001",
         )
         for entry in snapshot.loading()

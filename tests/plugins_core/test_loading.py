@@ -203,3 +203,25 @@ def test_the_registry_api_and_admin_show_the_loading_state(
     assert body["loading"] == 0
     entries = {e["name"]: e for e in body["entries"]}
     assert entries["hostile-import-hang"]["status"] == "import_failed"
+
+
+def test_the_periodic_connection_test_leaves_a_loading_plugin_for_later(
+    gate: threading.Event, install: Callable[..., Plugin]
+) -> None:
+    from plugins_core import health
+    from plugins_core.models import ConnectionCheck
+
+    loading = install("hostile-import-hang")
+    install("example-config")
+    counts = health.check_all()
+    assert counts == {"ok": counts["ok"], "failed": counts["failed"], "loading": 1}
+    assert counts["ok"] + counts["failed"] == 1  # the example plugin was tested
+    assert not ConnectionCheck.objects.filter(plugin=loading).exists()
+    badge = health.badge(loading)
+    assert (badge.status, badge.level) == ("plugin_loading", "unknown")
+
+    gate.set()
+    registry.wait_loaded(timeout=120)
+    assert health.check_all()["loading"] == 0
+    check = ConnectionCheck.objects.get(plugin=loading)
+    assert check.status == "failed" and "import did not finish" in check.message
