@@ -22,15 +22,19 @@ def check_plugins(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
     strict = bool(getattr(settings, "IMBI_PLUGINS_STRICT", False))
     level = checks.Error if strict else checks.Warning
     snapshot = registry.current()
-    loading = [
-        checks.Info(
-            f"plugin entry point '{entry.name}' ({entry.distribution} {entry.version}) is "
-            f"still loading in its sandboxed runner",
-            hint="`manage.py check` and `manage.py plugin list` wait for it.",
-            id="plugins.I001",
-        )
-        for entry in snapshot.loading()
-    ]
+    names = sorted(entry.name for entry in snapshot.loading())
+    loading = (
+        [
+            checks.Info(
+                f"{len(names)} plugin entry point(s) still loading in sandboxed runners: "
+                + ", ".join(names),
+                hint="`manage.py check` and `manage.py plugin list` wait for them.",
+                id="plugins.I001",
+            )
+        ]
+        if names
+        else []
+    )
     return loading + [
         level(
             f"plugin entry point '{entry.name}' ({entry.distribution} {entry.version}) is "

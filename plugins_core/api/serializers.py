@@ -201,10 +201,10 @@ class RegistryEntryOut(serializers.Serializer):  # type: ignore[type-arg]
     slug = serializers.CharField()
     distribution = serializers.CharField(allow_blank=True)
     version = serializers.CharField(allow_blank=True)
-    status = serializers.ChoiceField(
-        choices=[status.value for status in registry.Status],
-        help_text="loaded, or why not; loading: an untrusted plugin still being imported in "
-        "its sandboxed runner (calls answer 503 plugin_loading until it finishes).",
+    status = serializers.CharField(
+        help_text="One of: " + ", ".join(status.value for status in registry.Status) + ". "
+        "loading: an untrusted plugin still being imported in its sandboxed runner (calls "
+        "answer 503 plugin_loading until it finishes)."
     )
     reason = serializers.CharField(allow_blank=True)
     plugin_type = serializers.CharField(allow_null=True)

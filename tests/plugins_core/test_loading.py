@@ -225,3 +225,23 @@ def test_the_periodic_connection_test_leaves_a_loading_plugin_for_later(
     assert health.check_all()["loading"] == 0
     check = ConnectionCheck.objects.get(plugin=loading)
     assert check.status == "failed" and "import did not finish" in check.message
+
+
+def test_system_checks_do_not_wait_and_name_the_loading_entry_points(
+    gate: threading.Event,
+) -> None:
+    from plugins_core.checks import check_plugins
+
+    messages = check_plugins()
+    infos = [m for m in messages if m.id == "plugins.I001"]
+    assert len(infos) == 1
+    assert "hostile-import-hang" in infos[0].msg and "hostile-healthy" in infos[0].msg
+    warned = " ".join(m.msg for m in messages if m.id == "plugins.W001")
+    assert "example-broken" in warned and "hostile-import-hang" not in warned
+
+    gate.set()
+    registry.wait_loaded(timeout=120)
+    messages = check_plugins()
+    assert not [m for m in messages if m.id == "plugins.I001"]
+    warned = " ".join(m.msg for m in messages if m.id == "plugins.W001")
+    assert "'hostile-import-hang' (imbi-plugin-hostile 0.1.0) is import_failed" in warned
