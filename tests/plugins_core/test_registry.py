@@ -272,6 +272,10 @@ def test_the_default_trust_is_the_configured_policy_not_everything(
         preamble="import os\nHOST_PID = os.getpid()",
     )
     monkeypatch.syspath_prepend(str(tmp_path))
+    from imbi.settings import base
+
+    # Before configure() the registry trusts what the settings trust by default: the catalog.
+    assert frozenset(base.IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS) == registry.FIRST_PARTY
     assert registry.is_trusted("imbi-plugin-local") and registry.is_trusted("imbi_plugin.example")
     assert not registry.is_trusted("untrusted-probe")
     ours = [
