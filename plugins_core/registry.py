@@ -606,22 +606,31 @@ def _start_inspection() -> None:
                 _pending.pop(e.distribution, None)
             _publish()
 
-    def run() -> None:
+    # Daemon threads, not an executor: an executor's threads are joined when the interpreter
+    # exits, so a command or a worker shutting down would wait for a hanging import.
+    slots = threading.BoundedSemaphore(4)
+
+    def inspect(candidates: list[Candidate]) -> None:
         try:
-            _inspect(pending, settle)
+            with slots:
+                found = _examine_isolated(candidates)
         except Exception as exc:  # never leave entries loading forever
             reason = f"inspection failed: {_summary(exc)}"
-            settle(
-                [
-                    _isolated_entry(
-                        c.name, c.target, c.distribution, c.version, Status.IMPORT_FAILED, reason
-                    )
-                    for found in pending.values()
-                    for c in found
-                ]
-            )
+            found = [
+                _isolated_entry(
+                    c.name, c.target, c.distribution, c.version, Status.IMPORT_FAILED, reason
+                )
+                for c in candidates
+            ]
+        settle(found)
 
-    threading.Thread(target=run, name="imbi-plugin-inspection", daemon=True).start()
+    for distribution, candidates in pending.items():
+        threading.Thread(
+            target=inspect,
+            args=(candidates,),
+            name=f"imbi-plugin-import-{distribution}"[:60],
+            daemon=True,
+        ).start()
 
 
 def _resume() -> None:
@@ -639,6 +648,12 @@ def wait_loaded(timeout: float | None = None) -> Snapshot:
         _settled.wait_for(lambda: not _pending, timeout)
         assert _current is not None
         return _current
+
+
+def inspecting_here() -> bool:
+    """Whether entries are loading and a thread of this process imports them (``False`` in a
+    forked child until its first ``current()``)."""
+    return bool(_pending) and _inspector_pid == os.getpid()
 
 
 def retry_after() -> int:
