@@ -80,6 +80,11 @@ def test_the_first_snapshot_serves_trusted_plugins_while_untrusted_ones_load(
     assert {e.name for e in first.loading()} >= {"hostile-import-hang", "hostile-healthy"}
     assert all(e.distribution == "imbi-plugin-hostile" for e in first.loading())
     assert registry.current() is first  # nothing published while the gate is closed
+    # Daemon threads of this process: nothing joins them when the interpreter exits, so a
+    # command or a stopping worker never waits for a hanging import.
+    inspecting = [t for t in threading.enumerate() if t.name.startswith("imbi-plugin-import")]
+    assert inspecting and all(t.daemon for t in inspecting)
+    assert registry.inspecting_here()
 
     gate.set()
     settled = registry.wait_loaded(timeout=120)
