@@ -650,6 +650,15 @@ def wait_loaded(timeout: float | None = None) -> Snapshot:
         return _current
 
 
+def settled() -> Snapshot:
+    """For commands and other batch work: the snapshot once this process's sandboxed imports
+    finished. Bounded: each loading entry point by the import deadline, plus a margin."""
+    loading = current().loading()
+    if not loading:
+        return current()
+    return wait_loaded(timeout=settings.import_timeout * len(loading) + 30)
+
+
 def inspecting_here() -> bool:
     """Whether entries are loading and a thread of this process imports them (``False`` in a
     forked child until its first ``current()``)."""

@@ -251,3 +251,13 @@ def test_system_checks_do_not_wait_and_name_the_loading_entry_points(
     assert not [m for m in messages if m.id == "plugins.I001"]
     warned = " ".join(m.msg for m in messages if m.id == "plugins.W001")
     assert "'hostile-import-hang' (imbi-plugin-hostile 0.1.0) is import_failed" in warned
+
+
+def test_settled_waits_for_the_sandboxed_imports(gate: threading.Event) -> None:
+    """What commands use (``manage.py check``, ``plugin install-template``): the snapshot
+    once this process's imports finished, each bounded by the deadline."""
+    assert registry.current().loading()
+    threading.Timer(0.05, gate.set).start()  # opened from another thread while we wait
+    snapshot = registry.settled()
+    assert snapshot.loading() == []
+    assert snapshot.get("hostile-import-hang").status is Status.IMPORT_FAILED  # type: ignore[union-attr]

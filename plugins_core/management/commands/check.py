@@ -19,7 +19,5 @@ class Command(DjangoCheck):
     def handle(self, *app_labels: Any, **options: Any) -> None:
         from plugins_core import registry
 
-        loading = registry.current().loading()
-        if loading:  # each entry point is bounded by the import deadline; a margin on top
-            registry.wait_loaded(timeout=registry.settings.import_timeout * len(loading) + 30)
+        registry.settled()
         super().handle(*app_labels, **options)
