@@ -7,7 +7,8 @@ the one function every surface (admin, project page, REST API) uses to say wheth
 can serve. A badge combines three facts, first failing one wins:
 
 1. the registry: enabled, its handler installed, loaded and compatible
-   (``plugin_disabled``, ``plugin_unavailable``, ``plugin_incompatible``);
+   (``plugin_disabled``, ``plugin_unavailable``, ``plugin_incompatible``; ``plugin_loading``
+   while its sandboxed import is still running);
 2. the service's credentials: every required credential of the manifest stored
    (``credentials_missing``) -- read from the stored *names*, nothing is decrypted;
 3. the last connection test: ``connection_failed`` with its message, ``ok`` after a passing
@@ -53,6 +54,7 @@ OK = "ok"
 UNTESTED = "untested"
 CONNECTION_FAILED = "connection_failed"
 CREDENTIALS_MISSING = "credentials_missing"
+PLUGIN_LOADING = "plugin_loading"  # the registry is still importing it (not a failure yet)
 MESSAGE_MAX = 500
 
 
@@ -72,7 +74,7 @@ class Badge:
     @property
     def level(self) -> str:
         """For styling: ``ok``, ``unknown`` (untested) or ``error``."""
-        return {OK: "ok", UNTESTED: "unknown"}.get(self.status, "error")
+        return {OK: "ok", UNTESTED: "unknown", PLUGIN_LOADING: "unknown"}.get(self.status, "error")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -275,12 +277,18 @@ def check_connection(
 def check_all(
     plugins: QuerySet[Plugin] | None = None, *, trigger: str = ConnectionCheck.Trigger.PERIODIC
 ) -> dict[str, int]:
-    """Test every enabled plugin (the periodic check); counts of ``ok`` and ``failed``."""
+    """Test every enabled plugin (the periodic check); counts of ``ok`` and ``failed``, and
+    of ``loading`` plugins, left for the next round (a test now would record "still loading"
+    as a failed connection and show it after the plugin loaded)."""
     snapshot = registry.current()
-    counts = {"ok": 0, "failed": 0}
+    counts = {"ok": 0, "failed": 0, "loading": 0}
     rows = plugins if plugins is not None else Plugin.objects.all()
     rows = rows.filter(enabled=True).select_related("service", "organization")
     for plugin in rows.order_by("organization__slug", "slug"):
+        entry = snapshot.get(plugin.handler)
+        if entry is not None and entry.status is registry.Status.LOADING:
+            counts["loading"] += 1
+            continue
         check = check_connection(plugin, trigger=trigger, snapshot=snapshot)
         counts[check.status] += 1
         logger.log(  # the message is already scrubbed of secrets
@@ -291,5 +299,5 @@ def check_all(
             check.status,
             check.message,
         )
-    logger.info("connection tests: %(ok)d ok, %(failed)d failed", counts)
+    logger.info("connection tests: %(ok)d ok, %(failed)d failed, %(loading)d still loading", counts)
     return counts

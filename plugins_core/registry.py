@@ -9,16 +9,28 @@ stops the service: it is recorded with a ``Status`` and a reason (shown in the a
 and ``manage.py plugin list``). With ``strict=True`` (``IMBI_PLUGINS_STRICT=1``) the first
 failure raises its named error instead.
 
-Distributions the operator trusts (``configure(trusted=...)``, from
-``IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS``) are imported in this process and may run in-process.
-Every other distribution is imported only inside a sandboxed runner with a deadline
+Trust is a policy, never a default: distributions the operator trusts (``configure(trusted=
+...)``, from ``IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS``; before ``configure`` only the first-party
+catalog, ``FIRST_PARTY``) are imported in this process and may run in-process. Every other
+distribution is imported only inside a sandboxed runner with a deadline
 (``plugins_core.isolation.inspect``): its entries carry the manifest the runner reported,
 no handler class, and ``isolated=True``. A plugin that hangs or crashes at import is
 recorded ``import_failed`` with the reason; the host never runs its code.
 
-``current()`` returns the process's snapshot; ``rebuild()`` swaps in a new one with the next
-generation number. A request that already holds a snapshot keeps it (in-flight calls finish
-against the handlers they started with). This module imports nothing from Django.
+Imports stay off the request path. ``current()`` builds a process's first snapshot at once:
+trusted plugins imported, untrusted ones ``loading``; a background thread of this process
+inspects them (each distribution in its sandboxed runner, with the import deadline) and
+publishes a new snapshot as each distribution's results arrive. A request for a loading
+plugin is answered 503 ``plugin_loading`` (``plugins_core.resolution``). A process forked
+while entries are loading (Celery's pool children) inspects them again itself, on its first
+``current()``: threads do not survive a fork.
+
+``rebuild()`` re-reads the installed distributions and, by default, waits for the
+inspections (the CLI, installs, strict start-up). ``set_managed()`` adds runtime-installed
+distributions. All three publish through ``_publish``, the one function that settles names
+and slugs (``assemble``) and swaps in a new immutable snapshot with the next generation
+number. A request that already holds a snapshot keeps it (in-flight calls finish against
+the handlers they started with). This module imports nothing from Django.
 """
 
 from __future__ import annotations
@@ -27,6 +39,8 @@ import dataclasses
 import enum
 import functools
 import importlib
+import math
+import os
 import sys
 import threading
 import time
@@ -82,6 +96,7 @@ class RefusedPluginError(RegistryError):
 
 class Status(enum.StrEnum):
     LOADED = "loaded"
+    LOADING = "loading"  # being imported in a sandboxed runner (background, with a deadline)
     IMPORT_FAILED = "import_failed"
     INVALID = "invalid"
     INCOMPATIBLE = "incompatible"
@@ -154,7 +169,12 @@ class Snapshot:
         return [entry for entry in self.entries.values() if entry.ok]
 
     def failed(self) -> list[Entry]:
+        """Entries that cannot serve (loading ones included: they cannot serve yet)."""
         return [entry for entry in self.entries.values() if not entry.ok]
+
+    def loading(self) -> list[Entry]:
+        """Entries still being imported in a sandboxed runner."""
+        return [e for e in self.entries.values() if e.status is Status.LOADING]
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,24 +320,32 @@ def normalize(distribution: str) -> str:
     return distribution.lower().replace("_", "-").replace(".", "-")
 
 
+FIRST_PARTY = frozenset(
+    {"imbi-plugin-aws", "imbi-plugin-github", "imbi-plugin-logzio", "imbi-plugin-local"}
+)
+"""The first-party catalog: trusted until ``configure`` says otherwise."""
+
+
 @dataclass
 class Settings:
-    """What ``apps.ready`` configures from Django settings (``None``: trust everything)."""
+    """What ``apps.ready`` configures from Django settings."""
 
-    trusted: frozenset[str] | None = None
+    trusted: frozenset[str] = FIRST_PARTY
     import_timeout: float = 10.0
 
 
 settings = Settings()
 
 
-def configure(*, trusted: Iterable[str] | None, import_timeout: float = 10.0) -> None:
-    settings.trusted = None if trusted is None else frozenset(normalize(d) for d in trusted)
+def configure(*, trusted: Iterable[str], import_timeout: float = 10.0) -> None:
+    """The trust policy (``IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS``) and the import deadline."""
+    settings.trusted = frozenset(normalize(d) for d in trusted)
     settings.import_timeout = import_timeout
 
 
 def is_trusted(distribution: str) -> bool:
-    return settings.trusted is None or normalize(distribution) in settings.trusted
+    """Whether the policy lets this process import ``distribution`` (and run it in-process)."""
+    return normalize(distribution) in settings.trusted
 
 
 def _isolated_entry(
@@ -375,25 +403,20 @@ def _examine_isolated(candidates: list[Candidate]) -> list[Entry]:
     return entries
 
 
-def build_snapshot(
-    candidates: Iterable[Candidate],
-    *,
-    generation: int,
-    strict: bool = False,
-    trusted: Callable[[str], bool] | None = None,
-    refusals: Refusals | None = None,
-) -> Snapshot:
-    """Import and validate every candidate; the only constructor of a ``Snapshot``.
+Untrusted = dict[str, list[Candidate]]
+"""Untrusted candidates to inspect in a sandboxed runner, by distribution."""
 
-    ``refusals`` (from the supply-chain guard) are applied before anything is imported.
-    ``trusted(distribution)`` says which candidates may be imported in this process; the
-    others are inspected in a sandboxed runner (default: every candidate is trusted)."""
-    candidates = list(candidates)
-    trust = trusted or (lambda _: True)
-    examined = [_examine(c, refusals) for c in candidates if trust(c.distribution)]
-    untrusted: dict[str, list[Candidate]] = {}
+
+def _sort_out(
+    candidates: Iterable[Candidate], trust: Callable[[str], bool], refusals: Refusals | None
+) -> tuple[list[Entry], Untrusted]:
+    """Trusted candidates examined in this process, refused ones recorded, and the untrusted
+    rest (to inspect in a runner). Refusals apply before anything is imported."""
+    examined: list[Entry] = []
+    untrusted: Untrusted = {}
     for c in candidates:
         if trust(c.distribution):
+            examined.append(_examine(c, refusals))
             continue
         guarded = (refusals or {}).get(canonicalize_name(c.distribution))
         refusal = sdk_range_problem(c.sdk_range)  # refused before import, like _examine
@@ -407,10 +430,44 @@ def build_snapshot(
             )
         else:
             untrusted.setdefault(c.distribution, []).append(c)
-    if untrusted:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            for found in pool.map(_examine_isolated, untrusted.values()):
-                examined.extend(found)
+    return examined, untrusted
+
+
+def _inspect(untrusted: Untrusted, publish: Callable[[list[Entry]], None]) -> None:
+    """Inspect each distribution in its runner (four at a time); ``publish`` each result."""
+    if not untrusted:
+        return
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="imbi-plugin-import") as pool:
+        for found in pool.map(_examine_isolated, untrusted.values()):
+            publish(found)
+
+
+def _loading(untrusted: Untrusted) -> list[Entry]:
+    deadline = f"{settings.import_timeout:g}s"
+    reason = f"importing in a sandboxed runner (deadline {deadline} per entry point)"
+    return [
+        _isolated_entry(c.name, c.target, c.distribution, c.version, Status.LOADING, reason)
+        for found in untrusted.values()
+        for c in found
+    ]
+
+
+def build_snapshot(
+    candidates: Iterable[Candidate],
+    *,
+    generation: int,
+    strict: bool = False,
+    trusted: Callable[[str], bool] | None = None,
+    refusals: Refusals | None = None,
+) -> Snapshot:
+    """Import and validate every candidate, waiting for the sandboxed inspections.
+
+    ``refusals`` (from the supply-chain guard) are applied before anything is imported.
+    ``trusted(distribution)`` says which candidates may be imported in this process
+    (default: the configured policy, ``is_trusted``); the others are inspected in a
+    sandboxed runner with the import deadline."""
+    examined, untrusted = _sort_out(candidates, trusted or is_trusted, refusals)
+    _inspect(untrusted, examined.extend)
     return assemble(examined, generation=generation, strict=strict)
 
 
@@ -450,6 +507,13 @@ def assemble(examined: Iterable[Entry], *, generation: int, strict: bool = False
 _lock = threading.Lock()
 _current: Snapshot | None = None
 _guard: Guard | None = None
+_examined: tuple[Entry, ...] = ()  # the host environment's entries, as examined
+_managed: tuple[Entry, ...] = ()  # runtime-installed distributions (plugins_core.runtime)
+_pending: Untrusted = {}  # untrusted distributions still loading
+_epoch = 0  # which rebuild (or fork) the running inspection belongs to
+_inspector_pid = 0  # the process whose thread inspects ``_pending``
+_inspection_started = 0.0  # time.monotonic() of that inspection's start
+_settled = threading.Condition(_lock)
 
 
 def set_guard(guard: Guard | None) -> None:
@@ -468,54 +532,163 @@ def _refusals(candidates: Sequence[Candidate]) -> Refusals:
         return {canonicalize_name(c.distribution): (Status.MODIFIED, reason) for c in candidates}
 
 
-_host: Snapshot | None = None  # the host environment's entries, imported at the last rebuild
-_managed: tuple[Entry, ...] = ()  # runtime-installed distributions (plugins_core.runtime)
+def _publish() -> Snapshot:
+    """The one way a process's snapshot changes (called with ``_lock`` held): the host
+    environment's entries and the runtime-installed ones, settled by ``assemble``, as a new
+    immutable snapshot with the next generation number."""
+    global _current
+    generation = (_current.generation + 1) if _current else 1
+    _current = assemble([*_examined, *_managed], generation=generation)
+    _settled.notify_all()
+    return _current
 
 
 def current() -> Snapshot:
-    """This process's snapshot, built on first use."""
+    """This process's snapshot, built on first use without waiting for untrusted imports."""
     snapshot = _current
-    return snapshot if snapshot is not None else rebuild()
-
-
-def rebuild(*, strict: bool = False) -> Snapshot:
-    """Build a new snapshot from the installed distributions and make it current.
-
-    ``strict`` comes from the ``IMBI_PLUGINS_STRICT`` setting at start-up (``apps.ready``)."""
-    global _current, _host
-    with _lock:
-        generation = (_current.generation + 1) if _current else 1
-        importlib.invalidate_caches()  # see distributions installed since start
-        candidates = discover()
-        _host = build_snapshot(
-            candidates,
-            generation=generation,
-            strict=strict,
-            trusted=is_trusted,
-            refusals=_refusals(candidates),
-        )
-        snapshot = _compose(_host, _managed, generation)
-        _current = snapshot
+    if snapshot is None:
+        return _rebuild(strict=False, wait=False, first=True)
+    if _pending and _inspector_pid != os.getpid():
+        _resume()  # forked while loading: this process has no inspection thread
     return snapshot
 
 
-def _compose(host: Snapshot, managed: Iterable[Entry], generation: int) -> Snapshot:
-    managed = list(managed)
-    if not managed:
-        return Snapshot(generation=generation, entries=host.entries)
-    return assemble([*host.entries.values(), *managed], generation=generation)
+def rebuild(*, strict: bool = False, wait: bool = True) -> Snapshot:
+    """Build a new snapshot from the installed distributions and make it current.
+
+    With ``wait`` (the default) the untrusted distributions' inspections finish first; without
+    it their entries are ``loading`` and a background thread publishes their results.
+    ``strict`` (``IMBI_PLUGINS_STRICT`` at start-up, ``apps.ready``) always waits and raises
+    the first failure's named error."""
+    return _rebuild(strict=strict, wait=wait, first=False)
+
+
+def _rebuild(*, strict: bool, wait: bool, first: bool) -> Snapshot:
+    global _examined, _pending, _epoch
+    with _lock:
+        if first and _current is not None:  # another thread built it meanwhile
+            return _current
+        importlib.invalidate_caches()  # see distributions installed since start
+        candidates = discover()
+        examined, untrusted = _sort_out(candidates, is_trusted, _refusals(candidates))
+        if wait or strict:
+            _inspect(untrusted, examined.extend)
+            untrusted = {}
+        if strict:  # the first failure is fatal, by request: nothing changes
+            assemble(examined, generation=0, strict=True)
+        _examined = (*examined, *_loading(untrusted))
+        _pending = untrusted
+        _epoch += 1
+        snapshot = _publish()
+        if untrusted:
+            _start_inspection()
+    return snapshot
+
+
+def _start_inspection() -> None:
+    """Inspect ``_pending`` in a daemon thread of this process (called with ``_lock`` held)."""
+    global _inspector_pid, _inspection_started
+    _inspector_pid = os.getpid()
+    _inspection_started = time.monotonic()
+    epoch, pending = _epoch, dict(_pending)
+
+    def settle(found: list[Entry]) -> None:
+        global _examined
+        with _lock:
+            if epoch != _epoch:  # a newer rebuild owns the loading entries now
+                return
+            keys = {(e.name, e.distribution) for e in found}
+            _examined = (
+                *(e for e in _examined if (e.name, e.distribution) not in keys),
+                *found,
+            )
+            for e in found:
+                _pending.pop(e.distribution, None)
+            _publish()
+
+    # Daemon threads, not an executor: an executor's threads are joined when the interpreter
+    # exits, so a command or a worker shutting down would wait for a hanging import.
+    slots = threading.BoundedSemaphore(4)
+
+    def inspect(candidates: list[Candidate]) -> None:
+        try:
+            with slots:
+                found = _examine_isolated(candidates)
+        except Exception as exc:  # never leave entries loading forever
+            reason = f"inspection failed: {_summary(exc)}"
+            found = [
+                _isolated_entry(
+                    c.name, c.target, c.distribution, c.version, Status.IMPORT_FAILED, reason
+                )
+                for c in candidates
+            ]
+        settle(found)
+
+    for distribution, candidates in pending.items():
+        threading.Thread(
+            target=inspect,
+            args=(candidates,),
+            name=f"imbi-plugin-import-{distribution}"[:60],
+            daemon=True,
+        ).start()
+
+
+def _resume() -> None:
+    global _epoch
+    with _lock:
+        if _pending and _inspector_pid != os.getpid():
+            _epoch += 1
+            _start_inspection()
+
+
+def wait_loaded(timeout: float | None = None) -> Snapshot:
+    """The current snapshot once nothing is loading (or when ``timeout`` passes)."""
+    current()
+    with _lock:
+        _settled.wait_for(lambda: not _pending, timeout)
+        assert _current is not None
+        return _current
+
+
+def settled() -> Snapshot:
+    """For commands and other batch work: the snapshot once this process's sandboxed imports
+    finished. Bounded: each loading entry point by the import deadline, plus a margin."""
+    loading = current().loading()
+    if not loading:
+        return current()
+    return wait_loaded(timeout=settings.import_timeout * len(loading) + 30)
+
+
+def inspecting_here() -> bool:
+    """Whether entries are loading and a thread of this process imports them (``False`` in a
+    forked child until its first ``current()``)."""
+    return bool(_pending) and _inspector_pid == os.getpid()
+
+
+def retry_after() -> int:
+    """Seconds a client should wait before asking again for a loading plugin (at least 1)."""
+    left = _inspection_started + settings.import_timeout - time.monotonic()
+    return max(1, math.ceil(left))
 
 
 def set_managed(entries: Iterable[Entry]) -> Snapshot:
     """Swap in a snapshot with ``entries`` (runtime-installed distributions, already
     inspected) beside the host environment's, without importing anything again. A caller
     that already holds the previous snapshot keeps it."""
-    global _current, _managed
-    if _host is None:
+    global _managed
+    if _current is None:
         current()
     with _lock:
-        assert _host is not None
         _managed = tuple(entries)
-        generation = (_current.generation + 1) if _current else 1
-        _current = _compose(_host, _managed, generation)
-        return _current
+        return _publish()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has only the forking thread: a lock another thread held stays held,
+    and no inspection runs here (``current()`` starts one when entries are loading)."""
+    global _lock, _settled
+    _lock = threading.Lock()
+    _settled = threading.Condition(_lock)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

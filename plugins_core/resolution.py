@@ -11,9 +11,11 @@ Read top-down, this is section 4 of Imbi's ADR 0008 (the seed design):
 3. ``load_binding``: one query for the chosen plugin, its service, its credentials (as
    ciphertext) and both bindings' options and templates.
 4. ``plan`` / ``resolve``: check the plugin is enabled and its handler loaded and compatible
-   (else 503 with the reason), merge options (plugin, type binding, project binding), expand
-   the search template, and decrypt the credentials (``credentials_for``, the only place
-   they are decrypted). ``cached_plan`` memoizes steps 1-4 per process (ADR 0003).
+   (else 503 with the reason; ``plugin_loading`` with Retry-After while an untrusted handler
+   is still being imported in its sandboxed runner), merge options (plugin, type binding,
+   project binding), expand the search template, and decrypt the credentials
+   (``credentials_for``, the only place they are decrypted). ``cached_plan`` memoizes
+   steps 1-4 per process (ADR 0003).
 
 ``effective_bindings`` loads every merged binding for listings (the tabs endpoint);
 ``preview_search_template`` answers the search-template preview endpoints.
@@ -92,6 +94,17 @@ class PluginDisabled(ResolutionError):
 
 class PluginUnavailable(ResolutionError):
     code, http_status = "plugin_unavailable", 503
+
+
+class PluginLoading(ResolutionError):
+    """The handler is still being imported in its sandboxed runner (the registry's
+    background inspection): ask again after ``retry_after`` seconds."""
+
+    code, http_status = "plugin_loading", 503
+
+    def __init__(self, detail: str, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.retry_after = retry_after
 
 
 class PluginPermissionsPending(ResolutionError):
@@ -397,6 +410,11 @@ def check_entry(plugin: PluginRow, snapshot: registry.Snapshot) -> registry.Entr
         raise PluginUnavailable(
             f"plugin '{plugin.slug}': handler '{plugin.handler}' is not installed"
         )
+    if entry.status is registry.Status.LOADING:
+        raise PluginLoading(
+            f"plugin '{plugin.slug}' is still loading: {entry.reason}; try again shortly",
+            retry_after=registry.retry_after(),
+        )
     if entry.status is registry.Status.INCOMPATIBLE:
         raise PluginIncompatible(f"plugin '{plugin.slug}': {entry.reason}")
     if not entry.ok or entry.manifest is None or (entry.handler is None and not entry.isolated):
@@ -643,6 +661,7 @@ __all__ = [
     "NothingBound",
     "PluginDisabled",
     "PluginIncompatible",
+    "PluginLoading",
     "PluginMisconfigured",
     "PluginPermissionsPending",
     "PluginUnavailable",

@@ -52,7 +52,8 @@ def nudge_nodes() -> None:
 
 @app.task(name="plugins_core.tasks.registry_report")  # type: ignore[untyped-decorator]
 def registry_report(pause: float = 0.0) -> dict[str, Any]:
-    """What the process that runs this task serves: node, pid, generation and entries (an
+    """What the process that runs this task serves: node, pid, generation, entries, the entry
+    points still loading and whether this process's own thread imports them (an
     operator's view of one Celery child; ``pause`` keeps the child busy so a burst of these
     reaches every child)."""
     import os
@@ -68,4 +69,6 @@ def registry_report(pause: float = 0.0) -> dict[str, Any]:
         "pid": os.getpid(),
         "generation": runtime.serving(),
         "entries": {e.name: e.version for e in snapshot.loaded()},
+        "loading": sorted(e.name for e in snapshot.loading()),
+        "inspecting_here": registry.inspecting_here(),
     }

@@ -175,8 +175,10 @@ def platform(
     *,
     nodes: tuple[str, ...] = ("node-a", "node-b"),
     before_start: Callable[[], None] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Platform]:
-    """Create the database, start every node; stop and drop everything afterwards."""
+    """Create the database, start every node; stop and drop everything afterwards.
+    ``env`` overrides the nodes' environment (e.g. ``IMBI_PLUGIN_IMPORT_TIMEOUT``)."""
     import psycopg
     import redis
     from celery import Celery
@@ -204,6 +206,7 @@ def platform(
         "IMBI_WORKER_HEADER": "1",
         "GUNICORN_TIMEOUT": "30",
         "LOG_LEVEL": "INFO",
+        **(env or {}),
     }
     members = {}
     for name in nodes:
@@ -267,6 +270,23 @@ def web_serves(platform: Platform, version: str | None, name: str = "runtime-dem
             if registry_versions(response).get(name) != version:
                 return False
     return True
+
+
+def children_report(platform: Platform, node: Node, tries: int = 5) -> list[dict[str, Any]]:
+    """``registry_report`` from both Celery pool children of ``node`` (a burst of busy tasks
+    reaches every child; retried until two pids answered)."""
+    reports: list[dict[str, Any]] = []
+    for _ in range(tries):
+        results = [
+            platform.celery.send_task(
+                "plugins_core.tasks.registry_report", kwargs={"pause": 0.3}, queue=node.name
+            )
+            for _ in range(4)
+        ]
+        reports = [r.get(timeout=30) for r in results]
+        if len({r["pid"] for r in reports}) >= 2:
+            return reports
+    raise AssertionError(f"{node.name}: heard from Celery children {reports}")
 
 
 def children_serve(platform: Platform, version: str | None, name: str = "runtime-demo") -> bool:

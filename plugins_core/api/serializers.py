@@ -15,6 +15,7 @@ from imbi_plugin_sdk import DataType, FilterOp, LogFilter, LogLevel, LogQuery
 from imbi_plugin_sdk.errors import InvalidInput
 from rest_framework import serializers
 
+from plugins_core import registry
 from plugins_core.models import Binding, Plugin, Tab
 
 _FIELD = re.compile(r"^[A-Za-z_@][A-Za-z0-9_.@-]{0,127}$")
@@ -200,7 +201,11 @@ class RegistryEntryOut(serializers.Serializer):  # type: ignore[type-arg]
     slug = serializers.CharField()
     distribution = serializers.CharField(allow_blank=True)
     version = serializers.CharField(allow_blank=True)
-    status = serializers.CharField()
+    status = serializers.CharField(
+        help_text="One of: " + ", ".join(status.value for status in registry.Status) + ". "
+        "loading: an untrusted plugin still being imported in its sandboxed runner (calls "
+        "answer 503 plugin_loading until it finishes)."
+    )
     reason = serializers.CharField(allow_blank=True)
     plugin_type = serializers.CharField(allow_null=True)
     api_version = serializers.CharField(allow_null=True)
@@ -219,6 +224,9 @@ class RegistryEntryOut(serializers.Serializer):  # type: ignore[type-arg]
 
 class RegistryOut(serializers.Serializer):  # type: ignore[type-arg]
     generation = serializers.IntegerField()
+    loading = serializers.IntegerField(
+        help_text="Entry points still being imported in sandboxed runners (0 once settled)."
+    )
     entries = RegistryEntryOut(many=True)
 
 

@@ -418,6 +418,7 @@ class RegistryView(APIView):
         return Response(
             {
                 "generation": snapshot.generation,
+                "loading": len(snapshot.loading()),
                 "entries": [entry_out(e, badges) for e in snapshot.entries.values()],
             }
         )

@@ -34,6 +34,7 @@ from imbi_plugin_sdk import (
     Permissions,
     PluginError,
     PluginManifest,
+    UpstreamUnavailable,
     redact,
     secret_values,
 )
@@ -179,8 +180,10 @@ class HostRequests:
         if op not in STORAGE_FIELDS:
             raise PermissionDenied(f"unknown host request {str(op)[:40]!r}")
         store = self.target.context.storage
-        if store is None or not manifest_of(self.target).permissions.storage:
+        if not manifest_of(self.target).permissions.storage:
             raise PermissionDenied("storage is not declared in the plugin's manifest")
+        if store is None:  # declared, but this call has none (as in-process: context.storage)
+            raise UpstreamUnavailable("the host did not provide key-value storage")
         if fields != STORAGE_FIELDS[op]:
             logger.warning(
                 "plugin %s sent a storage request with fields %s (refused)",

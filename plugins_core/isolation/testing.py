@@ -9,6 +9,13 @@ port and refuses every other; the other permissions stay the manifest's, and the
 storage and project metadata are answered through host requests as in production). Each
 stand-in has its own circuit breaker, so one test's failures never open another test's
 circuit.
+
+Storage: in the runner, ``context.storage`` of a plugin whose manifest declares
+``permissions.storage`` sends every operation back to the host (``HostStorage``), and the
+host side answers from the handler's own ``context.storage`` (or ``storage=``), with the
+production checks (declared, bounded keys and values; ``upstream_unavailable`` when there
+is no store). So a test gives the handler a ``MemoryKeyValueStore`` and inspects that same
+store in both modes.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from imbi_plugin_sdk import PluginHandler
+from imbi_plugin_sdk import KeyValueStore, PluginHandler
 
 from plugins_core import registry
 
@@ -36,7 +43,17 @@ METHODS = (
 )
 
 
-def isolated(handler: PluginHandler, *, network_hosts: tuple[str, ...] | None = None) -> Any:
+_UNSET: Any = object()
+
+
+def isolated(
+    handler: PluginHandler,
+    *,
+    network_hosts: tuple[str, ...] | None = None,
+    storage: KeyValueStore | None = _UNSET,
+) -> Any:
+    """``handler`` as a stand-in whose calls run in a sandboxed runner (module docstring).
+    ``storage``: the store the host side serves (default: ``handler.context.storage``)."""
     cls = type(handler)
     entries = [e for e in registry.current().entries.values() if e.handler is cls]
     if not entries:
@@ -61,9 +78,12 @@ def isolated(handler: PluginHandler, *, network_hosts: tuple[str, ...] | None = 
             bound = signature.bind(self, *args)
             bound.apply_defaults()  # the wire contract takes every argument, defaults included
             args = bound.args[1:]
+            context = self.context
+            if storage is not _UNSET:
+                context = dataclasses.replace(context, storage=storage)
             return call_entry(
                 entry,
-                self.context,
+                context,
                 self.credentials,
                 name,
                 *args,

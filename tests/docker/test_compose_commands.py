@@ -266,10 +266,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "IMBI_CONNECTION_CHECK_INTERVAL": "1",
         "STATIC_ROOT": str(root / "static"),
         "IMBI_DATA_DIR": str(root / "data"),
-        # The test venv also holds tests/hostile_plugin, whose 'hostile-import-hang' entry point
-        # never finishes importing: each process's first registry build waits this long for it
-        # (docs/security.md, known limits) before it is recorded import_failed.
-        "IMBI_PLUGIN_IMPORT_TIMEOUT": "2",
     }
     (root / ".env").write_text("".join(f"{k}={v}\n" for k, v in dotenv.items()))
     stack = Stack(root, dotenv, load_stack(root, root / ".env"), port)

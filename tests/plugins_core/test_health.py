@@ -160,5 +160,5 @@ def test_the_periodic_task_is_scheduled_and_records_results(
     schedule = settings.CELERY_BEAT_SCHEDULE["check-connections"]
     assert schedule["task"] == check_connections.name
     plugin = install("example-config")
-    assert check_connections.delay().get() == {"ok": 1, "failed": 0}
+    assert check_connections.delay().get() == {"ok": 1, "failed": 0, "loading": 0}
     assert ConnectionCheck.objects.get(plugin=plugin).trigger == "periodic"

@@ -45,7 +45,7 @@ def rogue_snapshot(template: ServiceTemplate) -> registry.Snapshot:
     )
     handler = type("Rogue", (ExampleConfiguration,), {"manifest": manifest})
     candidate = registry.Candidate("rogue-config", "rogue:Rogue", "rogue", "1.0", lambda: handler)
-    snapshot = registry.build_snapshot([candidate], generation=1000)
+    snapshot = registry.build_snapshot([candidate], generation=1000, trusted=lambda _: True)
     assert snapshot.get("rogue-config").ok  # type: ignore[union-attr]
     return snapshot
 

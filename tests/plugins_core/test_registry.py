@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _without_hostile() -> list[registry.Candidate]:
-    """Every installed candidate but the hostile suite's: imported here, in-process, its
-    'hostile-import-hang' entry point would hold the test for 30 s (tests/plugins_core/isolation
-    covers it, isolated)."""
+    """Every installed candidate but the hostile suite's: untrusted, it is inspected in its
+    sandboxed runner, where 'hostile-import-hang' holds the build for the import deadline
+    (tests/plugins_core/isolation and test_loading.py cover it)."""
     return [c for c in registry.discover() if c.distribution != "imbi-plugin-hostile"]
 
 
@@ -253,9 +253,44 @@ def test_a_legacy_import_warns_and_is_recorded(
     with pytest.warns(
         DeprecationWarning, match="plugins_core.sdk is deprecated; import imbi_plugin_sdk"
     ):
-        entry = registry.build_snapshot(ours, generation=1).entries["legacy-inproc"]
+        entry = registry.build_snapshot(ours, generation=1, trusted=lambda _: True).entries[
+            "legacy-inproc"
+        ]
     assert entry.ok and entry.legacy_sdk
     sys.modules.pop("legacy_inproc", None)
+
+
+def test_the_default_trust_is_the_configured_policy_not_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """build_snapshot without ``trusted=`` imports in this process only what the policy
+    trusts (the catalog and IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS); anything else is imported
+    in a sandboxed runner, and the host never runs its module."""
+    fake_distribution(
+        tmp_path,
+        "untrusted-probe",
+        sdk="imbi_plugin_sdk",
+        preamble="import os\nHOST_PID = os.getpid()",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from imbi.settings import base
+
+    # Before configure() the registry trusts what the settings trust by default: the catalog.
+    assert frozenset(base.IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS) == registry.FIRST_PARTY
+    assert registry.is_trusted("imbi-plugin-local") and registry.is_trusted("imbi_plugin.example")
+    assert not registry.is_trusted("untrusted-probe")
+    ours = [
+        c for c in registry.discover() if c.distribution in {"untrusted-probe", "imbi-plugin-local"}
+    ]
+    snapshot = registry.build_snapshot(ours, generation=1)
+    probe, local = snapshot.entries["untrusted-probe"], snapshot.entries["local-config"]
+    assert probe.ok and probe.isolated and probe.handler is None
+    assert probe.manifest is not None and probe.manifest.slug == "untrusted-probe"
+    assert "untrusted_probe" not in sys.modules  # imported only in its runner
+    assert local.ok and not local.isolated and local.handler is not None
+    trusting = registry.build_snapshot(ours, generation=2, trusted=lambda _: True)
+    assert trusting.entries["untrusted-probe"].handler is not None  # only when asked
+    assert os.getpid() == sys.modules.pop("untrusted_probe").HOST_PID
 
 
 def test_catalog_and_host_declare_sdk_ranges_that_hold() -> None:

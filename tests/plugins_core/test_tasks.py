@@ -34,7 +34,7 @@ def test_checks_every_enabled_plugin_and_logs_the_outcome(
     install("example-config", "off", enabled=False)
     with caplog.at_level(logging.INFO, logger="plugins_core.health"):
         counts = check_connections.delay().get()  # eager under the test settings
-    assert counts == {"ok": 1, "failed": 0}
+    assert counts == {"ok": 1, "failed": 0, "loading": 0}
     assert "connection test acme/cfg: ok example backend reachable" in caplog.text
     assert "acme/off" not in caplog.text
     assert API_TOKEN not in caplog.text
@@ -55,7 +55,7 @@ def test_a_failing_connection_is_reported_without_its_secrets(
     row.save()
     caplog.clear()
     with caplog.at_level(logging.INFO):
-        assert check_connections() == {"ok": 0, "failed": 2}
+        assert check_connections() == {"ok": 0, "failed": 2, "loading": 0}
     assert "connection test acme/cfg: failed the API token was rejected" in caplog.text
 
 

@@ -1,4 +1,8 @@
-"""LocalConfiguration: the SDK contract, namespacing and the stored record format."""
+"""LocalConfiguration: the SDK contract, namespacing and the stored record format.
+
+Every test runs in-process and in a sandboxed runner (``config_handler``, conftest.py); the
+store the test inspects is the one the host side serves the runner's storage requests from.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +22,9 @@ from imbi_plugin_sdk import (
 from imbi_plugin_sdk.testkit import assert_contract, make_context
 
 
-def handler(store: MemoryKeyValueStore | None = None, **context: Any) -> LocalConfiguration:
-    context.setdefault("storage", store if store is not None else MemoryKeyValueStore())
-    return LocalConfiguration(make_context(**context), Credentials())
+@pytest.fixture
+def handler(config_handler: Any) -> Any:
+    return config_handler
 
 
 def seeded_store() -> MemoryKeyValueStore:
@@ -40,7 +44,7 @@ def seeded_store() -> MemoryKeyValueStore:
 
 
 @pytest.mark.parametrize("template", ["", "demo/billing/", "demo/billing"])
-def test_contract(template: str) -> None:
+def test_contract(template: str, handler: Any) -> None:
     store = seeded_store()
     assert_contract(
         lambda: handler(
@@ -50,7 +54,7 @@ def test_contract(template: str) -> None:
     )
 
 
-def test_keys_are_namespaced_by_the_search_template() -> None:
+def test_keys_are_namespaced_by_the_search_template(handler: Any) -> None:
     store = seeded_store()
     plugin = handler(store, search_template="demo/billing/")
     assert [k.key for k in plugin.list_keys()] == ["LOG_LEVEL", "PORT"]
@@ -63,14 +67,14 @@ def test_keys_are_namespaced_by_the_search_template() -> None:
     assert values == {"PORT": 8080}
 
 
-def test_default_namespace_is_organization_and_project() -> None:
+def test_default_namespace_is_organization_and_project(handler: Any) -> None:
     store = MemoryKeyValueStore()
     plugin = handler(store, organization="acme", project_slug="shop")
     plugin.set_value("A", ConfigWrite(data_type=DataType.STRING, value="x"))
     assert store.keys() == ["acme/shop/A"]
 
 
-def test_stored_record_format_and_secrets() -> None:
+def test_stored_record_format_and_secrets(handler: Any) -> None:
     store = MemoryKeyValueStore()
     plugin = handler(store, search_template="o/p/")
     written = plugin.set_value("DB_PASSWORD", ConfigWrite(data_type=DataType.SECRET, value="s3"))
@@ -82,7 +86,7 @@ def test_stored_record_format_and_secrets() -> None:
     assert value.value == "s3" and value.masked().value is None
 
 
-def test_every_data_type_round_trips() -> None:
+def test_every_data_type_round_trips(handler: Any) -> None:
     plugin = handler()
     writes = {
         "S": ConfigWrite(data_type=DataType.STRING, value="a:b"),
@@ -97,7 +101,7 @@ def test_every_data_type_round_trips() -> None:
     assert got == {k: (w.data_type, w.value) for k, w in writes.items()}
 
 
-def test_unreadable_records_are_skipped() -> None:
+def test_unreadable_records_are_skipped(handler: Any) -> None:
     store = MemoryKeyValueStore(
         {
             "o/p/BAD": "not json",
@@ -110,7 +114,7 @@ def test_unreadable_records_are_skipped() -> None:
     assert [k.key for k in plugin.list_keys()] == ["GOOD"]
 
 
-def test_delete_is_idempotent_and_invalid_keys_are_refused() -> None:
+def test_delete_is_idempotent_and_invalid_keys_are_refused(handler: Any) -> None:
     plugin = handler()
     plugin.delete_key("never-there")
     with pytest.raises(InvalidInput):
@@ -121,9 +125,38 @@ def test_delete_is_idempotent_and_invalid_keys_are_refused() -> None:
         )
 
 
-def test_without_storage() -> None:
+def test_without_storage(handler: Any) -> None:
     plugin = handler(storage=None)
-    assert plugin.test_connection().ok is False
-    with pytest.raises(UpstreamUnavailable):
+    with pytest.raises(UpstreamUnavailable, match="did not provide key-value storage"):
         plugin.list_keys()
+    with pytest.raises(UpstreamUnavailable, match="did not provide key-value storage"):
+        plugin.set_value("K", ConfigWrite(data_type=DataType.STRING, value="x"))
     assert handler().test_connection().ok is True
+
+
+# In-process only: in a runner, ``context.storage`` is always the host-backed store of a
+# plugin that declares storage; whether the host has one shows only when a request comes
+# back (test_without_storage, both modes).
+@pytest.mark.parametrize("runner_mode", ["in_process"])
+def test_connection_test_without_storage(handler: Any) -> None:
+    assert handler(storage=None).test_connection().ok is False
+
+
+def test_each_mode_runs_where_it_says(handler: Any, runner_mode: str) -> None:
+    store = MemoryKeyValueStore()
+    plugin = handler(store)
+    assert (type(plugin).__name__ == "IsolatedLocalConfiguration") is (runner_mode == "isolated")
+    plugin.set_value("K", ConfigWrite(data_type=DataType.STRING, value="v"))
+    assert store.keys() == ["contract-test/contract-test-project/K"]  # the host-side store
+
+
+def test_the_host_side_store_can_be_given_apart_from_the_context(run_isolated: Any) -> None:
+    """``isolated(handler, storage=...)``: the host answers the runner's storage requests
+    from that store, whatever the handler's context holds."""
+    ignored, served = MemoryKeyValueStore(), MemoryKeyValueStore()
+    plain = LocalConfiguration(make_context(storage=ignored), Credentials())
+    plugin = run_isolated(plain, storage=served)
+    plugin.set_value("K", ConfigWrite(data_type=DataType.STRING, value="v"))
+    assert served.keys() == ["contract-test/contract-test-project/K"] and ignored.keys() == []
+    with pytest.raises(UpstreamUnavailable, match="did not provide key-value storage"):
+        run_isolated(plain, storage=None).list_keys()

@@ -1,4 +1,9 @@
-"""LocalLogs: the SDK contract, file resolution, search semantics, cursors and histograms."""
+"""LocalLogs: the SDK contract, file resolution, search semantics, cursors and histograms.
+
+In-process only: these tests read log files on the host, which a sandboxed runner cannot (no
+permission grants a plugin a host directory; test_local_logs_isolated.py shows the refusal
+and runs the input checks in both modes).
+"""
 
 from __future__ import annotations
 
@@ -170,14 +175,6 @@ def test_filters_combine_and_stringify_non_strings(tmp_path: Path) -> None:
     assert plugin.search(query(filters=(null,))).entries == ()
 
 
-def test_bad_regex_is_invalid_input(logs: Path) -> None:
-    with pytest.raises(InvalidInput) as info:
-        handler(logs).search(
-            query(filters=(LogFilter(field="path", op=FilterOp.REGEX, value="(unclosed"),))
-        )
-    assert "filters[0].value" in info.value.fields
-
-
 def test_malformed_lines_are_skipped_with_a_warning(tmp_path: Path) -> None:
     write(
         tmp_path,
@@ -212,38 +209,9 @@ def test_search_template_names_the_file(logs: Path) -> None:
     assert [e.message for e in result.entries] == ["from shop"]
 
 
-@pytest.mark.parametrize(
-    "template", ["../outside", "/etc/passwd", "a/../../outside", "../../../etc/x", "sub/../../x"]
-)
-def test_path_traversal_is_refused(tmp_path: Path, template: str) -> None:
-    directory = tmp_path / "logs"
-    directory.mkdir()
-    write(tmp_path, "outside", [line(1)])
-    with pytest.raises(InvalidInput):
-        handler(directory, search_template=template).search(query())
-
-
-def test_symlink_out_of_the_directory_is_refused(tmp_path: Path) -> None:
-    directory = tmp_path / "logs"
-    directory.mkdir()
-    secret = write(tmp_path, "secret", [line(1)])
-    (directory / "billing.jsonl").symlink_to(secret)
-    with pytest.raises(InvalidInput):
-        handler(directory).search(query())
-
-
 def test_directory_option_overrides_the_service_setting(logs: Path, tmp_path: Path) -> None:
     plugin = handler("/nonexistent", options={"directory": str(logs)})
     assert len(plugin.search(query()).entries) == 100
-
-
-def test_no_directory_configured(tmp_path: Path) -> None:
-    plugin = handler("")
-    assert plugin.test_connection().ok is False
-    with pytest.raises(InvalidInput):
-        plugin.search(query())
-    assert handler(tmp_path).test_connection().ok is True
-    assert handler(tmp_path / "missing").test_connection().ok is False
 
 
 def test_histogram_counts_matching_entries(logs: Path) -> None:

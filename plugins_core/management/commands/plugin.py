@@ -144,7 +144,7 @@ class Command(BaseCommand):
         ).first()
         if service is None:
             raise CommandError(f"no service '{service_slug}' in organization '{org_slug}'")
-        snapshot = self._with_runtime(registry.current())
+        snapshot = self._with_runtime(registry.settled())
         declared = {
             field.name
             for plugin in service.plugins.all()
@@ -383,6 +383,7 @@ class Command(BaseCommand):
         organization = Organization.objects.filter(slug=org_slug).first()
         if organization is None:
             raise CommandError(f"no organization '{org_slug}'")
+        registry.settled()  # a command waits for untrusted plugins' sandboxed imports
         try:
             result = install_from_template(
                 organization, entry_point, snapshot=self._with_runtime(registry.current())

@@ -240,7 +240,7 @@ def test_periodic_check_records_every_enabled_plugin(
     from plugins_core import health
 
     install("example-static", "off", enabled=False)
-    assert health.check_all() == {"ok": 1, "failed": 0}
+    assert health.check_all() == {"ok": 1, "failed": 0, "loading": 0}
     check = ConnectionCheck.objects.get()
     assert (check.plugin_id, check.trigger) == (config_plugin.pk, "periodic")
     assert not AuditEvent.objects.filter(action="plugin.test").exists()

@@ -72,7 +72,7 @@ def test_restart_backoff_grows_after_consecutive_crashes() -> None:
     pool.close()
 
 
-# A web worker's runtime: Django set up, the registry built (untrusted plugins inspected in
+# A web worker's runtime: Django set up, the registry settled (untrusted plugins inspected in
 # runners), then two tab calls through IsolatedRunner's pool, as a request would make them.
 HOST = textwrap.dedent(
     """
@@ -81,7 +81,7 @@ HOST = textwrap.dedent(
     from imbi_plugin_sdk import Credentials, PluginContext
     from plugins_core import registry
     from plugins_core.isolation import host
-    entry = registry.current().get("hostile-healthy")
+    entry = registry.wait_loaded().get("hostile-healthy")
     for org in ("acme", "globex"):
         context = PluginContext(organization=org, timeout=5.0)
         assert [k.key for k in host.call_entry(entry, context, Credentials(), "list_keys")]
