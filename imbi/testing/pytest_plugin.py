@@ -3,6 +3,12 @@
 It wraps ``pytest_load_initial_conftests`` so the servers are up and ``DATABASE_URL`` /
 ``REDIS_URL`` are exported before pytest-django imports the settings. Runs without the
 django plugin (``-p no:django``) start nothing.
+
+Under pytest-xdist (``-n N``) every worker starts servers of its own (a few seconds, in
+parallel) and the controller, which runs no test, starts none: no test can see another
+worker's data, and a test that pauses or floods its Redis or drops databases affects only
+its own worker. The servers stop when the process ends, however it ends (see
+``imbi.testing.services``).
 """
 
 from __future__ import annotations
@@ -18,13 +24,24 @@ from .services import ServiceError, Services, start_all
 _services: Services | None = None
 
 
+def _distributes(early_config: pytest.Config) -> bool:
+    """This process is an xdist controller that will hand every test to workers."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return False
+    options = early_config.known_args_namespace
+    workers = getattr(options, "numprocesses", None)  # None: xdist is not loaded
+    if not workers or getattr(options, "usepdb", False):
+        return False  # -n 0, or --pdb (which turns -n auto off)
+    return not getattr(options, "collectonly", False)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_load_initial_conftests(
     early_config: pytest.Config, parser: pytest.Parser, args: list[str]
 ) -> Generator[None, Any, Any]:
     global _services
     wants_django = "no:django" not in " ".join(args)
-    if wants_django and _services is None and not os.environ.get("PYTEST_XDIST_WORKER"):
+    if wants_django and _services is None and not _distributes(early_config):
         try:
             _services = start_all()
         except ServiceError as exc:
@@ -34,8 +51,20 @@ def pytest_load_initial_conftests(
     return (yield)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """A controller that started no servers must really hand the tests to workers."""
+    if _services is not None or "no:django" in " ".join(config.invocation_params.args):
+        return
+    if os.environ.get("PYTEST_XDIST_WORKER") or config.option.collectonly:
+        return
+    if not config.getoption("tx", None) or config.getoption("dist", "no") == "no":
+        raise pytest.UsageError("test services: not started (run with -n 0 or without -n)")
+
+
 def current_services() -> Services | None:
-    """The servers this run started (``None`` without the django plugin or under xdist)."""
+    """The servers this process started (``None`` without the django plugin, and in an
+    xdist controller)."""
     return _services
 
 
