@@ -9,12 +9,21 @@ parallel) and the controller, which runs no test, starts none: no test can see a
 worker's data, and a test that pauses or floods its Redis or drops databases affects only
 its own worker. The servers stop when the process ends, however it ends (see
 ``imbi.testing.services``).
+
+A test marked ``@pytest.mark.alone`` changes something every test shares (it installs into
+the platform's virtualenv, which every registry rebuild reads): under xdist it runs while no
+other worker runs a test (a readers-writer lock on files in the virtualenv; the writer
+waits at a turnstile, so it is not starved).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
-from collections.abc import Generator
+import sys
+from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,12 +63,44 @@ def pytest_load_initial_conftests(
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     """A controller that started no servers must really hand the tests to workers."""
+    config.addinivalue_line(
+        "markers", "alone: changes what every test shares (the virtualenv); runs alone"
+    )
     if _services is not None or "no:django" in " ".join(config.invocation_params.args):
         return
     if os.environ.get("PYTEST_XDIST_WORKER") or config.option.collectonly:
         return
     if not config.getoption("tx", None) or config.getoption("dist", "no") == "no":
         raise pytest.UsageError("test services: not started (run with -n 0 or without -n)")
+
+
+@contextlib.contextmanager
+def _shared_environment(*, exclusive: bool) -> Iterator[None]:
+    base = Path(sys.prefix)
+    with (
+        open(base / ".imbi-tests.turnstile", "a") as gate,
+        open(base / ".imbi-tests.lock", "a") as lock,
+    ):
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        finally:
+            if not exclusive:
+                fcntl.flock(gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            if exclusive:
+                fcntl.flock(gate, fcntl.LOCK_UN)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return (yield)
+    with _shared_environment(exclusive=item.get_closest_marker("alone") is not None):
+        return (yield)
 
 
 def current_services() -> Services | None:
