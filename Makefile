@@ -49,8 +49,13 @@ lint: install-test
 typecheck: install-test
 	$(VENV)/bin/mypy sdk/imbi_plugin_sdk imbi plugins_core bench $(filter-out %.egg-info,$(wildcard catalog/*/imbi_plugin_*))
 
+# pytest-xdist: one worker per core (each with its own PostgreSQL and Redis), at most 4, a
+# test file per worker (module fixtures such as `make run` or the two nodes start once);
+# PYTEST_WORKERS=0 runs every test in this process.
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+
 pytest: install-test services-deps
-	$(TESTING) $(PY) -m pytest -q
+	$(TESTING) $(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 test: install-test services-deps lint typecheck pytest
 

@@ -64,6 +64,7 @@ def platform_install() -> Iterator[list[str]]:
         )
 
 
+@pytest.mark.alone  # installs into the platform's virtualenv, which every other test reads
 def test_author_flow_from_the_wheel_to_a_loaded_plugin(
     wheel: Path, tmp_path: Path, platform_install: list[str]
 ) -> None:

@@ -33,6 +33,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         if not key.startswith(("DJANGO_", "IMBI_", "DATABASE", "REDIS"))
     }
     env["IMBI_DATA_DIR"] = str(tmp_path_factory.mktemp("demo-data"))
+    # The test virtualenv holds a plugin that hangs at import on purpose (a new user's does
+    # not): its sandboxed import may take 2 s, not the default 10 s, before it is recorded.
+    env["IMBI_PLUGIN_IMPORT_TIMEOUT"] = "2"
     process = subprocess.Popen(
         ["make", "--no-print-directory", "run", f"PORT={port}"],
         cwd=ROOT,
