@@ -1,10 +1,12 @@
 """The project page in a real browser, on the built-in local plugins (seeded like the demo):
 errors where the action happened, confirmations, configuration add/edit, log filter errors,
 no stale "Load more", the histogram; the catalog's filters; the done page binds a sibling.
-Screenshots go to docs/screenshots/ so the docs show the current pages."""
+Screenshots go to artifacts/screenshots/; with ``IMBI_UPDATE_DOC_SCREENSHOTS=1`` they replace
+docs/screenshots/ so the docs show the current pages (a plain test run leaves the tree clean)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,12 @@ from plugins_core.models import ProjectPlugin
 from .conftest import chromium
 
 pytestmark = pytest.mark.django_db(transaction=True)
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = (
+    ROOT / "docs" / "screenshots"
+    if os.environ.get("IMBI_UPDATE_DOC_SCREENSHOTS") == "1"
+    else ROOT / "artifacts" / "screenshots"
+)
 
 
 def orm(call: Any) -> Any:
