@@ -59,10 +59,10 @@ pytest: install-test services-deps
 
 test: install-test services-deps lint typecheck pytest
 
+# Every suite runs; the target fails at the end when any missed a target.
 bench: install-test services-deps
-	$(TESTING) $(PY) -m bench
-	$(TESTING) $(PY) -m bench.isolation
-	$(TESTING) $(PY) -m bench.runtime
+	@status=0; for suite in bench bench.isolation bench.runtime; do \
+		$(TESTING) $(PY) -m $$suite || status=1; done; exit $$status
 
 # The SDK as a wheel (dist/), what a plugin author installs with pip.
 sdk-wheel: install
