@@ -349,12 +349,18 @@ class Permissions:
     accepts any http(s) host in those settings, and clears the service's stored credentials
     whenever that host changes unless they are re-entered in the same save. Every other
     setting that names a host must name one of ``network_hosts``.
+
+    ``operator_path_settings`` (contract 1.2) names the service settings whose value is a
+    host directory the plugin may READ (files and listings; never write or execute) when it
+    runs isolated. The operator chooses the directory and approves the permission; the host
+    refuses system and platform locations and grants nothing else of the file system.
     """
 
     network_hosts: tuple[str, ...] = ()
     storage: bool = False
     operator_host_settings: tuple[str, ...] = ()
     project_metadata: bool = False
+    operator_path_settings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _set(self, "network_hosts", _seq(self.network_hosts, "network_hosts"))
