@@ -31,8 +31,8 @@ SYSTEM_PROTECTED = ("/proc", "/sys", "/dev", "/root", "/etc", "/boot")
 
 def protected() -> tuple[Path, ...]:
     """Locations no grant may be, be inside, or contain (resolved)."""
-    places = [*SYSTEM_PROTECTED, settings.BASE_DIR, settings.DATA_DIR]
-    plugin_root = getattr(settings, "IMBI_PLUGIN_ROOT", "")
+    places: list[str | Path] = [*SYSTEM_PROTECTED, settings.BASE_DIR, settings.DATA_DIR]
+    plugin_root = str(getattr(settings, "IMBI_PLUGIN_ROOT", "") or "")
     if plugin_root:
         places.append(plugin_root)
     return tuple(dict.fromkeys(Path(place).resolve() for place in places))

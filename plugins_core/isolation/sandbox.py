@@ -3,9 +3,10 @@
 ``apply(policy)`` runs, in order: resource limits (``setrlimit``), ``PR_SET_NO_NEW_PRIVS``,
 Landlock (file system: read/execute beneath ``policy.read_paths``, read files and list
 directories (no execute) beneath ``policy.data_paths`` (operator-granted directories),
-everything beneath the private temp folder, nothing else; network: TCP connect only to ``policy.tcp_ports``, no
-TCP bind; signals and abstract Unix sockets scoped to the sandbox), dropping every
-capability, and a seccomp filter that denies what a plugin never needs. Each step either
+everything beneath the private temp folder, nothing else; network: TCP connect only to
+``policy.tcp_ports``, no TCP bind; signals and abstract Unix sockets scoped to the
+sandbox), dropping every capability, and a seccomp filter that denies what a plugin never
+needs. Each step either
 succeeds or raises ``SandboxError``; a runner that cannot sandbox itself never imports the
 plugin (the host reports the reason). ``status()`` reports what is active, for the
 handshake and the tests.

@@ -442,7 +442,7 @@ class PathEscape(Base):
             "REMOVE_own": lambda: os.remove(paths["own"]),
             "RENAME_own": lambda: os.rename(paths["own"], paths["own"] + ".moved"),
             "SYMLINK_new": lambda: os.symlink("/etc/shadow", os.path.join(paths["dir"], "s")),
-            "EXEC_script": lambda: os.execv(paths["script"], [paths["script"]]),
+            "EXEC_script": lambda: os.execv(paths["script"], [paths["script"]]),  # noqa: S606
         }
         for label, attempt in attempts.items():
             try:
