@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.urls import reverse
 from imbi_plugin_local.logs import LocalLogs
 from imbi_plugin_sdk import InvalidInput, Permissions
 
+from imbi.core.models import AuditEvent
 from plugins_core.isolation import host
 from plugins_core.isolation.paths import check_directory, granted_paths
 from plugins_core.isolation.policy import Limits
@@ -167,3 +169,37 @@ def test_a_plugin_granted_one_directory_reads_it_and_nothing_else(
     assert "other-secret" not in response.content.decode()
     assert (granted / "own.jsonl").read_text() == "own-content"
     assert sorted(os.listdir(granted)) == ["link.jsonl", "own.jsonl", "run.sh"]
+
+
+def test_the_catalog_wizard_and_approval_show_the_permission(
+    client: Any, django_user_model: Any, org: Any
+) -> None:
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(root)
+    detail = client.get("/catalog/local-logs/").content.decode()
+    assert "reads (never writes) files in the host directory you set in: directory" in detail
+    wizard = client.get(reverse("admin:plugins_core_install_start")).content.decode()
+    assert "reads host files in: directory" in wizard
+    svc = ThirdPartyService.objects.create(organization=org, vendor="x", name="X", slug="x")
+    plugin = Plugin.objects.create(
+        organization=org,
+        service=svc,
+        slug="logs",
+        plugin_type="logs",
+        handler="local-logs",
+        approved_permissions={"network_hosts": [], "storage": False},
+    )
+    page = client.get(f"/admin/plugins_core/plugin/{plugin.pk}/change/").content.decode()
+    assert "pending approval: read files in setting directory" in page
+    client.post(
+        "/admin/plugins_core/plugin/",
+        {"action": "approve_permissions", "_selected_action": [plugin.pk]},
+    )
+    plugin.refresh_from_db()
+    assert plugin.approved_permissions == {
+        "network_hosts": [],
+        "storage": False,
+        "operator_path_settings": ["directory"],
+    }
+    event = AuditEvent.objects.get(action=AuditEvent.Action.PLUGIN_STATE)
+    assert event.detail.endswith("; read files in settings directory")
