@@ -295,6 +295,7 @@ class IsolatedRunner:
         context = target.context
         circuit = self._breaker or breaker()
         key = breaker_key(target)
+        granted = self._granted(target, manifest)  # a refused directory: before any runner
         circuit.before(key, slug)
         runners = self._pool or pool()
         spec = _spec(
@@ -304,7 +305,7 @@ class IsolatedRunner:
             manifest.permissions,
             limits(),
             getattr(entry, "env", ""),
-            self._granted(target, manifest),
+            granted,
         )
         # the plugin's own (cooperative) timeout answers first; the hard deadline follows
         timeout = float(context.timeout) + DEADLINE_GRACE
