@@ -296,6 +296,14 @@ class IsolatedRunner:
         circuit = self._breaker or breaker()
         key = breaker_key(target)
         granted = self._granted(target, manifest)  # a refused directory: before any runner
+        # arguments the wire cannot carry (WireError) fail here, before a runner is checked out
+        call = Call.build(
+            entry.name,
+            method,
+            *args,
+            context=context,
+            credentials=dict(target.credentials),
+        )
         circuit.before(key, slug)
         runners = self._pool or pool()
         spec = _spec(
@@ -321,13 +329,6 @@ class IsolatedRunner:
             circuit.failure(key)
             reason = redact(str(loaded.get("reason", "not loaded"))[:300], secrets)
             raise PluginFailed(f"plugin '{slug}' cannot load in its runner: {reason}")
-        call = Call.build(
-            entry.name,
-            method,
-            *args,
-            context=context,
-            credentials=dict(target.credentials),
-        )
         message = {"id": next(_ids), "call": call.to_dict()}
         crashed = False
         try:
