@@ -52,6 +52,7 @@ def approve_permissions(plugin: Plugin, actor: Any) -> bool:
     hosts = ", ".join(wanted["network_hosts"]) or "none"
     storage = "yes" if wanted["storage"] else "no"
     projects = "yes" if wanted.get("project_metadata") else "no"
+    paths = ", ".join(wanted.get("operator_path_settings") or [])
     audit.record(
         AuditEvent.Action.PLUGIN_STATE,
         actor=actor,
@@ -59,6 +60,7 @@ def approve_permissions(plugin: Plugin, actor: Any) -> bool:
         plugin_slug=plugin.slug,
         detail=(
             f"permissions approved: network {hosts}; storage {storage}; project metadata {projects}"
+            + (f"; read files in settings {paths}" if paths else "")
         )[:255],
     )
     return True

@@ -125,6 +125,12 @@ def unapproved_permissions(plugin: PluginRow, manifest: PluginManifest) -> list[
         extra.append("storage")
     if manifest.permissions.project_metadata and granted.get("project_metadata") is not True:
         extra.append("project metadata")
+    paths = set(granted.get("operator_path_settings") or [])
+    extra.extend(
+        f"read files in setting {name}"
+        for name in manifest.permissions.operator_path_settings
+        if name not in paths
+    )
     return extra
 
 
@@ -136,6 +142,9 @@ def approved_described(plugin: PluginRow) -> list[str]:
         words.append("storage")
     if granted.get("project_metadata") is True:
         words.append("project metadata")
+    words.extend(
+        f"read files in setting {name}" for name in granted.get("operator_path_settings") or []
+    )
     return words
 
 

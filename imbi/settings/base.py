@@ -50,6 +50,9 @@ IMBI_PLUGIN_BREAKER_FAILURES = env.int("IMBI_PLUGIN_BREAKER_FAILURES", default=5
 IMBI_PLUGIN_BREAKER_RESET = env.float("IMBI_PLUGIN_BREAKER_RESET", default=30.0)
 # A plugin reply larger than this (as JSON) is refused as plugin_failed (HTTP 502).
 IMBI_PLUGIN_MAX_REPLY_BYTES = env.int("IMBI_PLUGIN_MAX_REPLY_BYTES", default=8 * 1024 * 1024)
+# Every host directory granted to an isolated plugin (permissions.operator_path_settings)
+# must lie inside this one when set (plugins_core/isolation/paths.py).
+IMBI_PLUGIN_PATH_ROOT: str = env.str("IMBI_PLUGIN_PATH_ROOT", default="")
 
 # Supply chain (docs/security.md, "Supply chain"). Plugins installed from a signed index go
 # into the desired state like any runtime-installed distribution (IMBI_PLUGIN_ROOT, one

@@ -46,6 +46,7 @@ from plugins_core.runner import CallTarget
 from . import egress
 from .breaker import Breaker, MemoryBreaker, RedisBreaker
 from .errors import PluginCrashed, PluginFailed, PluginTimeout
+from .paths import granted_paths
 from .policy import Limits, runner_spec
 from .supervisor import Pool, RunnerSpec
 
@@ -239,14 +240,18 @@ def _spec(
     permissions: Permissions,
     limits: Limits,
     env: str = "",
+    data_paths: tuple[str, ...] = (),
 ) -> RunnerSpec:
     """The runner spec of one pool (its read paths take a directory listing to compute).
-    ``env``: the per-version environment of a runtime-installed distribution."""
+    ``env``: the per-version environment of a runtime-installed distribution;
+    ``data_paths``: the host directories granted for this call (``paths.granted_paths``),
+    part of the pool key so runners with different grants are never shared."""
     pool_key = (
         *key,
         *permissions.network_hosts,
         f"storage={permissions.storage}",
         f"project_metadata={permissions.project_metadata}",
+        *(f"read={path}" for path in data_paths),
     )
     return runner_spec(
         key=pool_key,
@@ -255,6 +260,7 @@ def _spec(
         permissions=permissions,
         limits=limits,
         env=env,
+        data_paths=data_paths,
     )
 
 
@@ -270,6 +276,18 @@ class IsolatedRunner:
         self._pool = runner_pool
         self._breaker = circuit
 
+    @staticmethod
+    def _granted(target: CallTarget, manifest: Any) -> tuple[str, ...]:
+        """The host directories this call's runner may read: the service settings named in
+        ``operator_path_settings``, once approved (``paths.granted_paths`` checks them)."""
+        permissions = manifest.permissions
+        if not permissions.operator_path_settings:
+            return ()
+        plugin = getattr(target, "plugin", None)
+        if plugin is not None and unapproved_permissions(plugin, manifest):
+            return ()  # resolution refuses the call first; never grant before approval
+        return granted_paths(permissions, target.context.service_settings or {})
+
     def call(self, target: CallTarget, method: str, *args: Any) -> Any:
         slug = slug_of(target)
         entry = target.entry
@@ -277,6 +295,15 @@ class IsolatedRunner:
         context = target.context
         circuit = self._breaker or breaker()
         key = breaker_key(target)
+        granted = self._granted(target, manifest)  # a refused directory: before any runner
+        # arguments the wire cannot carry (WireError) fail here, before a runner is checked out
+        call = Call.build(
+            entry.name,
+            method,
+            *args,
+            context=context,
+            credentials=dict(target.credentials),
+        )
         circuit.before(key, slug)
         runners = self._pool or pool()
         spec = _spec(
@@ -286,6 +313,7 @@ class IsolatedRunner:
             manifest.permissions,
             limits(),
             getattr(entry, "env", ""),
+            granted,
         )
         # the plugin's own (cooperative) timeout answers first; the hard deadline follows
         timeout = float(context.timeout) + DEADLINE_GRACE
@@ -301,13 +329,6 @@ class IsolatedRunner:
             circuit.failure(key)
             reason = redact(str(loaded.get("reason", "not loaded"))[:300], secrets)
             raise PluginFailed(f"plugin '{slug}' cannot load in its runner: {reason}")
-        call = Call.build(
-            entry.name,
-            method,
-            *args,
-            context=context,
-            credentials=dict(target.credentials),
-        )
         message = {"id": next(_ids), "call": call.to_dict()}
         crashed = False
         try:

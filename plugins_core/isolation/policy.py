@@ -8,7 +8,9 @@ no ``/proc``. Network: when the manifest declares hosts, inet sockets may be cre
 egress shim needs them) but Landlock refuses every TCP ``connect`` and ``bind``: connections
 come ready-made from the host's egress broker (``egress``), which checks host and port;
 the runner's network namespace has no route anywhere. Limits come from the
-``IMBI_PLUGIN_*`` settings through ``Limits``.
+``IMBI_PLUGIN_*`` settings through ``Limits``. Operator-granted directories
+(``permissions.operator_path_settings``, checked by ``paths.granted_paths``) become
+``Policy.data_paths``: read files and list, never write or execute.
 """
 
 from __future__ import annotations
@@ -139,8 +141,10 @@ def runner_spec(
     permissions: Permissions,
     limits: Limits,
     env: str = "",
+    data_paths: tuple[str, ...] = (),
 ) -> RunnerSpec:
-    """``env``: the distribution's own virtual environment (``plugins_core.environments``);
+    """``data_paths``: host directories the operator granted (read-only, ``paths``).
+    ``env``: the distribution's own virtual environment (``plugins_core.environments``);
     its interpreter runs the runner and only it, the runtime and the system are readable."""
     own = {_top_level(target) for target in entries.values()}
     # The runner connects nothing itself (the egress broker hands it connected sockets), so
@@ -167,6 +171,7 @@ def runner_spec(
     policy = Policy(
         read_paths=readable,
         list_paths=roots,
+        data_paths=data_paths,
         tcp_ports=(),
         network=networked,
         cpu_seconds=limits.cpu_seconds,

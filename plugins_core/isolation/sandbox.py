@@ -1,10 +1,12 @@
 """What a runner applies to itself before importing plugin code (Linux, x86_64).
 
 ``apply(policy)`` runs, in order: resource limits (``setrlimit``), ``PR_SET_NO_NEW_PRIVS``,
-Landlock (file system: read/execute beneath ``policy.read_paths``, everything beneath the
-private temp folder, nothing else; network: TCP connect only to ``policy.tcp_ports``, no
-TCP bind; signals and abstract Unix sockets scoped to the sandbox), dropping every
-capability, and a seccomp filter that denies what a plugin never needs. Each step either
+Landlock (file system: read/execute beneath ``policy.read_paths``, read files and list
+directories (no execute) beneath ``policy.data_paths`` (operator-granted directories),
+everything beneath the private temp folder, nothing else; network: TCP connect only to
+``policy.tcp_ports``, no TCP bind; signals and abstract Unix sockets scoped to the
+sandbox), dropping every capability, and a seccomp filter that denies what a plugin never
+needs. Each step either
 succeeds or raises ``SandboxError``; a runner that cannot sandbox itself never imports the
 plugin (the host reports the reason). ``status()`` reports what is active, for the
 handshake and the tests.
@@ -45,6 +47,7 @@ class Policy:
 
     read_paths: tuple[str, ...] = ()
     list_paths: tuple[str, ...] = ()  # directory listing only (import roots), no file reads
+    data_paths: tuple[str, ...] = ()  # read files and list only: operator-granted directories
     tmp_dir: str = ""
     tcp_ports: tuple[int, ...] = ()
     network: bool = False  # may create AF_INET/AF_INET6 sockets at all
@@ -59,6 +62,7 @@ class Policy:
         return {
             "read_paths": list(self.read_paths),
             "list_paths": list(self.list_paths),
+            "data_paths": list(self.data_paths),
             "tmp_dir": self.tmp_dir,
             "tcp_ports": list(self.tcp_ports),
             "network": self.network,
@@ -74,6 +78,7 @@ class Policy:
         return cls(
             read_paths=tuple(data.get("read_paths", ())),
             list_paths=tuple(data.get("list_paths", ())),
+            data_paths=tuple(data.get("data_paths", ())),
             tmp_dir=str(data.get("tmp_dir", "")),
             tcp_ports=tuple(int(p) for p in data.get("tcp_ports", ())),
             network=bool(data.get("network", False)),
@@ -177,6 +182,8 @@ def _landlock(policy: Policy) -> int:
             _add_path(ruleset, path, read)
         for path in policy.list_paths:
             _add_path(ruleset, path, FS_READ_DIR)
+        for path in policy.data_paths:
+            _add_path(ruleset, path, FS_READ_FILE | FS_READ_DIR)
         _add_path(
             ruleset, "/dev/null", FS_READ_FILE | FS_WRITE_FILE | (FS_TRUNCATE if abi >= 3 else 0)
         )

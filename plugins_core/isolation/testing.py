@@ -16,6 +16,11 @@ host side answers from the handler's own ``context.storage`` (or ``storage=``), 
 production checks (declared, bounded keys and values; ``upstream_unavailable`` when there
 is no store). So a test gives the handler a ``MemoryKeyValueStore`` and inspects that same
 store in both modes.
+
+Host directories: a plugin declaring ``permissions.operator_path_settings`` is granted, as in
+production, the directories its handler's ``context.service_settings`` name there (read
+only, checked by ``paths.granted_paths``), so a test writes its files into a temporary
+directory and puts that directory in the handler's service settings.
 """
 
 from __future__ import annotations

@@ -349,12 +349,18 @@ class Permissions:
     accepts any http(s) host in those settings, and clears the service's stored credentials
     whenever that host changes unless they are re-entered in the same save. Every other
     setting that names a host must name one of ``network_hosts``.
+
+    ``operator_path_settings`` (contract 1.2) names the service settings whose value is a
+    host directory the plugin may READ (files and listings; never write or execute) when it
+    runs isolated. The operator chooses the directory and approves the permission; the host
+    refuses system and platform locations and grants nothing else of the file system.
     """
 
     network_hosts: tuple[str, ...] = ()
     storage: bool = False
     operator_host_settings: tuple[str, ...] = ()
     project_metadata: bool = False
+    operator_path_settings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _set(self, "network_hosts", _seq(self.network_hosts, "network_hosts"))
@@ -370,6 +376,13 @@ class Permissions:
             if not isinstance(name, str) or not _NAME_RE.match(name):
                 _fail(f"operator_host_settings[{index}]", f"{name!r} is not a setting name")
         _set(self, "operator_host_settings", names)
+        paths = _seq(self.operator_path_settings, "operator_path_settings")
+        for index, name in enumerate(paths):
+            if not isinstance(name, str) or not _NAME_RE.match(name):
+                _fail(f"operator_path_settings[{index}]", f"{name!r} is not a setting name")
+        if len(set(paths)) != len(paths):
+            _fail("operator_path_settings", "names a setting twice")
+        _set(self, "operator_path_settings", paths)
 
     def allows_host(self, host: str, port: int | None = None) -> bool:
         """Whether a connection to ``host`` (and ``port``) is declared."""
@@ -388,6 +401,8 @@ class Permissions:
             data["operator_host_settings"] = list(self.operator_host_settings)
         if self.project_metadata:  # 1.1 manifests keep their exact 1.1 shape
             data["project_metadata"] = True
+        if self.operator_path_settings:  # contract 1.2
+            data["operator_path_settings"] = list(self.operator_path_settings)
         return data
 
     def describe(self) -> list[str]:
@@ -397,6 +412,7 @@ class Permissions:
             lines.append("storage")
         if self.project_metadata:
             lines.append("project metadata")
+        lines.extend(f"read files in setting {name}" for name in self.operator_path_settings)
         return lines
 
 
@@ -630,6 +646,8 @@ class PluginManifest:
             _fail("permissions.operator_host_settings", "needs api_version 1.1 or later")
         if self.permissions.project_metadata and self.api < ApiVersion(1, 2):
             _fail("permissions.project_metadata", "needs api_version 1.2 or later")
+        if self.permissions.operator_path_settings and self.api < ApiVersion(1, 2):
+            _fail("permissions.operator_path_settings", "needs api_version 1.2 or later")
         allowed = _HINTS_BY_TYPE[self.plugin_type]
         for hint in dataclasses.fields(Hints):
             if hint.name not in allowed and getattr(self.hints, hint.name) != hint.default:

@@ -184,6 +184,11 @@ def _merged_permissions(facts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     merged: dict[str, Any] = {"network_hosts": hosts, "storage": storage}
     if any(fact["permissions"].get("project_metadata") is True for fact in facts):
         merged["project_metadata"] = True  # contract 1.2; older entries keep their shape
+    paths = sorted(
+        {p for fact in facts for p in fact["permissions"].get("operator_path_settings", [])}
+    )
+    if paths:
+        merged["operator_path_settings"] = paths  # contract 1.2
     return merged
 
 

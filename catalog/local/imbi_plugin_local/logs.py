@@ -6,6 +6,14 @@ expanded search template or, without one, the project slug. The resolved path mu
 inside the resolved directory (no ``..``, absolute names or symlinks out): anything else is
 ``InvalidInput``.
 
+Isolated (a sandboxed runner), the plugin reads only the directory in the service's
+``directory`` setting: the manifest declares ``permissions.operator_path_settings =
+("directory",)`` (contract 1.2), and the host grants that one directory read-only once an
+admin approved the permission, enforcing ``IMBI_PLUGIN_PATH_ROOT`` itself (the runner's
+environment carries no ``$IMBI_LOCAL_LOGS_ROOT``). A per-binding ``directory`` option that
+points elsewhere is not granted: the kernel refuses the read, reported as ``PermissionDenied``
+naming the option. In-process, the plugin checks ``$IMBI_LOCAL_LOGS_ROOT`` as before.
+
 Each line is a JSON object ``{"timestamp": ISO 8601, "level": ..., "message": ..., ...}``;
 every other top-level key becomes a field. A timestamp without a zone is taken as UTC. Lines
 that are not such an object are skipped and counted in a warning; a missing file is an empty
@@ -49,6 +57,8 @@ from imbi_plugin_sdk import (
     LogResult,
     LogsPlugin,
     OptionField,
+    PermissionDenied,
+    Permissions,
     PluginManifest,
     PluginType,
     RegexRejected,
@@ -215,8 +225,8 @@ class LocalLogs(LogsPlugin):
         description=(
             "Reads a project's logs from JSON-lines files in a directory on the Imbi host."
         ),
-        version="1.0.0",
-        api_version="1.0",
+        version="1.1.0",
+        api_version="1.2",
         plugin_type=PluginType.LOGS,
         options=(
             OptionField(
@@ -229,6 +239,9 @@ class LocalLogs(LogsPlugin):
                 pattern_help="an absolute path without '..'",
             ),
         ),
+        # isolated, the host grants the directory of the service's ``directory`` setting
+        # read-only (never the per-binding option): docs/operators.md, "Host directories"
+        permissions=Permissions(operator_path_settings=("directory",)),
         hints=Hints(supports_histogram=True),
         service_template=TEMPLATE,
         publisher="Imbi",
@@ -247,6 +260,16 @@ class LocalLogs(LogsPlugin):
                 fields={"directory": "not configured"},
             )
         return checked_directory(configured)
+
+    def _refused(self, what: str) -> PermissionDenied:
+        """The sandbox (or the file's owner) refused a read: say which directory may be read."""
+        detail = f"{what} cannot be read: permission denied"
+        if self.context.options.get("directory"):
+            detail += (
+                "; a plugin running isolated may read only the service's directory setting, "
+                "not a directory option set on the binding"
+            )
+        return PermissionDenied(detail)
 
     def _file_name(self) -> str:
         name = self.context.search_template or self.context.project_slug or ""
@@ -290,6 +313,8 @@ class LocalLogs(LogsPlugin):
                         lines.append(line)
         except FileNotFoundError:
             return [], [f"no log file {name} yet"]
+        except PermissionError:
+            raise self._refused(f"the log file {name}") from None
         except OSError as exc:
             self.context.logger.warning("cannot read %s: %s", path, exc)
             raise UpstreamUnavailable(f"the log file {name} cannot be read") from None
@@ -337,6 +362,13 @@ class LocalLogs(LogsPlugin):
             return ConnectionResult.problem(exc.detail)
         if not directory.is_dir():
             return ConnectionResult.problem(f"the log directory {directory} does not exist")
+        try:
+            with os.scandir(directory) as listing:
+                next(listing, None)
+        except PermissionError:
+            return ConnectionResult.problem(self._refused(f"the log directory {directory}").detail)
+        except OSError as exc:
+            return ConnectionResult.problem(f"the log directory {directory}: {exc.strerror}")
         return ConnectionResult.success(f"log directory {directory} found")
 
     def search(self, query: LogQuery) -> LogResult:

@@ -6,10 +6,10 @@ runner's ``context.storage`` asks the host, and the host side answers from the s
 test gave the handler's context (checked as in production: declared in the manifest, keys
 and values bounded), so a test inspects the same ``MemoryKeyValueStore`` in both modes.
 
-``local-logs`` reads files on the host. The sandbox grants a plugin no host directory (there
-is no such permission), so in isolated mode it can validate its input but not read a log
-file: the tests that read files run in-process only, and
-``test_the_sandbox_does_not_let_an_isolated_local_logs_read_the_host`` shows why.
+``local-logs`` reads files on the host. Isolated, its manifest's
+``operator_path_settings=("directory",)`` lets the host grant the runner the service's
+``directory`` setting read-only (Landlock), so every file-reading test runs in both modes;
+a directory not granted (the binding's ``directory`` option) is refused by the kernel.
 """
 
 from __future__ import annotations

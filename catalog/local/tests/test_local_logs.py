@@ -1,8 +1,9 @@
 """LocalLogs: the SDK contract, file resolution, search semantics, cursors and histograms.
 
-In-process only: these tests read log files on the host, which a sandboxed runner cannot (no
-permission grants a plugin a host directory; test_local_logs_isolated.py shows the refusal
-and runs the input checks in both modes).
+Each test runs in-process and in a sandboxed runner (``logs_handler``, conftest.py). Isolated,
+the runner reads the log directory because the manifest declares
+``operator_path_settings=("directory",)`` and the host grants the service's directory
+setting read-only (test_local_logs_isolated.py: what is not granted is refused).
 """
 
 from __future__ import annotations
@@ -14,17 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from imbi_plugin_local.logs import LocalLogs
 from imbi_plugin_sdk import (
-    Credentials,
     CursorExpired,
     FilterOp,
     InvalidInput,
     LogFilter,
     LogLevel,
     LogQuery,
+    PermissionDenied,
 )
-from imbi_plugin_sdk.testkit import assert_contract, make_context
+from imbi_plugin_sdk.testkit import assert_contract
+from imbi_plugin_sdk.wire import WireError
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 LEVELS = ["info", "warning", "error", "debug", "WARN"]
@@ -42,10 +43,10 @@ def write(directory: Path, name: str, lines: list[str]) -> Path:
     return path
 
 
-def handler(directory: Path | str = "", **context: Any) -> LocalLogs:
-    context.setdefault("project_slug", "billing")
-    context.setdefault("service_settings", {"directory": str(directory)})
-    return LocalLogs(make_context(**context), Credentials())
+@pytest.fixture
+def handler(logs_handler: Any) -> Any:
+    """``handler(directory, **context)``: a LocalLogs on ``<directory>/billing.jsonl``."""
+    return logs_handler
 
 
 def query(**kwargs: Any) -> LogQuery:
@@ -72,15 +73,15 @@ def logs(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_contract(logs: Path) -> None:
+def test_contract(handler: Any, logs: Path) -> None:
     assert_contract(lambda: handler(logs), sample_query=query(limit=7))
 
 
-def test_contract_with_missing_file(tmp_path: Path) -> None:
+def test_contract_with_missing_file(handler: Any, tmp_path: Path) -> None:
     assert_contract(lambda: handler(tmp_path), sample_query=query())
 
 
-def test_newest_first_and_limit(logs: Path) -> None:
+def test_newest_first_and_limit(handler: Any, logs: Path) -> None:
     result = handler(logs).search(query(limit=5))
     assert [e.message for e in result.entries] == [f"request {i}" for i in range(5)]
     assert result.next_cursor is not None and result.warnings == ()
@@ -89,7 +90,7 @@ def test_newest_first_and_limit(logs: Path) -> None:
     assert "timestamp" not in first.fields and "message" not in first.fields
 
 
-def test_paging_returns_every_entry_once(logs: Path) -> None:
+def test_paging_returns_every_entry_once(handler: Any, logs: Path) -> None:
     plugin, q = handler(logs), query(limit=13)
     seen: list[str] = []
     while True:
@@ -101,7 +102,7 @@ def test_paging_returns_every_entry_once(logs: Path) -> None:
     assert len(seen) == 100 and len(set(seen)) == 100
 
 
-def test_cursor_from_another_query_is_refused(logs: Path) -> None:
+def test_cursor_from_another_query_is_refused(handler: Any, logs: Path) -> None:
     plugin = handler(logs)
     cursor = plugin.search(query(limit=5)).next_cursor
     other = query(limit=5, text="request 1", cursor=cursor)
@@ -115,20 +116,20 @@ def test_cursor_from_another_query_is_refused(logs: Path) -> None:
     assert plugin.search(query(limit=50, cursor=cursor)).entries[0].message == "request 5"
 
 
-def test_time_range_is_inclusive(logs: Path) -> None:
+def test_time_range_is_inclusive(handler: Any, logs: Path) -> None:
     result = handler(logs).search(
         query(start=NOW - timedelta(minutes=10), end=NOW - timedelta(minutes=5))
     )
     assert [e.message for e in result.entries] == [f"request {i}" for i in range(5, 11)]
 
 
-def test_levels_are_normalised(logs: Path) -> None:
+def test_levels_are_normalised(handler: Any, logs: Path) -> None:
     result = handler(logs).search(query(levels=(LogLevel.WARNING,), limit=1000))
     assert len(result.entries) == 40  # "warning" and "WARN"
     assert {e.level for e in result.entries} == {LogLevel.WARNING}
 
 
-def test_text_matches_message_and_field_values(logs: Path) -> None:
+def test_text_matches_message_and_field_values(handler: Any, logs: Path) -> None:
     plugin = handler(logs)
     assert [e.message for e in plugin.search(query(text="REQUEST 42")).entries] == ["request 42"]
     assert [e.message for e in plugin.search(query(text="req-007")).entries] == ["request 7"]
@@ -153,12 +154,12 @@ def test_text_matches_message_and_field_values(logs: Path) -> None:
         (LogFilter(field="url", op=FilterOp.CONTAINS, value=":8080/v1/9"), 11),
     ],
 )
-def test_filters(logs: Path, flt: LogFilter, count: int) -> None:
+def test_filters(handler: Any, logs: Path, flt: LogFilter, count: int) -> None:
     result = handler(logs).search(query(filters=(flt,), limit=1000))
     assert len(result.entries) == count
 
 
-def test_filters_combine_and_stringify_non_strings(tmp_path: Path) -> None:
+def test_filters_combine_and_stringify_non_strings(handler: Any, tmp_path: Path) -> None:
     write(
         tmp_path,
         "billing",
@@ -175,7 +176,7 @@ def test_filters_combine_and_stringify_non_strings(tmp_path: Path) -> None:
     assert plugin.search(query(filters=(null,))).entries == ()
 
 
-def test_malformed_lines_are_skipped_with_a_warning(tmp_path: Path) -> None:
+def test_malformed_lines_are_skipped_with_a_warning(handler: Any, tmp_path: Path) -> None:
     write(
         tmp_path,
         "billing",
@@ -197,24 +198,50 @@ def test_malformed_lines_are_skipped_with_a_warning(tmp_path: Path) -> None:
     assert result.warnings == ("skipped 5 malformed line(s) in billing.jsonl",)
 
 
-def test_missing_file_is_empty_with_a_warning(tmp_path: Path) -> None:
-    result = handler(tmp_path / "nowhere").search(query())
+def test_missing_file_is_empty_with_a_warning(handler: Any, tmp_path: Path) -> None:
+    result = handler(tmp_path).search(query())
     assert result.entries == () and result.next_cursor is None
     assert result.warnings == ("no log file billing.jsonl yet",)
 
 
-def test_search_template_names_the_file(logs: Path) -> None:
+def test_missing_directory(handler: Any, runner_mode: str, tmp_path: Path) -> None:
+    """In-process a missing directory reads as a missing file; isolated, the host refuses to
+    grant a directory that does not exist (no runner starts) and names the setting."""
+    plugin = handler(tmp_path / "nowhere")
+    if runner_mode == "in_process":
+        assert plugin.search(query()).warnings == ("no log file billing.jsonl yet",)
+        return
+    with pytest.raises(InvalidInput, match="not an existing directory") as info:
+        plugin.search(query())
+    assert info.value.fields == {"directory": "not an existing directory"}
+
+
+def test_search_template_names_the_file(handler: Any, logs: Path) -> None:
     write(logs, "demo/shop", [line(1, message="from shop")])
     result = handler(logs, search_template="demo/shop").search(query())
     assert [e.message for e in result.entries] == ["from shop"]
 
 
-def test_directory_option_overrides_the_service_setting(logs: Path, tmp_path: Path) -> None:
-    plugin = handler("/nonexistent", options={"directory": str(logs)})
-    assert len(plugin.search(query()).entries) == 100
+def test_directory_option_overrides_the_service_setting(
+    handler: Any, runner_mode: str, logs: Path
+) -> None:
+    """In-process the binding's option wins; isolated, only the service setting's directory
+    is granted, so an option pointing elsewhere is refused by the kernel (PermissionDenied
+    naming the option), in search and in test_connection."""
+    granted = logs / "granted"
+    granted.mkdir()
+    plugin = handler(granted, options={"directory": str(logs)})
+    if runner_mode == "in_process":
+        assert len(plugin.search(query()).entries) == 100
+        assert plugin.test_connection().ok is True
+        return
+    with pytest.raises(PermissionDenied, match="not a directory option set on the binding"):
+        plugin.search(query())
+    result = plugin.test_connection()
+    assert result.ok is False and "not a directory option" in result.message
 
 
-def test_histogram_counts_matching_entries(logs: Path) -> None:
+def test_histogram_counts_matching_entries(handler: Any, runner_mode: str, logs: Path) -> None:
     plugin = handler(logs)
     histogram = plugin.histogram(query(), 12)
     assert len(histogram.buckets) == 12
@@ -224,5 +251,6 @@ def test_histogram_counts_matching_entries(logs: Path) -> None:
     assert histogram.buckets[-1].count == 11  # minutes 0..10, both ends included
     errors = plugin.histogram(query(levels=(LogLevel.ERROR,)), 4)
     assert sum(b.count for b in errors.buckets) == 20
-    with pytest.raises(InvalidInput):
+    # in-process the plugin refuses; isolated, the host's wire encoding refuses first
+    with pytest.raises(InvalidInput if runner_mode == "in_process" else WireError):
         plugin.histogram(query(), 0)

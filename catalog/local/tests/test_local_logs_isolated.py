@@ -1,4 +1,4 @@
-"""LocalLogs in both modes: the input checks that need no file, and the sandbox's refusal.
+"""LocalLogs in both modes: the input checks, and what the sandbox grants and refuses.
 
 Each test runs in-process and in a sandboxed runner (``logs_handler``, conftest.py).
 """
@@ -16,7 +16,7 @@ from imbi_plugin_sdk import (
     InvalidInput,
     LogFilter,
     LogQuery,
-    UpstreamUnavailable,
+    PermissionDenied,
 )
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -79,24 +79,35 @@ def test_symlink_out_of_the_directory_is_refused(handler: Any, tmp_path: Path) -
         handler(directory).search(query())
 
 
-def test_no_directory_configured(handler: Any, tmp_path: Path) -> None:
+def test_no_directory_configured(handler: Any, runner_mode: str, tmp_path: Path) -> None:
     plugin = handler("")
     assert plugin.test_connection().ok is False
     with pytest.raises(InvalidInput):
         plugin.search(query())
     assert handler(tmp_path).test_connection().ok is True
-    assert handler(tmp_path / "missing").test_connection().ok is False
+    missing = handler(tmp_path / "missing")
+    if runner_mode == "in_process":
+        assert missing.test_connection().ok is False
+        return
+    # isolated, the host refuses to grant a directory that does not exist: no runner starts
+    with pytest.raises(InvalidInput, match="not an existing directory"):
+        missing.test_connection()
 
 
-def test_the_sandbox_does_not_let_an_isolated_local_logs_read_the_host(
+def test_the_sandbox_lets_an_isolated_local_logs_read_only_the_granted_directory(
     handler: Any, runner_mode: str, tmp_path: Path
 ) -> None:
-    """Why the file-reading tests run in-process only: Landlock lets a runner read its code,
-    the interpreter and the system, never a host directory such as the log directory."""
-    write(tmp_path, "billing", [line(1, "readable in-process only")])
-    plugin = handler(tmp_path)
+    """Isolated, Landlock grants the runner the service setting's directory (``granted``)
+    and nothing else of the host: the binding's ``directory`` option naming another
+    directory is refused by the kernel (PermissionDenied), though the plugin's own checks
+    pass (absolute, no ``..``). In-process nothing but the plugin's checks applies."""
+    granted, other = tmp_path / "granted", tmp_path / "other"
+    write(granted, "billing", [line(1, "granted")])
+    write(other, "billing", [line(1, "not granted")])
+    assert [e.message for e in handler(granted).search(query()).entries] == ["granted"]
+    plugin = handler(granted, options={"directory": str(other)})
     if runner_mode == "in_process":
-        assert [e.message for e in plugin.search(query()).entries] == ["readable in-process only"]
+        assert [e.message for e in plugin.search(query()).entries] == ["not granted"]
         return
-    with pytest.raises(UpstreamUnavailable, match=r"the log file billing\.jsonl cannot be read"):
+    with pytest.raises(PermissionDenied, match=r"the log file billing\.jsonl cannot be read"):
         plugin.search(query())

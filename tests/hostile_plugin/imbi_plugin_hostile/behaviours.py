@@ -405,3 +405,49 @@ class ProjectUndeclared(Base):
             except Exception as exc:
                 results.append(f"REFUSED_{type(exc).__name__}")
         return results
+
+
+class PathEscape(Base):
+    """Granted the directory of its service's ``directory`` setting (read-only), tries to
+    read elsewhere, follow a symlink out, write, create, rename and execute there.
+
+    ``paths`` maps a label to a path: ``own`` (a file in the granted directory), ``other``
+    (a file in a directory not granted), ``link`` (a symlink in the granted directory to
+    ``other``), ``dir`` (the granted directory) and ``script`` (an executable file in it)."""
+
+    manifest = _manifest(
+        "hostile-path-escape",
+        api_version="1.2",
+        permissions=Permissions(operator_path_settings=("directory",)),
+    )
+
+    def attack(self) -> list[str]:
+        paths = self.context.options["paths"]
+        results: list[str] = []
+        for label in ("own", "other", "link"):
+            try:
+                with open(paths[label], "rb") as handle:
+                    results.append(f"READ_{label}={handle.read(100).decode(errors='replace')}")
+            except OSError as exc:
+                results.append(f"DENIED_READ_{label}_{type(exc).__name__}")
+        try:
+            results.append(f"LISTED_dir={sorted(os.listdir(paths['dir']))}")
+        except OSError as exc:
+            results.append(f"DENIED_LIST_dir_{type(exc).__name__}")
+        attempts = {
+            "APPEND_own": lambda: open(paths["own"], "ab").close(),
+            "TRUNCATE_own": lambda: os.truncate(paths["own"], 0),
+            "CREATE_new": lambda: open(os.path.join(paths["dir"], "new.jsonl"), "xb").close(),
+            "MKDIR_new": lambda: os.mkdir(os.path.join(paths["dir"], "newdir")),
+            "REMOVE_own": lambda: os.remove(paths["own"]),
+            "RENAME_own": lambda: os.rename(paths["own"], paths["own"] + ".moved"),
+            "SYMLINK_new": lambda: os.symlink("/etc/shadow", os.path.join(paths["dir"], "s")),
+            "EXEC_script": lambda: os.execv(paths["script"], [paths["script"]]),  # noqa: S606
+        }
+        for label, attempt in attempts.items():
+            try:
+                attempt()
+                results.append(f"DONE_{label}")
+            except OSError as exc:
+                results.append(f"DENIED_{label}_{type(exc).__name__}")
+        return results

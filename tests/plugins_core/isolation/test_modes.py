@@ -228,3 +228,27 @@ def test_host_requests_are_capped_per_call(
         HostRequests(resolved)(
             {"t": "host", "id": 1, "op": "storage.get", "key": "k", "plugin_id": 1}
         )
+
+
+def test_arguments_the_wire_refuses_check_out_no_runner(tmp_path: Any) -> None:
+    """A call whose arguments cannot cross the wire fails before a runner is acquired (a
+    runner checked out and never released survived ``reset_runtime``)."""
+    from datetime import UTC, datetime, timedelta
+
+    from imbi_plugin_local.logs import LocalLogs
+    from imbi_plugin_sdk import Credentials, LogQuery
+    from imbi_plugin_sdk.testkit import make_context
+    from imbi_plugin_sdk.wire import WireError
+
+    from plugins_core.isolation.testing import isolated
+
+    from .conftest import wait_no_descendants
+
+    context = make_context(project_slug="billing", service_settings={"directory": str(tmp_path)})
+    remote = isolated(LocalLogs(context, Credentials()))
+    end = datetime.now(UTC)
+    with pytest.raises(WireError, match="bucket_count"):
+        remote.histogram(LogQuery(start=end - timedelta(hours=1), end=end), 0)
+    assert remote.search(LogQuery(start=end - timedelta(hours=1), end=end)).entries == ()
+    host.reset_runtime()
+    assert not wait_no_descendants()
