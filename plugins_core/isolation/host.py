@@ -296,14 +296,18 @@ class IsolatedRunner:
         circuit = self._breaker or breaker()
         key = breaker_key(target)
         granted = self._granted(target, manifest)  # a refused directory: before any runner
-        # arguments the wire cannot carry (WireError) fail here, before a runner is checked out
-        call = Call.build(
-            entry.name,
-            method,
-            *args,
-            context=context,
-            credentials=dict(target.credentials),
-        )
+        # arguments the wire cannot carry fail here, before a runner is checked out, and
+        # answer like in-process mode: the host's own arguments, a host bug, still not a 500
+        try:
+            call = Call.build(
+                entry.name,
+                method,
+                *args,
+                context=context,
+                credentials=dict(target.credentials),
+            )
+        except WireError as exc:
+            raise PluginFailed(f"call to plugin '{slug}' is invalid: {exc}") from None
         circuit.before(key, slug)
         runners = self._pool or pool()
         spec = _spec(

@@ -23,9 +23,9 @@ from imbi_plugin_sdk import (
     LogLevel,
     LogQuery,
     PermissionDenied,
+    PluginFailed,
 )
 from imbi_plugin_sdk.testkit import assert_contract
-from imbi_plugin_sdk.wire import WireError
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 LEVELS = ["info", "warning", "error", "debug", "WARN"]
@@ -251,6 +251,6 @@ def test_histogram_counts_matching_entries(handler: Any, runner_mode: str, logs:
     assert histogram.buckets[-1].count == 11  # minutes 0..10, both ends included
     errors = plugin.histogram(query(levels=(LogLevel.ERROR,)), 4)
     assert sum(b.count for b in errors.buckets) == 20
-    # in-process the plugin refuses; isolated, the host's wire encoding refuses first
-    with pytest.raises(InvalidInput if runner_mode == "in_process" else WireError):
+    # in-process the plugin refuses; isolated, the host's wire encoding refuses first (502)
+    with pytest.raises(InvalidInput if runner_mode == "in_process" else PluginFailed):
         plugin.histogram(query(), 0)
