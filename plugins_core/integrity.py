@@ -119,18 +119,22 @@ def _check_signed(record: Mapping[str, Any], distribution: str) -> Mapping[str, 
     return files
 
 
+def _check_file(path: Path, relative: str, expected: str, name: str, source: str) -> None:
+    """``FileModified`` naming ``relative`` unless ``path`` hashes to ``expected``."""
+    actual = _sha256(path)
+    if actual is None:
+        raise FileModified(f"{name}: installed file {relative} is missing", file=relative)
+    if actual != expected:
+        raise FileModified(
+            f"{name}: installed file {relative} was modified (sha256 {actual}, "
+            f"{source} {expected})",
+            file=relative,
+        )
+
+
 def _check_files(dist: metadata.Distribution, files: Mapping[str, str], name: str) -> int:
     for relative, expected in sorted(files.items()):
-        path = Path(str(dist.locate_file(relative)))
-        actual = _sha256(path)
-        if actual is None:
-            raise FileModified(f"{name}: installed file {relative} is missing", file=relative)
-        if actual != expected:
-            raise FileModified(
-                f"{name}: installed file {relative} was modified (sha256 {actual}, "
-                f"signed {expected})",
-                file=relative,
-            )
+        _check_file(Path(str(dist.locate_file(relative))), relative, expected, name, "signed")
     return len(files)
 
 
@@ -299,16 +303,9 @@ def check_environment(row: Any, env: Path) -> IntegrityResult:
     _check_interpreter(env, name)
     site = environments.site_packages(env)
     status, expected = _expected(row, environments.root() / "wheels" / row.env_key)
+    source = "signed" if status == "signed" else "recorded"
     for relative, (digest, _) in sorted(expected.items()):
-        actual = _sha256(site / relative)
-        if actual is None:
-            raise FileModified(f"{name}: installed file {relative} is missing", file=relative)
-        if actual != digest:
-            raise FileModified(
-                f"{name}: installed file {relative} was modified (sha256 {actual}, "
-                f"{'signed' if status == 'signed' else 'recorded'} {digest})",
-                file=relative,
-            )
+        _check_file(site / relative, relative, digest, name, source)
     linked = _linked_runtime()
     for folder, dirs, files in os.walk(site):
         base = Path(folder)
