@@ -24,7 +24,8 @@ from imbi.core.models import Organization
 from . import index as index_module
 from . import index_install, integrity
 from .models import IndexedArtifact, PluginIndex, PluginPolicy
-from .supply_errors import SupplyChainError
+from .supply_errors import InvalidRequirement, SupplyChainError
+from .verification import parse_requirement
 
 
 class PluginIndexForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -47,6 +48,14 @@ class InstallForm(forms.Form):
         required=False,
         help_text="Optional: apply this organization's verified-publishers-only policy too.",
     )
+
+    def clean_requirement(self) -> str:
+        value: str = self.cleaned_data["requirement"]
+        try:
+            parse_requirement(value)
+        except InvalidRequirement as exc:
+            raise forms.ValidationError(exc.detail) from None
+        return value
 
 
 @admin.register(PluginIndex)

@@ -52,6 +52,7 @@ logger = logging.getLogger("imbi.plugins.distributions")
 
 MAX_WHEEL_BYTES = 50 * 1024 * 1024
 MAX_WHEELS = 100
+MAX_UNPACKED_BYTES = 512 * 1024 * 1024  # declared sizes of every member (a zip bomb)
 # Never replaced at runtime: the host itself and what it is made of.
 RESERVED = frozenset({"imbi", "imbi-plugin-sdk", "django", "celery", "uv", "pip", "setuptools"})
 
@@ -118,6 +119,7 @@ def wheel(filename: str, content: bytes) -> Wheel:
         ) from None
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            _check_members(archive)
             if archive.testzip() is not None:
                 raise zipfile.BadZipFile("corrupt member")
             if not any(n.endswith(".dist-info/METADATA") for n in archive.namelist()):
@@ -125,6 +127,19 @@ def wheel(filename: str, content: bytes) -> Wheel:
     except (zipfile.BadZipFile, ValueError) as exc:
         raise DistributionError("invalid_wheel", f"{base} is not a valid wheel ({exc})") from None
     return Wheel(base, content, str(canonicalize_name(name)), str(version))
+
+
+def _check_members(archive: zipfile.ZipFile) -> None:
+    """Refuse, before anything decompresses or installs it, a member that would land outside
+    the environment (absolute, ``..``, backslash) or archives that unpack past the limit."""
+    total = 0
+    for info in archive.infolist():
+        name = info.filename
+        if name.startswith("/") or "\\" in name or ".." in name.split("/"):
+            raise zipfile.BadZipFile(f"member {name[:100]!r} is outside the wheel")
+        total += info.file_size
+    if total > MAX_UNPACKED_BYTES:
+        raise zipfile.BadZipFile(f"unpacks to more than {MAX_UNPACKED_BYTES // 2**20} MiB")
 
 
 def read_source(source: Path) -> list[Wheel]:

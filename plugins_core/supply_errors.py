@@ -32,6 +32,7 @@ __all__ = [
     "IndexUnreachable",
     "IndexUntrustedKey",
     "InstallFailed",
+    "InvalidRequirement",
     "NoIndexConfigured",
     "PublisherNotVerified",
     "PublisherSignatureInvalid",
@@ -96,6 +97,13 @@ class IndexExpired(SupplyChainError):
 
 
 # --- the artifact -------------------------------------------------------------------------
+
+
+class InvalidRequirement(SupplyChainError):
+    """Not ``NAME`` or ``NAME==VERSION`` (a specifier like ``>=``, a path, a blank version)."""
+
+    code = "invalid_requirement"
+    http_status = 400
 
 
 class ArtifactNotFound(SupplyChainError):

@@ -48,6 +48,7 @@ from .supply_errors import (
     ArtifactSizeMismatch,
     ArtifactTampered,
     IndexMalformed,
+    InvalidRequirement,
     PublisherSignatureInvalid,
     SdkRangeUnsupported,
 )
@@ -114,9 +115,12 @@ class Selection:
 def parse_requirement(text: str) -> tuple[str, str | None]:
     """``name`` or ``name==version`` -> (canonical name, version or None)."""
     name, sep, version = text.strip().partition("==")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name.strip()) or (sep and not version):
-        raise ArtifactNotFound(f"{text!r} is not NAME or NAME==VERSION")
-    return canonicalize_name(name.strip()), (version.strip() or None)
+    name, version = name.strip(), version.strip()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or (
+        sep and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.+!_-]*", version)
+    ):
+        raise InvalidRequirement(f"{text[:100]!r} is not NAME or NAME==VERSION")
+    return canonicalize_name(name), (version or None)
 
 
 def version_sort_key(version: str) -> tuple[int, Version | str]:

@@ -434,6 +434,16 @@ class IndexInstallIn(serializers.Serializer):  # type: ignore[type-arg]
         required=False, help_text="Also apply this organization's publisher policy."
     )
 
+    def validate_requirement(self, value: str) -> str:
+        from plugins_core.supply_errors import InvalidRequirement
+        from plugins_core.verification import parse_requirement
+
+        try:
+            parse_requirement(value)
+        except InvalidRequirement as exc:
+            raise serializers.ValidationError(exc.detail) from None
+        return value
+
 
 class IndexInstallOut(serializers.Serializer):  # type: ignore[type-arg]
     distribution = serializers.CharField()

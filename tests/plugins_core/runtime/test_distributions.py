@@ -47,7 +47,9 @@ def generation() -> int:
     return state.generation if state else 0
 
 
-def fake_wheel(filename: str, *, entry_points: str = "") -> bytes:
+def fake_wheel(
+    filename: str, *, entry_points: str = "", extra: tuple[str, ...] = (), size: int = 0
+) -> bytes:
     """A minimal wheel archive (for the refusals; real plugins are built with uv)."""
     name, version = filename.split("-")[:2]
     buffer = io.BytesIO()
@@ -62,6 +64,10 @@ def fake_wheel(filename: str, *, entry_points: str = "") -> bytes:
         archive.writestr(f"{info}/RECORD", "")
         if entry_points:
             archive.writestr(f"{info}/entry_points.txt", entry_points)
+        for member in extra:
+            archive.writestr(member, "x")
+        if size:  # zeros compress ~1000:1: a small upload that unpacks to ``size`` bytes
+            archive.writestr("bomb.bin", bytes(size), compress_type=zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
 
@@ -140,6 +146,18 @@ def test_install_and_upgrade_are_distinct_and_a_downgrade_is_an_upgrade(
         ("not-a-wheel.zip", b"PK", "invalid_wheel"),
         ("demo-1.0-py3-none-any.whl", b"not a zip", "invalid_wheel"),
         ("demo-1.0-py3-none-any.whl", fake_wheel("demo-1.0-py3-none-any.whl"), "not_a_plugin"),
+        *(
+            (
+                "demo-1.0-py3-none-any.whl",
+                fake_wheel(
+                    "demo-1.0-py3-none-any.whl",
+                    entry_points="[imbi.plugins]\nx = demo:X\n",
+                    extra=(member,),
+                ),
+                "invalid_wheel",
+            )
+            for member in ("../../evil.pth", "/etc/evil", "demo/..\\..\\evil", "a/../../b")
+        ),
         (
             "imbi_plugin_example-9.0-py3-none-any.whl",
             fake_wheel(
@@ -172,6 +190,18 @@ def test_refused_wheels_change_nothing(filename: str, content: bytes, code: str)
     assert refused.value.code == code
     assert "\n" not in refused.value.detail
     assert generation() == 0 and not InstalledDistribution.objects.exists()
+
+
+def test_a_wheel_unpacking_past_the_limit_is_refused_before_decompressing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(distributions, "MAX_UNPACKED_BYTES", 1024 * 1024)
+    content = fake_wheel("demo-1.0-py3-none-any.whl", size=2 * 1024 * 1024)
+    assert len(content) < 10 * 1024
+    with pytest.raises(distributions.DistributionError) as refused:
+        distributions.wheel("demo-1.0-py3-none-any.whl", content)
+    assert refused.value.code == "invalid_wheel"
+    assert "unpacks to more than 1 MiB" in refused.value.detail
 
 
 @pytest.mark.django_db

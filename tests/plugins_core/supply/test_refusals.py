@@ -332,10 +332,33 @@ def test_api_install_needs_a_superuser(django_user_model: Any) -> None:
 def test_api_install_bad_requirement_is_a_field_error(superuser_client: APIClient) -> None:
     response = superuser_client.post("/api/plugin-index/install", {}, format="json")
     assert (response.status_code, response.json()["code"]) == (400, "invalid_input")
-    response = superuser_client.post(
-        "/api/plugin-index/install", {"requirement": "no such thing!"}, format="json"
-    )
-    assert (response.status_code, response.json()["code"]) == (404, "artifact_not_found")
+    for text in ("no such thing!", "name==", "name===1", "name>=1", "../../etc/passwd"):
+        response = superuser_client.post(
+            "/api/plugin-index/install", {"requirement": text}, format="json"
+        )
+        body = response.json()
+        assert (response.status_code, body["code"]) == (400, "invalid_input"), text
+        assert "is not NAME or NAME==VERSION" in body["errors"]["requirement"][0]
+
+
+@pytest.mark.parametrize("text", ["name==", "name===1", "name>=1", "two words"])
+def test_cli_install_bad_requirement_is_one_line(text: str) -> None:
+    with pytest.raises(CommandError) as refused:
+        call_command("plugin", "install", text)
+    message = str(refused.value)
+    assert message.startswith("invalid_requirement: ") and "\n" not in message
+
+
+def test_admin_install_bad_requirement_is_a_field_error(
+    client: Any, django_user_model: Any
+) -> None:
+    admin = django_user_model.objects.create_superuser("admin", "admin@example.com", "pw")
+    client.force_login(admin)
+    response = client.post("/admin/plugins_core/pluginindex/install/", {"requirement": "x>=1"})
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert list(errors) == ["requirement"], errors
+    assert "is not NAME or NAME==VERSION" in errors["requirement"][0]
 
 
 @pytest.mark.parametrize(
