@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from imbi_plugin_sdk import PluginError, PluginFailed, PluginTimeout
 
-__all__ = ["PluginCircuitOpen", "PluginCrashed", "PluginFailed", "PluginTimeout"]
+__all__ = [
+    "PluginCircuitOpen",
+    "PluginCrashed",
+    "PluginFailed",
+    "PluginMisconfigured",
+    "PluginTimeout",
+]
 
 
 class PluginCrashed(PluginError):
@@ -12,6 +18,14 @@ class PluginCrashed(PluginError):
 
     code = "plugin_crashed"
     http_status = 502
+
+
+class PluginMisconfigured(PluginError):
+    """The service's settings cannot be granted to the runner (a directory setting the host
+    refuses): the operator must fix the service; the caller sent nothing wrong."""
+
+    code = "plugin_misconfigured"
+    http_status = 503
 
 
 class PluginCircuitOpen(PluginError):

@@ -30,6 +30,7 @@ from typing import Any
 
 from django.conf import settings
 from imbi_plugin_sdk import (
+    InvalidInput,
     PermissionDenied,
     Permissions,
     PluginError,
@@ -45,7 +46,7 @@ from plugins_core.runner import CallTarget
 
 from . import egress
 from .breaker import Breaker, MemoryBreaker, RedisBreaker
-from .errors import PluginCrashed, PluginFailed, PluginTimeout
+from .errors import PluginCrashed, PluginFailed, PluginMisconfigured, PluginTimeout
 from .paths import granted_paths
 from .policy import Limits, runner_spec
 from .supervisor import Pool, RunnerSpec
@@ -295,7 +296,13 @@ class IsolatedRunner:
         context = target.context
         circuit = self._breaker or breaker()
         key = breaker_key(target)
-        granted = self._granted(target, manifest)  # a refused directory: before any runner
+        try:  # a refused directory: before any runner, the operator's to fix
+            granted = self._granted(target, manifest)
+        except InvalidInput as exc:
+            reasons = "; ".join(f"{name}: {why}" for name, why in sorted(exc.fields.items()))
+            raise PluginMisconfigured(
+                f"plugin '{slug}' cannot be given its service's directory setting ({reasons})"
+            ) from None
         # arguments the wire cannot carry fail here, before a runner is checked out, and
         # answer like in-process mode: the host's own arguments, a host bug, still not a 500
         try:

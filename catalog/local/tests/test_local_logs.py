@@ -27,6 +27,8 @@ from imbi_plugin_sdk import (
 )
 from imbi_plugin_sdk.testkit import assert_contract
 
+from plugins_core.isolation.errors import PluginMisconfigured
+
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 LEVELS = ["info", "warning", "error", "debug", "WARN"]
 
@@ -206,14 +208,16 @@ def test_missing_file_is_empty_with_a_warning(handler: Any, tmp_path: Path) -> N
 
 def test_missing_directory(handler: Any, runner_mode: str, tmp_path: Path) -> None:
     """In-process a missing directory reads as a missing file; isolated, the host refuses to
-    grant a directory that does not exist (no runner starts) and names the setting."""
+    grant a directory that does not exist (no runner starts): 503 plugin_misconfigured naming the
+    setting, not the path."""
     plugin = handler(tmp_path / "nowhere")
     if runner_mode == "in_process":
         assert plugin.search(query()).warnings == ("no log file billing.jsonl yet",)
         return
-    with pytest.raises(InvalidInput, match="not an existing directory") as info:
+    with pytest.raises(PluginMisconfigured, match="directory: not an existing directory") as info:
         plugin.search(query())
-    assert info.value.fields == {"directory": "not an existing directory"}
+    assert info.value.http_status == 503  # the operator's setting, not the caller's input
+    assert str(tmp_path) not in info.value.detail  # no host path to a tab's viewer
 
 
 def test_search_template_names_the_file(handler: Any, logs: Path) -> None:

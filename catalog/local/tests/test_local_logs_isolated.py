@@ -19,6 +19,8 @@ from imbi_plugin_sdk import (
     PermissionDenied,
 )
 
+from plugins_core.isolation.errors import PluginMisconfigured
+
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
@@ -90,7 +92,7 @@ def test_no_directory_configured(handler: Any, runner_mode: str, tmp_path: Path)
         assert missing.test_connection().ok is False
         return
     # isolated, the host refuses to grant a directory that does not exist: no runner starts
-    with pytest.raises(InvalidInput, match="not an existing directory"):
+    with pytest.raises(PluginMisconfigured, match="directory: not an existing directory"):
         missing.test_connection()
 
 

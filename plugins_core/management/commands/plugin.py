@@ -399,8 +399,9 @@ class Command(BaseCommand):
 
 
 def _is_path(source: str) -> bool:
-    """``plugin install`` takes a wheel or a wheelhouse folder when ``source`` names one (or
-    looks like a path), else ``NAME[==VERSION]`` from the signed indexes."""
-    from pathlib import Path
+    """``plugin install`` takes a wheel (``*.whl``) or a wheelhouse folder written as a path
+    (with a ``/``: ``./wheelhouse``), else ``NAME[==VERSION]`` from the signed indexes, so a
+    plugin name is never taken for a folder that happens to exist in the current one."""
+    import os
 
-    return source.endswith(".whl") or "/" in source or Path(source).exists()
+    return source.endswith(".whl") or "/" in source or os.sep in source or source in (".", "..")

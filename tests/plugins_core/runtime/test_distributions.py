@@ -206,7 +206,7 @@ def test_a_wheel_unpacking_past_the_limit_is_refused_before_decompressing(
 
 @pytest.mark.django_db
 def test_cli_install_upgrade_remove_and_one_line_refusals(
-    demo_wheels: dict[str, Path], tmp_path: Path, capsys: Any
+    demo_wheels: dict[str, Path], tmp_path: Path, capsys: Any, monkeypatch: Any
 ) -> None:
     call_command("plugin", "install", str(demo_wheels["1.0.0"]))
     assert "imbi-plugin-runtime-demo 1.0.0 installed" in capsys.readouterr().out
@@ -222,6 +222,12 @@ def test_cli_install_upgrade_remove_and_one_line_refusals(
         call_command("plugin", "install", str(tmp_path / "nothing.whl"))
     assert str(missing.value).startswith("invalid_source: ") and "\n" not in str(missing.value)
     call_command("plugin", "remove", "imbi-plugin-runtime-demo")
+    # a bare name is an index requirement even when a folder of that name exists here
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CommandError) as by_name:
+        call_command("plugin", "install", "house")
+    assert not str(by_name.value).startswith("invalid_source: ")
+    assert InstalledDistribution.objects.count() == 0
     with pytest.raises(CommandError) as removed:
         call_command("plugin", "remove", "imbi-plugin-runtime-demo")
     assert str(removed.value).startswith("not_installed: ")
