@@ -394,6 +394,25 @@ class PluginStorage(models.Model):
 # --- the supply chain: followed indexes, install records, policy ---------------------------
 
 
+def index_location_error(url: str) -> str:
+    """Why ``url`` cannot locate an index ("" when it can): an http(s) URL with a host, or
+    an absolute folder (or ``.json`` file) path on this node."""
+    import os
+    import urllib.parse
+
+    text = url.strip()
+    if not text or "\x00" in text or text != url:
+        return "An http(s) URL or an absolute folder path, without surrounding spaces."
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme in ("http", "https"):
+        return "" if parts.hostname else "The URL names no host."
+    if parts.scheme and not os.path.isabs(text):
+        return f"Only http(s) URLs or local folders are followed, not {parts.scheme}:."
+    if not os.path.isabs(text):
+        return "A local folder must be an absolute path."
+    return ""
+
+
 class PluginIndex(models.Model):
     """A signed plugin index this platform follows, with its own pinned trust root.
 
@@ -436,6 +455,9 @@ class PluginIndex(models.Model):
                 errors[field] = "List at least one base64 Ed25519 public key."
             elif not all(isinstance(k, str) and valid_public_key(k) for k in keys):
                 errors[field] = "Every key must be a base64 Ed25519 public key (32 bytes)."
+        url_error = index_location_error(self.url or "")
+        if url_error:
+            errors["url"] = url_error
         if errors:
             raise ValidationError(errors)
 

@@ -22,6 +22,7 @@ supply-chain and distribution refusals start with their stable code (``index_rol
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -251,7 +252,10 @@ class Command(BaseCommand):
             row = PluginIndex.objects.filter(name=options["name"]).first() or PluginIndex(
                 name=options["name"]
             )
-            row.url, row.index_keys, row.root_keys = options["url"], index_keys, root_keys
+            url = options["url"]
+            if "://" not in url and url and not os.path.isabs(url):
+                url = os.path.abspath(url)  # a folder named from the shell: relative to here
+            row.url, row.index_keys, row.root_keys = url, index_keys, root_keys
             row.priority = options["priority"]
             try:
                 row.full_clean()
