@@ -316,8 +316,9 @@ def unix_server(tmp_path: Any) -> Iterator[str]:
 
 def test_skipping_the_shim_finds_no_way_out(echo: Echo, unix_server: str) -> None:
     """Even to the declared port: Landlock refuses every TCP connect the runner makes itself,
-    and the network namespace has no route (UDP, TCP fast open, the real resolver); seccomp
-    refuses Unix sockets that could reach the host's file system."""
+    and the network namespace has no route (UDP, the real resolver); seccomp refuses TCP fast
+    open (an implicit connect Landlock does not see) and Unix sockets that could reach the
+    host's file system."""
     dgram_path = unix_server + ".dgram"
     dgram = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     dgram.bind(dgram_path)
@@ -341,7 +342,7 @@ def test_skipping_the_shim_finds_no_way_out(echo: Echo, unix_server: str) -> Non
     assert report == [
         "RAW_REFUSED_PermissionError_EACCES",  # Landlock: no TCP connect right
         "CTYPES_REFUSED_PermissionError_EACCES",
-        "FASTOPEN_REFUSED_OSError_ENETUNREACH",  # no connect() to hook: the namespace holds
+        "FASTOPEN_REFUSED_PermissionError_EPERM",  # seccomp: no MSG_FASTOPEN (no connect())
         "UDP_LOOPBACK_REFUSED_OSError_ENETUNREACH",
         "UDP_PUBLIC_REFUSED_OSError_ENETUNREACH",
         "RESOLVE_REFUSED_gaierror_-3",  # EAI_AGAIN: no DNS server is reachable
@@ -349,6 +350,27 @@ def test_skipping_the_shim_finds_no_way_out(echo: Echo, unix_server: str) -> Non
         "UNIX_DGRAM_REFUSED_PermissionError_EPERM",  # seccomp: stream socketpairs only
     ]
     assert echo.accepted == 0
+
+
+def test_a_broker_socket_cannot_be_pointed_elsewhere(echo: Echo, other: Echo) -> None:
+    """A socket from the broker lives in the host's network namespace: disconnected with
+    connect(AF_UNSPEC) (Landlock allows it), a TCP fast open ``sendto`` (no connect() for
+    Landlock to hook) would reach any host address. seccomp refuses MSG_FASTOPEN."""
+    report = probe(
+        {"PIVOT": f"pivot 127.0.0.1/{other.port} {echo.port}"},
+        (f"127.0.0.1:{echo.port}",),
+    )
+    assert report == ["PIVOT_REFUSED_PermissionError_EPERM"]
+    assert other.accepted == 0
+
+
+def test_a_networked_runner_needs_landlock_tcp_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below Landlock ABI 4 nothing refuses a second connect() on a broker socket."""
+    from plugins_core.isolation import sandbox
+
+    monkeypatch.setattr(sandbox, "landlock_abi", lambda: 3)
+    with pytest.raises(sandbox.SandboxError, match="needs 4"):
+        sandbox._landlock(sandbox.Policy(network=True))
 
 
 def test_no_network_permission_means_no_way_out(echo: Echo, unix_server: str) -> None:
