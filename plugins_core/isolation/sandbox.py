@@ -276,6 +276,9 @@ DENIED_SYSCALLS = {
     "quotactl": 179,
     "syslog": 103,
     "vhangup": 153,
+    # a runner never listens; a broker socket (the host's namespace), disconnected, would
+    # otherwise auto-bind and listen on the host's every address (Landlock hooks bind only)
+    "listen": 50,
 }
 SYS_SOCKET, SYS_SOCKETPAIR, SYS_CLONE, SYS_CLONE3 = 41, 53, 56, 435
 CLONE_NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000

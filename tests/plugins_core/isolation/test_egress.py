@@ -364,6 +364,13 @@ def test_a_broker_socket_cannot_be_pointed_elsewhere(echo: Echo, other: Echo) ->
     assert other.accepted == 0
 
 
+def test_a_broker_socket_cannot_listen_on_the_host(echo: Echo) -> None:
+    """Disconnected, a broker socket's listen() would bind every address of the host's
+    namespace (Landlock hooks bind, not listen's automatic bind): seccomp refuses listen."""
+    report = probe({"LISTEN": f"relisten 127.0.0.1 {echo.port}"}, (f"127.0.0.1:{echo.port}",))
+    assert report == ["LISTEN_REFUSED_PermissionError_EPERM"]
+
+
 def test_a_networked_runner_needs_landlock_tcp_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     """Below Landlock ABI 4 nothing refuses a second connect() on a broker socket."""
     from plugins_core.isolation import sandbox
