@@ -10,7 +10,8 @@ it, in the host's network namespace:
    ``*.suffix[:port]``; a pattern without a port means 443) plus, for each setting named in
    ``permissions.operator_host_settings``, the exact host and port the operator saved there.
    Names are compared case-insensitively without a trailing dot; ``*.example.com`` matches
-   ``a.example.com``, never ``example.com`` itself.
+   ``a.example.com``, never ``example.com`` itself, and a wildcard never matches an IP
+   literal (``*.169.254`` is no way to ``169.254.169.254``, which is asked for literally).
 2. ``connect`` — the host resolves the name itself (on a small thread pool, so slow DNS
    cannot outlast the call) and connects with a deadline bounded by the call's remaining
    time. A name that resolves to a loopback, link-local (cloud
@@ -89,8 +90,8 @@ class Rule:
     def matches(self, host: str, port: int) -> bool:
         if port != self.port:
             return False
-        if self.name.startswith("*."):
-            return host.endswith(self.name[1:])
+        if self.name.startswith("*."):  # names only: "*.0.1" never covers 127.0.0.1
+            return _ip(host) is None and host.endswith(self.name[1:])
         return host == self.name
 
 

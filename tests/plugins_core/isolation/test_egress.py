@@ -147,6 +147,15 @@ def test_a_wildcard_matches_subdomains_on_its_port_only() -> None:
         allow.check({"host": "a.example.com", "port": 443, "scope": "other-org"})
 
 
+def test_a_wildcard_never_matches_an_ip_literal() -> None:
+    """Literals may reach internal addresses, so only an exact literal rule opens one."""
+    allow = egress.Allowlist.build(Permissions(network_hosts=("*.169.254:80", "*.0.1:5432")))
+    for host, port in (("169.254.169.254", 80), ("127.0.0.1", 5432), ("[::ffff:127.0.0.1]", 5432)):
+        with pytest.raises(PermissionDenied, match="not among"):
+            allow.check({"host": host, "port": port})
+    assert allow.allows("a.169.254", 80)  # a name under that suffix still matches
+
+
 def test_operator_chosen_host_setting_is_allowed_exactly() -> None:
     permissions = Permissions(
         network_hosts=("api.github.com",), operator_host_settings=("base_url",)
