@@ -219,13 +219,26 @@ def _addresses(host: str, port: int, family: int, timeout: float) -> list[tuple[
     return infos
 
 
+def _wanted(request: Mapping[str, Any]) -> float | None:
+    """The runner's own connect timeout, when it is a positive number (``10**400`` is no
+    ``OverflowError``: it is no limit, the call's deadline still is)."""
+    wanted = request.get("timeout")
+    if isinstance(wanted, bool) or not isinstance(wanted, int | float):
+        return None
+    try:
+        seconds = float(wanted)
+    except OverflowError:
+        return None
+    return seconds if seconds > 0 else None
+
+
 def connect(request: Mapping[str, Any], allowlist: Allowlist, deadline: float) -> Any:
     """Answer one ``net.connect``: a ``Descriptor`` with a connected socket, or an errno."""
     host, port = allowlist.check(request)
     remaining = deadline - time.monotonic()
-    wanted = request.get("timeout")
-    if isinstance(wanted, int | float) and not isinstance(wanted, bool) and wanted > 0:
-        remaining = min(remaining, float(wanted))
+    wanted = _wanted(request)
+    if wanted is not None:
+        remaining = min(remaining, wanted)
     if remaining <= 0:
         return _failure(errno.ETIMEDOUT, "the call's deadline has passed")
     family = request.get("family")
@@ -246,8 +259,8 @@ def connect(request: Mapping[str, Any], allowlist: Allowlist, deadline: float) -
     last: OSError = OSError(errno.EHOSTUNREACH, "no address")
     for af, kind, proto, _, address in infos:
         left = deadline - time.monotonic()
-        if isinstance(wanted, int | float) and not isinstance(wanted, bool) and wanted > 0:
-            left = min(left, float(wanted))
+        if wanted is not None:
+            left = min(left, wanted)
         if left <= 0:
             return _failure(errno.ETIMEDOUT, f"connecting to {_show(host, port)} timed out")
         sock = socket.socket(af, kind, proto)

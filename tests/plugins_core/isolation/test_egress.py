@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from imbi_plugin_sdk import Credentials, PermissionDenied, Permissions
+from imbi_plugin_sdk import Credentials, PermissionDenied, Permissions, PluginFailed
 from imbi_plugin_sdk.testkit import make_context
 
 from plugins_core import registry
@@ -387,6 +387,31 @@ def test_a_networked_runner_needs_landlock_tcp_rules(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(sandbox, "landlock_abi", lambda: 3)
     with pytest.raises(sandbox.SandboxError, match="needs 4"):
         sandbox._landlock(sandbox.Policy(network=True))
+
+
+def test_a_huge_connect_timeout_is_no_limit(echo: Echo) -> None:
+    allow = egress.Allowlist.build(Permissions(network_hosts=(f"127.0.0.1:{echo.port}",)))
+    request = {"host": "127.0.0.1", "port": echo.port, "timeout": 10**400}
+    answer = egress.connect(request, allow, deadline=time.monotonic() + 5)
+    assert isinstance(answer, egress.Descriptor)
+    socket.socket(fileno=answer.fd).close()
+
+
+def test_a_host_request_the_host_fails_to_answer_is_502_and_retires_the_runner(
+    echo: Echo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a raw exception (a 500), and the runner still waiting for the answer is not
+    returned to the pool (the next call would find it out of step)."""
+
+    def broken(*args: Any) -> Any:
+        raise OverflowError("a host bug")
+
+    monkeypatch.setattr(egress, "connect", broken)
+    with pytest.raises(PluginFailed, match=r"could not answer its 'net\.connect' request"):
+        probe({"BROKER": f"broker 127.0.0.1 {echo.port}"}, (f"127.0.0.1:{echo.port}",))
+    monkeypatch.undo()
+    report = probe({"TCP": f"tcp 127.0.0.1 {echo.port}"}, (f"127.0.0.1:{echo.port}",))
+    assert report == ["TCP_CONNECTED_pong:ping"]
 
 
 def test_no_network_permission_means_no_way_out(echo: Echo, unix_server: str) -> None:
