@@ -15,7 +15,8 @@ it, in the host's network namespace:
 2. ``connect`` — the host resolves the name itself (on a small thread pool, so slow DNS
    cannot outlast the call) and connects with a deadline bounded by the call's remaining
    time. A name that resolves to a loopback, link-local (cloud
-   metadata), unspecified, multicast or reserved address is refused unless the plugin asked
+   metadata), unspecified, multicast or reserved address, or to a known cloud metadata
+   address outside link-local (``METADATA_NETWORKS``), is refused unless the plugin asked
    for that address literally or for ``localhost`` (a declared public name cannot be pointed
    at the host's own services by DNS).
 3. The connected TCP socket travels to the runner as ``SCM_RIGHTS`` data on the reply
@@ -167,6 +168,14 @@ def _show(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+# cloud metadata and host-agent endpoints outside link-local: AWS IMDS over IPv6, Alibaba
+# Cloud's metadata service, Azure's WireServer (certificates, extension settings)
+METADATA_NETWORKS = tuple(
+    ipaddress.ip_network(net)
+    for net in ("fd00:ec2::254/128", "100.100.100.200/32", "168.63.129.16/32")
+)
+
+
 def _internal(address: str) -> bool:
     ip = _ip(address.split("%", 1)[0])
     if ip is None:
@@ -174,7 +183,12 @@ def _internal(address: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return bool(
-        ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast or ip.is_reserved
+        ip.is_loopback
+        or ip.is_link_local
+        or ip.is_unspecified
+        or ip.is_multicast
+        or ip.is_reserved
+        or any(ip in net for net in METADATA_NETWORKS)
     )
 
 

@@ -185,7 +185,13 @@ def test_operator_chosen_host_is_reachable_from_the_runner(echo: Echo, other: Ec
 
 def test_a_declared_name_resolving_to_an_internal_address_is_refused(monkeypatch: Any) -> None:
     """DNS cannot point a declared public name at cloud metadata or the host's loopback."""
-    answers = {"metadata.example.com": "169.254.169.254", "loop.example.com": "127.0.0.1"}
+    answers = {
+        "metadata.example.com": "169.254.169.254",
+        "loop.example.com": "127.0.0.1",
+        "imds6.example.com": "fd00:ec2::254",  # AWS IMDS over IPv6 (not link-local)
+        "alibaba.example.com": "100.100.100.200",
+        "wireserver.example.com": "168.63.129.16",  # Azure's host agent
+    }
 
     def fake(host: str, port: int, *args: Any) -> list[tuple[Any, ...]]:
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], port))]
