@@ -10,11 +10,13 @@ it, in the host's network namespace:
    ``*.suffix[:port]``; a pattern without a port means 443) plus, for each setting named in
    ``permissions.operator_host_settings``, the exact host and port the operator saved there.
    Names are compared case-insensitively without a trailing dot; ``*.example.com`` matches
-   ``a.example.com``, never ``example.com`` itself.
+   ``a.example.com``, never ``example.com`` itself, and a wildcard never matches an IP
+   literal (``*.169.254`` is no way to ``169.254.169.254``, which is asked for literally).
 2. ``connect`` — the host resolves the name itself (on a small thread pool, so slow DNS
    cannot outlast the call) and connects with a deadline bounded by the call's remaining
    time. A name that resolves to a loopback, link-local (cloud
-   metadata), unspecified, multicast or reserved address is refused unless the plugin asked
+   metadata), unspecified, multicast or reserved address, or to a known cloud metadata
+   address outside link-local (``METADATA_NETWORKS``), is refused unless the plugin asked
    for that address literally or for ``localhost`` (a declared public name cannot be pointed
    at the host's own services by DNS).
 3. The connected TCP socket travels to the runner as ``SCM_RIGHTS`` data on the reply
@@ -89,8 +91,8 @@ class Rule:
     def matches(self, host: str, port: int) -> bool:
         if port != self.port:
             return False
-        if self.name.startswith("*."):
-            return host.endswith(self.name[1:])
+        if self.name.startswith("*."):  # names only: "*.0.1" never covers 127.0.0.1
+            return _ip(host) is None and host.endswith(self.name[1:])
         return host == self.name
 
 
@@ -166,6 +168,14 @@ def _show(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+# cloud metadata and host-agent endpoints outside link-local: AWS IMDS over IPv6, Alibaba
+# Cloud's metadata service, Azure's WireServer (certificates, extension settings)
+METADATA_NETWORKS = tuple(
+    ipaddress.ip_network(net)
+    for net in ("fd00:ec2::254/128", "100.100.100.200/32", "168.63.129.16/32")
+)
+
+
 def _internal(address: str) -> bool:
     ip = _ip(address.split("%", 1)[0])
     if ip is None:
@@ -173,7 +183,12 @@ def _internal(address: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return bool(
-        ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast or ip.is_reserved
+        ip.is_loopback
+        or ip.is_link_local
+        or ip.is_unspecified
+        or ip.is_multicast
+        or ip.is_reserved
+        or any(ip in net for net in METADATA_NETWORKS)
     )
 
 
@@ -218,13 +233,26 @@ def _addresses(host: str, port: int, family: int, timeout: float) -> list[tuple[
     return infos
 
 
+def _wanted(request: Mapping[str, Any]) -> float | None:
+    """The runner's own connect timeout, when it is a positive number (``10**400`` is no
+    ``OverflowError``: it is no limit, the call's deadline still is)."""
+    wanted = request.get("timeout")
+    if isinstance(wanted, bool) or not isinstance(wanted, int | float):
+        return None
+    try:
+        seconds = float(wanted)
+    except OverflowError:
+        return None
+    return seconds if seconds > 0 else None
+
+
 def connect(request: Mapping[str, Any], allowlist: Allowlist, deadline: float) -> Any:
     """Answer one ``net.connect``: a ``Descriptor`` with a connected socket, or an errno."""
     host, port = allowlist.check(request)
     remaining = deadline - time.monotonic()
-    wanted = request.get("timeout")
-    if isinstance(wanted, int | float) and not isinstance(wanted, bool) and wanted > 0:
-        remaining = min(remaining, float(wanted))
+    wanted = _wanted(request)
+    if wanted is not None:
+        remaining = min(remaining, wanted)
     if remaining <= 0:
         return _failure(errno.ETIMEDOUT, "the call's deadline has passed")
     family = request.get("family")
@@ -245,8 +273,8 @@ def connect(request: Mapping[str, Any], allowlist: Allowlist, deadline: float) -
     last: OSError = OSError(errno.EHOSTUNREACH, "no address")
     for af, kind, proto, _, address in infos:
         left = deadline - time.monotonic()
-        if isinstance(wanted, int | float) and not isinstance(wanted, bool) and wanted > 0:
-            left = min(left, float(wanted))
+        if wanted is not None:
+            left = min(left, wanted)
         if left <= 0:
             return _failure(errno.ETIMEDOUT, f"connecting to {_show(host, port)} timed out")
         sock = socket.socket(af, kind, proto)

@@ -104,7 +104,7 @@ def encode(message: dict[str, Any], max_frame: int = DEFAULT_MAX_FRAME) -> bytes
 def decode(body: bytes) -> dict[str, Any]:
     try:
         message = json.loads(body, parse_constant=_refuse_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # "[[[[..." nests deep
         raise ProtocolError(f"frame is not JSON ({type(exc).__name__})") from None
     if not isinstance(message, dict) or not isinstance(message.get("t"), str):
         raise ProtocolError("frame is not a typed JSON object")

@@ -6,7 +6,7 @@ directories (no execute) beneath ``policy.data_paths`` (operator-granted directo
 everything beneath the private temp folder, nothing else; network: TCP connect only to
 ``policy.tcp_ports``, no TCP bind; signals and abstract Unix sockets scoped to the
 sandbox), dropping every capability, and a seccomp filter that denies what a plugin never
-needs. Each step either
+needs (including ``MSG_FASTOPEN``, an implicit connect Landlock does not see). Each step either
 succeeds or raises ``SandboxError``; a runner that cannot sandbox itself never imports the
 plugin (the host reports the reason). ``status()`` reports what is active, for the
 handshake and the tests.
@@ -198,8 +198,10 @@ def _landlock(policy: Policy) -> int:
                     struct.pack("=QQ", NET_CONNECT_TCP, port),
                     0,
                 )
-        elif policy.tcp_ports:
-            raise SandboxError(f"Landlock ABI {abi} cannot restrict TCP ports (needs 4)")
+        elif policy.tcp_ports or policy.network:
+            # a broker's socket lives in the host's namespace: without Landlock's TCP connect
+            # right, connect(AF_UNSPEC) and a second connect() would reach any host address
+            raise SandboxError(f"Landlock ABI {abi} cannot restrict TCP connect (needs 4)")
         _syscall(SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0)
     finally:
         os.close(ruleset)
@@ -274,10 +276,15 @@ DENIED_SYSCALLS = {
     "quotactl": 179,
     "syslog": 103,
     "vhangup": 153,
+    # a runner never listens; a broker socket (the host's namespace), disconnected, would
+    # otherwise auto-bind and listen on the host's every address (Landlock hooks bind only)
+    "listen": 50,
 }
 SYS_SOCKET, SYS_SOCKETPAIR, SYS_CLONE, SYS_CLONE3 = 41, 53, 56, 435
 CLONE_NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000
 CLONE_NAMESPACES |= 0x40000000 | 0x00000080  # NEWNET, NEWTIME
+SYS_SENDTO, SYS_SENDMSG, SYS_SENDMMSG = 44, 46, 307
+MSG_FASTOPEN = 0x20000000
 AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
 SOCK_STREAM, SOCK_DGRAM = 1, 2
 
@@ -330,6 +337,18 @@ def seccomp_program(network: bool) -> list[bytes]:
         _insn(BPF_RET_K, SECCOMP_RET_ALLOW),
         _insn(BPF_RET_K, eperm),
     ]
+    # No implicit connect: sendto/sendmsg/sendmmsg with MSG_FASTOPEN connect an unconnected
+    # TCP socket without the connect() Landlock hooks. A fresh socket has no route out of the
+    # namespace, but a socket from the egress broker lives in the host's namespace: after a
+    # connect(AF_UNSPEC) (allowed: it only disconnects) it could reach any host address.
+    for number, flags_arg in ((SYS_SENDTO, 3), (SYS_SENDMSG, 2), (SYS_SENDMMSG, 3)):
+        prog += [
+            _insn(BPF_JEQ_K, number, 0, 4),
+            _insn(BPF_LD_W_ABS, 16 + 8 * flags_arg),  # the flags, low word
+            _insn(BPF_JSET_K, MSG_FASTOPEN, 0, 1),
+            _insn(BPF_RET_K, eperm),
+            _insn(BPF_RET_K, SECCOMP_RET_ALLOW),
+        ]
     prog.append(_insn(BPF_LD_W_ABS, 0))  # the syscall number again
     checks = [_insn(BPF_LD_W_ABS, 16)]
     if allowed_domains:

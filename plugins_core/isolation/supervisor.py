@@ -405,6 +405,20 @@ class RunnerProcess:
             }
         except PluginError as exc:
             answer = {"t": "host_reply", "id": request["id"], "ok": False, "error": exc.to_dict()}
+        except Exception as exc:
+            # a host bug a runner's request reached: the call fails (502, not a 500), and
+            # the runner, still waiting for this answer, never serves another call
+            op = str(request.get("op"))[:40]
+            logger.error(
+                "plugin %s: answering its %r host request failed (%s)",
+                self.spec.slug,
+                op,
+                type(exc).__name__,
+            )
+            self.kill()
+            raise PluginFailed(
+                f"plugin '{self.spec.slug}': the host could not answer its {op!r} request"
+            ) from None
         try:
             if fd >= 0:
                 protocol.send_frame_with_fd(self.sock, answer, fd, self.spec.max_frame)

@@ -11,6 +11,10 @@ label, ``<label>_CONNECTED_<echo>`` or ``<label>_REFUSED_<exception>_<errno name
 * ``raw`` — ``_socket.socket(...).connect`` (skips the shim);
 * ``ctypes`` — libc ``socket`` + ``connect`` (skips Python entirely);
 * ``fastopen`` — ``sendto(..., MSG_FASTOPEN)`` (an implicit connect, no ``connect`` call);
+* ``pivot`` — ``host/other-port``: a broker socket to ``host:port``, disconnected with
+  ``connect(AF_UNSPEC)``, then fast-opened to ``host:other-port`` (the host's namespace);
+* ``relisten`` — a broker socket to ``host:port``, disconnected, then ``listen()`` (an
+  automatic bind on every address of the host's namespace);
 * ``udp`` — a DNS query by UDP with ``_socket`` (``host`` is the DNS server);
 * ``resolve`` — the real resolver (``_socket.getaddrinfo``);
 * ``tls`` — TLS over ``create_connection``, verified against ``paths["__ca__"]`` (PEM) and
@@ -182,7 +186,38 @@ def _broker(host: str, port: int) -> str:
     return "broker"
 
 
+def _pivot(host: str, port: int) -> str:
+    from plugins_core.isolation import egress_shim
+
+    target, _, other = host.partition("/")
+    fd = egress_shim.request_fd(target, port, socket.AF_INET, TIMEOUT)
+    sock = socket.socket(fileno=fd)
+    libc = ctypes.CDLL(None, use_errno=True)
+    unspec = struct.pack("=H14x", 0)
+    libc.connect(fd, unspec, len(unspec))
+    sock.sendto(b"ping", socket.MSG_FASTOPEN, (target, int(other)))
+    sock.settimeout(TIMEOUT)
+    return sock.recv(64).decode()
+
+
+def _relisten(host: str, port: int) -> str:
+    from plugins_core.isolation import egress_shim
+
+    fd = egress_shim.request_fd(host, port, socket.AF_INET, TIMEOUT)
+    sock = socket.socket(fileno=fd)
+    libc = ctypes.CDLL(None, use_errno=True)
+    unspec = struct.pack("=H14x", 0)
+    libc.connect(fd, unspec, len(unspec))
+    try:
+        sock.listen()
+        return f"listening{sock.getsockname()[1]}"
+    finally:
+        sock.close()
+
+
 WAYS: dict[str, Any] = {
+    "relisten": _relisten,
+    "pivot": _pivot,
     "tcp": _tcp,
     "http": _http,
     "httpx": _httpx,

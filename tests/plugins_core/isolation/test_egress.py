@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from imbi_plugin_sdk import Credentials, PermissionDenied, Permissions
+from imbi_plugin_sdk import Credentials, PermissionDenied, Permissions, PluginFailed
 from imbi_plugin_sdk.testkit import make_context
 
 from plugins_core import registry
@@ -147,6 +147,15 @@ def test_a_wildcard_matches_subdomains_on_its_port_only() -> None:
         allow.check({"host": "a.example.com", "port": 443, "scope": "other-org"})
 
 
+def test_a_wildcard_never_matches_an_ip_literal() -> None:
+    """Literals may reach internal addresses, so only an exact literal rule opens one."""
+    allow = egress.Allowlist.build(Permissions(network_hosts=("*.169.254:80", "*.0.1:5432")))
+    for host, port in (("169.254.169.254", 80), ("127.0.0.1", 5432), ("[::ffff:127.0.0.1]", 5432)):
+        with pytest.raises(PermissionDenied, match="not among"):
+            allow.check({"host": host, "port": port})
+    assert allow.allows("a.169.254", 80)  # a name under that suffix still matches
+
+
 def test_operator_chosen_host_setting_is_allowed_exactly() -> None:
     permissions = Permissions(
         network_hosts=("api.github.com",), operator_host_settings=("base_url",)
@@ -176,7 +185,13 @@ def test_operator_chosen_host_is_reachable_from_the_runner(echo: Echo, other: Ec
 
 def test_a_declared_name_resolving_to_an_internal_address_is_refused(monkeypatch: Any) -> None:
     """DNS cannot point a declared public name at cloud metadata or the host's loopback."""
-    answers = {"metadata.example.com": "169.254.169.254", "loop.example.com": "127.0.0.1"}
+    answers = {
+        "metadata.example.com": "169.254.169.254",
+        "loop.example.com": "127.0.0.1",
+        "imds6.example.com": "fd00:ec2::254",  # AWS IMDS over IPv6 (not link-local)
+        "alibaba.example.com": "100.100.100.200",
+        "wireserver.example.com": "168.63.129.16",  # Azure's host agent
+    }
 
     def fake(host: str, port: int, *args: Any) -> list[tuple[Any, ...]]:
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], port))]
@@ -316,8 +331,9 @@ def unix_server(tmp_path: Any) -> Iterator[str]:
 
 def test_skipping_the_shim_finds_no_way_out(echo: Echo, unix_server: str) -> None:
     """Even to the declared port: Landlock refuses every TCP connect the runner makes itself,
-    and the network namespace has no route (UDP, TCP fast open, the real resolver); seccomp
-    refuses Unix sockets that could reach the host's file system."""
+    and the network namespace has no route (UDP, the real resolver); seccomp refuses TCP fast
+    open (an implicit connect Landlock does not see) and Unix sockets that could reach the
+    host's file system."""
     dgram_path = unix_server + ".dgram"
     dgram = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     dgram.bind(dgram_path)
@@ -341,7 +357,7 @@ def test_skipping_the_shim_finds_no_way_out(echo: Echo, unix_server: str) -> Non
     assert report == [
         "RAW_REFUSED_PermissionError_EACCES",  # Landlock: no TCP connect right
         "CTYPES_REFUSED_PermissionError_EACCES",
-        "FASTOPEN_REFUSED_OSError_ENETUNREACH",  # no connect() to hook: the namespace holds
+        "FASTOPEN_REFUSED_PermissionError_EPERM",  # seccomp: no MSG_FASTOPEN (no connect())
         "UDP_LOOPBACK_REFUSED_OSError_ENETUNREACH",
         "UDP_PUBLIC_REFUSED_OSError_ENETUNREACH",
         "RESOLVE_REFUSED_gaierror_-3",  # EAI_AGAIN: no DNS server is reachable
@@ -349,6 +365,59 @@ def test_skipping_the_shim_finds_no_way_out(echo: Echo, unix_server: str) -> Non
         "UNIX_DGRAM_REFUSED_PermissionError_EPERM",  # seccomp: stream socketpairs only
     ]
     assert echo.accepted == 0
+
+
+def test_a_broker_socket_cannot_be_pointed_elsewhere(echo: Echo, other: Echo) -> None:
+    """A socket from the broker lives in the host's network namespace: disconnected with
+    connect(AF_UNSPEC) (Landlock allows it), a TCP fast open ``sendto`` (no connect() for
+    Landlock to hook) would reach any host address. seccomp refuses MSG_FASTOPEN."""
+    report = probe(
+        {"PIVOT": f"pivot 127.0.0.1/{other.port} {echo.port}"},
+        (f"127.0.0.1:{echo.port}",),
+    )
+    assert report == ["PIVOT_REFUSED_PermissionError_EPERM"]
+    assert other.accepted == 0
+
+
+def test_a_broker_socket_cannot_listen_on_the_host(echo: Echo) -> None:
+    """Disconnected, a broker socket's listen() would bind every address of the host's
+    namespace (Landlock hooks bind, not listen's automatic bind): seccomp refuses listen."""
+    report = probe({"LISTEN": f"relisten 127.0.0.1 {echo.port}"}, (f"127.0.0.1:{echo.port}",))
+    assert report == ["LISTEN_REFUSED_PermissionError_EPERM"]
+
+
+def test_a_networked_runner_needs_landlock_tcp_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below Landlock ABI 4 nothing refuses a second connect() on a broker socket."""
+    from plugins_core.isolation import sandbox
+
+    monkeypatch.setattr(sandbox, "landlock_abi", lambda: 3)
+    with pytest.raises(sandbox.SandboxError, match="needs 4"):
+        sandbox._landlock(sandbox.Policy(network=True))
+
+
+def test_a_huge_connect_timeout_is_no_limit(echo: Echo) -> None:
+    allow = egress.Allowlist.build(Permissions(network_hosts=(f"127.0.0.1:{echo.port}",)))
+    request = {"host": "127.0.0.1", "port": echo.port, "timeout": 10**400}
+    answer = egress.connect(request, allow, deadline=time.monotonic() + 5)
+    assert isinstance(answer, egress.Descriptor)
+    socket.socket(fileno=answer.fd).close()
+
+
+def test_a_host_request_the_host_fails_to_answer_is_502_and_retires_the_runner(
+    echo: Echo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a raw exception (a 500), and the runner still waiting for the answer is not
+    returned to the pool (the next call would find it out of step)."""
+
+    def broken(*args: Any) -> Any:
+        raise OverflowError("a host bug")
+
+    monkeypatch.setattr(egress, "connect", broken)
+    with pytest.raises(PluginFailed, match=r"could not answer its 'net\.connect' request"):
+        probe({"BROKER": f"broker 127.0.0.1 {echo.port}"}, (f"127.0.0.1:{echo.port}",))
+    monkeypatch.undo()
+    report = probe({"TCP": f"tcp 127.0.0.1 {echo.port}"}, (f"127.0.0.1:{echo.port}",))
+    assert report == ["TCP_CONNECTED_pong:ping"]
 
 
 def test_no_network_permission_means_no_way_out(echo: Echo, unix_server: str) -> None:

@@ -50,6 +50,14 @@ def test_anything_but_a_typed_json_object_is_a_protocol_error(
         protocol.recv_frame(b, 1024)
 
 
+def test_a_deeply_nested_frame_is_a_protocol_error() -> None:
+    """Well under the size cap, but deeper than the JSON decoder recurses: a runner sending
+    one answers ``plugin_failed`` (``ProtocolError``), not a raw ``RecursionError`` (a 500)."""
+    body = b'{"t":"reply","id":1,"result":' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    with pytest.raises(protocol.ProtocolError, match="RecursionError"):
+        protocol.decode(body)
+
+
 def test_nan_is_never_sent() -> None:
     with pytest.raises(ValueError):
         protocol.encode({"t": "reply", "x": float("nan")})
