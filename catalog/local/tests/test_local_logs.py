@@ -23,11 +23,10 @@ from imbi_plugin_sdk import (
     LogLevel,
     LogQuery,
     PermissionDenied,
+    PluginError,
     PluginFailed,
 )
 from imbi_plugin_sdk.testkit import assert_contract
-
-from plugins_core.isolation.errors import PluginMisconfigured
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 LEVELS = ["info", "warning", "error", "debug", "WARN"]
@@ -214,9 +213,9 @@ def test_missing_directory(handler: Any, runner_mode: str, tmp_path: Path) -> No
     if runner_mode == "in_process":
         assert plugin.search(query()).warnings == ("no log file billing.jsonl yet",)
         return
-    with pytest.raises(PluginMisconfigured, match="directory: not an existing directory") as info:
+    with pytest.raises(PluginError, match="directory: not an existing directory") as info:
         plugin.search(query())
-    assert info.value.http_status == 503  # the operator's setting, not the caller's input
+    assert (info.value.code, info.value.http_status) == ("plugin_misconfigured", 503)
     assert str(tmp_path) not in info.value.detail  # no host path to a tab's viewer
 
 

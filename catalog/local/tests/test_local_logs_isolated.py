@@ -17,9 +17,8 @@ from imbi_plugin_sdk import (
     LogFilter,
     LogQuery,
     PermissionDenied,
+    PluginError,
 )
-
-from plugins_core.isolation.errors import PluginMisconfigured
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -92,8 +91,9 @@ def test_no_directory_configured(handler: Any, runner_mode: str, tmp_path: Path)
         assert missing.test_connection().ok is False
         return
     # isolated, the host refuses to grant a directory that does not exist: no runner starts
-    with pytest.raises(PluginMisconfigured, match="directory: not an existing directory"):
+    with pytest.raises(PluginError, match="directory: not an existing directory") as info:
         missing.test_connection()
+    assert info.value.code == "plugin_misconfigured"  # the operator's setting, not input
 
 
 def test_the_sandbox_lets_an_isolated_local_logs_read_only_the_granted_directory(
