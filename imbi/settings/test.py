@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 from .base import *  # noqa: F403
 from .base import env
 
@@ -25,6 +27,8 @@ IMBI_TEST_NETWORK_HOSTS = ("127.0.0.1", "localhost")
 IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS = [*IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS, "imbi-plugin-example"]  # noqa: F405
 IMBI_PLUGIN_TIMEOUT = 3.0
 IMBI_PLUGIN_IMPORT_TIMEOUT = 2.0
+# directory grants (operator_path_settings) inside the temp folder, where tests make them
+IMBI_PLUGIN_PATH_ROOT = tempfile.gettempdir()
 IMBI_PLUGIN_MEMORY_BYTES = 1024**3
 
 # Development: every installed distribution may load unsigned (never modified).

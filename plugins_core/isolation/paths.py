@@ -6,8 +6,10 @@ permission. ``granted_paths`` turns the call's service settings into the read-on
 paths of its runner (``policy.runner_spec`` adds them to ``Policy.read_paths``, read files
 and list directories only: the runner has no write or execute right there). Each path is
 absolute, resolved (symlinks followed, so the grant is the real directory), existing and a
-directory, inside ``IMBI_PLUGIN_PATH_ROOT`` when that is set, and never a protected
-location: ``/``, ``/proc``, ``/sys``, ``/dev``, ``/root``, ``/etc``, the project's own tree
+directory, inside ``IMBI_PLUGIN_PATH_ROOT`` (no directory is granted while that is unset: an
+operator of one organization names the path, so the platform's operator must choose where
+such paths may lie), and never a protected location: ``/``, ``/proc``, ``/sys``, ``/dev``,
+``/root``, ``/etc``, ``/boot``, ``/run``, the runners' temp folders, the project's own tree
 (``BASE_DIR``), the data folder (``DATA_DIR``: database files, key files) or the plugin
 environments (``IMBI_PLUGIN_ROOT``), nor anything inside or containing one of them. A
 refused setting is an ``InvalidInput`` naming the setting (no runner is started); an empty
@@ -26,12 +28,19 @@ from typing import Any
 from django.conf import settings
 from imbi_plugin_sdk import InvalidInput, Permissions
 
-SYSTEM_PROTECTED = ("/proc", "/sys", "/dev", "/root", "/etc", "/boot")
+SYSTEM_PROTECTED = ("/proc", "/sys", "/dev", "/root", "/etc", "/boot", "/run", "/var/run")
 
 
 def protected() -> tuple[Path, ...]:
     """Locations no grant may be, be inside, or contain (resolved)."""
-    places: list[str | Path] = [*SYSTEM_PROTECTED, settings.BASE_DIR, settings.DATA_DIR]
+    from .supervisor import runner_tmp_base
+
+    places: list[str | Path] = [
+        *SYSTEM_PROTECTED,
+        settings.BASE_DIR,
+        settings.DATA_DIR,
+        runner_tmp_base(),
+    ]
     plugin_root = str(getattr(settings, "IMBI_PLUGIN_ROOT", "") or "")
     if plugin_root:
         places.append(plugin_root)
@@ -59,14 +68,19 @@ def check_directory(name: str, value: str) -> Path:
             fields={name: "a protected location"},
         )
     root_text = str(getattr(settings, "IMBI_PLUGIN_PATH_ROOT", "") or "").strip()
-    if root_text:
-        root = Path(root_text).resolve()
-        if resolved != root and root not in resolved.parents:
-            raise InvalidInput(
-                f"the service setting {name} names {resolved}, outside the allowed root {root} "
-                "(IMBI_PLUGIN_PATH_ROOT)",
-                fields={name: f"must be inside {root}"},
-            )
+    if not root_text:  # secure by default: an operator of one organization names the path
+        raise InvalidInput(
+            f"the service setting {name} names a host directory, and this platform grants "
+            "none (IMBI_PLUGIN_PATH_ROOT is not set)",
+            fields={name: "host directories are not granted here (IMBI_PLUGIN_PATH_ROOT)"},
+        )
+    root = Path(root_text).resolve()
+    if resolved != root and root not in resolved.parents:
+        raise InvalidInput(
+            f"the service setting {name} names {resolved}, outside the allowed root {root} "
+            "(IMBI_PLUGIN_PATH_ROOT)",
+            fields={name: f"must be inside {root}"},
+        )
     if not resolved.is_dir():
         raise InvalidInput(
             f"the service setting {name} names {resolved}, which is not an existing directory",

@@ -58,6 +58,15 @@ ENV_ALLOWLIST = ("LANG", "LC_ALL", "TZ")
 HostHandler = Callable[[dict[str, Any]], Any]
 
 
+def runner_tmp_base() -> str:
+    """The one folder every runner's private temp folder lives in (mode 0700): a directory
+    grant (``paths``) may never be it, inside it or contain it, so no runner is granted
+    another's temp folder."""
+    base = os.path.join(tempfile.gettempdir(), "imbi-runners")
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    return base
+
+
 @dataclass(frozen=True)
 class RunnerSpec:
     """What a runner loads and may do. ``key`` picks its pool."""
@@ -232,7 +241,7 @@ class RunnerProcess:
         self.calls = 0
         self.dead = False
         self.recycle = False
-        self.tmp_dir = tempfile.mkdtemp(prefix="imbi-runner-")
+        self.tmp_dir = tempfile.mkdtemp(prefix="runner-", dir=runner_tmp_base())
         os.chmod(self.tmp_dir, 0o700)
         self.cgroup = _make_cgroup(spec.policy.processes)
         host_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -203,3 +203,31 @@ def test_the_catalog_wizard_and_approval_show_the_permission(
     }
     event = AuditEvent.objects.get(action=AuditEvent.Action.PLUGIN_STATE)
     assert event.detail.endswith("; read files in settings directory")
+
+
+def test_no_directory_is_granted_until_the_platform_names_a_root(
+    settings: Any, tmp_path: Path
+) -> None:
+    """An organization's operator types the path; only the platform's operator may say where
+    such paths can lie. Unset (the production default), nothing is granted."""
+    settings.IMBI_PLUGIN_PATH_ROOT = ""
+    with pytest.raises(InvalidInput, match="grants none") as info:
+        granted_paths(GRANT, {"directory": str(tmp_path)})
+    assert "IMBI_PLUGIN_PATH_ROOT" in info.value.fields["directory"]
+    assert str(tmp_path) not in str(info.value)
+
+
+@pytest.mark.parametrize("place", ["/run", "/var/run", "/run/secrets", "RUNNERS", "RUNNERS/x"])
+def test_runtime_secrets_and_other_runners_temp_folders_are_never_granted(
+    settings: Any, place: str
+) -> None:
+    from plugins_core.isolation.supervisor import runner_tmp_base
+
+    settings.IMBI_PLUGIN_PATH_ROOT = "/"
+    path = place.replace("RUNNERS", runner_tmp_base())
+    with pytest.raises(InvalidInput, match="never lets a plugin read"):
+        check_directory("directory", path)
+    # nor the temp folder that holds every runner's own
+    settings.IMBI_PLUGIN_PATH_ROOT = os.path.dirname(runner_tmp_base())
+    with pytest.raises(InvalidInput, match="never lets a plugin read"):
+        check_directory("directory", os.path.dirname(runner_tmp_base()))
