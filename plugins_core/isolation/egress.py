@@ -192,6 +192,17 @@ def _internal(address: str) -> bool:
     )
 
 
+def _metadata(address: str) -> bool:
+    """Cloud metadata and host agents: link-local and ``METADATA_NETWORKS``. Never reached,
+    not even asked for literally (they hand out the node's own cloud credentials)."""
+    ip = _ip(address.split("%", 1)[0])
+    if ip is None:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return bool(ip.is_link_local or any(ip in net for net in METADATA_NETWORKS))
+
+
 def _may_reach_internal(host: str) -> bool:
     """Asked for literally: an IP literal, or ``localhost`` itself."""
     return _ip(host) is not None or host == "localhost" or host.endswith(".localhost")
@@ -264,6 +275,11 @@ def connect(request: Mapping[str, Any], allowlist: Allowlist, deadline: float) -
         return {"gaierror": exc.errno, "reason": f"cannot resolve {host}"}
     except OSError as exc:
         return _failure(exc.errno or errno.EHOSTUNREACH, f"cannot resolve {host}")
+    infos = [info for info in infos if not _metadata(str(info[4][0]))]
+    if not infos:
+        raise PermissionDenied(
+            f"network: {_show(host, port)} is a cloud metadata or link-local address (refused)"
+        )
     if not _may_reach_internal(host):
         infos = [info for info in infos if not _internal(str(info[4][0]))]
         if not infos:

@@ -199,8 +199,19 @@ def test_a_declared_name_resolving_to_an_internal_address_is_refused(monkeypatch
     monkeypatch.setattr(egress, "_addresses", lambda host, port, *a: fake(host, port))
     allow = egress.Allowlist.build(Permissions(network_hosts=("*.example.com:80",)))
     for name in answers:
-        with pytest.raises(PermissionDenied, match="resolves to an internal address"):
+        with pytest.raises(PermissionDenied, match=r"internal address|cloud metadata"):
             egress.connect({"host": name, "port": 80}, allow, deadline=1e12)
+
+
+def test_cloud_metadata_is_refused_even_when_declared_literally() -> None:
+    """An approved manifest or an operator's saved URL naming the metadata address literally
+    still never reaches it: it hands out the node's own cloud credentials."""
+    literals = ("169.254.169.254", "100.100.100.200", "168.63.129.16")
+    allow = egress.Allowlist.build(Permissions(network_hosts=tuple(f"{h}:80" for h in literals)))
+    for host in literals:
+        assert allow.allows(host, 80)  # declared, so only the address rule can refuse it
+        with pytest.raises(PermissionDenied, match="cloud metadata or link-local"):
+            egress.connect({"host": host, "port": 80}, allow, deadline=1e12)
 
 
 def test_http_clients_work_through_the_broker() -> None:
