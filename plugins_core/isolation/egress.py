@@ -57,7 +57,7 @@ FIELDS = {"host", "port", "family", "timeout"}
 MAX_CONNECTS = 256  # per call
 LOGGED_REFUSALS = 3  # per call; the rest are counted in one line
 DEFAULT_PORT = 443
-RESOLVER_THREADS = 4
+RESOLVER_THREADS = 16
 _NAME_RE = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*$")
 
 
@@ -212,9 +212,22 @@ _resolver: tuple[int, ThreadPoolExecutor] | None = None
 _resolver_lock = threading.Lock()
 
 
-def _resolve(host: str, port: int, timeout: float) -> list[tuple[Any, ...]]:
+class LookupPending(OSError):
+    """This call's previous name look-up is still running (it timed out for the call but
+    holds a resolver thread): one call may hold at most one, so a plugin asking for names
+    that never answer cannot take every other tenant's resolver threads."""
+
+
+def _resolve(
+    host: str, port: int, timeout: float, pending: set[Any] | None = None
+) -> list[tuple[Any, ...]]:
     """The system resolver on a small thread pool, so a slow DNS answer cannot hold the
-    call past its deadline (``TimeoutError``; the look-up finishes in the background)."""
+    call past its deadline (``TimeoutError``; the look-up finishes in the background).
+    ``pending``: the call's look-ups still running (at most one at a time)."""
+    if pending is not None:
+        pending.difference_update({future for future in pending if future.done()})
+        if pending:
+            raise LookupPending(errno.EAGAIN, "a previous name look-up is still running")
     global _resolver
     with _resolver_lock:
         if _resolver is None or _resolver[0] != os.getpid():  # threads do not survive a fork
@@ -224,6 +237,8 @@ def _resolve(host: str, port: int, timeout: float) -> list[tuple[Any, ...]]:
             )
         pool = _resolver[1]
     future = pool.submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    if pending is not None:
+        pending.add(future)
     try:
         return future.result(timeout=timeout)
     except FutureTimeout:
@@ -231,14 +246,16 @@ def _resolve(host: str, port: int, timeout: float) -> list[tuple[Any, ...]]:
         raise TimeoutError from None
 
 
-def _addresses(host: str, port: int, family: int, timeout: float) -> list[tuple[Any, ...]]:
+def _addresses(
+    host: str, port: int, family: int, timeout: float, pending: set[Any] | None = None
+) -> list[tuple[Any, ...]]:
     """``getaddrinfo`` results, the runner socket's family first (``OSError`` if none)."""
     if _ip(host) is not None:  # a literal needs no look-up
         infos = socket.getaddrinfo(
             host, port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP, socket.AI_NUMERICHOST
         )
     else:
-        infos = _resolve(host, port, timeout)
+        infos = _resolve(host, port, timeout, pending)
     if family in (socket.AF_INET, socket.AF_INET6):
         infos.sort(key=lambda info: info[0] != family)
     return infos
@@ -257,8 +274,14 @@ def _wanted(request: Mapping[str, Any]) -> float | None:
     return seconds if seconds > 0 else None
 
 
-def connect(request: Mapping[str, Any], allowlist: Allowlist, deadline: float) -> Any:
-    """Answer one ``net.connect``: a ``Descriptor`` with a connected socket, or an errno."""
+def connect(
+    request: Mapping[str, Any],
+    allowlist: Allowlist,
+    deadline: float,
+    pending: set[Any] | None = None,
+) -> Any:
+    """Answer one ``net.connect``: a ``Descriptor`` with a connected socket, or an errno.
+    ``pending``: the call's name look-ups still running (``_resolve``)."""
     host, port = allowlist.check(request)
     remaining = deadline - time.monotonic()
     wanted = _wanted(request)
@@ -268,7 +291,9 @@ def connect(request: Mapping[str, Any], allowlist: Allowlist, deadline: float) -
         return _failure(errno.ETIMEDOUT, "the call's deadline has passed")
     family = request.get("family")
     try:
-        infos = _addresses(host, port, family if isinstance(family, int) else 0, remaining)
+        infos = _addresses(host, port, family if isinstance(family, int) else 0, remaining, pending)
+    except LookupPending as exc:
+        return _failure(errno.EAGAIN, f"resolving {host}: {exc.strerror}")
     except TimeoutError:
         return _failure(errno.ETIMEDOUT, f"resolving {host} timed out")
     except socket.gaierror as exc:
@@ -335,13 +360,14 @@ class Broker:
         self.secrets = [s for s in secrets if s and len(s) >= 4]
         self.count = 0
         self.refused = 0
+        self.pending: set[Any] = set()  # this call's name look-ups still running
 
     def __call__(self, request: Mapping[str, Any]) -> Any:
         self.count += 1
         if self.count > MAX_CONNECTS:
             raise PermissionDenied(f"network: more than {MAX_CONNECTS} connections in one call")
         try:
-            return connect(request, self.allowlist, self.deadline)
+            return connect(request, self.allowlist, self.deadline, self.pending)
         except PermissionDenied as exc:
             detail = str(exc.detail)
             for secret in sorted(self.secrets, key=len, reverse=True):

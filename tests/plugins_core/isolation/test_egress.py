@@ -214,6 +214,37 @@ def test_cloud_metadata_is_refused_even_when_declared_literally() -> None:
             egress.connect({"host": host, "port": 80}, allow, deadline=1e12)
 
 
+def test_a_call_holds_at_most_one_unanswered_name_look_up(monkeypatch: Any) -> None:
+    """Names that never answer cannot take every resolver thread of the worker: a call whose
+    look-up timed out gets EAGAIN for the next until that one finishes."""
+    release = threading.Event()
+    looked_up: list[str] = []
+
+    def slow(host: str, port: int, *args: Any) -> list[tuple[Any, ...]]:
+        looked_up.append(host)
+        release.wait(10)
+        raise socket.gaierror(socket.EAI_NONAME, "no such name")
+
+    monkeypatch.setattr(egress.socket, "getaddrinfo", slow)
+    broker = egress.Broker(
+        egress.Allowlist.build(Permissions(network_hosts=("*.example.com:80",))),
+        deadline=time.monotonic() + 30,
+    )
+    first = broker({"host": "a.example.com", "port": 80, "timeout": 0.05})
+    assert first["errno"] == errno.ETIMEDOUT
+    second = broker({"host": "b.example.com", "port": 80, "timeout": 0.05})
+    assert second["errno"] == errno.EAGAIN and "still running" in second["reason"]
+    assert looked_up == ["a.example.com"]  # the second never took a resolver thread
+    release.set()
+    for _ in range(100):
+        if not any(not f.done() for f in broker.pending):
+            break
+        time.sleep(0.02)
+    third = broker({"host": "c.example.com", "port": 80, "timeout": 1})
+    assert third.get("gaierror") == socket.EAI_NONAME  # resolved (and failed) normally
+    assert looked_up == ["a.example.com", "c.example.com"]
+
+
 def test_http_clients_work_through_the_broker() -> None:
     class Ok(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
