@@ -265,6 +265,12 @@ class Command(BaseCommand):
             self.stdout.write(f"following index '{row.name}' at {row.url}")
             return
         rows = list(PluginIndex.objects.all())
+        if not rows:  # say so, rather than print nothing
+            self.stdout.write(
+                "no plugin index is followed (manage.py plugin index add NAME URL "
+                "--index-key K --root-key K)"
+            )
+            return
         if action == "refresh":
             failed = 0
             for row in rows:

@@ -61,3 +61,10 @@ def test_the_cli_follows_a_relative_folder_by_its_absolute_path(
         call_command("plugin", "index", "add", "ftp", "ftp://plugins.example.org/", *keys)
     assert "not ftp:" in str(refused.value) and "\n" not in str(refused.value)
     assert not PluginIndex.objects.filter(name="ftp").exists()
+
+
+@pytest.mark.django_db
+def test_listing_or_refreshing_no_index_says_so(capsys: Any) -> None:
+    for action in ("list", "refresh"):
+        call_command("plugin", "index", action)
+        assert "no plugin index is followed" in capsys.readouterr().out
