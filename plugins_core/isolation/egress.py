@@ -176,31 +176,31 @@ METADATA_NETWORKS = tuple(
 )
 
 
-def _internal(address: str) -> bool:
+def _peer(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """A resolved address as an IP (zone dropped, IPv4-mapped IPv6 unwrapped)."""
     ip = _ip(address.split("%", 1)[0])
-    if ip is None:
-        return True
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return bool(
-        ip.is_loopback
-        or ip.is_link_local
-        or ip.is_unspecified
-        or ip.is_multicast
-        or ip.is_reserved
-        or any(ip in net for net in METADATA_NETWORKS)
-    )
+        return ip.ipv4_mapped
+    return ip
 
 
 def _metadata(address: str) -> bool:
     """Cloud metadata and host agents: link-local and ``METADATA_NETWORKS``. Never reached,
     not even asked for literally (they hand out the node's own cloud credentials)."""
-    ip = _ip(address.split("%", 1)[0])
-    if ip is None:
-        return True
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return bool(ip.is_link_local or any(ip in net for net in METADATA_NETWORKS))
+    ip = _peer(address)
+    return ip is None or ip.is_link_local or any(ip in net for net in METADATA_NETWORKS)
+
+
+def _internal(address: str) -> bool:
+    ip = _peer(address)
+    return (
+        ip is None
+        or _metadata(address)
+        or ip.is_loopback
+        or ip.is_unspecified
+        or ip.is_multicast
+        or ip.is_reserved
+    )
 
 
 def _may_reach_internal(host: str) -> bool:

@@ -59,12 +59,10 @@ HostHandler = Callable[[dict[str, Any]], Any]
 
 
 def runner_tmp_base() -> str:
-    """The one folder every runner's private temp folder lives in (mode 0700): a directory
-    grant (``paths``) may never be it, inside it or contain it, so no runner is granted
-    another's temp folder."""
-    base = os.path.join(tempfile.gettempdir(), "imbi-runners")
-    os.makedirs(base, mode=0o700, exist_ok=True)
-    return base
+    """The one folder every runner's private temp folder lives in (mode 0700, made when a
+    runner starts): a directory grant (``paths``) may never be it, inside it or contain
+    it, so no runner is granted another's temp folder."""
+    return os.path.join(tempfile.gettempdir(), "imbi-runners")
 
 
 @dataclass(frozen=True)
@@ -241,6 +239,7 @@ class RunnerProcess:
         self.calls = 0
         self.dead = False
         self.recycle = False
+        os.makedirs(runner_tmp_base(), mode=0o700, exist_ok=True)
         self.tmp_dir = tempfile.mkdtemp(prefix="runner-", dir=runner_tmp_base())
         os.chmod(self.tmp_dir, 0o700)
         self.cgroup = _make_cgroup(spec.policy.processes)
