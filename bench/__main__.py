@@ -95,8 +95,8 @@ def run() -> int:
 
     connection.creation.create_test_db(verbosity=0)
     from bench import urls as bench_urls
-    from plugins_core import invalidation, resolution
-    from plugins_core.tabs import list_keys  # noqa: F401  (import cost outside timing)
+    from plugins_core.serving import invalidation, resolution
+    from plugins_core.serving.tabs import list_keys  # noqa: F401  (import cost outside timing)
 
     settings.DEBUG = False
     report: list[str] = [

@@ -44,7 +44,7 @@ def _resolved(options: dict[str, Any], pk: int) -> Any:
     from imbi_plugin_sdk import Credentials, PluginContext
 
     from plugins_core import registry
-    from plugins_core.resolution import Resolved
+    from plugins_core.serving.resolution import Resolved
 
     entry = registry.current().get("example-static")
     assert entry is not None and entry.manifest is not None
@@ -67,7 +67,7 @@ def run() -> int:
     from plugins_core.isolation.errors import PluginCircuitOpen
     from plugins_core.isolation.policy import runner_spec
     from plugins_core.isolation.supervisor import RunnerProcess
-    from plugins_core.runner import InProcessRunner
+    from plugins_core.serving.runner import InProcessRunner
 
     report = ["| benchmark | subject | baseline | value | target |", "|---|---|---|---|---|"]
     ok = True
@@ -213,7 +213,7 @@ def egress_rows(cold_spec: Any) -> tuple[list[str], bool]:
     from plugins_core import registry
     from plugins_core.isolation import host
     from plugins_core.isolation.supervisor import RunnerProcess
-    from plugins_core.resolution import Resolved
+    from plugins_core.serving.resolution import Resolved
 
     echo = _Echo()
     entry = registry.current().get("hostile-egress")

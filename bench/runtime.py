@@ -143,7 +143,7 @@ def bench_generation_check() -> list[str]:
     from django.core.cache import cache
     from django.test.utils import setup_test_environment
 
-    from plugins_core import runtime
+    from plugins_core.distributions import runtime
     from plugins_core.models import RegistryState
 
     setup_test_environment()

@@ -52,8 +52,9 @@ def rows(rounds: int = ROUNDS) -> list[str]:
     django.setup()
     from imbi_plugin_sdk import publishing, signing
 
-    from plugins_core import index, integrity, verification
-    from plugins_core.signing import TrustRoot
+    from plugins_core.distributions import integrity
+    from plugins_core.supply import index, verification
+    from plugins_core.supply.signing import TrustRoot
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-supply-"))
     keys = {name: signing.load_private_key(signing.write_key_files(tmp, name)[0]) for name in

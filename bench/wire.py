@@ -2,7 +2,7 @@
 
 Both sides build a handler and validate its result; the contract side also encodes the Call
 as JSON, decodes it, runs ``wire.execute`` (which encodes the Reply), decodes the Reply and
-rebuilds the result models: exactly what ``plugins_core.runner.InProcessRunner`` does, minus
+rebuilds the result models: exactly what ``plugins_core.serving.runner.InProcessRunner`` does, minus
 Django. Measured interleaved, side by side, for a small and a large configuration payload
 and a page of log entries. Run alone with ``python -m bench.wire`` (no database needed).
 """

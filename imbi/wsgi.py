@@ -13,7 +13,7 @@ application = get_wsgi_application()
 
 # Each worker converges to the desired plugin distributions before it serves (building a
 # missing environment under a per-environment file lock, so workers never build it twice).
-# The node's Celery worker reports the node's state (plugins_core.control).
-from plugins_core.runtime import converge_on_start  # noqa: E402
+# The node's Celery worker reports the node's state (plugins_core.distributions.control).
+from plugins_core.distributions.runtime import converge_on_start  # noqa: E402
 
 converge_on_start(report=False)

@@ -2,14 +2,15 @@
 
 ``check_connections`` is the periodic connection test (scheduled by ``CELERY_BEAT_SCHEDULE``
 every ``IMBI_CONNECTION_CHECK_INTERVAL`` seconds, run by the ``beat`` process in
-docker/compose.yaml; eager in the embedded default). ``plugins_core.health.check_all`` tests
+docker/compose.yaml; eager in the embedded default). ``plugins_core.serving.health.check_all`` tests
 every enabled plugin with its stored options and credentials through the runner, the same path
 a tab request takes, records each result (so badges reflect a rotated or revoked credential
 without anyone pressing a button) and logs one line per plugin, scrubbed of secrets.
 
 ``reconcile`` converges the node that runs it to the desired plugin distributions and reports
 its ``NodeState`` (every node also reconciles on the broadcast nudge and at start-up, see
-``plugins_core.control``); ``prune_environments`` deletes environments retired longer than
+``plugins_core.distributions.control``); ``prune_environments`` deletes environments retired longer
+than
 the drain grace. Both are idempotent and safe to retry; beat schedules them.
 """
 
@@ -18,9 +19,9 @@ from __future__ import annotations
 from typing import Any
 
 from imbi.celery import app
-
-from . import control as _control
-from . import environments, health
+from plugins_core.distributions import control as _control
+from plugins_core.distributions import environments
+from plugins_core.serving import health
 
 
 @app.task(name="plugins_core.tasks.check_connections", ignore_result=True)  # type: ignore[untyped-decorator]
@@ -59,7 +60,8 @@ def registry_report(pause: float = 0.0) -> dict[str, Any]:
     import os
     import time
 
-    from . import registry, runtime
+    from plugins_core import registry
+    from plugins_core.distributions import runtime
 
     if pause:
         time.sleep(min(float(pause), 5.0))

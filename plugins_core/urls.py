@@ -1,13 +1,13 @@
 """Routes of the server-rendered pages (namespace ``ui``): login, the project list and page.
 
 Mounted at the site root by ``imbi/urls.py`` with ``path("", include("plugins_core.urls"))``.
-The admin pages (install wizard, registry) are routed by ``plugins_core.admin``.
+The admin pages (install wizard, registry) are routed by ``plugins_core.pages.admin``.
 """
 
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from . import views
+from plugins_core.pages import views
 
 app_name = "ui"
 

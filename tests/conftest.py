@@ -53,7 +53,8 @@ def make_member(db: Any, django_user_model: Any) -> Any:
 def plugins_settled() -> None:
     """Tests see every plugin's final status: the registry's first snapshot has untrusted
     plugins ``loading`` while their sandboxed imports run in the background (about the
-    import deadline, once per session). tests/plugins_core/test_loading.py covers that state."""
+    import deadline, once per session). tests/plugins_core/registry/test_loading.py covers that
+    state."""
     from plugins_core import registry
 
     registry.wait_loaded()

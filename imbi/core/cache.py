@@ -4,7 +4,7 @@
 - Fills (``set``, ``add``, ``set_many``, ``touch``) are skipped.
 - Invalidations (``incr``, ``decr``, ``delete``, ``delete_many``, ``clear``) raise
   ``CacheUnavailable``: silently dropping one would serve stale data once Redis is back, so
-  the caller must fall back to the database (``plugins_core.caching.invalidate`` does).
+  the caller must fall back to the database (``plugins_core.serving.caching.invalidate`` does).
 
 Connection and socket timeouts come from the cache ``OPTIONS`` (one second in the settings),
 so an outage costs a request at most that long per cache call. Log lines name the

@@ -3,7 +3,7 @@
 Links to the projects, the admin, the API root and its docs, and shows the health of the
 install: the database, the plugin registry (loaded and failing entry points) and, for a
 signed-in user, the health badges of the plugins in their organizations
-(``plugins_core.health``). No inline script or style (CSP).
+(``plugins_core.serving.health``). No inline script or style (CSP).
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ def _database() -> bool:
 
 
 def _plugins(request: HttpRequest) -> dict[str, Any]:
-    from plugins_core import health, registry
+    from plugins_core import registry
     from plugins_core.models import Plugin
+    from plugins_core.serving import health
 
     snapshot = registry.current()
     entries = list(snapshot.entries.values())

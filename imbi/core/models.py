@@ -42,7 +42,7 @@ class Organization(models.Model):
         return self.name
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        # config_version only moves forward, by UPDATE ... + 1 (plugins_core.invalidation);
+        # config_version only moves forward, by UPDATE ... + 1 (plugins_core.serving.invalidation);
         # saving an instance loaded earlier must never write an older version back.
         if not self._state.adding and kwargs.get("update_fields") is None:
             kwargs["update_fields"] = [

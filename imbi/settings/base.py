@@ -103,8 +103,8 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",
     "imbi.core.middleware.UnreadableDataMiddleware",
-    # Serve the current plugin registry generation (plugins_core.runtime).
-    "plugins_core.runtime.GenerationMiddleware",
+    # Serve the current plugin registry generation (plugins_core.distributions.runtime).
+    "plugins_core.distributions.runtime.GenerationMiddleware",
 ]
 
 # --- Content-Security-Policy (django-csp; docs/security.md) ---
@@ -178,7 +178,7 @@ IMBI_PLUGIN_BREAKER_REDIS_URL: str = env.str("IMBI_PLUGIN_BREAKER_REDIS_URL", de
 CACHES: dict[str, dict[str, Any]]
 if REDIS_URL:
     # Reads degrade to a miss while Redis is down; invalidations raise so the caller can fall
-    # back to the database (see imbi.core.cache and plugins_core.caching).
+    # back to the database (see imbi.core.cache and plugins_core.serving.caching).
     CACHES = {
         "default": {
             "BACKEND": "imbi.core.cache.ResilientRedisCache",
@@ -199,7 +199,7 @@ CELERY_RESULT_BACKEND = REDIS_URL or None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Periodic work (connection tests of every enabled plugin, plugins_core.health), run by the
+# Periodic work (connection tests of every enabled plugin, plugins_core.serving.health), run by the
 # `beat` process (docker/compose.yaml); never in the embedded default.
 IMBI_CONNECTION_CHECK_INTERVAL = env.float("IMBI_CONNECTION_CHECK_INTERVAL", default=300.0)
 CELERY_BEAT_SCHEDULE = {

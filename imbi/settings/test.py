@@ -19,7 +19,7 @@ ALLOWED_HOSTS = ["*"]
 CELERY_TASK_ALWAYS_EAGER = True
 # Tests only: services may point at loopback emulators (moto, the GitHub and Logz.io
 # emulators) on random ports. Production and development settings never set this, and it is
-# not read from the environment (plugins_core.hosts, docs/security.md).
+# not read from the environment (plugins_core.serving.hosts, docs/security.md).
 IMBI_TEST_NETWORK_HOSTS = ("127.0.0.1", "localhost")
 
 # The example plugin is trusted (its tests exercise the in-process runner); the hostile
@@ -35,5 +35,5 @@ IMBI_PLUGIN_MEMORY_BYTES = 1024**3
 IMBI_PLUGINS_UNSIGNED_ALLOWED = env.list("IMBI_PLUGINS_UNSIGNED_ALLOWED", default=["*"])
 
 # In-process tests check the plugin registry generation only when they ask for it, so query
-# counts stay exact (tests/plugins_core/runtime covers the check in real processes).
+# counts stay exact (tests/plugins_core/distributions covers the check in real processes).
 IMBI_PLUGIN_GENERATION_CHECK = 3600.0

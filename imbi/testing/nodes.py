@@ -5,7 +5,7 @@ superuser with an API token, an organization and a project bound to the ``runtim
 plugin, and starts each node: a gunicorn with two workers and a Celery worker with two pool
 children (listening on the queue named after the node), with its own ``IMBI_NODE_ID`` and
 ``IMBI_PLUGIN_ROOT``, production settings and ``IMBI_WORKER_HEADER`` on. Used by the two-node
-test (tests/plugins_core/runtime) and by ``python -m bench.runtime``.
+test (tests/plugins_core/distributions) and by ``python -m bench.runtime``.
 """
 
 from __future__ import annotations

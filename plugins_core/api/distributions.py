@@ -7,7 +7,7 @@
   ``not_installed``; 400 ``name_mismatch`` when the wheel is another distribution.
 - ``DELETE /api/plugin-distributions/<name>``: remove. 204.
 
-Each parses, authorizes and calls ``plugins_core.distributions``; refusals are problem+json
+Each parses, authorizes and calls ``plugins_core.distributions.desired``; refusals are problem+json
 with the service's stable code, and nothing changes.
 """
 
@@ -23,7 +23,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from imbi.api.problems import Problem
-from plugins_core import distributions, nodes
+from plugins_core.distributions import desired as distributions
+from plugins_core.distributions import nodes
 
 MAX_FILES = distributions.MAX_WHEELS
 

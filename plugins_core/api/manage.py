@@ -2,7 +2,8 @@
 
 Everything the admin does to a service or a plugin, for scripts (Terraform providers, CLIs):
 each view parses, authorizes (``imbi.core.access``: org admins), calls a service function
-(``plugins_core.services``, ``plugins_core.lifecycle``, ``plugins_core.health``) and renders.
+(``plugins_core.provisioning.services``, ``plugins_core.provisioning.lifecycle``,
+``plugins_core.serving.health``) and renders.
 Reads are open to members of the organization; another organization's objects answer 404.
 Credential values are never returned: reads list which names are set.
 """
@@ -20,14 +21,15 @@ from rest_framework.views import APIView
 
 from imbi.core.access import Grant, is_operator, load_organization
 from imbi.core.models import Organization, Project
-from plugins_core import health, registry
-from plugins_core import services as service_fns
+from plugins_core import registry
 from plugins_core.isolation import host
 from plugins_core.isolation.modes import effective_mode
-from plugins_core.lifecycle import set_plugin_enabled
 from plugins_core.models import ConnectionCheck, Plugin, ThirdPartyService
-from plugins_core.resolution import manifest_for, permissions_state
-from plugins_core.tabs import Forbidden
+from plugins_core.provisioning import services as service_fns
+from plugins_core.provisioning.lifecycle import set_plugin_enabled
+from plugins_core.serving import health
+from plugins_core.serving.resolution import manifest_for, permissions_state
+from plugins_core.serving.tabs import Forbidden
 
 from . import serializers as s
 

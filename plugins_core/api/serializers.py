@@ -252,7 +252,7 @@ class InstalledPluginOut(serializers.Serializer):  # type: ignore[type-arg]
 
 
 def binding_out(binding: Binding) -> dict[str, Any]:
-    from plugins_core.bindings import mask_options
+    from plugins_core.provisioning.bindings import mask_options
 
     data = dict(BindingOut(binding).data)
     data["options"] = mask_options(binding.plugin, dict(binding.options))
@@ -435,8 +435,8 @@ class IndexInstallIn(serializers.Serializer):  # type: ignore[type-arg]
     )
 
     def validate_requirement(self, value: str) -> str:
-        from plugins_core.supply_errors import InvalidRequirement
-        from plugins_core.verification import parse_requirement
+        from plugins_core.supply.errors import InvalidRequirement
+        from plugins_core.supply.verification import parse_requirement
 
         try:
             parse_requirement(value)

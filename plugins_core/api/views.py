@@ -25,11 +25,15 @@ from imbi.core.access import (
     load_project,
 )
 from imbi.core.models import ProjectType
-from plugins_core import bindings as binding_service
-from plugins_core import health, index_install, integrity, registry, tabs, trust
-from plugins_core.install import InstallError, install_from_template
+from plugins_core import registry
+from plugins_core.distributions import integrity
 from plugins_core.models import Plugin, ProjectPlugin, ProjectTypePlugin
-from plugins_core.resolution import Resolved
+from plugins_core.provisioning import bindings as binding_service
+from plugins_core.provisioning.install import InstallError, install_from_template
+from plugins_core.serving import health, tabs
+from plugins_core.serving.resolution import Resolved
+from plugins_core.supply import install as index_install
+from plugins_core.supply import trust
 
 from . import manage
 from . import serializers as s

@@ -46,7 +46,7 @@ from typing import Any
 
 from imbi_plugin_sdk import PermissionDenied, Permissions
 
-from plugins_core.hosts import host_setting
+from plugins_core.serving.hosts import host_setting
 
 from .protocol import Descriptor
 

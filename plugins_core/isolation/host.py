@@ -41,8 +41,8 @@ from imbi_plugin_sdk import (
 )
 from imbi_plugin_sdk.wire import Call, Reply, WireError
 
-from plugins_core.resolution import unapproved_permissions
-from plugins_core.runner import CallTarget
+from plugins_core.serving.resolution import unapproved_permissions
+from plugins_core.serving.runner import CallTarget
 
 from . import egress
 from .breaker import Breaker, MemoryBreaker, RedisBreaker

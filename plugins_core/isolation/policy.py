@@ -144,7 +144,8 @@ def runner_spec(
     data_paths: tuple[str, ...] = (),
 ) -> RunnerSpec:
     """``data_paths``: host directories the operator granted (read-only, ``paths``).
-    ``env``: the distribution's own virtual environment (``plugins_core.environments``);
+    ``env``: the distribution's own virtual environment
+    (``plugins_core.distributions.environments``);
     its interpreter runs the runner and only it, the runtime and the system are readable."""
     own = {_top_level(target) for target in entries.values()}
     # The runner connects nothing itself (the egress broker hands it connected sockets), so

@@ -48,7 +48,7 @@ def manifest_dict(**overrides: Any) -> dict[str, Any]:
             "category": "cloud",
             "base_url": "https://console.aws.amazon.com",
             "links": [["Docs", "https://docs.aws.amazon.com/ssm/"]],
-            "icon": "plugins_core.icons:aws.svg",
+            "icon": "plugins_core.provisioning.icons:aws.svg",
             "settings": {"region": "us-east-1", "retries": 3, "fips": False},
         },
         "publisher": "Imbi",

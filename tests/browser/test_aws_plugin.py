@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from imbi.core.models import AuditEvent, Membership, Organization, Project, ProjectType, Role
-from plugins_core import bindings as binding_service
-from plugins_core.install import install_from_template
 from plugins_core.models import Plugin, ProjectPlugin, ProjectTypePlugin, ServiceApplication
+from plugins_core.provisioning import bindings as binding_service
+from plugins_core.provisioning.install import install_from_template
 
 from .conftest import (
     ACCESS_KEY_ID,

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from imbi.core.models import Membership, Organization, Project, ProjectType, Role
-from plugins_core.demo import seed_plugins
 from plugins_core.models import ProjectPlugin
+from plugins_core.provisioning.demo import seed_plugins
 
 from .conftest import chromium
 

@@ -28,7 +28,7 @@ from rest_framework.test import APIClient
 
 from imbi.core.access import load_project
 from imbi.core.models import Organization, Role
-from plugins_core import registry, resolution, wizard
+from plugins_core import registry
 from plugins_core.models import (
     Plugin,
     ProjectPlugin,
@@ -36,9 +36,11 @@ from plugins_core.models import (
     ServiceApplication,
     ThirdPartyService,
 )
-from tests.plugins_core.test_admin import staff_admin  # noqa: F401  (fixture)
-from tests.plugins_core.test_forms import SIGNING_KEY, use_handler
-from tests.plugins_core.test_views import login, owner, secrets_everywhere  # noqa: F401
+from plugins_core.pages import wizard
+from plugins_core.serving import resolution
+from tests.plugins_core.pages.test_admin import staff_admin  # noqa: F401  (fixture)
+from tests.plugins_core.pages.test_forms import SIGNING_KEY, use_handler
+from tests.plugins_core.pages.test_views import login, owner, secrets_everywhere  # noqa: F401
 
 
 def test_huge_project_id_api(api, project):
@@ -257,7 +259,7 @@ def test_org_save_rolls_config_version_back(
     a.default = False
     a.save()
     ProjectTypePlugin.objects.filter(plugin=static).update(default=True)
-    from plugins_core.invalidation import bump
+    from plugins_core.serving.invalidation import bump
 
     bump(org.pk)
     p, _ = load_project(type(user).objects.get(pk=user.pk), "acme", project.pk)

@@ -27,10 +27,10 @@ from django.test import override_settings
 from imbi.core.models import AuditEvent, Organization, Project, Role
 from imbi.testing import pytest_plugin
 from imbi.testing.services import Services, start_redis
-from plugins_core import runner as runner_module
 from plugins_core.models import Plugin, PluginStorage
-from plugins_core.runner import InProcessRunner
 from plugins_core.sdk import UpstreamUnavailable
+from plugins_core.serving import runner as runner_module
+from plugins_core.serving.runner import InProcessRunner
 
 PROBLEM = "application/problem+json"
 

@@ -107,7 +107,7 @@ def test_debug_404_pages_list_no_routes(owner_client: Client, project: Project) 
 def test_debug_500_pages_show_no_settings_or_traceback(
     owner_client: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from plugins_core import views
+    from plugins_core.pages import views
 
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("kaboom-internal-detail")

@@ -12,8 +12,8 @@ from django.conf import settings
 from django.test import override_settings
 
 from imbi.celery import app
-from plugins_core import health
 from plugins_core.models import Plugin, ServiceApplication, ThirdPartyService
+from plugins_core.serving import health
 from plugins_core.tasks import check_connections
 
 API_TOKEN = "example-token-5f1e9c0a7b"  # the service fixture's credential
@@ -32,7 +32,7 @@ def test_checks_every_enabled_plugin_and_logs_the_outcome(
 ) -> None:
     install("example-config", "cfg")
     install("example-config", "off", enabled=False)
-    with caplog.at_level(logging.INFO, logger="plugins_core.health"):
+    with caplog.at_level(logging.INFO, logger="plugins_core.serving.health"):
         counts = check_connections.delay().get()  # eager under the test settings
     assert counts == {"ok": 1, "failed": 0, "loading": 0}
     assert "connection test acme/cfg: ok example backend reachable" in caplog.text

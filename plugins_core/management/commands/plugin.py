@@ -10,7 +10,7 @@
   ``index refresh``.
 - ``plugin install <wheel or wheelhouse folder>``, ``plugin upgrade <...>`` (also a downgrade),
   ``plugin remove <distribution>``: change the desired state on every node of a running
-  platform, without a restart (``plugins_core.distributions``).
+  platform, without a restart (``plugins_core.distributions.desired``).
 - ``plugin distributions``: the desired state and what each node reports.
 - ``plugin reconcile`` / ``plugin prune``: converge this node now / delete drained environments.
 
@@ -93,7 +93,7 @@ class Command(BaseCommand):
         return super().execute(*args, **options)
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
-        from plugins_core.supply_errors import SupplyChainError
+        from plugins_core.supply.errors import SupplyChainError
 
         try:
             if action == "list":
@@ -109,13 +109,13 @@ class Command(BaseCommand):
             elif action == "distributions":
                 self._distributions(as_json=options["json"])
             elif action == "reconcile":
-                from plugins_core import environments
+                from plugins_core.distributions import environments
 
                 for name, status in sorted(environments.reconcile().items()):
                     self.stdout.write(f"{name}: {status}")
                 self.stdout.write(f"node {environments.node_id()} reconciled")
             elif action == "prune":
-                from plugins_core import environments
+                from plugins_core.distributions import environments
 
                 removed = environments.prune()
                 self.stdout.write(
@@ -173,7 +173,7 @@ class Command(BaseCommand):
 
     def _install_from_index(self, requirement: str, org_slug: str | None) -> None:
         from imbi.core.models import Organization
-        from plugins_core.index_install import install_from_index
+        from plugins_core.supply.install import install_from_index
 
         organization = None
         if org_slug:
@@ -190,7 +190,7 @@ class Command(BaseCommand):
         )
 
     def _verify(self, *, as_json: bool) -> None:
-        from plugins_core.integrity import verify_installed
+        from plugins_core.distributions.integrity import verify_installed
 
         results = verify_installed()
         if as_json:
@@ -221,7 +221,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{len(results)} plugin distributions verified")
 
     def _available(self, *, refresh: bool, as_json: bool) -> None:
-        from plugins_core.index_install import available
+        from plugins_core.supply.install import available
 
         offers = available(refresh=refresh)
         if as_json:
@@ -238,9 +238,9 @@ class Command(BaseCommand):
         from django.core.exceptions import ValidationError
         from imbi_plugin_sdk import signing as formats
 
-        from plugins_core import index as index_module
         from plugins_core.models import PluginIndex
-        from plugins_core.supply_errors import SupplyChainError
+        from plugins_core.supply import index as index_module
+        from plugins_core.supply.errors import SupplyChainError
 
         action = options["index_action"]
         if action == "add":
@@ -293,7 +293,7 @@ class Command(BaseCommand):
     def _distribution(self, source: str, *, upgrade: bool) -> None:
         from pathlib import Path
 
-        from plugins_core import distributions
+        from plugins_core.distributions import desired as distributions
 
         try:
             wheels = distributions.read_source(Path(source))
@@ -306,7 +306,7 @@ class Command(BaseCommand):
         )
 
     def _remove(self, name: str) -> None:
-        from plugins_core import distributions
+        from plugins_core.distributions import desired as distributions
 
         try:
             generation = distributions.remove(name)
@@ -315,7 +315,7 @@ class Command(BaseCommand):
         self.stdout.write(f"{name} removed (generation {generation})")
 
     def _distributions(self, *, as_json: bool) -> None:
-        from plugins_core import nodes
+        from plugins_core.distributions import nodes
 
         report = nodes.report()
         if as_json:
@@ -377,7 +377,7 @@ class Command(BaseCommand):
         """Plus the runtime-installed distributions (when the database answers)."""
         from django.db import Error as DatabaseError
 
-        from plugins_core import runtime
+        from plugins_core.distributions import runtime
 
         try:
             return runtime.switch()
@@ -388,7 +388,7 @@ class Command(BaseCommand):
 
     def _install(self, entry_point: str, org_slug: str) -> None:
         from imbi.core.models import Organization
-        from plugins_core.install import InstallError, install_from_template
+        from plugins_core.provisioning.install import InstallError, install_from_template
 
         organization = Organization.objects.filter(slug=org_slug).first()
         if organization is None:

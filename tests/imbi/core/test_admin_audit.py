@@ -6,7 +6,7 @@ the admin's own form and inline formsets) with one field changed, then deletes t
 proves each writes an ``AuditEvent``. A newly registered model fails here until it has a row
 in ``_rows`` below, so nobody registers an unaudited admin by accident. The other tests check
 that membership events name who, whom, the old and new role and the read-secrets grant
-(plugin-data details: tests/plugins_core/test_admin_audit.py).
+(plugin-data details: tests/plugins_core/pages/test_admin_audit.py).
 """
 
 from __future__ import annotations

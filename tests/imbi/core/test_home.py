@@ -9,8 +9,8 @@ import pytest
 from django.test import Client
 
 from imbi.core.models import Organization, Role
-from plugins_core import health
 from plugins_core.models import Plugin, ServiceApplication, ThirdPartyService
+from plugins_core.serving import health
 
 pytestmark = pytest.mark.django_db
 
@@ -76,7 +76,7 @@ def test_browsable_api_renders_problems_as_html(client: Client, org: Organizatio
 
 
 def test_catalog_grid_and_detail(client: Client, org: Organization, make_member: Any) -> None:
-    from plugins_core.install import install_from_template
+    from plugins_core.provisioning.install import install_from_template
 
     install_from_template(org, "aws-ssm")
     client.force_login(make_member(org, Role.VIEWER))

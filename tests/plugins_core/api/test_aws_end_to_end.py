@@ -17,8 +17,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from imbi.core.models import AuditEvent, Organization, Project, ProjectType, Role
-from plugins_core.install import install_from_template
 from plugins_core.models import Plugin, ServiceApplication
+from plugins_core.provisioning.install import install_from_template
 
 pytestmark = pytest.mark.django_db
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/e2eSecretAccessKey0000"

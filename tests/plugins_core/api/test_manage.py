@@ -237,7 +237,7 @@ def test_audit_events_are_filtered_paginated_and_for_operators(
 def test_periodic_check_records_every_enabled_plugin(
     config_plugin: Plugin, install: Any, service: ThirdPartyService
 ) -> None:
-    from plugins_core import health
+    from plugins_core.serving import health
 
     install("example-static", "off", enabled=False)
     assert health.check_all() == {"ok": 1, "failed": 0, "loading": 0}

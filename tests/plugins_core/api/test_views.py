@@ -11,8 +11,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from imbi.core.models import AuditEvent, Organization, Project, ProjectType, Role
-from plugins_core import health
 from plugins_core.models import Plugin, ProjectPlugin
+from plugins_core.serving import health
 from tests.plugins_core.conftest import API_TOKEN
 
 pytestmark = pytest.mark.django_db

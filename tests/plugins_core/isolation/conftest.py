@@ -15,7 +15,7 @@ from imbi.core.models import Organization, Project, ProjectType, Role
 from plugins_core.isolation import host
 from plugins_core.isolation.host import IsolatedRunner
 from plugins_core.models import Plugin, ProjectTypePlugin, ThirdPartyService
-from plugins_core.resolution import resolve
+from plugins_core.serving.resolution import resolve
 
 
 def descendants(root: int) -> set[int]:

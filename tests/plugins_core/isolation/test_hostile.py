@@ -24,7 +24,7 @@ from plugins_core.isolation import host
 from plugins_core.isolation.errors import PluginTimeout
 from plugins_core.isolation.host import IsolatedRunner
 from plugins_core.models import Plugin, PluginStorage, ServiceApplication, ThirdPartyService
-from plugins_core.resolution import resolve
+from plugins_core.serving.resolution import resolve
 from tests.plugins_core.conftest import API_TOKEN
 
 from .conftest import open_fds, rss_bytes, tab_url, wait_no_descendants

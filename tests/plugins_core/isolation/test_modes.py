@@ -14,8 +14,8 @@ from plugins_core import registry
 from plugins_core.isolation import host
 from plugins_core.isolation.modes import IN_PROCESS, ISOLATED, effective_mode
 from plugins_core.models import ExecutionMode, Plugin, PluginStorage
-from plugins_core.resolution import resolve
-from plugins_core.runner import InProcessRunner, default_runner
+from plugins_core.serving.resolution import resolve
+from plugins_core.serving.runner import InProcessRunner, default_runner
 
 MODIFIED = "2025-01-01T00:00:00+00:00"
 
@@ -70,7 +70,7 @@ def test_same_handler_same_results_in_both_modes(
 
 
 def _store() -> Any:
-    from plugins_core.storage import DatabaseKeyValueStore
+    from plugins_core.serving.storage import DatabaseKeyValueStore
 
     return DatabaseKeyValueStore
 
@@ -157,7 +157,7 @@ def test_breaker_opens_after_repeated_failures(
 
 
 def test_wizard_test_connection_of_an_untrusted_plugin_runs_isolated(org: Any) -> None:
-    from plugins_core import wizard
+    from plugins_core.pages import wizard
 
     healthy = registry.current().get("hostile-healthy")
     result = wizard.test_connection(healthy, org, {}, {}, {})
@@ -215,7 +215,7 @@ def test_host_requests_are_capped_per_call(
     from imbi_plugin_sdk import PermissionDenied
 
     from plugins_core.isolation.host import MAX_HOST_REQUESTS, HostRequests
-    from plugins_core.storage import DatabaseKeyValueStore
+    from plugins_core.serving.storage import DatabaseKeyValueStore
 
     bind_type(config_plugin, default=True)
     resolved = resolve(project, "configuration", storage_factory=DatabaseKeyValueStore)

@@ -22,7 +22,7 @@ from plugins_core.isolation import host
 from plugins_core.isolation.paths import check_directory, granted_paths
 from plugins_core.isolation.policy import Limits
 from plugins_core.models import Plugin, ThirdPartyService
-from plugins_core.resolution import unapproved_permissions
+from plugins_core.serving.resolution import unapproved_permissions
 
 from .test_hostile import call, keys
 

@@ -23,7 +23,8 @@ from django.core.cache import cache
 from imbi_plugin_sdk import publishing, signing
 from imbi_plugin_sdk.scaffold import create_plugin
 
-from plugins_core import registry, runtime
+from plugins_core import registry
+from plugins_core.distributions import runtime
 from plugins_core.models import PluginIndex
 
 NOW = signing.utcnow()

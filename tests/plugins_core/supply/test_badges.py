@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from plugins_core.index_install import install_from_index
+from plugins_core.supply.install import install_from_index
 
 from .conftest import DIST, NOW, PLUGIN, World
 

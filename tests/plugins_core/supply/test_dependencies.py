@@ -21,15 +21,16 @@ from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from imbi_plugin_sdk import signing
 
-from plugins_core import environments, registry, runtime
-from plugins_core.index_install import install_from_index
-from plugins_core.integrity import verify_installed
+from plugins_core import registry
+from plugins_core.distributions import environments, runtime
+from plugins_core.distributions.integrity import verify_installed
 from plugins_core.models import (
     DistributionArtifact,
     IndexedArtifact,
     InstalledDistribution,
     NodeState,
 )
+from plugins_core.supply.install import install_from_index
 
 from .conftest import DIST, PACKAGE, PLUGIN, World, installed_files, library_wheel
 

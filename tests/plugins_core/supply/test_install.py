@@ -21,10 +21,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from plugins_core import environments, registry, runtime
-from plugins_core.icons import IconError, load_icon
-from plugins_core.index_install import install_from_index
-from plugins_core.integrity import verify_installed
+from plugins_core import registry
+from plugins_core.distributions import environments, runtime
+from plugins_core.distributions.integrity import verify_installed
 from plugins_core.models import (
     DistributionArtifact,
     IndexedArtifact,
@@ -33,8 +32,10 @@ from plugins_core.models import (
     PluginIndex,
     RegistryState,
 )
-from plugins_core.supply_errors import IndexUntrustedKey
-from plugins_core.verification import VerifiedArtifact
+from plugins_core.provisioning.icons import IconError, load_icon
+from plugins_core.supply.errors import IndexUntrustedKey
+from plugins_core.supply.install import install_from_index
+from plugins_core.supply.verification import VerifiedArtifact
 
 from .conftest import DIST, PACKAGE, PLUGIN, World, installed_files
 

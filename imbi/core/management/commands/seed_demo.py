@@ -57,7 +57,7 @@ class Command(BaseCommand):
                     )
             password = self._ensure_admin(org)
             passwords = self._ensure_members(org)
-        from plugins_core.demo import seed_plugins
+        from plugins_core.provisioning.demo import seed_plugins
 
         seed_plugins(org, stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS(f"Imbi is at {url}"))

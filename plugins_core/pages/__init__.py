@@ -1,0 +1,10 @@
+"""The HTML pages: the operator's admin, the install wizard, the catalog and the project pages.
+
+Owns the Django admin classes (``admin``), the "Install a plugin" wizard (``wizard``), the
+forms they share (``forms``), the catalog cards (``catalog``) and the project owner's pages
+(``views``: tabs, bindings, the registry page).
+
+Views stay thin: they parse, authorize, call a function of ``provisioning``, ``supply``,
+``distributions`` or ``serving`` and render. May import every lower layer; nothing below
+imports the pages (the API does not either).
+"""

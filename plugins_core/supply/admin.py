@@ -1,0 +1,220 @@
+"""Admin for the supply chain: followed indexes, install records, policies, install form.
+
+Owns ``PluginIndexAdmin`` (trust roots, last version seen, last refusal with its code; a
+"refresh" action), the "Install from an index" page (``/admin/plugins_core/pluginindex/
+install/``: the available list with verified/community badges and blocked versions, and a
+form whose refusal shows its stable code and reason), ``IndexedArtifactAdmin`` (read-only:
+what was installed, its hash, badge and integrity at rest now) and ``PluginPolicyAdmin``.
+Imported by ``plugins_core.pages.admin``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import URLPattern, path, reverse
+
+from imbi.core.models import Organization
+from plugins_core.distributions import integrity
+from plugins_core.models import IndexedArtifact, PluginIndex, PluginPolicy
+from plugins_core.supply import index as index_module
+from plugins_core.supply import install as index_install
+from plugins_core.supply.errors import InvalidRequirement, SupplyChainError
+from plugins_core.supply.verification import parse_requirement
+
+
+class PluginIndexForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = PluginIndex
+        fields = ("name", "url", "index_keys", "root_keys", "priority", "enabled")
+        help_texts = {
+            "index_keys": "JSON list of base64 Ed25519 public keys that may sign the index, "
+            'e.g. ["…"] (the "public_key" of imbi-plugin keygen\'s .pub file).',
+            "root_keys": "JSON list of base64 Ed25519 public keys that certify its publishers.",
+        }
+
+
+class InstallForm(forms.Form):
+    requirement = forms.CharField(
+        max_length=300, help_text="NAME or NAME==VERSION, e.g. acme-demo==0.1.0"
+    )
+    organization = forms.ModelChoiceField(
+        queryset=Organization.objects.order_by("slug"),
+        required=False,
+        help_text="Optional: apply this organization's verified-publishers-only policy too.",
+    )
+
+    def clean_requirement(self) -> str:
+        value: str = self.cleaned_data["requirement"]
+        try:
+            parse_requirement(value)
+        except InvalidRequirement as exc:
+            raise forms.ValidationError(exc.detail) from None
+        return value
+
+
+@admin.register(PluginIndex)
+class PluginIndexAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = PluginIndexForm
+    list_display = (
+        "name",
+        "url",
+        "priority",
+        "enabled",
+        "last_version",
+        "expires",
+        "checked_at",
+        "last_refusal",
+    )
+    readonly_fields = (
+        "last_version",
+        "expires",
+        "checked_at",
+        "last_error_code",
+        "last_error",
+    )
+    actions = ("refresh",)
+    change_list_template = "admin/plugins_core/supply/pluginindex_changelist.html"
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(getattr(request.user, "is_superuser", False))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(getattr(request.user, "is_superuser", False))
+
+    has_change_permission = has_view_permission
+    has_add_permission = has_module_permission
+    has_delete_permission = has_view_permission
+
+    @admin.display(description="Last refusal")
+    def last_refusal(self, obj: PluginIndex) -> str:
+        return f"{obj.last_error_code}: {obj.last_error}" if obj.last_error_code else "—"
+
+    @admin.action(description="Fetch and verify the selected indexes")
+    def refresh(self, request: HttpRequest, queryset: QuerySet[PluginIndex]) -> None:
+        for row in queryset:
+            try:
+                document = index_module.refresh(row)
+            except SupplyChainError as exc:
+                self.message_user(request, f"{row.name}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{row.name}: version {document.version} verified")
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "install/",
+                self.admin_site.admin_view(self.install_view),
+                name="plugins_core_index_install",
+            ),
+            *super().get_urls(),
+        ]
+
+    def install_view(self, request: HttpRequest) -> HttpResponse:
+        if not getattr(request.user, "is_superuser", False):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        form = InstallForm(request.POST or None)
+        status = 200
+        if request.method == "POST" and form.is_valid():
+            try:
+                result = index_install.install_from_index(
+                    form.cleaned_data["requirement"],
+                    organization=form.cleaned_data["organization"],
+                    actor=request.user,
+                )
+            except SupplyChainError as exc:
+                form.add_error(None, f"{exc.code}: {exc.detail}")
+                status = 422
+            else:
+                artifact = result.artifact
+                messages.success(
+                    request,
+                    f"Installed {artifact.name} {artifact.version} from index {artifact.index} "
+                    f"(sha256 {artifact.sha256}, {artifact.badge} publisher "
+                    f"{artifact.certificate.subject}).",
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:plugins_core_indexedartifact_changelist")
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Install a plugin from an index",
+            "form": form,
+            "offers": index_install.available(),
+            "indexes": PluginIndex.objects.all(),
+            "opts": self.model._meta,
+        }
+        return render(request, "admin/plugins_core/supply/install.html", context, status=status)
+
+
+@admin.register(IndexedArtifact)
+class IndexedArtifactAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = (
+        "distribution",
+        "version",
+        "badge_label",
+        "publisher",
+        "index",
+        "index_version",
+        "short_sha256",
+        "installed_at",
+        "installed_by",
+        "integrity_now",
+    )
+    readonly_fields = [f.name for f in IndexedArtifact._meta.fields]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(getattr(request.user, "is_superuser", False))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(getattr(request.user, "is_superuser", False))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Badge")
+    def badge_label(self, obj: IndexedArtifact) -> str:
+        return obj.badge
+
+    @admin.display(description="sha256")
+    def short_sha256(self, obj: IndexedArtifact) -> str:
+        return obj.sha256[:16] + "…"
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        self._integrity = {r.distribution: r for r in integrity.verify_installed()}
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="Integrity now")
+    def integrity_now(self, obj: IndexedArtifact) -> str:
+        result = getattr(self, "_integrity", {}).get(obj.distribution)
+        if result is None:
+            return "not installed on this node"
+        return "ok" if result.ok else f"{result.status}: {result.detail}"
+
+
+@admin.register(PluginPolicy)
+class PluginPolicyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("organization", "verified_publishers_only")
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(getattr(request.user, "is_superuser", False))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(getattr(request.user, "is_superuser", False))
+
+    has_change_permission = has_view_permission
+    has_add_permission = has_module_permission
+    has_delete_permission = has_view_permission

@@ -1,0 +1,252 @@
+"""Publishers and trust: certificates, revocation, the verified-only policy, the blocklist.
+
+Owns:
+- ``Certificate`` and ``publisher_certificate`` (the index's certificate for a publisher,
+  checked against the index's root keys), ``check_signing_time`` (valid at the moment the
+  publisher signed, i.e. ``valid_from <= signed_at <= valid_until``), ``check_not_revoked``;
+- ``badge`` ("verified" or "community") and ``verified_only`` (instance setting
+  ``IMBI_PLUGINS_VERIFIED_ONLY`` or an organization's ``PluginPolicy``), ``check_policy``;
+- ``BlockRule`` and ``blocked`` (plugin + lowest good version, from every followed index and
+  the ``IMBI_PLUGINS_BLOCKLIST`` setting), honored at install and at load.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from imbi_plugin_sdk import signing as formats
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from plugins_core.supply.errors import (
+    CertificateExpired,
+    CertificateInvalid,
+    CertificateNotYetValid,
+    CertificateRevoked,
+    PublisherNotVerified,
+    PublisherUnknown,
+    VersionBlocked,
+)
+from plugins_core.supply.signing import TrustRoot, signed_by
+
+__all__ = [
+    "BlockRule",
+    "Certificate",
+    "badge",
+    "badge_of",
+    "block_rules",
+    "blocked",
+    "check_not_revoked",
+    "check_policy",
+    "check_signing_time",
+    "installed_badges",
+    "publisher_certificate",
+    "verified_only",
+]
+
+VERIFIED = "verified"
+COMMUNITY = "community"
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    """A publisher's key, certified by an index's root key for a window of time."""
+
+    serial: str
+    subject: str
+    public_key: str
+    key_id: str
+    valid_from: dt.datetime
+    valid_until: dt.datetime
+    verified: bool
+    issuer: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "serial": self.serial,
+            "subject": self.subject,
+            "key_id": self.key_id,
+            "valid_from": formats.format_time(self.valid_from),
+            "valid_until": formats.format_time(self.valid_until),
+            "verified": self.verified,
+            "issuer": self.issuer,
+        }
+
+
+def _parse_certificate(document: Any, publisher: str) -> Certificate:
+    try:
+        body = document["certificate"]
+        certificate = Certificate(
+            serial=str(body["serial"]),
+            subject=str(body["subject"]),
+            public_key=str(body["public_key"]),
+            key_id=formats.key_id(str(body["public_key"])),
+            valid_from=formats.parse_time(body["valid_from"]),
+            valid_until=formats.parse_time(body["valid_until"]),
+            verified=body["verified"] is True,
+            issuer=str(body["issuer"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise CertificateInvalid(
+            f"the certificate of publisher {publisher!r} is malformed", publisher=publisher
+        ) from None
+    if certificate.subject != publisher:
+        raise CertificateInvalid(
+            f"the certificate filed under {publisher!r} is issued to {certificate.subject!r}",
+            publisher=publisher,
+        )
+    return certificate
+
+
+def publisher_certificate(
+    publishers: Mapping[str, Any], publisher: str, root: TrustRoot
+) -> Certificate:
+    """The certificate for ``publisher``, signed by one of ``root``'s root keys."""
+    document = publishers.get(publisher)
+    if document is None:
+        raise PublisherUnknown(
+            f"publisher {publisher!r} has no certificate in the index", publisher=publisher
+        )
+    certificate = _parse_certificate(document, publisher)
+    body = document["certificate"]
+    signer, ok = signed_by(
+        root.root_key_ids(),
+        formats.certificate_message(body),
+        [{"key_id": body.get("issuer"), "signature": document.get("signature")}],
+    )
+    if not ok:
+        why = "was altered" if signer else "is not issued by a root key this platform trusts"
+        raise CertificateInvalid(
+            f"the certificate of publisher {publisher!r} {why}", publisher=publisher
+        )
+    return certificate
+
+
+def check_signing_time(certificate: Certificate, signed_at: dt.datetime) -> None:
+    """The certificate must be valid at the moment the publisher signed."""
+    when = formats.format_time(signed_at)
+    if signed_at < certificate.valid_from:
+        raise CertificateNotYetValid(
+            f"publisher {certificate.subject!r} signed at {when}, before its certificate "
+            f"became valid ({formats.format_time(certificate.valid_from)})",
+            publisher=certificate.subject,
+        )
+    if signed_at > certificate.valid_until:
+        raise CertificateExpired(
+            f"publisher {certificate.subject!r} signed at {when}, after its certificate "
+            f"expired ({formats.format_time(certificate.valid_until)})",
+            publisher=certificate.subject,
+        )
+
+
+def check_not_revoked(certificate: Certificate, revoked: Iterable[Mapping[str, Any]]) -> None:
+    """A revoked certificate (by serial or key id) signs nothing, whenever it signed."""
+    for item in revoked:
+        if item.get("serial") in (certificate.serial, certificate.key_id):
+            reason = str(item.get("reason") or "no reason given")
+            raise CertificateRevoked(
+                f"the certificate of publisher {certificate.subject!r} "
+                f"(serial {certificate.serial}) is revoked: {reason}",
+                publisher=certificate.subject,
+            )
+
+
+def badge(certificate: Certificate | None) -> str:
+    """What the catalog, the wizard and the API show next to a plugin."""
+    return VERIFIED if certificate is not None and certificate.verified else COMMUNITY
+
+
+UNSIGNED = "unsigned"
+
+
+def installed_badges() -> dict[str, str]:
+    """Distribution -> badge for everything installed from an index (one query)."""
+    from plugins_core.models import IndexedArtifact
+
+    return {
+        name: VERIFIED if verified else COMMUNITY
+        for name, verified in IndexedArtifact.objects.values_list(
+            "distribution", "verified_publisher"
+        )
+    }
+
+
+def badge_of(distribution: str, badges: Mapping[str, str]) -> str:
+    """A loaded distribution's badge: ``unsigned`` when it was not installed from an index."""
+    return badges.get(canonicalize_name(distribution), UNSIGNED) if distribution else UNSIGNED
+
+
+def verified_only(organization: Any = None) -> bool:
+    """The policy in force: the instance setting, or the organization's own, if stricter."""
+    from django.conf import settings
+
+    if getattr(settings, "IMBI_PLUGINS_VERIFIED_ONLY", False):
+        return True
+    if organization is None:
+        return False
+    from plugins_core.models import PluginPolicy
+
+    return PluginPolicy.objects.filter(
+        organization=organization, verified_publishers_only=True
+    ).exists()
+
+
+def check_policy(certificate: Certificate, *, verified_only: bool) -> None:
+    if verified_only and not certificate.verified:
+        raise PublisherNotVerified(
+            f"publisher {certificate.subject!r} is not a verified publisher, and this "
+            "platform installs plugins from verified publishers only",
+            publisher=certificate.subject,
+        )
+
+
+# --- the blocklist ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRule:
+    """Versions of ``plugin`` below ``below`` must not be installed or loaded."""
+
+    plugin: str
+    below: str
+    reason: str
+    source: str
+
+    def matches(self, name: str, version: str) -> bool:
+        if canonicalize_name(name) != canonicalize_name(self.plugin):
+            return False
+        try:
+            return Version(version) < Version(self.below)
+        except InvalidVersion:
+            return True  # a version we cannot order is not known to be good
+
+    def message(self, name: str, version: str) -> str:
+        why = f": {self.reason}" if self.reason else ""
+        return (
+            f"{name} {version} is blocklisted by {self.source} (lowest good version "
+            f"{self.below}){why}"
+        )
+
+
+def block_rules(lines: Iterable[Mapping[str, Any]], source: str) -> list[BlockRule]:
+    rules = []
+    for line in lines:
+        plugin, below = line.get("plugin"), line.get("below")
+        if isinstance(plugin, str) and isinstance(below, str):
+            rules.append(BlockRule(plugin, below, str(line.get("reason") or ""), source))
+    return rules
+
+
+def blocked(rules: Iterable[BlockRule], name: str, version: str) -> BlockRule | None:
+    return next((rule for rule in rules if rule.matches(name, version)), None)
+
+
+def check_blocklist(rules: Iterable[BlockRule], name: str, version: str) -> None:
+    rule = blocked(rules, name, version)
+    if rule is not None:
+        raise VersionBlocked(
+            rule.message(name, version), plugin=name, version=version, lowest_good=rule.below
+        )
