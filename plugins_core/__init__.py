@@ -39,7 +39,6 @@ import warnings
 from types import ModuleType
 
 _MOVED = {
-    "admin": "plugins_core.pages.admin",
     "admin_supply": "plugins_core.supply.admin",
     "bindings": "plugins_core.provisioning.bindings",
     "caching": "plugins_core.serving.caching",
@@ -79,7 +78,8 @@ _MOVED = {
 }
 """Module paths of releases before the layout move (issue 18) → where the module lives now.
 (``plugins_core.distributions``, once a module, is now the package; its old names are
-forwarded by that package's ``__getattr__``.)"""
+forwarded by that package's ``__getattr__``. ``plugins_core.admin`` is still Django's admin
+autodiscovery module, importing the admin pages from ``plugins_core.pages.admin``.)"""
 
 
 class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):

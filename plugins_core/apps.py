@@ -13,7 +13,6 @@ class PluginsCoreConfig(AppConfig):
 
         from plugins_core import registry
         from plugins_core.distributions import integrity
-        from plugins_core.pages import admin  # noqa: F401  (registers the admin pages)
         from plugins_core.registry import checks  # noqa: F401  (registers the check)
         from plugins_core.serving import invalidation
 

@@ -177,12 +177,28 @@ class BindingIn(serializers.Serializer):  # type: ignore[type-arg]
     plugin = serializers.SlugField()
     tab = serializers.ChoiceField(choices=Tab.choices, required=False)
     default = serializers.BooleanField(required=False)
+    replace_default = serializers.BooleanField(
+        required=False,
+        help_text=(
+            "With default=true: make this binding the tab's default, unsetting the current "
+            "default in the same transaction (audited). Without it, a second default is "
+            "409 default_exists naming the current default."
+        ),
+    )
     search_template = serializers.CharField(required=False, allow_blank=True, max_length=500)
     options = serializers.DictField(required=False, child=serializers.JSONField())
 
 
 class BindingPatch(serializers.Serializer):  # type: ignore[type-arg]
     default = serializers.BooleanField(required=False)
+    replace_default = serializers.BooleanField(
+        required=False,
+        help_text=(
+            "With default=true: make this binding the tab's default, unsetting the current "
+            "default in the same transaction (audited). Without it, a second default is "
+            "409 default_exists naming the current default."
+        ),
+    )
     search_template = serializers.CharField(required=False, allow_blank=True, max_length=500)
     options = serializers.DictField(required=False, child=serializers.JSONField())
 

@@ -3,7 +3,9 @@
 Validation happens here, at save time, so that a bad binding is a field error now rather than
 a failure at call time: the plugin must be installed in the same organization, the search
 template may use only the allowed variables, and the merged options must satisfy the
-plugin's manifest. Database invariants (one default per tab) surface as a 409 ``conflict``.
+plugin's manifest. Database invariants surface as a 409: a second default for a tab is
+``default_exists`` naming the current default (``replace_default`` makes the new binding the
+default instead, in the same transaction, audited); a plugin bound twice is ``conflict``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ EDITABLE = ("default", "search_template", "options")
 
 class BindingConflict(ResolutionError):
     code, http_status = "conflict", 409
+
+
+class DefaultExists(BindingConflict):
+    """Another binding already is the default for this tab here (one default per tab)."""
+
+    code = "default_exists"
 
 
 def _plugin(org: Organization, slug: str) -> Plugin:
@@ -119,22 +127,76 @@ def _validate(binding: Binding) -> None:
         raise InvalidInput("the binding has invalid fields", fields=errors)
 
 
-def _save(binding: Binding, actor: Any, project: Project | None, verb: str) -> Binding:
+def current_default(binding: Binding) -> Binding | None:
+    """The binding that is the default for ``binding``'s tab in its scope (project or project
+    type), other than ``binding`` itself; ``None`` when there is none."""
+    model: Any = type(binding)
+    scope: dict[str, Any] = (
+        {"project_id": binding.project_id}
+        if isinstance(binding, ProjectPlugin)
+        else {"project_type_id": binding.project_type_id}  # type: ignore[attr-defined]
+    )
+    rows = model.objects.select_related("plugin").filter(**scope, tab=binding.tab, default=True)
+    if binding.pk is not None:
+        rows = rows.exclude(pk=binding.pk)
+    found: Binding | None = rows.first()
+    return found
+
+
+def _default_exists(binding: Binding, current: Binding) -> DefaultExists:
+    slug = current.plugin.slug
+    return DefaultExists(
+        f"plugin '{slug}' is already the default for the {binding.tab} tab here; "
+        f"send replace_default to make '{binding.plugin.slug}' the default instead",
+        errors={"default": f"'{slug}' is the default for this tab"},
+        current_default=slug,
+    )
+
+
+def _save(
+    binding: Binding,
+    actor: Any,
+    project: Project | None,
+    verb: str,
+    *,
+    replace_default: bool = False,
+) -> Binding:
+    replaced: Binding | None = None
     try:
         with transaction.atomic():
+            current = current_default(binding) if binding.default else None
+            if current is not None:
+                if not replace_default:
+                    raise _default_exists(binding, current)
+                current.default = False
+                current.save(update_fields=["default"])
+                replaced = current
             binding.save()
     except IntegrityError as exc:
-        if "one_default" in str(exc):
-            raise BindingConflict(
+        current = current_default(binding) if binding.default else None
+        if current is not None or "one_default" in str(exc):
+            if current is not None:
+                raise _default_exists(binding, current) from None
+            raise DefaultExists(
                 f"another plugin is already the default for the {binding.tab} tab here",
                 errors={"default": "another binding is the default for this tab"},
             ) from None
-        if "_unique" in str(exc):
+        if "_unique" in str(exc) or "UNIQUE" in str(exc):
             raise BindingConflict(
                 f"plugin '{binding.plugin.slug}' is already bound here",
                 errors={"plugin": "already bound"},
             ) from None
         raise
+    if replaced is not None:
+        audit.record(
+            AuditEvent.Action.BINDING_CHANGE,
+            actor=actor,
+            organization=binding.plugin.organization,
+            project=project,
+            plugin_slug=replaced.plugin.slug,
+            detail=f"no longer the default {binding.tab} binding (replaced by "
+            f"{binding.plugin.slug})",
+        )
     audit.record(
         AuditEvent.Action.BINDING_CHANGE,
         actor=actor,
@@ -169,7 +231,8 @@ def create_project_binding(project: Project, data: dict[str, Any], actor: Any) -
         **{k: data[k] for k in EDITABLE if k in data},
     )
     _validate(binding)
-    return _save(binding, actor, project, "created")  # type: ignore[return-value]
+    replace = bool(data.get("replace_default"))
+    return _save(binding, actor, project, "created", replace_default=replace)  # type: ignore[return-value]
 
 
 def create_type_binding(
@@ -184,7 +247,8 @@ def create_type_binding(
         **{k: data[k] for k in EDITABLE if k in data},
     )
     _validate(binding)
-    return _save(binding, actor, None, "created")  # type: ignore[return-value]
+    replace = bool(data.get("replace_default"))
+    return _save(binding, actor, None, "created", replace_default=replace)  # type: ignore[return-value]
 
 
 def update_binding(binding: Binding, data: dict[str, Any], actor: Any) -> Binding:
@@ -198,7 +262,8 @@ def update_binding(binding: Binding, data: dict[str, Any], actor: Any) -> Bindin
             setattr(binding, name, data[name])
     project = binding.project if isinstance(binding, ProjectPlugin) else None
     _validate(binding)
-    return _save(binding, actor, project, "changed")
+    replace = bool(data.get("replace_default"))
+    return _save(binding, actor, project, "changed", replace_default=replace)
 
 
 def delete_binding(binding: Binding, actor: Any) -> None:

@@ -11,7 +11,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from imbi.core.models import AuditEvent, Organization, Project, ProjectType, Role
-from plugins_core.models import Plugin, ProjectPlugin
+from plugins_core.models import Plugin, ProjectPlugin, ProjectTypePlugin
 from plugins_core.serving import health
 from tests.plugins_core.conftest import API_TOKEN
 
@@ -370,9 +370,18 @@ def test_binding_validation_at_save_time(
     body = assert_problem(
         admin.post(type_url, {"plugin": "example-static", "default": True}, format="json"),
         409,
-        "conflict",
+        "default_exists",
     )
     assert "default" in body["errors"]
+    assert body["current_default"] == "example-config"
+    assert "example-config" in body["detail"] and "replace_default" in body["detail"]
+    assert list(ProjectTypePlugin.objects.filter(project_type=project_type)) == [
+        ProjectTypePlugin.objects.get(plugin__slug="example-config", default=True)
+    ]
+    # Binding the same plugin twice is a plain conflict, not a 500.
+    assert_problem(
+        admin.post(type_url, {"plugin": "example-config"}, format="json"), 409, "conflict"
+    )
     editor = api(Role.EDITOR, username="ed")
     assert_problem(
         editor.post(type_url, {"plugin": "example-static"}, format="json"), 403, "permission_denied"
@@ -504,3 +513,44 @@ def test_plugin_bugs_are_502_and_logs_redact_credentials(
     assert "RuntimeError" in caplog.text and "boom while using token ***" in caplog.text
     assert API_TOKEN not in caplog.text
     assert_problem(client.get(url(project, "configuration?source=garbage")), 502, "plugin_failed")
+
+
+def test_replace_default_moves_the_default_in_one_audited_step(
+    project: Project, project_type: ProjectType, config_plugin: Any, install: Any, api: Any
+) -> None:
+    """docs/api.md: a second default is 409 default_exists; replace_default makes the new
+    binding the default and unsets the old one in the same transaction, for project types
+    and projects alike, on create and on change."""
+    admin = api(Role.ADMIN)
+    type_url = f"/api/orgs/{project.organization.slug}/project-types/{project_type.slug}/bindings"
+    first = admin.post(type_url, {"plugin": "example-config", "default": True}, format="json")
+    assert first.status_code == 201, first.content
+    install("example-static")
+    audits = AuditEvent.objects.count()
+    replaced = admin.post(
+        type_url,
+        {"plugin": "example-static", "default": True, "replace_default": True},
+        format="json",
+    )
+    assert replaced.status_code == 201, replaced.content
+    defaults = ProjectTypePlugin.objects.filter(project_type=project_type, default=True)
+    assert [b.plugin.slug for b in defaults] == ["example-static"]
+    assert AuditEvent.objects.count() == audits + 2  # the old default unset, the new one bound
+
+    # Project bindings: on change too (PATCH default=true).
+    one = admin.post(
+        url(project, "bindings"), {"plugin": "example-config", "default": True}, format="json"
+    )
+    two = admin.post(url(project, "bindings"), {"plugin": "example-static"}, format="json")
+    assert one.status_code == 201 and two.status_code == 201, (one.content, two.content)
+    two_url = url(project, f"bindings/{two.json()['id']}")
+    body = assert_problem(
+        admin.patch(two_url, {"default": True}, format="json"), 409, "default_exists"
+    )
+    assert body["current_default"] == "example-config"
+    assert ProjectPlugin.objects.get(pk=two.json()["id"]).default is False
+    changed = admin.patch(two_url, {"default": True, "replace_default": True}, format="json")
+    assert changed.status_code == 200, changed.content
+    assert [b.plugin.slug for b in ProjectPlugin.objects.filter(project=project, default=True)] == [
+        "example-static"
+    ]
