@@ -24,6 +24,7 @@ from plugins_core.models import Plugin, ServiceApplication, ThirdPartyService
 from plugins_core.pages.forms import apply_credentials, credential_fields_for
 from plugins_core.provisioning.bindings import keep_masked, mask_options
 from plugins_core.serving import health
+from plugins_core.serving.hosts import clear_stale_credentials
 from plugins_core.serving.resolution import ResolutionError, manifest_for
 
 SERVICE_FIELDS = ("name", "vendor", "slug", "category", "identity", "settings")
@@ -75,17 +76,38 @@ def create_service(
     return service
 
 
+def settings_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """``name: 'old' -> 'new'`` for each changed setting (settings are never secret)."""
+    changes = []
+    for name in sorted(set(old) | set(new)):
+        if old.get(name) != new.get(name):
+            was = repr(old[name]) if name in old else "unset"
+            now = repr(new[name]) if name in new else "unset"
+            changes.append(f"{name}: {was} -> {now}")
+    return "settings " + "; ".join(changes) if changes else ""
+
+
 def update_service(
     service: ThirdPartyService, data: Mapping[str, Any], actor: Any
 ) -> ThirdPartyService:
+    """Change a service's fields. A change of an operator-chosen host (``base_url`` and the
+    like, ADR 0013) clears the stored credentials in the same transaction, exactly as the
+    admin and the wizard do (``plugins_core.serving.hosts.clear_stale_credentials``): a
+    credential never follows its service to another host. Settings changes are audited with
+    their old and new values."""
     changed = [k for k in SERVICE_FIELDS if k in data and getattr(service, k) != data[k]]
     if not changed:
         return service
+    old_settings = dict(service.settings) if isinstance(service.settings, dict) else {}
     for name in changed:
         setattr(service, name, data[name])
     if "settings" in changed:
         check_settings(service)
     _clean(service)
+    parts = [name for name in changed if name != "settings"]
+    if "settings" in changed:
+        new_settings = service.settings if isinstance(service.settings, dict) else {}
+        parts.append(settings_diff(old_settings, new_settings) or "settings")
     with transaction.atomic():
         _save(service, update_fields=[*changed, "updated_at"])
         if "settings" in changed:
@@ -94,8 +116,10 @@ def update_service(
             AuditEvent.Action.SERVICE_CHANGE,
             actor=actor,
             organization=service.organization,
-            detail=f"service {service.slug}: changed {', '.join(changed)}"[:255],
+            detail=f"service {service.slug}: changed {', '.join(parts)}"[:255],
         )
+        if "settings" in changed:
+            clear_stale_credentials(service, old_settings, actor=actor)
     return service
 
 

@@ -371,3 +371,33 @@ def test_a_wildcard_over_a_whole_top_level_domain_is_refused() -> None:
 def test_the_wizard_shows_which_setting_takes_an_operator_chosen_host(root: Client) -> None:
     page = root.get(reverse("admin:plugins_core_install_start")).content.decode()
     assert "host of your choice in: base_url (changing it clears the credentials)" in page
+
+
+def test_api_moving_an_operator_chosen_host_clears_the_credentials(
+    org: Organization, ghe_service: ThirdPartyService, api: Any
+) -> None:
+    """Issue 22 (high): a credential never follows its service to another host, whatever the
+    surface. The API's PATCH applies the admin's rule (ADR 0013): same host keeps the token,
+    another host clears it, audited without the value; settings changes carry old and new."""
+    client = api("admin")
+    client.user.is_staff = True
+    client.user.save()
+    url = f"/api/orgs/{org.slug}/services/{ghe_service.slug}"
+    same = {"settings": {"base_url": "https://ghe.acme.example/api/v4"}}
+    assert client.patch(url, same, format="json").status_code == 200
+    assert ServiceApplication.objects.get(service=ghe_service).credentials == {"token": TOKEN}
+    changed = AuditEvent.objects.get(action=AuditEvent.Action.SERVICE_CHANGE)
+    assert changed.detail == (
+        "service ghe: changed settings base_url: 'https://ghe.acme.example/api/v3' -> "
+        "'https://ghe.acme.example/api/v4'"
+    )
+    moved = {"settings": {"base_url": "https://listener.attacker.example/api/v3"}}
+    response = client.patch(url, moved, format="json")
+    assert response.status_code == 200, response.content
+    assert TOKEN.encode() not in response.content
+    assert not ServiceApplication.objects.filter(service=ghe_service).exists()
+    event = AuditEvent.objects.get(action=AuditEvent.Action.CREDENTIALS_SET)
+    assert event.detail == "service ghe: cleared token because base_url moved to another host"
+    assert TOKEN not in str(list(AuditEvent.objects.values()))
+    read = client.get(f"{url}/credentials").json()
+    assert read["set"] == [] and read["missing"] == ["token"]
