@@ -7,11 +7,12 @@ The admin pages (install wizard, registry) are routed by ``plugins_core.pages.ad
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
+from imbi.core import converters  # noqa: F401  (registers <id:...>)
 from plugins_core.pages import views
 
 app_name = "ui"
 
-project = "projects/<slug:org>/<int:project_id>"
+project = "projects/<slug:org>/<id:project_id>"
 
 urlpatterns = [
     path(
@@ -35,10 +36,10 @@ urlpatterns = [
     path(f"{project}/preview/", views.ProjectPreviewView.as_view(), name="project-preview"),
     path(f"{project}/bindings/add/", views.AddBindingView.as_view(), name="project-binding-add"),
     path(
-        f"{project}/bindings/<int:binding_id>/", views.BindingView.as_view(), name="project-binding"
+        f"{project}/bindings/<id:binding_id>/", views.BindingView.as_view(), name="project-binding"
     ),
     path(
-        f"{project}/bindings/<int:binding_id>/delete/",
+        f"{project}/bindings/<id:binding_id>/delete/",
         views.DeleteBindingView.as_view(),
         name="project-binding-delete",
     ),

@@ -12,7 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import (
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -129,6 +134,28 @@ def to_problem(exc: Exception) -> Problem | None:
             f"The request body is larger than the {limit} bytes this server accepts.",
             extra={"limit_bytes": limit},
         )
+    if isinstance(exc, TooManyFieldsSent):
+        from django.conf import settings
+
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return Problem(
+            400,
+            "too_many_fields",
+            f"The request has more than the {limit} form fields this server accepts.",
+            extra={"limit": limit},
+        )
+    if isinstance(exc, TooManyFilesSent):
+        from django.conf import settings
+
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+        return Problem(
+            400,
+            "too_many_files",
+            f"The request has more than the {limit} files this server accepts.",
+            extra={"limit": limit},
+        )
+    if isinstance(exc, SuspiciousOperation):
+        return Problem(400, "malformed_request", "The request is malformed.")
     if isinstance(exc, DjangoPermissionDenied):
         return Problem(403, "permission_denied", "You do not have permission to do this.")
     if isinstance(exc, exceptions.APIException):

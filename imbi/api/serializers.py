@@ -47,11 +47,16 @@ class AuditQuery(serializers.Serializer):  # type: ignore[type-arg]
     action = serializers.ChoiceField(choices=AuditEvent.Action.choices, required=False)
     actor = serializers.CharField(required=False, max_length=150, help_text="Username.")
     plugin = serializers.SlugField(required=False)
-    project = serializers.IntegerField(required=False, min_value=1, help_text="Project id.")
+    project = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**63 - 1, help_text="Project id."
+    )
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
     before = serializers.IntegerField(
-        required=False, min_value=1, help_text="Cursor: next_before of the previous page."
+        required=False,
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text="Cursor: next_before of the previous page.",
     )
     limit = serializers.IntegerField(required=False, min_value=1, max_value=500, default=50)
 

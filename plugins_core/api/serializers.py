@@ -435,6 +435,7 @@ class ConnectionTestIn(serializers.Serializer):  # type: ignore[type-arg]
     project = serializers.IntegerField(
         required=False,
         min_value=1,
+        max_value=2**63 - 1,
         help_text="Test as the plugin serves this project (default: a project it serves).",
     )
 

@@ -2,9 +2,11 @@
 
 from django.urls import path
 
+from imbi.core import converters  # noqa: F401  (registers <id:...>)
+
 from . import distributions, manage, views
 
-project = "orgs/<slug:org>/projects/<int:project_id>"
+project = "orgs/<slug:org>/projects/<id:project_id>"
 project_type = "orgs/<slug:org>/project-types/<slug:type_slug>"
 
 urlpatterns = [
@@ -59,13 +61,13 @@ urlpatterns = [
     path(f"{project}/logs/histogram", views.LogsHistogramView.as_view(), name="logs-histogram"),
     path(f"{project}/bindings", views.ProjectBindingsView.as_view(), name="project-bindings"),
     path(
-        f"{project}/bindings/<int:binding_id>",
+        f"{project}/bindings/<id:binding_id>",
         views.ProjectBindingView.as_view(),
         name="project-binding",
     ),
     path(f"{project_type}/bindings", views.TypeBindingsView.as_view(), name="type-bindings"),
     path(
-        f"{project_type}/bindings/<int:binding_id>",
+        f"{project_type}/bindings/<id:binding_id>",
         views.TypeBindingView.as_view(),
         name="type-binding",
     ),
