@@ -1,4 +1,4 @@
-"""The install wizard's finish: ``finish_install``, the only function of the wizard that writes.
+"""The install wizard's finish: ``finish_install``, the only function that writes the install.
 
 Owns ``InstallPlan`` (everything the wizard collected), ``Finished`` (what was written),
 ``WizardError`` (the install could not be finished; its message names no secret value) and
@@ -8,8 +8,9 @@ plugin row, applies the service settings, saves the credentials (clearing the on
 a host the operator moved), the options and the project-type bindings
 (``plugins_core.provisioning.bindings``), records the connection test as the plugin's health
 (``plugins_core.serving.health``) and writes the audit trail. Any failure rolls everything
-back. The caller (``review.FinishStep``) has re-checked permission on this request and
-discards the pipeline's state (with its encrypted secrets) once this returns.
+back. It re-checks permission itself (``imbi.core.access.can_install``); its caller
+(``review.FinishStep``) discards the pipeline's state, with its encrypted secrets, once it
+returns.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from imbi_plugin_sdk import OptionValidationError
 from imbi_plugin_sdk.errors import InvalidInput
 
 from imbi.core import audit
+from imbi.core.access import can_install
 from imbi.core.models import AuditEvent, Organization, ProjectType
 from plugins_core import registry
 from plugins_core.models import (
@@ -233,8 +235,12 @@ def _bind(plan: InstallPlan, plugin: Plugin, actor: Any) -> list[ProjectTypePlug
 def finish_install(plan: InstallPlan, actor: Any) -> Finished:
     """Write the whole install in ONE transaction; any failure writes nothing.
 
-    Raises ``WizardError`` (rolled back) with a message naming no secret value.
+    Raises ``WizardError`` (rolled back) with a message naming no secret value, and
+    ``PermissionDenied`` when ``actor`` may not install in the plan's organization (the step
+    checked it on this request already; this writer does not rely on its callers).
     """
+    if not can_install(actor, plan.organization):
+        raise PermissionDenied
     manifest = plan.entry.manifest
     assert manifest is not None
     try:

@@ -180,7 +180,8 @@ class WizardView(View):
 
 
 class StepBase(WizardView):
-    """Steps 2 to 7 of one pipeline; every request re-checks permission and the plugin."""
+    """The step machine of steps 2 to 7: ``dispatch`` loads the pipeline, re-checks permission
+    and the plugin, and calls ``step_<name>``; ``show`` renders a step, ``next`` moves on."""
 
     pipeline: Pipeline
     organization: Organization

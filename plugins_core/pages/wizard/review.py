@@ -132,7 +132,7 @@ class FinishStep(StepBase):
         }
 
 
-def siblings(done: Finished) -> list[dict[str, Any]]:
+def unbound_siblings(done: Finished) -> list[dict[str, Any]]:
     """The other plugins of the installed service that no project type binds yet."""
     bound = set(
         ProjectTypePlugin.objects.filter(plugin__service=done.service).values_list(
@@ -149,6 +149,7 @@ def siblings(done: Finished) -> list[dict[str, Any]]:
 
 
 def done_summary(done: Finished, plan: InstallPlan) -> dict[str, Any]:
+    """What the done page shows (JSON-safe: it is kept in the session under ``DONE_KEY``)."""
     sample = (
         Project.objects.filter(
             organization=plan.organization, project_type_id__in=plan.project_type_ids
@@ -158,7 +159,7 @@ def done_summary(done: Finished, plan: InstallPlan) -> dict[str, Any]:
         .first()
     )
     return {
-        "siblings": siblings(done),
+        "siblings": unbound_siblings(done),
         "project_type_ids": list(plan.project_type_ids),
         "organization_slug": plan.organization.slug,
         "sample_project_id": sample,
