@@ -258,7 +258,7 @@ def test_a_failing_finish_rolls_everything_back(
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise wizard.WizardError("binding refused for the test")
 
-    monkeypatch.setattr(wizard, "_bind", boom)
+    monkeypatch.setattr("plugins_core.pages.wizard.finish._bind", boom)
     response = operator.post(step_url(pid, "finish"))
     assert response.status_code == 200
     assert "Nothing was saved: binding refused" in response.content.decode()
