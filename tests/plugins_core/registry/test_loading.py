@@ -23,7 +23,7 @@ from django.test.utils import CaptureQueriesContext
 from imbi.core.models import Project
 from plugins_core import registry
 from plugins_core.models import Plugin
-from plugins_core.registry import Status
+from plugins_core.registry import Status, live, loading
 
 STATE = (
     "_current",
@@ -41,26 +41,26 @@ def gate(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
     """A process without a snapshot; sandboxed inspections wait until the gate opens.
 
     Afterwards the process's own snapshot comes back (a later test sees what it saw)."""
-    saved = {name: getattr(registry, name) for name in STATE}
+    saved = {name: getattr(live, name) for name in STATE}
     opened = threading.Event()
-    inspect = registry._examine_isolated
+    inspect = loading._examine_isolated
 
     def gated(candidates: list[registry.Candidate]) -> list[registry.Entry]:
         opened.wait(timeout=120)  # a bound so a broken test cannot hang the suite
         return inspect(candidates)
 
-    monkeypatch.setattr(registry, "_examine_isolated", gated)
-    with registry._lock:
-        registry._current = None
-        registry._managed = ()
-        registry._pending = {}
+    monkeypatch.setattr(loading, "_examine_isolated", gated)
+    with live._lock:
+        live._current = None
+        live._managed = ()
+        live._pending = {}
     yield opened
     opened.set()
     registry.wait_loaded(timeout=120)  # the inspection's runners are gone before the next test
-    with registry._lock:
+    with live._lock:
         for name, value in saved.items():
-            setattr(registry, name, value)
-        registry._epoch += 1  # nothing of this test's inspection is published any more
+            setattr(live, name, value)
+        live._epoch += 1  # nothing of this test's inspection is published any more
 
 
 def test_the_first_snapshot_serves_trusted_plugins_while_untrusted_ones_load(
@@ -104,7 +104,7 @@ def test_a_forked_process_inspects_what_its_parent_left_loading(gate: threading.
     """Threads do not survive a fork (Celery's pool children): a child whose inherited
     snapshot is loading starts its own inspection on its first ``current()``."""
     registry.current()
-    parent_epoch = registry._epoch
+    parent_epoch = live._epoch
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report what it inspects, then leave without cleanup
@@ -112,11 +112,11 @@ def test_a_forked_process_inspects_what_its_parent_left_loading(gate: threading.
         try:
             os.close(read)
             registry.current()
-            restarted = registry._inspector_pid == os.getpid()
+            restarted = live._inspector_pid == os.getpid()
             gate.set()
             snapshot = registry.wait_loaded(timeout=60)
             entry = snapshot.get("hostile-healthy")
-            ok = restarted and registry._epoch > parent_epoch and entry is not None and entry.ok
+            ok = restarted and live._epoch > parent_epoch and entry is not None and entry.ok
             os.write(write, b"ok" if ok else b"no")
             code = 0
         finally:
@@ -127,7 +127,7 @@ def test_a_forked_process_inspects_what_its_parent_left_loading(gate: threading.
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert report == b"ok"
-    assert registry._inspector_pid == os.getpid()  # the parent's own inspection is untouched
+    assert live._inspector_pid == os.getpid()  # the parent's own inspection is untouched
 
 
 @pytest.fixture

@@ -272,7 +272,7 @@ def test_a_1_1_host_refuses_the_1_2_plugin_clearly_and_keeps_1_1_plugins(
         "requires imbi-plugin-sdk>=1.2,<2 but this host runs imbi-plugin-sdk 1.1.0"
     )
     # the handler's api_version, checked after import
-    monkeypatch.setattr(registry, "HOST_API_VERSION", ApiVersion(1, 1))
+    monkeypatch.setattr(registry.loading, "HOST_API_VERSION", ApiVersion(1, 1))
     example = [c for c in registry.discover() if c.distribution == "imbi-plugin-example"]
     entries = registry.build_snapshot(example, generation=1).entries
     assert entries["example-projects"].status is registry.Status.INCOMPATIBLE
