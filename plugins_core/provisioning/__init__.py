@@ -1,7 +1,8 @@
 """What operators and project owners write: the service functions every surface calls.
 
 Owns installing a plugin from its manifest template (``install``), third-party services and
-their shared credentials (``services``), project-type and project bindings (``bindings``),
+their shared credentials (``services``; which credential fields a service has and how
+changes merge: ``credentials``), project-type and project bindings (``bindings``),
 enabling and disabling a plugin (``lifecycle``), plugin icons (``icons``) and the demo data
 (``demo``). Each write validates, saves in one transaction and records the audit event, so
 the admin, the wizard, the REST API and the CLI behave alike.

@@ -21,8 +21,8 @@ from imbi.core import audit
 from imbi.core.models import AuditEvent, Organization
 from plugins_core import registry
 from plugins_core.models import Plugin, ServiceApplication, ThirdPartyService
-from plugins_core.pages.forms import apply_credentials, credential_fields_for
 from plugins_core.provisioning.bindings import keep_masked, mask_options
+from plugins_core.provisioning.credentials import apply_credentials, credential_fields_for
 from plugins_core.serving import health
 from plugins_core.serving.hosts import clear_stale_credentials
 from plugins_core.serving.resolution import ResolutionError, manifest_for
