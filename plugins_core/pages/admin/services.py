@@ -39,6 +39,7 @@ from plugins_core.pages.forms import (
 )
 from plugins_core.provisioning.credentials import apply_credentials, credential_fields_for
 from plugins_core.provisioning.lifecycle import record_plugin_state
+from plugins_core.provisioning.services import settings_diff
 from plugins_core.serving.hosts import clear_stale_credentials, service_host_errors
 from plugins_core.serving.resolution import manifest_for
 
@@ -199,17 +200,6 @@ class PluginInline(OrgScopedInline, admin.TabularInline):  # type: ignore[type-a
         return False  # plugins are added by the install wizard or the plugin add page
 
 
-def _settings_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
-    """``name: 'old' -> 'new'`` for each changed setting (settings are never secret)."""
-    changes = []
-    for name in sorted(set(old) | set(new)):
-        if old.get(name) != new.get(name):
-            was = repr(old[name]) if name in old else "unset"
-            now = repr(new[name]) if name in new else "unset"
-            changes.append(f"{name}: {was} -> {now}")
-    return "settings " + "; ".join(changes) if changes else ""
-
-
 class ServiceSettingsForm(forms.ModelForm):  # type: ignore[type-arg]
     """A service whose plugins' templates declare its settings: one field per declared
     setting (choices, patterns, help) instead of the raw JSON; undeclared keys are kept."""
@@ -320,7 +310,7 @@ class ThirdPartyServiceAdmin(TestConnectionLink, OrgScopedAdmin):
         # Remember where the credentials were meant to go (plugins_core.serving.hosts).
         form.hosts_before = dict(old) if isinstance(old, dict) else {}
         super().save_model(request, obj, form, change)
-        request.__dict__["_imbi_settings_diff"] = _settings_diff(
+        request.__dict__["_imbi_settings_diff"] = settings_diff(
             old if isinstance(old, dict) else {},
             obj.settings if isinstance(obj.settings, dict) else {},
         )
