@@ -49,6 +49,7 @@ from imbi.core.models import Project
 from plugins_core import registry
 from plugins_core.models import Plugin as PluginRow
 from plugins_core.models import ProjectPlugin, ProjectTypePlugin
+from plugins_core.models.plugins import unapproved_permissions  # moved to models (issue 18)
 from plugins_core.serving.hosts import host_errors
 from plugins_core.serving.projects import DatabaseProjectMetadata
 
@@ -110,27 +111,6 @@ class PluginPermissionsPending(ResolutionError):
     """The installed version asks for permissions an admin has not approved yet."""
 
     code, http_status = "plugin_permissions_pending", 503
-
-
-def unapproved_permissions(plugin: PluginRow, manifest: PluginManifest) -> list[str]:
-    """What ``manifest`` asks for beyond the plugin's approved permissions ([] if nothing)."""
-    approved = plugin.approved_permissions
-    if approved is None:
-        return []
-    granted = approved if isinstance(approved, dict) else {}
-    hosts = set(granted.get("network_hosts") or [])
-    extra = [f"network {h}" for h in manifest.permissions.network_hosts if h not in hosts]
-    if manifest.permissions.storage and granted.get("storage") is not True:
-        extra.append("storage")
-    if manifest.permissions.project_metadata and granted.get("project_metadata") is not True:
-        extra.append("project metadata")
-    paths = set(granted.get("operator_path_settings") or [])
-    extra.extend(
-        f"read files in setting {name}"
-        for name in manifest.permissions.operator_path_settings
-        if name not in paths
-    )
-    return extra
 
 
 def approved_described(plugin: PluginRow) -> list[str]:
