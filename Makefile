@@ -45,6 +45,7 @@ services-deps:
 lint: install-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 typecheck: install-test
 	$(VENV)/bin/mypy sdk/imbi_plugin_sdk imbi plugins_core bench $(filter-out %.egg-info,$(wildcard catalog/*/imbi_plugin_*))
@@ -70,4 +71,4 @@ sdk-wheel: install
 	$(VENV)/bin/uv build --quiet --wheel --out-dir dist sdk
 
 clean:
-	rm -rf $(VENV) build dist sdk/build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist sdk/build *.egg-info .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -1,6 +1,30 @@
 """App config for the plugin framework host (models, registry, resolution, API, admin)."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from django.apps import AppConfig
+
+if TYPE_CHECKING:
+    from plugins_core.models import Plugin, ThirdPartyService
+
+
+def _declared_permissions(handler: str) -> dict[str, Any] | None:
+    """What the loaded manifest of ``handler`` declares (``models.seams``)."""
+    from plugins_core import registry
+
+    entry = registry.current().get(handler)
+    if entry is None or entry.manifest is None:
+        return None
+    return entry.manifest.permissions.to_dict()
+
+
+def _service_host_errors(service: ThirdPartyService, extra: list[Plugin]) -> dict[str, str]:
+    """The hosts check of a service's settings (``models.seams``)."""
+    from plugins_core.serving.hosts import service_host_errors
+
+    return service_host_errors(service, extra=extra)
 
 
 class PluginsCoreConfig(AppConfig):
@@ -13,9 +37,17 @@ class PluginsCoreConfig(AppConfig):
 
         from plugins_core import registry
         from plugins_core.distributions import integrity
+        from plugins_core.isolation import testing
+        from plugins_core.models import seams
         from plugins_core.registry import checks  # noqa: F401  (registers the check)
         from plugins_core.serving import invalidation
 
+        # The layers below reach the ones above only through what is handed in here.
+        seams.connect(
+            declared_permissions=_declared_permissions,
+            service_host_errors=_service_host_errors,
+        )
+        testing.use_registry(lambda: registry.current().entries.values())
         invalidation.connect()
         registry.configure(
             trusted=settings.IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS,

@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -41,9 +40,15 @@ from typing import Any
 
 from django.conf import settings
 
+from plugins_core.distributions.layout import READY as READY
+from plugins_core.distributions.layout import RETIRED as RETIRED
+from plugins_core.distributions.layout import env_path as env_path
+from plugins_core.distributions.layout import node_id as node_id
+from plugins_core.distributions.layout import root as root
+from plugins_core.distributions.layout import site_packages as site_packages
+
 logger = logging.getLogger("imbi.plugins.environments")
 
-READY, RETIRED = ".imbi-ready", ".imbi-retired"
 ENTRY_POINT_GROUP = "imbi.plugins"
 
 
@@ -83,24 +88,6 @@ class Env:
 
 def normalize(name: str) -> str:
     return name.lower().replace("_", "-").replace(".", "-")
-
-
-def node_id() -> str:
-    return str(settings.IMBI_NODE_ID or socket.gethostname())
-
-
-def root() -> Path:
-    return Path(settings.IMBI_PLUGIN_ROOT)
-
-
-def site_packages(env: Path) -> Path:
-    return (
-        env / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-    )
-
-
-def env_path(key: str) -> Path:
-    return root() / "envs" / key
 
 
 def uv() -> str:

@@ -51,8 +51,8 @@ from imbi_plugin_sdk.publishing import PublishError, file_manifest
 from packaging.utils import canonicalize_name
 
 from plugins_core import registry
-from plugins_core.supply import trust
-from plugins_core.supply.errors import (
+from plugins_core.distributions import blocklist, layout
+from plugins_core.distributions.errors import (
     CertificateInvalid,
     FileModified,
     PublisherSignatureInvalid,
@@ -298,12 +298,11 @@ def _check_interpreter(env: Path, name: str) -> None:
 
 def check_environment(row: Any, env: Path) -> IntegrityResult:
     """Every file of ``row``'s environment ``env`` against its manifests (module docstring)."""
-    from plugins_core.distributions import environments
 
     name = row.name
     _check_interpreter(env, name)
-    site = environments.site_packages(env)
-    status, expected = _expected(row, environments.root() / "wheels" / row.env_key)
+    site = layout.site_packages(env)
+    status, expected = _expected(row, layout.root() / "wheels" / row.env_key)
     source = "signed" if status == "signed" else "recorded"
     for relative, (digest, _) in sorted(expected.items()):
         _check_file(site / relative, relative, digest, name, source)
@@ -331,10 +330,11 @@ def check_environment(row: Any, env: Path) -> IntegrityResult:
 
 
 def runtime_refusal(
-    row: Any, env: Path, rules: Iterable[trust.BlockRule] | None = None
+    row: Any, env: Path, rules: Iterable[blocklist.BlockRule] | None = None
 ) -> tuple[registry.Status, str] | None:
     """Why ``row`` must not serve on this node (blocklisted, modified), or ``None``."""
-    rule = trust.blocked(current_block_rules() if rules is None else rules, row.name, row.version)
+    rules = current_block_rules() if rules is None else rules
+    rule = blocklist.blocked(rules, row.name, row.version)
     if rule is not None:
         return registry.Status.BLOCKED, rule.message(row.name, row.version)
     try:
@@ -357,7 +357,6 @@ def plugin_distributions() -> list[metadata.Distribution]:
 
 def verify_installed() -> list[IntegrityResult]:
     """``manage.py plugin verify``: every plugin distribution on this node; never raises."""
-    from plugins_core.distributions import environments
     from plugins_core.models import InstalledDistribution
 
     results = []
@@ -368,15 +367,15 @@ def verify_installed() -> list[IntegrityResult]:
             name = canonicalize_name(dist.metadata["Name"] or "")
             results.append(IntegrityResult(name, dist.version, exc.code, exc.detail))
     for row in InstalledDistribution.objects.order_by("name"):
-        env = environments.env_path(row.env_key)
-        if not (env / environments.READY).exists():
+        env = layout.env_path(row.env_key)
+        if not (env / layout.READY).exists():
             results.append(
                 IntegrityResult(
                     row.name,
                     row.version,
                     "environment_missing",
                     f"{row.name} {row.version} has no environment on node "
-                    f"{environments.node_id()} (manage.py plugin reconcile builds it)",
+                    f"{layout.node_id()} (manage.py plugin reconcile builds it)",
                 )
             )
             continue
@@ -390,20 +389,20 @@ def verify_installed() -> list[IntegrityResult]:
 # --- at load ------------------------------------------------------------------------------
 
 
-def current_block_rules() -> list[trust.BlockRule]:
+def current_block_rules() -> list[blocklist.BlockRule]:
     """The blocklists of every followed index (last verified document) and the setting."""
     from django.conf import settings
 
-    rules = trust.block_rules(getattr(settings, "IMBI_PLUGINS_BLOCKLIST", []), "this platform")
+    rules = blocklist.block_rules(getattr(settings, "IMBI_PLUGINS_BLOCKLIST", []), "this platform")
     try:
         from plugins_core.models import PluginIndex
 
         # Only the blocklists: an index document carries every entry's file manifest.
-        for name, blocklist in PluginIndex.objects.filter(enabled=True).values_list(
+        for name, lines in PluginIndex.objects.filter(enabled=True).values_list(
             "name", "document__blocklist"
         ):
-            if isinstance(blocklist, list):
-                rules += trust.block_rules(blocklist, f"index {name!r}")
+            if isinstance(lines, list):
+                rules += blocklist.block_rules(lines, f"index {name!r}")
     except Exception as exc:  # no database yet (start-up, migrations): say so, go on
         logger.warning("plugin blocklist from the indexes unavailable: %s", type(exc).__name__)
     return rules
@@ -420,7 +419,7 @@ def load_guard(
         name = canonicalize_name(dist.metadata["Name"] or "")
         if name not in distributions:
             continue
-        rule = trust.blocked(rules, name, dist.version)
+        rule = blocklist.blocked(rules, name, dist.version)
         if rule is not None:
             refusals[name] = (registry.Status.BLOCKED, rule.message(name, dist.version))
             continue

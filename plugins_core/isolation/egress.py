@@ -46,8 +46,7 @@ from typing import Any
 
 from imbi_plugin_sdk import PermissionDenied, Permissions
 
-from plugins_core.serving.hosts import host_setting
-
+from .hostnames import host_setting
 from .protocol import Descriptor
 
 logger = logging.getLogger("imbi.plugins.isolation")

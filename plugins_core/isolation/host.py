@@ -41,8 +41,7 @@ from imbi_plugin_sdk import (
 )
 from imbi_plugin_sdk.wire import Call, Reply, WireError
 
-from plugins_core.serving.resolution import unapproved_permissions
-from plugins_core.serving.runner import CallTarget
+from plugins_core.models.plugins import unapproved_permissions
 
 from . import egress
 from .breaker import Breaker, MemoryBreaker, RedisBreaker
@@ -50,6 +49,7 @@ from .errors import PluginCrashed, PluginFailed, PluginMisconfigured, PluginTime
 from .paths import granted_paths
 from .policy import Limits, runner_spec
 from .supervisor import Pool, RunnerSpec
+from .targets import CallTarget
 
 logger = logging.getLogger("imbi.plugins.isolation")
 

@@ -21,18 +21,19 @@ Host directories: a plugin declaring ``permissions.operator_path_settings`` is g
 production, the directories its handler's ``context.service_settings`` name there (read
 only, checked by ``paths.granted_paths``), so a test writes its files into a temporary
 directory and puts that directory in the handler's service settings.
+
+The handler's entry point is looked up in the registry's current snapshot, which
+``PluginsCoreConfig.ready`` hands in (``use_registry``): ``isolation`` imports nothing above it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from imbi_plugin_sdk import KeyValueStore, PluginHandler
-
-from plugins_core import registry
 
 from .breaker import MemoryBreaker
 from .host import call_entry
@@ -50,6 +51,15 @@ METHODS = (
 
 _UNSET: Any = object()
 
+_entries: Callable[[], Iterable[Any]] | None = None
+
+
+def use_registry(entries: Callable[[], Iterable[Any]]) -> None:
+    """Where ``isolated`` finds entry points: the registry's current entries (set at start-up
+    by ``PluginsCoreConfig.ready``; each entry has ``handler`` and is a ``RunnerEntry``)."""
+    global _entries
+    _entries = entries
+
 
 def isolated(
     handler: PluginHandler,
@@ -60,7 +70,9 @@ def isolated(
     """``handler`` as a stand-in whose calls run in a sandboxed runner (module docstring).
     ``storage``: the store the host side serves (default: ``handler.context.storage``)."""
     cls = type(handler)
-    entries = [e for e in registry.current().entries.values() if e.handler is cls]
+    if _entries is None:
+        raise RuntimeError("isolated() needs Django set up (PluginsCoreConfig.ready)")
+    entries = [e for e in _entries() if e.handler is cls]
     if not entries:
         raise LookupError(f"{cls.__qualname__} is not an installed entry point")
     entry = entries[0]

@@ -8,9 +8,9 @@ Owns the data, never the code: manifests and handler classes live in ``imbi_plug
 - ``supply``: followed indexes, what they offered, organizations' supply-chain policy;
 - ``distributions``: runtime-installed distributions (desired state) and what each node has.
 
-Imports nothing above it: models may only import ``imbi.core``, the SDK and, lazily inside a
-validation method, ``plugins_core.registry`` or a pure helper of ``serving.hosts`` /
-``supply.signing`` (see the import contract in pyproject.toml).
+Imports nothing above it: models may only import ``imbi.core`` and the SDK (the import
+contract in pyproject.toml). The two rules that need the loaded plugins reach them through
+``seams``, which ``PluginsCoreConfig.ready`` connects.
 """
 
 from plugins_core.models.distributions import (
@@ -34,6 +34,7 @@ from plugins_core.models.plugins import (
     Tab,
     ThirdPartyService,
     has_nul,
+    unapproved_permissions,
     validate_service_settings,
 )
 from plugins_core.models.supply import (
@@ -66,5 +67,6 @@ __all__ = [
     "ThirdPartyService",
     "has_nul",
     "index_location_error",
+    "unapproved_permissions",
     "validate_service_settings",
 ]

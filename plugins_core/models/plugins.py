@@ -13,13 +13,17 @@ Invariants, in the database where possible:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.core.exceptions import ValidationError
 from django.db import models
 
 from imbi.core.fields import EncryptedJSONField
 from imbi.core.models import Organization, Project, ProjectType
+from plugins_core.models import seams
+
+if TYPE_CHECKING:
+    from imbi_plugin_sdk import PluginManifest
 
 
 class PluginType(models.TextChoices):
@@ -110,10 +114,8 @@ class ThirdPartyService(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from plugins_core.serving.hosts import service_host_errors
-
         if isinstance(self.settings, dict):
-            errors = service_host_errors(self)
+            errors = seams.service_host_errors(self, [])
             if errors:
                 raise ValidationError(
                     {"settings": [f"{key}: {message}" for key, message in errors.items()]}
@@ -206,11 +208,9 @@ class Plugin(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.approved_permissions is None:  # installing: what it declares now is accepted
-            from plugins_core import registry
-
-            entry = registry.current().get(self.handler)
-            if entry is not None and entry.manifest is not None:
-                self.approved_permissions = entry.manifest.permissions.to_dict()
+            declared = seams.declared_permissions(self.handler)
+            if declared is not None:
+                self.approved_permissions = declared
         super().save(*args, **kwargs)
 
     def clean(self) -> None:
@@ -221,9 +221,7 @@ class Plugin(models.Model):
         ):
             raise ValidationError({"service": "The service belongs to another organization."})
         if self.service_id and isinstance(self.service.settings, dict):
-            from plugins_core.serving.hosts import service_host_errors
-
-            errors = service_host_errors(self.service, extra=[self])
+            errors = seams.service_host_errors(self.service, [self])
             if errors:
                 raise ValidationError(
                     {
@@ -236,6 +234,27 @@ class Plugin(models.Model):
             raise ValidationError({"options": "Options must be a JSON object."})
         if has_nul(self.options):
             raise ValidationError({"options": "Options cannot contain NUL characters."})
+
+
+def unapproved_permissions(plugin: Plugin, manifest: PluginManifest) -> list[str]:
+    """What ``manifest`` asks for beyond the plugin's approved permissions ([] if nothing)."""
+    approved = plugin.approved_permissions
+    if approved is None:
+        return []
+    granted = approved if isinstance(approved, dict) else {}
+    hosts = set(granted.get("network_hosts") or [])
+    extra = [f"network {h}" for h in manifest.permissions.network_hosts if h not in hosts]
+    if manifest.permissions.storage and granted.get("storage") is not True:
+        extra.append("storage")
+    if manifest.permissions.project_metadata and granted.get("project_metadata") is not True:
+        extra.append("project metadata")
+    paths = set(granted.get("operator_path_settings") or [])
+    extra.extend(
+        f"read files in setting {name}"
+        for name in manifest.permissions.operator_path_settings
+        if name not in paths
+    )
+    return extra
 
 
 class Binding(models.Model):

@@ -9,12 +9,22 @@ Written by ``plugins_core.supply``; read by the supply admin and the API.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from imbi_plugin_sdk import signing as formats
 
 from imbi.core.models import Organization
+
+
+def _valid_public_key(text: str) -> bool:
+    """A base64 Ed25519 public key (``supply.signing.valid_public_key``, from the SDK)."""
+    try:
+        formats.key_id(text)
+    except formats.KeyFileError:
+        return False
+    return True
 
 
 def index_location_error(url: str) -> str:
@@ -69,25 +79,18 @@ class PluginIndex(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from plugins_core.supply.signing import valid_public_key
-
         errors: dict[str, str] = {}
         for field in ("index_keys", "root_keys"):
             keys = getattr(self, field)
             if not isinstance(keys, list) or not keys:
                 errors[field] = "List at least one base64 Ed25519 public key."
-            elif not all(isinstance(k, str) and valid_public_key(k) for k in keys):
+            elif not all(isinstance(k, str) and _valid_public_key(k) for k in keys):
                 errors[field] = "Every key must be a base64 Ed25519 public key (32 bytes)."
         url_error = index_location_error(self.url or "")
         if url_error:
             errors["url"] = url_error
         if errors:
             raise ValidationError(errors)
-
-    def trust_root(self) -> Any:
-        from plugins_core.supply.signing import TrustRoot
-
-        return TrustRoot.of(self.index_keys or [], self.root_keys or [])
 
 
 class IndexedArtifact(models.Model):

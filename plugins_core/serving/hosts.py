@@ -27,12 +27,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
 from imbi_plugin_sdk import PluginManifest
+
+from plugins_core.isolation.hostnames import HostRef, host_setting
 
 if TYPE_CHECKING:
     from plugins_core.models import Plugin, ThirdPartyService
@@ -47,55 +47,11 @@ __all__ = [
     "service_manifests",
 ]
 
-_HOST_KEYS = frozenset({"base_url", "endpoint", "endpoint_url", "url", "host", "hostname"})
-_HOST_SUFFIXES = ("_url", "_host", "_endpoint")
-_HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 _LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-@dataclass(frozen=True, slots=True)
-class HostRef:
-    """Where a setting sends requests: scheme, lowercase host name and port."""
-
-    scheme: str
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
-
-
-def _names_host(key: str, value: object) -> bool:
-    if not isinstance(value, str) or not value.strip():
-        return False
-    return key in _HOST_KEYS or key.endswith(_HOST_SUFFIXES) or "://" in value
 
 
 def _is_region(key: str) -> bool:
     return key == "region" or key.endswith("_region")
-
-
-def host_setting(key: str, value: object) -> HostRef | None:
-    """The host a setting names (``None`` when it names none); ``ValueError`` if malformed."""
-    if not _names_host(key, value):
-        return None
-    text = str(value).strip()
-    if "://" not in text and not key.endswith("_url") and key not in {"base_url", "url"}:
-        text = f"https://{text}"  # a bare "host" or "host:port"
-    parts = urlsplit(text)
-    if parts.scheme not in _DEFAULT_PORTS:
-        raise ValueError("expected an http(s) URL")
-    if "@" in parts.netloc or "\\" in text:
-        raise ValueError("must not carry a user name, password or backslash")
-    host = (parts.hostname or "").rstrip(".")
-    if not _HOSTNAME_RE.match(host):
-        raise ValueError("expected a host name or IPv4 address")
-    try:
-        port = parts.port or _DEFAULT_PORTS[parts.scheme]
-    except ValueError:
-        raise ValueError("has an invalid port") from None
-    return HostRef(parts.scheme, host, port)
 
 
 def _test_hosts() -> frozenset[str]:
@@ -162,14 +118,13 @@ def service_manifests(
     """The loaded manifests of the plugins on ``service`` (and of ``extra`` unsaved rows)."""
     from plugins_core import registry
     from plugins_core.models import Plugin
-    from plugins_core.serving.resolution import manifest_for
 
     snapshot = registry.current()
     rows: list[Plugin] = list(Plugin.objects.filter(service=service)) if service.pk else []
     extra = list(extra)
     rows = [r for r in rows if all(r.pk != e.pk for e in extra if e.pk)] + extra
-    found = [manifest_for(row, snapshot) for row in rows]
-    return [m for m in found if m is not None]
+    entries = [snapshot.get(row.handler) for row in rows]  # resolution.manifest_for, inlined
+    return [e.manifest for e in entries if e is not None and e.manifest is not None]
 
 
 def service_host_errors(

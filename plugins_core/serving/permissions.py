@@ -2,7 +2,8 @@
 
 Part of step 4 of resolution (``check_entry`` answers 503 ``plugin_permissions_pending``
 while ``unapproved_permissions`` is not empty); the admin pages and the API show
-``permissions_state``.
+``permissions_state``. ``unapproved_permissions`` itself lives with the rows
+(``plugins_core.models.plugins``) so the sandbox (``isolation.host``) can use it too.
 """
 
 from __future__ import annotations
@@ -10,27 +11,7 @@ from __future__ import annotations
 from imbi_plugin_sdk import PluginManifest
 
 from plugins_core.models import Plugin as PluginRow
-
-
-def unapproved_permissions(plugin: PluginRow, manifest: PluginManifest) -> list[str]:
-    """What ``manifest`` asks for beyond the plugin's approved permissions ([] if nothing)."""
-    approved = plugin.approved_permissions
-    if approved is None:
-        return []
-    granted = approved if isinstance(approved, dict) else {}
-    hosts = set(granted.get("network_hosts") or [])
-    extra = [f"network {h}" for h in manifest.permissions.network_hosts if h not in hosts]
-    if manifest.permissions.storage and granted.get("storage") is not True:
-        extra.append("storage")
-    if manifest.permissions.project_metadata and granted.get("project_metadata") is not True:
-        extra.append("project metadata")
-    paths = set(granted.get("operator_path_settings") or [])
-    extra.extend(
-        f"read files in setting {name}"
-        for name in manifest.permissions.operator_path_settings
-        if name not in paths
-    )
-    return extra
+from plugins_core.models.plugins import unapproved_permissions
 
 
 def approved_described(plugin: PluginRow) -> list[str]:

@@ -37,7 +37,7 @@ from plugins_core.supply.errors import (
     IndexUnreachable,
     IndexUntrustedKey,
 )
-from plugins_core.supply.signing import TrustRoot, signed_by
+from plugins_core.supply.signing import TrustRoot, signed_by, trust_root
 from plugins_core.supply.trust import BlockRule, block_rules
 
 __all__ = [
@@ -292,7 +292,7 @@ def refresh(index: Any, *, now: dt.datetime | None = None) -> IndexDocument:
                 raw,
                 name=row.name,
                 source=row.url,
-                root=row.trust_root(),
+                root=trust_root(row),
                 last_version=row.last_version,
                 last_digest=row.last_digest,
                 now=now,

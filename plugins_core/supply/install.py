@@ -29,7 +29,7 @@ from imbi.core.models import AuditEvent
 from plugins_core.distributions import desired as distributions
 from plugins_core.distributions import integrity, runtime
 from plugins_core.models import IndexedArtifact, InstalledDistribution, PluginIndex
-from plugins_core.supply import dependencies, index, trust
+from plugins_core.supply import dependencies, index, signing, trust
 from plugins_core.supply.errors import InstallFailed, NoIndexConfigured, SupplyChainError
 from plugins_core.supply.verification import (
     VerifiedArtifact,
@@ -188,7 +188,7 @@ def install_from_index(
     artifact = verify_artifact(
         selection.document,
         selection.entry,
-        row.trust_root(),
+        signing.trust_root(row),
         verified_only=trust.verified_only(organization),
         rules=rules,
     )
@@ -261,7 +261,7 @@ def available(*, refresh: bool = False) -> list[AvailablePlugin]:
             publisher = str(artifacts[0].get("publisher", "")) if artifacts else ""
             try:
                 certificate: trust.Certificate | None = trust.publisher_certificate(
-                    document.publishers, publisher, row.trust_root()
+                    document.publishers, publisher, signing.trust_root(row)
                 )
             except SupplyChainError:
                 certificate = None

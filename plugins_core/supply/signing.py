@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from imbi_plugin_sdk import signing as formats
 
-__all__ = ["TrustRoot", "key_id", "signed_by", "valid_public_key"]
+if TYPE_CHECKING:
+    from plugins_core.models import PluginIndex
+
+__all__ = ["TrustRoot", "key_id", "signed_by", "trust_root", "valid_public_key"]
 
 key_id = formats.key_id
 
@@ -42,6 +46,11 @@ class TrustRoot:
 
     def root_key_ids(self) -> dict[str, str]:
         return {formats.key_id(k): k for k in self.root_keys}
+
+
+def trust_root(index: PluginIndex) -> TrustRoot:
+    """The trust root an operator pinned for a followed index (its two key lists)."""
+    return TrustRoot.of(index.index_keys or [], index.root_keys or [])
 
 
 def signed_by(

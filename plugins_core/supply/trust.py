@@ -7,7 +7,8 @@ Owns:
 - ``badge`` ("verified" or "community") and ``verified_only`` (instance setting
   ``IMBI_PLUGINS_VERIFIED_ONLY`` or an organization's ``PluginPolicy``), ``check_policy``;
 - ``BlockRule`` and ``blocked`` (plugin + lowest good version, from every followed index and
-  the ``IMBI_PLUGINS_BLOCKLIST`` setting), honored at install and at load.
+  the ``IMBI_PLUGINS_BLOCKLIST`` setting), honored at install and at load: defined in
+  ``plugins_core.distributions.blocklist`` (integrity applies them at load), re-exported here.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Any
 
 from imbi_plugin_sdk import signing as formats
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
+from plugins_core.distributions.blocklist import BlockRule, block_rules, blocked
 from plugins_core.supply.errors import (
     CertificateExpired,
     CertificateInvalid,
@@ -204,44 +205,6 @@ def check_policy(certificate: Certificate, *, verified_only: bool) -> None:
 
 
 # --- the blocklist ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BlockRule:
-    """Versions of ``plugin`` below ``below`` must not be installed or loaded."""
-
-    plugin: str
-    below: str
-    reason: str
-    source: str
-
-    def matches(self, name: str, version: str) -> bool:
-        if canonicalize_name(name) != canonicalize_name(self.plugin):
-            return False
-        try:
-            return Version(version) < Version(self.below)
-        except InvalidVersion:
-            return True  # a version we cannot order is not known to be good
-
-    def message(self, name: str, version: str) -> str:
-        why = f": {self.reason}" if self.reason else ""
-        return (
-            f"{name} {version} is blocklisted by {self.source} (lowest good version "
-            f"{self.below}){why}"
-        )
-
-
-def block_rules(lines: Iterable[Mapping[str, Any]], source: str) -> list[BlockRule]:
-    rules = []
-    for line in lines:
-        plugin, below = line.get("plugin"), line.get("below")
-        if isinstance(plugin, str) and isinstance(below, str):
-            rules.append(BlockRule(plugin, below, str(line.get("reason") or ""), source))
-    return rules
-
-
-def blocked(rules: Iterable[BlockRule], name: str, version: str) -> BlockRule | None:
-    return next((rule for rule in rules if rule.matches(name, version)), None)
 
 
 def check_blocklist(rules: Iterable[BlockRule], name: str, version: str) -> None:
