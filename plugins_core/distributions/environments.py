@@ -99,6 +99,16 @@ def site_packages(env: Path) -> Path:
     )
 
 
+def pyvenv_cfg() -> str:
+    """The ``pyvenv.cfg`` the platform writes into every environment (over the installer's):
+    integrity compares it byte for byte and nothing ever reads a value back from it; runners
+    start from the host's interpreter, never from ``bin/python``, so ``home`` decides nothing
+    at run time."""
+    home = os.path.dirname(os.path.realpath(sys.executable))
+    version = ".".join(str(part) for part in sys.version_info[:3])
+    return f"home = {home}\ninclude-system-site-packages = false\nversion = {version}\n"
+
+
 def env_path(key: str) -> Path:
     return root() / "envs" / key
 
@@ -231,6 +241,7 @@ def build(key: str, name: str, version: str, wheels: Mapping[str, bytes]) -> Env
                 [uv(), "venv", "--quiet", "--python", sys.executable, str(staging)],
                 "creating the environment",
             )
+            (staging / "pyvenv.cfg").write_text(pyvenv_cfg(), encoding="utf-8")
             _link_runtime(site_packages(staging))
             pins = staging / ".imbi-requirements.txt"
             pins.write_text(requirements(folder, wheels))
