@@ -7,7 +7,8 @@ two import roots after the standard library and runs ``plugins_core.isolation.ch
 adds the plugin's site-packages after the sandbox is applied) from a dedicated spawner
 thread (so ``PR_SET_PDEATHSIG`` in the child is tied to a thread that lives as long as the
 host), with an allowlisted environment, a private temp folder, a pids cgroup, a socketpair
-for the protocol, a lifeline pipe and two output pipes. It waits for ``hello`` within the import deadline.
+for the protocol, a lifeline pipe and two output pipes. It waits for ``hello`` within the
+import deadline.
 
 ``RunnerProcess.call`` sends one call and serves the runner's requests back to the host
 until the reply arrives or the wall-clock deadline passes. Outcomes:
