@@ -54,6 +54,9 @@ class PluginsCoreConfig(AppConfig):
             import_timeout=settings.IMBI_PLUGIN_IMPORT_TIMEOUT,
         )
         registry.set_guard(integrity.load_guard)
+        from plugins_core.isolation.supervisor import set_env_preflight
+
+        set_env_preflight(integrity.check_at_start)
 
         if settings.IMBI_PLUGINS_STRICT:
             registry.rebuild(strict=True)  # a broken plugin stops start-up, by request

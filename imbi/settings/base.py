@@ -71,6 +71,15 @@ IMBI_PLUGINS_UNSIGNED_ALLOWED: list[str] = env.list(
     "IMBI_PLUGINS_UNSIGNED_ALLOWED",
     default=["imbi-plugin-aws", "imbi-plugin-github", "imbi-plugin-local", "imbi-plugin-logzio"],
 )
+# Fetching indexes and artifacts (plugins_core/supply/fetching.py): a total deadline per
+# download, a minimum average rate after a grace period, artifact hosts besides the index's
+# own, and whether an index may live at a loopback/link-local/metadata address (off by
+# default: a redirect or a record there would reach this node's internal services).
+IMBI_PLUGIN_FETCH_DEADLINE = env.float("IMBI_PLUGIN_FETCH_DEADLINE", default=120.0)
+IMBI_PLUGIN_FETCH_MIN_RATE = env.float("IMBI_PLUGIN_FETCH_MIN_RATE", default=16 * 1024.0)
+IMBI_PLUGIN_FETCH_RATE_GRACE = env.float("IMBI_PLUGIN_FETCH_RATE_GRACE", default=10.0)
+IMBI_PLUGIN_ARTIFACT_HOSTS: list[str] = env.list("IMBI_PLUGIN_ARTIFACT_HOSTS", default=[])
+IMBI_PLUGIN_INDEX_ALLOW_INTERNAL = env.bool("IMBI_PLUGIN_INDEX_ALLOW_INTERNAL", default=False)
 # This platform's own blocklist, beside the indexes': [{"plugin", "below", "reason"}].
 IMBI_PLUGINS_BLOCKLIST: list[dict[str, str]] = []
 

@@ -450,6 +450,12 @@ class IndexInstallIn(serializers.Serializer):  # type: ignore[type-arg]
     org = serializers.SlugField(
         required=False, help_text="Also apply this organization's publisher policy."
     )
+    allow_downgrade = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Install a lower version than the installed one (audited); refused "
+        "(downgrade_refused) without it.",
+    )
 
     def validate_requirement(self, value: str) -> str:
         from plugins_core.supply.errors import InvalidRequirement

@@ -514,7 +514,10 @@ class IndexInstallView(APIView):
         if body.get("org"):
             organization, _ = load_organization(request.user, body["org"])
         result = index_install.install_from_index(
-            body["requirement"], organization=organization, actor=request.user
+            body["requirement"],
+            organization=organization,
+            actor=request.user,
+            allow_downgrade=bool(body.get("allow_downgrade")),
         )
         artifact = result.artifact
         return Response(

@@ -263,11 +263,14 @@ def install(
     source: str = "",
     upgrade: bool = False,
     provenance: Callable[[InstalledDistribution], object] | None = None,
+    check_entries: Callable[[dict[str, dict[str, Any]]], object] | None = None,
 ) -> InstalledDistribution:
     """Install (``upgrade=False``) or upgrade/downgrade (``upgrade=True``) a distribution.
 
-    ``provenance(row)`` runs inside the transaction that writes the row (the signed index's
-    install record: ``index_install``), so every node sees both or neither.
+    ``check_entries(entries)`` sees the manifests the sandboxed import check read and may
+    refuse them by raising (the signed permissions must equal them); the environment is
+    discarded then. ``provenance(row)`` runs inside the transaction that writes the row (the
+    signed index's install record: ``index_install``), so every node sees both or neither.
     Idempotent: the same wheel again changes nothing and returns the current row."""
     main = plugin_wheel(wheels)
     existing = InstalledDistribution.objects.filter(name=main.name).first()
@@ -295,7 +298,9 @@ def install(
         raise DistributionError(exc.code, str(exc)) from None
     try:
         entries = _inspect(env, main)
-    except DistributionError:
+        if check_entries is not None:
+            check_entries(entries)
+    except Exception:
         environments.discard(key)  # never desired: nothing drains from it
         raise
     with transaction.atomic():

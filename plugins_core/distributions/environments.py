@@ -44,6 +44,7 @@ from plugins_core.distributions.layout import READY as READY
 from plugins_core.distributions.layout import RETIRED as RETIRED
 from plugins_core.distributions.layout import env_path as env_path
 from plugins_core.distributions.layout import node_id as node_id
+from plugins_core.distributions.layout import pyvenv_cfg as pyvenv_cfg
 from plugins_core.distributions.layout import root as root
 from plugins_core.distributions.layout import site_packages as site_packages
 
@@ -218,6 +219,7 @@ def build(key: str, name: str, version: str, wheels: Mapping[str, bytes]) -> Env
                 [uv(), "venv", "--quiet", "--python", sys.executable, str(staging)],
                 "creating the environment",
             )
+            (staging / "pyvenv.cfg").write_text(pyvenv_cfg(), encoding="utf-8")
             _link_runtime(site_packages(staging))
             pins = staging / ".imbi-requirements.txt"
             pins.write_text(requirements(folder, wheels))

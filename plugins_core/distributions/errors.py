@@ -26,16 +26,21 @@ __all__ = [
     "CertificateRevoked",
     "DependencyRejected",
     "DependencyUnavailable",
+    "DowngradeRefused",
+    "FetchRefused",
     "FileModified",
     "IndexExpired",
     "IndexMalformed",
+    "IndexNameMismatch",
     "IndexRollback",
     "IndexSignatureInvalid",
     "IndexUnreachable",
     "IndexUntrustedKey",
     "InstallFailed",
     "InvalidRequirement",
+    "InvalidWheel",
     "NoIndexConfigured",
+    "PermissionsMismatch",
     "PublisherNotVerified",
     "PublisherSignatureInvalid",
     "PublisherUnknown",
@@ -43,6 +48,7 @@ __all__ = [
     "SupplyChainError",
     "UnsignedPlugin",
     "VersionBlocked",
+    "VersionMismatch",
 ]
 
 
@@ -220,3 +226,44 @@ class InstallFailed(SupplyChainError):
 
     code = "install_failed"
     http_status = 503
+
+
+class IndexNameMismatch(SupplyChainError):
+    """The signed document names another index than the one it was fetched for (a staging
+    index signed with the same key, served at this index's URL)."""
+
+    code = "index_name_mismatch"
+
+
+class FetchRefused(SupplyChainError):
+    """A fetch the transport rules refuse: a redirect to another scheme, host or port, an
+    internal address, an artifact host the index's operator did not list."""
+
+    code = "fetch_refused"
+
+
+class VersionMismatch(SupplyChainError):
+    """The signed entry's version differs from the version it is filed under or from the
+    wheel's own metadata (an entry of one version filed as another)."""
+
+    code = "version_mismatch"
+
+
+class InvalidWheel(SupplyChainError):
+    """A wheel that would run code when an interpreter starts (a ``.pth`` file, a top-level
+    ``sitecustomize``/``usercustomize``) that its publisher did not declare."""
+
+    code = "invalid_wheel"
+
+
+class PermissionsMismatch(SupplyChainError):
+    """The signed entry's permissions differ from what the wheel's own manifests declare."""
+
+    code = "permissions_mismatch"
+
+
+class DowngradeRefused(SupplyChainError):
+    """A lower version than the installed one, without an explicit allow-downgrade."""
+
+    code = "downgrade_refused"
+    http_status = 409

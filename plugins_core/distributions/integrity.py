@@ -270,8 +270,10 @@ def _allowed_extra(relative: str) -> bool:
 
 
 def _check_interpreter(env: Path, name: str) -> None:
-    """The environment's interpreter is the host's, and it does not see the host's packages
-    (the two things in the environment, outside site-packages, that decide what runs)."""
+    """The environment's interpreter is the host's, and its ``pyvenv.cfg`` is byte for byte
+    the one the platform wrote (``layout.pyvenv_cfg``): nothing is parsed out of it, so
+    no line trick (a form feed, a second ``home``) reads one way here and another way to an
+    interpreter. Runners never start from ``bin/python`` (the host's interpreter, ``-I -S``)."""
     import sys
 
     python = env / "bin" / "python"
@@ -281,28 +283,62 @@ def _check_interpreter(env: Path, name: str) -> None:
             file="bin/python",
         )
     try:
-        config = (env / "pyvenv.cfg").read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        config = (env / "pyvenv.cfg").read_bytes()
+    except OSError:
         raise FileModified(f"{name}: pyvenv.cfg is missing", file="pyvenv.cfg") from None
-    settings = {
-        key.strip().lower(): value.strip().lower()
-        for key, _, value in (line.partition("=") for line in config.splitlines())
-    }
-    if settings.get("include-system-site-packages") != "false":
+    if config != layout.pyvenv_cfg().encode():
         raise FileModified(
-            f"{name}: pyvenv.cfg of its environment was modified (it must not include the "
-            "host's site-packages)",
+            f"{name}: pyvenv.cfg of its environment was modified (it differs from the one "
+            "the platform wrote)",
             file="pyvenv.cfg",
         )
+
+
+# environment path -> (name, version, status, expected files): what the last full check of
+# that environment proved; a runner start checks the files against it (``check_at_start``).
+_proven: dict[str, tuple[str, str, str, dict[str, tuple[str, str]]]] = {}
 
 
 def check_environment(row: Any, env: Path) -> IntegrityResult:
     """Every file of ``row``'s environment ``env`` against its manifests (module docstring)."""
 
-    name = row.name
+    status, expected = _expected(row, layout.root() / "wheels" / row.env_key)
+    result = _check_tree(row.name, row.version, env, status, expected)
+    _proven[os.path.realpath(env)] = (row.name, row.version, status, expected)
+    return result
+
+
+def check_at_start(env: str) -> None:
+    """Before a runner starts from ``env``: every file against the manifests proven at the
+    last full check (no database query), or a full check when this process has none.
+    ``PluginFailed`` (``file_modified: ...``) refuses the start."""
+    from imbi_plugin_sdk import PluginFailed
+
+    path = Path(env)
+    try:
+        proven = _proven.get(os.path.realpath(env))
+        if proven is None:
+            from plugins_core.models import InstalledDistribution
+
+            key = path.name
+            row = next((r for r in InstalledDistribution.objects.all() if r.env_key == key), None)
+            if row is None or path.parent != layout.root() / "envs":
+                raise FileModified(f"{key}: no installed distribution uses this environment")
+            check_environment(row, path)
+        else:
+            _check_tree(proven[0], proven[1], path, proven[2], proven[3])
+    except SupplyChainError as exc:
+        _proven.pop(os.path.realpath(env), None)
+        logger.error("plugin runner refused at start: %s", exc)
+        raise PluginFailed(f"plugin runner refused at start: {exc.code}: {exc.detail}") from None
+
+
+def _check_tree(
+    name: str, version: str, env: Path, status: str, expected: dict[str, tuple[str, str]]
+) -> IntegrityResult:
+
     _check_interpreter(env, name)
     site = layout.site_packages(env)
-    status, expected = _expected(row, layout.root() / "wheels" / row.env_key)
     source = "signed" if status == "signed" else "recorded"
     for relative, (digest, _) in sorted(expected.items()):
         _check_file(site / relative, relative, digest, name, source)
@@ -326,7 +362,7 @@ def check_environment(row: Any, env: Path) -> IntegrityResult:
                 file=relative,
             )
     count = len(expected)
-    return IntegrityResult(name, row.version, status, f"{count} files match", count)
+    return IntegrityResult(name, version, status, f"{count} files match", count)
 
 
 def runtime_refusal(

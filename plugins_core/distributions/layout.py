@@ -8,13 +8,14 @@ site-packages. Kept apart so that ``integrity`` need not import ``environments``
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from pathlib import Path
 
 from django.conf import settings
 
-__all__ = ["READY", "RETIRED", "env_path", "node_id", "root", "site_packages"]
+__all__ = ["READY", "RETIRED", "env_path", "node_id", "pyvenv_cfg", "root", "site_packages"]
 
 READY, RETIRED = ".imbi-ready", ".imbi-retired"
 
@@ -31,6 +32,16 @@ def site_packages(env: Path) -> Path:
     return (
         env / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
     )
+
+
+def pyvenv_cfg() -> str:
+    """The ``pyvenv.cfg`` the platform writes into every environment (over the installer's):
+    integrity compares it byte for byte and nothing ever reads a value back from it; runners
+    start from the host's interpreter, never from ``bin/python``, so ``home`` decides nothing
+    at run time."""
+    home = os.path.dirname(os.path.realpath(sys.executable))
+    version = ".".join(str(part) for part in sys.version_info[:3])
+    return f"home = {home}\ninclude-system-site-packages = false\nversion = {version}\n"
 
 
 def env_path(key: str) -> Path:

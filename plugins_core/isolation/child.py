@@ -1,4 +1,5 @@
-"""The runner process: ``python -I -m plugins_core.isolation.child '<json spec>'``.
+"""The runner process: ``python -I -S -c BOOTSTRAP '<json spec>' <runtime roots>``
+(``supervisor.BOOTSTRAP``): no site processing happened before this module runs.
 
 Started by the host's supervisor with exec (a fresh interpreter, never a fork of a web or
 Celery worker), an allowlisted environment, stdin on /dev/null, stdout and stderr on pipes
@@ -325,6 +326,7 @@ def runner(spec: dict[str, Any]) -> int:
     if policy.network:
         egress_shim.install()
     status["egress"] = "broker" if policy.network else "none"
+    _plugin_path(spec)
     for path in spec.get("sys_path") or ():  # where the plugin was found on the host
         if path not in sys.path:
             sys.path.append(str(path))
@@ -366,6 +368,17 @@ def runner(spec: dict[str, Any]) -> int:
             channel.send_raw(body.encode())
         elif kind == "exit":
             return 0
+
+
+def _plugin_path(spec: dict[str, Any]) -> None:
+    """Sandboxed now: the runtime's boot roots leave ``sys.path`` and the plugin's
+    site-packages join it (its declared ``.pth`` files run here, inside the sandbox)."""
+    import site
+
+    boot = {str(p) for p in spec.get("boot_path") or ()}
+    sys.path[:] = [p for p in sys.path if p not in boot]
+    for folder in spec.get("site_dirs") or ():
+        site.addsitedir(str(folder))
 
 
 def main() -> int:

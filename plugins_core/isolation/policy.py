@@ -15,7 +15,6 @@ the runner's network namespace has no route anywhere. Limits come from the
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib.util
 import os
@@ -180,15 +179,23 @@ def runner_spec(
         open_files=limits.open_files,
         processes=limits.processes,
     )
+    sites = (_env_site(env),) if env else tuple(dict.fromkeys(site.getsitepackages()))
     spec = RunnerSpec(
         key=key,
         sys_path=roots,
+        site_dirs=sites,
+        env=env,
         slug=slug,
         entries=entries,
         policy=policy,
         max_frame=limits.max_frame,
         start_timeout=limits.import_timeout,
     )
-    if env:  # the runner execs the environment's own interpreter
-        spec = dataclasses.replace(spec, python=os.path.join(env, "bin", "python"))
+    # The host's own interpreter, never the environment's ``bin/python``: its ``pyvenv.cfg``
+    # (``home``) would decide where the standard library comes from before any sandbox.
     return spec
+
+
+def _env_site(env: str) -> str:
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return os.path.join(env, "lib", version, "site-packages")

@@ -1,10 +1,14 @@
 """Runner processes on the host side: spawn, handshake, calls, deadlines, crashes, pools.
 
-``RunnerProcess.spawn(spec)`` execs a fresh interpreter (``python -I -m
-plugins_core.isolation.child``) from a dedicated spawner thread (so ``PR_SET_PDEATHSIG`` in
-the child is tied to a thread that lives as long as the host), with an allowlisted
-environment, a private temp folder, a pids cgroup, a socketpair for the protocol, a lifeline
-pipe and two output pipes. It waits for ``hello`` within the import deadline.
+``RunnerProcess.spawn(spec)`` execs a fresh interpreter (``python -I -S -c BOOTSTRAP``: no
+``.pth``, ``sitecustomize`` or ``usercustomize`` is processed, no site-packages is on the path
+and no plugin environment's ``pyvenv.cfg`` is read; the bootstrap puts only the runtime's own
+two import roots after the standard library and runs ``plugins_core.isolation.child``, which
+adds the plugin's site-packages after the sandbox is applied) from a dedicated spawner
+thread (so ``PR_SET_PDEATHSIG`` in the child is tied to a thread that lives as long as the
+host), with an allowlisted environment, a private temp folder, a pids cgroup, a socketpair
+for the protocol, a lifeline pipe and two output pipes. It waits for ``hello`` within the
+import deadline.
 
 ``RunnerProcess.call`` sends one call and serves the runner's requests back to the host
 until the reply arrives or the wall-clock deadline passes. Outcomes:
@@ -78,6 +82,43 @@ class RunnerSpec:
     inspect: bool = False  # report each entry point as it is imported (registry builds)
     sys_path: tuple[str, ...] = ()  # import roots the runner's own sys.path lacks
     python: str = field(default_factory=lambda: sys.executable)
+    # site-packages folders the runner adds (``site.addsitedir``) once sandboxed
+    site_dirs: tuple[str, ...] = ()
+    env: str = ""  # the runtime-installed distribution's environment, if any
+
+
+_env_preflight: Callable[[str], None] | None = None
+
+
+def set_env_preflight(check: Callable[[str], None] | None) -> None:
+    """``check(env)`` runs before every start of a runner from a distribution's environment
+    (not the install's own import check): its file manifest at the moment of use. It raises
+    ``PluginFailed`` to refuse the start. Registered by the layer that knows the manifests
+    (``distributions.integrity``)."""
+    global _env_preflight
+    _env_preflight = check
+
+
+def boot_path() -> tuple[str, ...]:
+    """The import roots of the runtime itself (this package and the SDK), nothing else."""
+    import imbi_plugin_sdk
+
+    import plugins_core
+
+    return tuple(
+        dict.fromkeys(
+            os.path.dirname(os.path.dirname(os.path.realpath(module.__file__ or "")))
+            for module in (plugins_core, imbi_plugin_sdk)
+        )
+    )
+
+
+# ``-c``: argv[1] is the spec, argv[2:] the runtime's import roots (appended after the
+# standard library, so nothing there can shadow a standard module).
+BOOTSTRAP = (
+    "import sys; sys.path.extend(sys.argv[2:]); del sys.argv[2:]; "
+    "from plugins_core.isolation.child import main; raise SystemExit(main())"
+)
 
 
 # --------------------------------------------------------------------------- spawning
@@ -255,6 +296,8 @@ class RunnerProcess:
             "max_frame": spec.max_frame,
             "inspect": spec.inspect,
             "sys_path": list(spec.sys_path),
+            "site_dirs": list(spec.site_dirs),
+            "boot_path": list(boot_path()),
         }
         # The runner's whole environment: the allowlist, nothing of the host's configuration.
         child_env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
@@ -263,7 +306,15 @@ class RunnerProcess:
         child_env["PYTHONDONTWRITEBYTECODE"] = "1"
         try:
             self.proc = subprocess.Popen(
-                [spec.python, "-I", "-m", "plugins_core.isolation.child", json.dumps(child_spec)],
+                [
+                    spec.python,
+                    "-I",
+                    "-S",
+                    "-c",
+                    BOOTSTRAP,
+                    json.dumps(child_spec),
+                    *boot_path(),
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -283,7 +334,10 @@ class RunnerProcess:
 
     @classmethod
     def start(cls, spec: RunnerSpec) -> RunnerProcess:
-        """Start a runner without waiting for its handshake."""
+        """Start a runner without waiting for its handshake (after ``spec.preflight``)."""
+        check = _env_preflight
+        if check is not None and spec.env and not spec.inspect:
+            check(spec.env)
         runner: RunnerProcess = _spawner.run(lambda: cls(spec))
         return runner
 

@@ -46,6 +46,7 @@ from imbi_plugin_sdk import Credentials, OptionValidationError, PluginContext, P
 from imbi.core.models import Project
 from plugins_core import registry
 from plugins_core.models import Plugin as PluginRow
+from plugins_core.models.plugins import unapproved_permissions
 from plugins_core.serving.credentials import credentials_for
 from plugins_core.serving.errors import (
     AmbiguousSource,
@@ -62,11 +63,7 @@ from plugins_core.serving.errors import (
     SourceNotBound,
 )
 from plugins_core.serving.hosts import host_errors
-from plugins_core.serving.permissions import (
-    approved_described,
-    permissions_state,
-    unapproved_permissions,
-)
+from plugins_core.serving.permissions import approved_described, permissions_state
 from plugins_core.serving.projects import DatabaseProjectMetadata
 from plugins_core.serving.selection import (
     _TOKEN,

@@ -18,9 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,14 +26,19 @@ from typing import Any
 
 from imbi_plugin_sdk import signing as formats
 
+from plugins_core.supply import fetching
 from plugins_core.supply.errors import (
+    ArtifactSizeMismatch,
     ArtifactUnreachable,
+    FetchRefused,
     IndexExpired,
     IndexMalformed,
+    IndexNameMismatch,
     IndexRollback,
     IndexSignatureInvalid,
     IndexUnreachable,
     IndexUntrustedKey,
+    SupplyChainError,
 )
 from plugins_core.supply.signing import TrustRoot, signed_by, trust_root
 from plugins_core.supply.trust import BlockRule, block_rules
@@ -52,7 +55,7 @@ __all__ = [
 
 INDEX_FILE = "index.json"
 MAX_INDEX_BYTES = 16 * 1024 * 1024
-TIMEOUT = 30.0
+MAX_ARTIFACT_BYTES = 50 * 1024 * 1024  # distributions.MAX_WHEEL_BYTES: refused before download
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,12 @@ def parse_index(
         expires = formats.parse_time(signed.get("expires"))
     except ValueError as exc:
         raise IndexMalformed(f"index {name!r}: expires: {exc}", index=name) from None
+    if signed.get("name") != name:
+        raise IndexNameMismatch(
+            f"the index fetched for {name!r} names itself {str(signed.get('name'))[:100]!r}; "
+            "a document of another index (staging, a mirror's other index) is refused",
+            index=name,
+        )
     moment = now or dt.datetime.now(dt.UTC)
     version = int(signed["version"])
     if expires <= moment:
@@ -199,16 +208,10 @@ def _is_url(source: str) -> bool:
     return urllib.parse.urlsplit(source).scheme in ("http", "https")
 
 
-def _read_url(url: str, limit: int, error: type[Exception], what: str) -> bytes:
-    try:
-        request = urllib.request.Request(url, headers={"User-Agent": "imbi-plugin-index/1"})  # noqa: S310 (scheme checked)
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310
-            return bytes(response.read(limit + 1))
-    except urllib.error.HTTPError as exc:
-        raise error(f"{what} {url}: HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise error(f"{what} {url} is unreachable: {reason}") from None
+def _read_url(url: str, limit: int, error: type[SupplyChainError], what: str, **kw: Any) -> bytes:
+    return fetching.get(
+        url, limit=limit, error=error, what=what, limits=fetching.Limits.from_settings(), **kw
+    )
 
 
 def _read_file(path: Path, limit: int, error: type[Exception], what: str) -> bytes:
@@ -239,18 +242,65 @@ def _base(source: str) -> str:
     return str(folder.parent if folder.suffix == ".json" else folder)
 
 
+def artifact_hosts() -> set[str]:
+    """Hosts besides the index's own that artifact URLs may name (the operator's list)."""
+    from django.conf import settings
+
+    hosts = getattr(settings, "IMBI_PLUGIN_ARTIFACT_HOSTS", []) or []
+    return {str(h).strip().lower() for h in hosts if str(h).strip()}
+
+
+def _check_artifact_host(document: IndexDocument, url: str) -> None:
+    """An absolute artifact URL is on the index's own origin or a host the operator listed."""
+    scheme, host, port = fetching.origin(url)
+    if _is_url(document.source) and (scheme, host, port) == fetching.origin(document.source):
+        return
+    listed = artifact_hosts()
+    if host in listed or f"{host}:{port}" in listed:
+        return
+    raise FetchRefused(
+        f"artifact url {url[:200]} is not on the index's host and {host or '(none)'} is not "
+        "in IMBI_PLUGIN_ARTIFACT_HOSTS",
+        host=host,
+    )
+
+
 def read_artifact(document: IndexDocument, url: str, size: int) -> bytes:
     """An artifact's bytes, reading at most ``size + 1`` (a longer file is a size mismatch).
 
-    A relative ``url`` is resolved against the index's location and may not leave it."""
+    A relative ``url`` is resolved against the index's location and may not leave it; an
+    absolute one must be on the index's host or one the operator listed. A signed size
+    above ``MAX_ARTIFACT_BYTES`` is refused before anything is fetched."""
+    if size > MAX_ARTIFACT_BYTES:
+        raise ArtifactSizeMismatch(
+            f"artifact {url[:200]}: the index signed {size} bytes, more than the "
+            f"{MAX_ARTIFACT_BYTES} a wheel may have",
+            expected=size,
+        )
+
+    def too_large(announced: int) -> SupplyChainError:
+        return ArtifactSizeMismatch(
+            f"artifact {url[:200]}: more than {size} bytes ({announced} announced), the index "
+            f"signed {size}",
+            expected=size,
+            actual=announced,
+        )
+
     parts = urllib.parse.urlsplit(url)
     if parts.scheme in ("http", "https"):
-        return _read_url(url, size, ArtifactUnreachable, "artifact")
+        _check_artifact_host(document, url)
+        return _read_url(url, size, ArtifactUnreachable, "artifact", too_large=too_large)
     if parts.scheme or url.startswith("/") or ".." in url.split("/") or "\\" in url:
         raise ArtifactUnreachable(f"artifact url {url!r} must be http(s) or inside the index")
     base = _base(document.source)
     if _is_url(base):
-        return _read_url(urllib.parse.urljoin(base, url), size, ArtifactUnreachable, "artifact")
+        return _read_url(
+            urllib.parse.urljoin(base, url),
+            size,
+            ArtifactUnreachable,
+            "artifact",
+            too_large=too_large,
+        )
     return _read_file(Path(base) / url, size, ArtifactUnreachable, "artifact")
 
 
@@ -276,7 +326,6 @@ def refresh(index: Any, *, now: dt.datetime | None = None) -> IndexDocument:
     from django.utils import timezone
 
     from plugins_core.models import PluginIndex
-    from plugins_core.supply.errors import SupplyChainError
 
     try:
         raw = fetch(index.url)

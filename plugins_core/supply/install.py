@@ -30,7 +30,13 @@ from plugins_core.distributions import desired as distributions
 from plugins_core.distributions import integrity, runtime
 from plugins_core.models import IndexedArtifact, InstalledDistribution, PluginIndex
 from plugins_core.supply import dependencies, index, signing, trust
-from plugins_core.supply.errors import InstallFailed, NoIndexConfigured, SupplyChainError
+from plugins_core.supply.errors import (
+    DowngradeRefused,
+    InstallFailed,
+    NoIndexConfigured,
+    PermissionsMismatch,
+    SupplyChainError,
+)
 from plugins_core.supply.verification import (
     VerifiedArtifact,
     parse_requirement,
@@ -97,9 +103,49 @@ class DesiredStateInstaller:
                 ),
                 upgrade=existing is not None,
                 provenance=lambda row: _record(artifact, self.actor, self.organization),
+                check_entries=lambda entries: check_permissions(artifact, entries),
             )
         except distributions.DistributionError as exc:
             raise InstallFailed(f"{exc.code}: {exc.detail}") from None
+
+
+def merged_permissions(permissions: Any) -> dict[str, Any]:
+    """One comparable shape of a permissions object (the signed entry's, or a manifest's)."""
+    data = permissions if isinstance(permissions, dict) else {}
+
+    def names(key: str) -> list[str]:
+        value = data.get(key) or []
+        return sorted({str(v) for v in value}) if isinstance(value, list | tuple) else []
+
+    return {
+        "network_hosts": names("network_hosts"),
+        "storage": data.get("storage") is True,
+        "project_metadata": data.get("project_metadata") is True,
+        "operator_host_settings": names("operator_host_settings"),
+        "operator_path_settings": names("operator_path_settings"),
+    }
+
+
+def check_permissions(artifact: VerifiedArtifact, entries: dict[str, dict[str, Any]]) -> None:
+    """The signed entry's permissions must equal the union of what the wheel's entry points
+    declare (read by the sandboxed import check): the signature covers what runs."""
+    declared: dict[str, Any] = merged_permissions({})
+    for info in entries.values():
+        own = merged_permissions((info.get("manifest") or {}).get("permissions"))
+        for key, value in own.items():
+            if isinstance(value, bool):
+                declared[key] = declared[key] or value
+            else:
+                declared[key] = sorted(set(declared[key]) | set(value))
+    signed = merged_permissions(artifact.entry.get("permissions"))
+    if signed != declared:
+        differ = sorted(k for k in signed if signed[k] != declared[k])
+        shown = "; ".join(f"{k}: signed {signed[k]!r}, declared {declared[k]!r}" for k in differ)
+        raise PermissionsMismatch(
+            f"{artifact.name} {artifact.version}: the signed permissions differ from what its "
+            f"manifests declare ({shown})"[:900],
+            fields=differ,
+        )
 
 
 def _record(artifact: VerifiedArtifact, actor: Any, organization: Any) -> IndexedArtifact:
@@ -163,6 +209,7 @@ def install_from_index(
     organization: Any = None,
     actor: Any = None,
     installer: ArtifactInstaller | None = None,
+    allow_downgrade: bool = False,
 ) -> InstallRecord:
     """Verify and install ``NAME[==VERSION]``; raises a ``SupplyChainError`` before anything
     is written, unpacked or executed when any check fails."""
@@ -193,12 +240,34 @@ def install_from_index(
         rules=rules,
     )
     previous = InstalledDistribution.objects.filter(name=artifact.name).first()
+    downgrade = previous is not None and version_sort_key(artifact.version) < version_sort_key(
+        previous.version
+    )
+    if downgrade and not allow_downgrade:
+        assert previous is not None
+        raise DowngradeRefused(
+            f"{artifact.name} {previous.version} is installed; {artifact.version} is older "
+            "(pass --allow-downgrade, API: allow_downgrade, to install it anyway)",
+            installed=previous.version,
+            requested=artifact.version,
+        )
     if installer is None:
         installer = DesiredStateInstaller(actor=actor, organization=organization)
     installer.install(artifact)
     record = IndexedArtifact.objects.filter(distribution=artifact.name).first()
     if record is None:  # another installer (tests) that did not record the provenance
         record = _record(artifact, actor, organization)
+    if downgrade and previous is not None:
+        audit.record(
+            "plugin.distribution_downgraded",
+            actor=actor,
+            organization=organization,
+            plugin_slug=artifact.name[:64],
+            detail=(
+                f"downgraded {artifact.name} {previous.version} -> {artifact.version} "
+                f"(allow-downgrade) from index {artifact.index} v{artifact.index_version}"
+            )[:255],
+        )
     runtime.switch()  # this process serves it now; the others follow the generation
     installed = InstalledDistribution.objects.filter(
         name=artifact.name, sha256=artifact.sha256

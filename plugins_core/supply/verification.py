@@ -49,8 +49,10 @@ from plugins_core.supply.errors import (
     ArtifactTampered,
     IndexMalformed,
     InvalidRequirement,
+    InvalidWheel,
     PublisherSignatureInvalid,
     SdkRangeUnsupported,
+    VersionMismatch,
 )
 from plugins_core.supply.index import IndexDocument, read_artifact
 
@@ -166,11 +168,83 @@ def select(
         wheels = [a for a in artifacts if str(a.get("filename", "")).endswith(".whl")]
         if not wheels:
             raise ArtifactNotFound(f"index {document.name!r} lists no wheel for {name} {chosen}")
+        check_filed(document, plugin, chosen, wheels[0])
         return Selection(document, wheels[0])
     raise ArtifactNotFound(f"no followed index offers {name!r}")
 
 
 # --- the checks ---------------------------------------------------------------------------
+
+
+def check_filed(
+    document: IndexDocument, plugin: str, version: str, entry: Mapping[str, Any]
+) -> None:
+    """The entry is filed under its own name and version (an index-key holder cannot file
+    0.1.0's signed entry as 0.3.0 and have 0.1.0 installed as the newest)."""
+    named, signed = str(entry.get("name", "")), str(entry.get("version", ""))
+    if canonicalize_name(named) != canonicalize_name(plugin) or signed != version:
+        raise VersionMismatch(
+            f"index {document.name!r} files the signed entry of {named[:100]} {signed[:64]} "
+            f"under {plugin} {version}",
+            index=document.name,
+            filed=version,
+            signed=signed[:64],
+        )
+
+
+# Files the interpreter runs by itself at start-up (``site``): never without the publisher
+# saying so in the signed entry (``startup_files``).
+STARTUP_MODULES = frozenset({"sitecustomize", "usercustomize"})
+
+
+def startup_files(files: Iterable[str]) -> list[str]:
+    """The installed paths that ``site`` would execute or import at interpreter start."""
+    found = []
+    for path in files:
+        top, sep, _ = path.partition("/")
+        if (not sep and top.endswith(".pth")) or top.split(".")[0] in STARTUP_MODULES:
+            found.append(path)
+    return sorted(found)
+
+
+def check_startup_files(entry: Mapping[str, Any]) -> None:
+    """``invalid_wheel`` for a ``.pth`` or top-level ``sitecustomize``/``usercustomize`` the
+    signed entry does not list under ``startup_files``."""
+    declared = entry.get("startup_files") or []
+    declared = set(declared) if isinstance(declared, list) else set()
+    undeclared = [p for p in startup_files(entry.get("files") or {}) if p not in declared]
+    if undeclared:
+        raise InvalidWheel(
+            f"{entry.get('filename')}: {undeclared[0]} would run when an interpreter starts "
+            "and the publisher's signed entry does not declare it (startup_files)",
+            file=undeclared[0],
+        )
+
+
+def check_metadata_version(entry: Mapping[str, Any], data: bytes) -> None:
+    """The wheel's own METADATA names the signed entry's distribution and version."""
+    import email.parser
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = [
+                n
+                for n in archive.namelist()
+                if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+            ]
+            if len(names) != 1:
+                raise InvalidWheel(f"{entry['filename']}: no single .dist-info/METADATA")
+            message = email.parser.BytesParser().parsebytes(archive.read(names[0]))
+    except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, EOFError) as exc:
+        raise InvalidWheel(f"{entry['filename']} is not a readable wheel: {exc}") from None
+    name, version = str(message.get("Name") or ""), str(message.get("Version") or "")
+    if canonicalize_name(name) != canonicalize_name(entry["name"]) or version != entry["version"]:
+        raise VersionMismatch(
+            f"{entry['filename']}: the wheel's metadata says {name[:100]} {version[:64]}, the "
+            f"signed entry {entry['name']} {entry['version']}",
+            signed=entry["version"],
+            wheel=version[:64],
+        )
 
 
 def _entry_shape(entry: Mapping[str, Any], index: str) -> None:
@@ -211,6 +285,7 @@ def check_entry(
 ) -> trust.Certificate:
     """Everything that can be proven before reading a byte of the artifact (steps 1-5)."""
     _entry_shape(entry, document.name)
+    check_startup_files(entry)
     name, version = canonicalize_name(entry["name"]), entry["version"]
     publisher = str(entry.get("publisher", ""))
     certificate = trust.publisher_certificate(document.publishers, publisher, root)
@@ -325,6 +400,7 @@ def verify_artifact(
     if data is None:
         data = read_artifact(document, str(entry["url"]), int(entry["size"]))
     check_bytes(entry, data)
+    check_metadata_version(entry, data)
     return VerifiedArtifact(
         index=document.name,
         index_version=document.version,

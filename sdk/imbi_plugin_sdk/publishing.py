@@ -184,6 +184,11 @@ def _merged_permissions(facts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     merged: dict[str, Any] = {"network_hosts": hosts, "storage": storage}
     if any(fact["permissions"].get("project_metadata") is True for fact in facts):
         merged["project_metadata"] = True  # contract 1.2; older entries keep their shape
+    settings = sorted(
+        {p for fact in facts for p in fact["permissions"].get("operator_host_settings", [])}
+    )
+    if settings:
+        merged["operator_host_settings"] = settings
     paths = sorted(
         {p for fact in facts for p in fact["permissions"].get("operator_path_settings", [])}
     )
@@ -202,10 +207,14 @@ def sign_wheel(
     permissions: Mapping[str, Any] | None = None,
     dependencies: Iterable[str] = (),
     signed_at: dt.datetime | None = None,
+    startup_files: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The signed index entry for ``path``. ``api_version``/``permissions`` default to what
-    the wheel's manifests declare; ``dependencies`` are pinned requirement lines with
-    ``--hash=sha256:...`` the installer must use (the artifact itself installs ``--no-deps``).
+    """The signed index entry for ``path``. ``startup_files``: the ``.pth`` files and
+    top-level ``sitecustomize``/``usercustomize`` modules the wheel carries on purpose
+    (hosts refuse any it does not declare: they run when an interpreter starts).
+    ``api_version``/``permissions`` default to what the wheel's manifests declare;
+    ``dependencies`` are pinned requirement lines with ``--hash=sha256:...`` the installer
+    must use (the artifact itself installs ``--no-deps``).
     """
     wheel = read_wheel(path)
     if path.stat().st_size > MAX_WHEEL_BYTES:
@@ -241,6 +250,9 @@ def sign_wheel(
         "files": wheel.files,
         "signed_at": format_time(signed_at or utcnow()),
     }
+    startup = sorted({str(p) for p in startup_files})
+    if startup:
+        entry["startup_files"] = startup
     entry["signature"] = key.sign(artifact_message(entry))
     return entry
 

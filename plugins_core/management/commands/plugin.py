@@ -54,6 +54,11 @@ class Command(BaseCommand):
             "source", help="A .whl file, a folder of wheels, or NAME[==VERSION] from an index."
         )
         install_cmd.add_argument("--org", help="Index installs: apply this organization's policy.")
+        install_cmd.add_argument(
+            "--allow-downgrade",
+            action="store_true",
+            help="Index installs: install a lower version than the installed one (audited).",
+        )
         upgrade = sub.add_parser(
             "upgrade", help="Replace an installed distribution's version (a downgrade too)."
         )
@@ -101,7 +106,11 @@ class Command(BaseCommand):
             elif action == "install-template":
                 self._install(options["entry_point"], options["org"])
             elif action == "install" and not _is_path(options["source"]):
-                self._install_from_index(options["source"], options.get("org"))
+                self._install_from_index(
+                    options["source"],
+                    options.get("org"),
+                    allow_downgrade=bool(options.get("allow_downgrade")),
+                )
             elif action in ("install", "upgrade"):
                 self._distribution(options["source"], upgrade=action == "upgrade")
             elif action == "remove":
@@ -171,7 +180,9 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"credential '{name}' set on service '{service.slug}'")
 
-    def _install_from_index(self, requirement: str, org_slug: str | None) -> None:
+    def _install_from_index(
+        self, requirement: str, org_slug: str | None, *, allow_downgrade: bool = False
+    ) -> None:
         from imbi.core.models import Organization
         from plugins_core.supply.install import install_from_index
 
@@ -180,7 +191,9 @@ class Command(BaseCommand):
             organization = Organization.objects.filter(slug=org_slug).first()
             if organization is None:
                 raise CommandError(f"no organization '{org_slug}'")
-        result = install_from_index(requirement, organization=organization)
+        result = install_from_index(
+            requirement, organization=organization, allow_downgrade=allow_downgrade
+        )
         artifact = result.artifact
         was = f" (was {result.previous_version})" if result.previous_version else ""
         self.stdout.write(

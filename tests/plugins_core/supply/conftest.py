@@ -120,6 +120,7 @@ class World:
         self.index_key = self.key("index")
         self.publisher = self.key("acme")
         self.folder = tmp / "index"
+        self.index_name = "curated"
         (tmp / "src").mkdir(parents=True)
         create_plugin(PLUGIN, plugin_type="configuration", vendor="supply", parent=tmp / "src")
         self.source = tmp / "src" / PLUGIN
@@ -184,7 +185,7 @@ class World:
             entries=entries or [],
             wheels=wheels or [],
             certificates=[self.certificate] if certificates is None else certificates,
-            name="curated",
+            name=kw.pop("name", self.index_name),
             **kw,
         )
 

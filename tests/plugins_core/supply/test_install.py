@@ -156,8 +156,9 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture
-def http_index(world: World) -> Iterator[str]:
-    """The index folder served by a loopback HTTP server."""
+def http_index(world: World, settings: Any) -> Iterator[str]:
+    """The index folder served by a loopback HTTP server (which the operator must allow)."""
+    settings.IMBI_PLUGIN_INDEX_ALLOW_INTERNAL = True
     world.folder.mkdir(parents=True, exist_ok=True)
 
     def handler(*args: Any, **kwargs: Any) -> _Quiet:
@@ -196,6 +197,7 @@ def test_each_index_has_its_own_trust_root(world: World, site: Path, tmp_path: P
     world.release("1.0.0")
     private = World(tmp_path / "private-world")
     private.folder = tmp_path / "private-index"
+    private.index_name = "acme-private"  # an index names itself (index_name_mismatch)
     private.release("3.0.0")
     world.follow(priority=10)
     private.follow(name="acme-private", priority=20)
