@@ -179,6 +179,7 @@ def runner_spec(
         address_space=limits.address_space,
         open_files=limits.open_files,
         processes=limits.processes,
+        subprocesses=permissions.subprocesses,
     )
     spec = RunnerSpec(
         key=key,
