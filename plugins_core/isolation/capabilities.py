@@ -34,7 +34,19 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["HostCapabilities", "harden_host", "probe", "refusal", "reset"]
+__all__ = [
+    "CANNOT_RUN_HERE",
+    "HostCapabilities",
+    "entry_refusal",
+    "harden_host",
+    "probe",
+    "refusal",
+    "reset",
+    "status_label",
+    "status_value",
+]
+
+CANNOT_RUN_HERE = "cannot_run_here"  # the status every surface shows instead of "loaded"
 
 PR_GET_SECCOMP, PR_GET_NO_NEW_PRIVS, PR_SET_DUMPABLE = 21, 39, 4
 SYS_LANDLOCK_CREATE_RULESET = 444
@@ -237,6 +249,38 @@ def reset(value: HostCapabilities | None = None) -> None:
 
 def refusal(*, network: bool = False, subprocesses: bool = False) -> str:
     return probe().refusal(network=network, subprocesses=subprocesses)
+
+
+def needs(manifest: Any) -> dict[str, bool]:
+    """What a runner for ``manifest`` (an SDK ``PluginManifest``) asks of the host."""
+    permissions = manifest.permissions
+    return {
+        "network": bool(permissions.network_hosts or permissions.operator_host_settings),
+        "subprocesses": bool(getattr(permissions, "subprocesses", False)),
+    }
+
+
+def entry_refusal(entry: Any, *, isolated: bool | None = None) -> str:
+    """Why the runners of a registry entry cannot be sandboxed here ("" when they can, or
+    when it runs in-process). ``isolated`` overrides the entry's own flag (an installed
+    plugin an admin chose to isolate). Not imported yet (no manifest): the host's base
+    sandbox is what counts."""
+    if not (getattr(entry, "isolated", False) if isolated is None else isolated):
+        return ""
+    manifest = getattr(entry, "manifest", None)
+    caps = probe()
+    return caps.refusal(**needs(manifest)) if manifest is not None else caps.refusal()
+
+
+def status_value(entry: Any) -> str:
+    """The entry's status for the API and ``plugin list``: ``cannot_run_here`` or its own."""
+    return CANNOT_RUN_HERE if entry_refusal(entry) else str(entry.status.value)
+
+
+def status_label(entry: Any) -> str:
+    """The entry's status in words: "cannot run here: <reason>" or its own label."""
+    reason = entry_refusal(entry)
+    return f"cannot run here: {reason}" if reason else str(entry.status.label)
 
 
 def harden_host() -> None:

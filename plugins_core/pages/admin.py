@@ -36,8 +36,8 @@ from imbi.core import audit
 from imbi.core.admin_scoping import OrgScopedAdmin, OrgScopedInline
 from imbi.core.models import AuditEvent
 from plugins_core import registry
-from plugins_core.isolation import host
-from plugins_core.isolation.modes import IN_PROCESS, effective_mode
+from plugins_core.isolation import capabilities, host
+from plugins_core.isolation.modes import IN_PROCESS, ISOLATED, effective_mode
 from plugins_core.models import (
     ExecutionMode,
     Plugin,
@@ -511,6 +511,11 @@ def _plugin_status(plugin: Plugin) -> tuple[str, str]:
     extra = unapproved_permissions(plugin, entry.manifest) if entry.manifest else []
     if entry.ok and extra:
         return "permissions pending approval", "asks for " + ", ".join(extra)
+    refused = capabilities.entry_refusal(
+        entry, isolated=effective_mode(plugin.execution_mode, entry) == ISOLATED
+    )
+    if refused:
+        return "cannot run here", refused
     return entry.status.label, entry.reason
 
 
