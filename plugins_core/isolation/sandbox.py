@@ -34,6 +34,7 @@ _libc.syscall.restype = ctypes.c_long
 SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
 SYS_CAPSET = 126
 PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_SET_SECCOMP, PR_SET_DUMPABLE = 38, 24, 22, 4
+PR_CAPBSET_READ = 23
 SECCOMP_MODE_FILTER = 2
 
 
@@ -226,17 +227,28 @@ def _landlock(policy: Policy) -> int:
 # --------------------------------------------------------------------------- capabilities
 
 
-def _drop_capabilities() -> None:
+def _drop_capabilities() -> bool:
+    """Clear the effective, permitted and inheritable sets, and the bounding set where this
+    process may (``CAP_SETPCAP``). Returns whether the bounding set is clear. A process
+    without ``CAP_SETPCAP`` (any non-root uid) cannot clear it, and needs not: with
+    ``no_new_privs`` set (before this) no ``execve`` can gain a capability."""
+    bounded = True
     for cap in range(64):
+        present = _libc.prctl(PR_CAPBSET_READ, ctypes.c_ulong(cap), 0, 0, 0)
+        if present < 0:  # past the last capability this kernel knows
+            break
+        if not present:
+            continue
         try:
             _prctl(PR_CAPBSET_DROP, cap)
         except OSError as exc:
-            if exc.errno == errno.EINVAL:  # past the last capability this kernel knows
-                break
-            raise
+            if exc.errno != errno.EPERM:
+                raise
+            bounded = False
     header = struct.pack("=Ii", 0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
     data = bytes(24)  # effective, permitted, inheritable = 0 (two 32-bit words each)
     _syscall(SYS_CAPSET, header, data)
+    return bounded
 
 
 # --------------------------------------------------------------------------- seccomp
@@ -449,7 +461,7 @@ def apply(policy: Policy) -> dict[str, Any]:
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
         _prctl(PR_SET_DUMPABLE, 0)
         abi = _landlock(policy)
-        _drop_capabilities()
+        bounded = _drop_capabilities()
         _seccomp(policy)
     except OSError as exc:
         raise SandboxError(f"sandbox set-up failed: {exc}") from None
@@ -457,6 +469,7 @@ def apply(policy: Policy) -> dict[str, Any]:
         "landlock_abi": abi,
         "seccomp": True,
         "capabilities": "none",
+        "bounding_set": "cleared" if bounded else "kept (no_new_privs)",
         "subprocesses": policy.subprocesses,
         "network_namespace": policy.netns,
     }
