@@ -218,3 +218,45 @@ def test_every_surface_says_which_plugins_cannot_run_here_and_why(
     assert words in page
     page = admin.get(reverse("admin:plugins_core_plugin_change", args=(plugin.pk,)))
     assert f"cannot run here: {NO_LANDLOCK}" in page.content.decode()
+
+
+# --------------------------------------------------------------------------- subprocesses
+
+
+def _fork_bomb(permissions: Any) -> list[str]:
+    from imbi_plugin_sdk import PluginContext
+    from imbi_plugin_sdk.wire import Call
+
+    from plugins_core.isolation.policy import Limits, runner_spec
+
+    spec = runner_spec(
+        key=("fork",),
+        slug="hostile-fork",
+        entries={"hostile-fork": "imbi_plugin_hostile.behaviours:ForkBomb"},
+        permissions=permissions,
+        limits=Limits(processes=16),
+    )
+    runner = RunnerProcess.spawn(spec)
+    try:
+        call = Call.build(
+            "hostile-fork", "list_keys", context=PluginContext(organization="acme"), credentials={}
+        )
+        reply = runner.call({"id": 1, "call": call.to_dict()}, timeout=10)["reply"]
+        assert runner.hello["sandbox"]["subprocesses"] is permissions.subprocesses
+        return [k["key"] for k in reply["result"]]
+    finally:
+        runner.kill()
+
+
+def test_a_runner_is_one_process_unless_its_plugin_declares_subprocesses() -> None:
+    from imbi_plugin_sdk import Permissions
+
+    assert _fork_bomb(Permissions()) == ["FORKED_0", "REFUSED_300"]  # seccomp: no fork
+    assert not descendants(os.getpid())
+    caps = capabilities.probe()
+    if not caps.can_bound_process_tree():
+        pytest.skip(f"this host cannot bound a process tree: {caps.namespaces_reason}")
+    forked, refused = _fork_bomb(Permissions(subprocesses=True))
+    assert 0 < int(forked.split("_")[1]) < 16  # the pids cgroup refused the rest
+    assert int(refused.split("_")[1]) > 0
+    assert not descendants(os.getpid())  # killed with the runner, none left behind
