@@ -124,7 +124,8 @@ def _landlock_abi() -> int:
 
 
 def _namespaces() -> tuple[bool, str]:
-    if os.environ.get(NAMESPACES_ENV, "auto").strip().lower() in ("off", "0", "no", "false"):
+    chosen = os.environ.get("IMBI_PLUGIN_NAMESPACES", "auto").strip().lower()
+    if chosen in ("off", "0", "no", "false"):
         return False, f"turned off ({NAMESPACES_ENV})"
     try:
         done = subprocess.run(
