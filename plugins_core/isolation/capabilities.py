@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import logging
 import os
 import subprocess
 import sys
@@ -39,14 +40,18 @@ __all__ = [
     "HostCapabilities",
     "entry_refusal",
     "harden_host",
+    "log_summary",
     "probe",
     "refusal",
     "reset",
     "status_label",
     "status_value",
+    "summary",
 ]
 
 CANNOT_RUN_HERE = "cannot_run_here"  # the status every surface shows instead of "loaded"
+
+logger = logging.getLogger("imbi.plugins.isolation")
 
 PR_GET_SECCOMP, PR_GET_NO_NEW_PRIVS, PR_SET_DUMPABLE = 21, 39, 4
 SYS_LANDLOCK_CREATE_RULESET = 444
@@ -282,6 +287,30 @@ def status_label(entry: Any) -> str:
     """The entry's status in words: "cannot run here: <reason>" or its own label."""
     reason = entry_refusal(entry)
     return f"cannot run here: {reason}" if reason else str(entry.status.label)
+
+
+def summary(caps: HostCapabilities | None = None) -> str:
+    """One line: what this host enforces on runners."""
+    caps = caps or probe()
+    namespaces = "yes" if caps.namespaces else f"no ({caps.namespaces_reason})"
+    v2 = caps.cgroup_v2 or f"no ({caps.cgroup_v2_reason})"
+    return (
+        f"plugin sandbox on this host: uid {caps.uid}, Landlock ABI {caps.landlock_abi}, "
+        f"seccomp {'yes' if caps.seccomp else 'no'}, namespaces {namespaces}, "
+        f"cgroup v{caps.cgroup_version or '-'}, pids v1 {'yes' if caps.cgroup_v1_pids else 'no'}, "
+        f"delegated cgroup v2 {v2}"
+    )
+
+
+def log_summary() -> None:
+    """Probe now (start-up) and log the result once per process at DEBUG; a host that
+    cannot sandbox any runner is a WARNING (every untrusted plugin is refused)."""
+    caps = probe()
+    base = caps.refusal()
+    if base:
+        logger.warning("%s; untrusted plugins cannot run here: %s", summary(caps), base)
+    else:
+        logger.debug("%s", summary(caps))
 
 
 def harden_host() -> None:

@@ -260,3 +260,12 @@ def test_a_runner_is_one_process_unless_its_plugin_declares_subprocesses() -> No
     assert 0 < int(forked.split("_")[1]) < 16  # the pids cgroup refused the rest
     assert int(refused.split("_")[1]) > 0
     assert not descendants(os.getpid())  # killed with the runner, none left behind
+
+
+def test_every_django_process_is_not_dumpable_from_start_up() -> None:
+    """``ready()`` sets ``PR_SET_DUMPABLE 0``: a runner a Celery worker started cannot read
+    or trace a web process that never started one (same uid)."""
+    import ctypes
+
+    assert ctypes.CDLL(None).prctl(3, 0, 0, 0, 0) == 0  # PR_GET_DUMPABLE
+    assert "Landlock ABI" in capabilities.summary()
