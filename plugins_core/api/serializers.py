@@ -220,7 +220,8 @@ class RegistryEntryOut(serializers.Serializer):  # type: ignore[type-arg]
     status = serializers.CharField(
         help_text="One of: " + ", ".join(status.value for status in registry.Status) + ". "
         "loading: an untrusted plugin still being imported in its sandboxed runner (calls "
-        "answer 503 plugin_loading until it finishes)."
+        "answer 503 plugin_loading until it finishes). cannot_run_here: an untrusted plugin "
+        "this host cannot sandbox (reason says why; calls answer 503 plugin_cannot_run_here)."
     )
     reason = serializers.CharField(allow_blank=True)
     plugin_type = serializers.CharField(allow_null=True)

@@ -27,6 +27,7 @@ from imbi.core.access import (
 from imbi.core.models import ProjectType
 from plugins_core import registry
 from plugins_core.distributions import integrity
+from plugins_core.isolation import capabilities
 from plugins_core.models import Plugin, ProjectPlugin, ProjectTypePlugin
 from plugins_core.provisioning import bindings as binding_service
 from plugins_core.provisioning.install import InstallError, install_from_template
@@ -404,8 +405,8 @@ def entry_out(entry: registry.Entry, badges: dict[str, str] | None = None) -> di
         "slug": entry.slug,
         "distribution": entry.distribution,
         "version": entry.version,
-        "status": entry.status.value,
-        "reason": entry.reason,
+        "status": capabilities.status_value(entry),
+        "reason": capabilities.entry_refusal(entry) or entry.reason,
         "plugin_type": entry.manifest.plugin_type.value if entry.manifest else None,
         "api_version": entry.manifest.api_version if entry.manifest else None,
         "legacy_sdk": entry.legacy_sdk,

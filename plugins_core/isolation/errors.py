@@ -5,6 +5,7 @@ from __future__ import annotations
 from imbi_plugin_sdk import PluginError, PluginFailed, PluginTimeout
 
 __all__ = [
+    "PluginCannotRunHere",
     "PluginCircuitOpen",
     "PluginCrashed",
     "PluginFailed",
@@ -18,6 +19,15 @@ class PluginCrashed(PluginError):
 
     code = "plugin_crashed"
     http_status = 502
+
+
+class PluginCannotRunHere(PluginError):
+    """This host cannot sandbox the plugin (``capabilities``: e.g. no Landlock, or a plugin
+    that starts subprocesses where no process tree can be bounded): no runner is started.
+    The operator must change the host; the caller sent nothing wrong."""
+
+    code = "plugin_cannot_run_here"
+    http_status = 503
 
 
 class PluginMisconfigured(PluginError):

@@ -178,6 +178,7 @@ def runner_spec(
         address_space=limits.address_space,
         open_files=limits.open_files,
         processes=limits.processes,
+        subprocesses=permissions.subprocesses,
     )
     sites = (_env_site(env),) if env else tuple(dict.fromkeys(site.getsitepackages()))
     spec = RunnerSpec(

@@ -42,7 +42,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -50,14 +49,13 @@ from typing import IO, Any
 
 from imbi_plugin_sdk import PluginError
 
-from . import protocol
-from .errors import PluginCrashed, PluginFailed, PluginTimeout
+from . import capabilities, cgroups, protocol
+from .errors import PluginCannotRunHere, PluginCrashed, PluginFailed, PluginTimeout
 from .sandbox import Policy
 
 logger = logging.getLogger("imbi.plugins.isolation")
 output_logger = logging.getLogger("imbi.plugins.output")
 
-PIDS_CGROUP_ROOT = "/sys/fs/cgroup/pids"
 ENV_ALLOWLIST = ("LANG", "LC_ALL", "TZ")
 HostHandler = Callable[[dict[str, Any]], Any]
 
@@ -155,53 +153,6 @@ class _Spawner:
 
 
 _spawner = _Spawner()
-_swept = threading.Event()
-
-
-def _sweep_cgroups(base: str) -> None:
-    """Remove empty runner cgroups a killed host left behind (older than a minute)."""
-    try:
-        names = os.listdir(base)
-    except OSError:
-        return
-    for name in names:
-        path = os.path.join(base, name)
-        try:
-            if time.time() - os.stat(path).st_mtime > 60:
-                os.rmdir(path)  # refused while any process is in it
-        except OSError:
-            continue
-
-
-def _make_cgroup(processes: int) -> str:
-    """A pids cgroup limiting the runner's process count, or "" where none can be made."""
-    base = os.path.join(PIDS_CGROUP_ROOT, "imbi-runners")
-    path = os.path.join(base, uuid.uuid4().hex[:16])
-    if not _swept.is_set():
-        _swept.set()
-        _sweep_cgroups(base)
-    try:
-        os.makedirs(path, exist_ok=False)
-        with open(os.path.join(path, "pids.max"), "w") as limit:
-            limit.write(str(processes))
-    except OSError as exc:
-        logger.warning("no pids cgroup for plugin runners (%s); process limit is rlimit only", exc)
-        return ""
-    return path
-
-
-def _remove_cgroup(path: str) -> None:
-    if not path:
-        return
-    for _ in range(50):
-        try:
-            os.rmdir(path)
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            time.sleep(0.01)  # the last processes are still exiting
-    logger.warning("pids cgroup %s not removed", path)
 
 
 class _OutputForwarder:
@@ -274,6 +225,11 @@ class RunnerProcess:
     _ids = itertools.count(1)
 
     def __init__(self, spec: RunnerSpec) -> None:
+        caps = capabilities.probe()
+        reason = caps.refusal(network=spec.policy.network, subprocesses=spec.policy.subprocesses)
+        if reason:  # never a runner that cannot be sandboxed here
+            raise PluginCannotRunHere(f"plugin '{spec.slug}' cannot run here: {reason}")
+        capabilities.harden_host()  # same-uid runners cannot ptrace or read this process
         self.spec = spec
         self.hello: dict[str, Any] = {}
         self.secrets: list[str] = []
@@ -283,14 +239,21 @@ class RunnerProcess:
         os.makedirs(runner_tmp_base(), mode=0o700, exist_ok=True)
         self.tmp_dir = tempfile.mkdtemp(prefix="runner-", dir=runner_tmp_base())
         os.chmod(self.tmp_dir, 0o700)
-        self.cgroup = _make_cgroup(spec.policy.processes)
+        self._cgroup = cgroups.make(
+            caps, processes=spec.policy.processes, memory=spec.policy.address_space
+        )
+        self.cgroup = self._cgroup.path if self._cgroup else ""
         host_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         lifeline_r, self._lifeline_w = os.pipe()
-        policy = Policy(**{**spec.policy.__dict__, "tmp_dir": self.tmp_dir})
+        policy = Policy(
+            **{**spec.policy.__dict__, "tmp_dir": self.tmp_dir, "netns": caps.namespaces}
+        )
         child_spec = {
             "fd": child_sock.fileno(),
             "lifeline": lifeline_r,
             "cgroup": self.cgroup,
+            "cgroup_version": self._cgroup.version if self._cgroup else 0,
+            "namespaces": caps.namespaces,
             "entries": spec.entries,
             "policy": policy.to_dict(),
             "max_frame": spec.max_frame,
@@ -502,7 +465,8 @@ class RunnerProcess:
                 self.proc.kill()
                 self.proc.wait()
             self.sock.close()
-            _remove_cgroup(self.cgroup)
+            if self._cgroup is not None:
+                self._cgroup.kill()
             shutil.rmtree(self.tmp_dir, ignore_errors=True)
         return self.proc.returncode
 

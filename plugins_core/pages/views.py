@@ -38,6 +38,7 @@ from imbi.core import access
 from imbi.core.access import Grant, can_bind_project_grant, load_project
 from imbi.core.models import Membership, Project
 from plugins_core import registry
+from plugins_core.isolation import capabilities
 from plugins_core.models import ConnectionCheck, Plugin, ProjectPlugin, ProjectTypePlugin, Tab
 from plugins_core.pages import catalog
 from plugins_core.pages.forms import AddBindingForm, BindingForm, OptionsForm
@@ -379,7 +380,7 @@ class RegistryRow:
 
     @property
     def label(self) -> str:
-        return self.entry.status.label
+        return capabilities.status_label(self.entry)
 
     @property
     def manifest(self) -> Any:

@@ -28,6 +28,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from plugins_core import registry
+from plugins_core.isolation import capabilities
 
 
 class Command(BaseCommand):
@@ -359,8 +360,8 @@ class Command(BaseCommand):
                             "slug": e.slug,
                             "distribution": e.distribution,
                             "version": e.version,
-                            "status": e.status.value,
-                            "reason": e.reason,
+                            "status": capabilities.status_value(e),
+                            "reason": capabilities.entry_refusal(e) or e.reason,
                             "legacy_sdk": e.legacy_sdk,
                             "isolated_only": e.isolated,
                         }
@@ -372,8 +373,12 @@ class Command(BaseCommand):
             return
         width = max((len(e.name) for e in entries), default=10)
         for e in entries:
-            line = f"{e.name:<{width}}  {e.status.value:<13}  {e.distribution} {e.version}"
-            if e.reason:
+            refused = capabilities.entry_refusal(e)
+            line = f"{e.name:<{width}}  {capabilities.status_value(e):<13}  "
+            line += f"{e.distribution} {e.version}"
+            if refused:
+                line += f"  -- {capabilities.status_label(e)}"
+            elif e.reason:
                 line += f"  -- {e.reason}"
             if e.isolated:
                 line += "  [untrusted: runs isolated only]"
@@ -381,6 +386,7 @@ class Command(BaseCommand):
                 line += "  [deprecated: imports plugins_core.sdk; use imbi_plugin_sdk]"
             self.stdout.write(line)
         failed = len(snapshot.failed())
+        failed += sum(1 for e in snapshot.loaded() if capabilities.entry_refusal(e))
         self.stdout.write(
             f"{len(entries)} entry points, {len(entries) - failed} loaded, "
             f"{failed} not loaded (generation {snapshot.generation})"

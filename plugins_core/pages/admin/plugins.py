@@ -24,8 +24,8 @@ from imbi_plugin_sdk import PluginManifest
 from imbi.core.admin_scoping import OrgScopedAdmin
 from imbi.core.models import AuditEvent
 from plugins_core import registry
-from plugins_core.isolation import host
-from plugins_core.isolation.modes import IN_PROCESS, effective_mode
+from plugins_core.isolation import capabilities, host
+from plugins_core.isolation.modes import IN_PROCESS, ISOLATED, effective_mode
 from plugins_core.models import ExecutionMode, Plugin
 from plugins_core.pages.admin.site import TestConnectionLink, plugin_urls
 from plugins_core.pages.forms import collect_options, option_fields
@@ -105,6 +105,11 @@ def _plugin_status(plugin: Plugin) -> tuple[str, str]:
     extra = unapproved_permissions(plugin, entry.manifest) if entry.manifest else []
     if entry.ok and extra:
         return "permissions pending approval", "asks for " + ", ".join(extra)
+    refused = capabilities.entry_refusal(
+        entry, isolated=effective_mode(plugin.execution_mode, entry) == ISOLATED
+    )
+    if refused:
+        return "cannot run here", refused
     return entry.status.label, entry.reason
 
 
