@@ -239,6 +239,7 @@ class RunnerProcess:
         self.calls = 0
         self.dead = False
         self.recycle = False
+        self.started = self._deadline = time.monotonic()
         os.makedirs(runner_tmp_base(), mode=0o700, exist_ok=True)
         self.tmp_dir = tempfile.mkdtemp(prefix="runner-", dir=runner_tmp_base())
         os.chmod(self.tmp_dir, 0o700)
@@ -295,14 +296,14 @@ class RunnerProcess:
         return runner
 
     def recv(self, timeout: float) -> dict[str, Any]:
-        """One frame from the runner (``TimeoutError``, ``protocol.ProtocolError``)."""
-        self.sock.settimeout(timeout)
-        return protocol.recv_frame(self.sock, self.spec.max_frame)
+        """One whole frame from the runner within ``timeout`` seconds (``TimeoutError``,
+        ``protocol.ProtocolError``)."""
+        return protocol.recv_frame(self.sock, self.spec.max_frame, time.monotonic() + timeout)
 
     def _handshake(self) -> None:
-        self.sock.settimeout(self.spec.start_timeout)
+        deadline = self.started + self.spec.start_timeout  # bounds the whole handshake
         try:
-            hello = protocol.recv_frame(self.sock, self.spec.max_frame)
+            hello = protocol.recv_frame(self.sock, self.spec.max_frame, deadline)
         except TimeoutError:
             self.kill()
             raise PluginTimeout(
@@ -344,9 +345,10 @@ class RunnerProcess:
 
     def ping(self, timeout: float = 1.0) -> bool:
         try:
+            deadline = time.monotonic() + timeout
             self.sock.settimeout(timeout)
             protocol.send_frame(self.sock, {"t": "ping", "id": 0}, self.spec.max_frame)
-            return protocol.recv_frame(self.sock, self.spec.max_frame).get("t") == "pong"
+            return protocol.recv_frame(self.sock, self.spec.max_frame, deadline).get("t") == "pong"
         except (OSError, protocol.ProtocolError):
             self.kill()
             return False
@@ -363,15 +365,13 @@ class RunnerProcess:
         slug = self.spec.slug
         self.secrets = [s for s in secrets if s]
         self.calls += 1
-        deadline = time.monotonic() + timeout
+        deadline = self._deadline = time.monotonic() + timeout
         try:
+            self.sock.settimeout(timeout)
             protocol.send_frame(self.sock, {**message, "t": "call"}, self.spec.max_frame)
             while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
-                self.sock.settimeout(remaining)
-                reply = protocol.recv_frame(self.sock, self.spec.max_frame)
+                # the deadline bounds the whole exchange: every frame, however it trickles
+                reply = protocol.recv_frame(self.sock, self.spec.max_frame, deadline)
                 if reply.get("id") != message["id"]:
                     raise protocol.ProtocolError("a frame for another call")
                 if reply["t"] == "reply":
@@ -428,6 +428,7 @@ class RunnerProcess:
                 f"plugin '{self.spec.slug}': the host could not answer its {op!r} request"
             ) from None
         try:
+            self.sock.settimeout(max(0.001, self._deadline - time.monotonic()))
             if fd >= 0:
                 protocol.send_frame_with_fd(self.sock, answer, fd, self.spec.max_frame)
             else:

@@ -380,3 +380,48 @@ def test_two_hanging_calls_at_once_leave_the_host_serving(
         thread.join(timeout=DEADLINE + 5)
     assert [o for o, _ in outcomes] == ["plugin_timeout", "plugin_timeout"]
     assert all(elapsed < DEADLINE + 1 for _, elapsed in outcomes)
+
+
+# --------------------------------------------------------------------------- gaps (issue 19)
+
+
+def test_gap3_a_trickled_frame_cannot_stretch_the_call_deadline(
+    flat: Any, hostile: Any, viewer: Any, project: Any, caplog: Any, healthy_tab: Any
+) -> None:
+    """A frame header, then one byte every half second: the call's deadline bounds the whole
+    exchange, not each ``recv`` (it used to hold the call until gunicorn killed the worker)."""
+    hostile("hostile-trickle")
+    response, elapsed = call(viewer, project, caplog)
+    assert response.status_code == 504, response.content
+    assert response.json()["code"] == "plugin_timeout"
+    assert elapsed < DEADLINE + 1
+    assert not [r for r in host.pool().runners() if r.spec.slug == "hostile-trickle"]
+
+
+def test_gap3_a_trickled_handshake_cannot_stretch_the_import_deadline(flat: Any) -> None:
+    """The handshake reads under one deadline too: registry inspection and runner start."""
+    from imbi_plugin_sdk import Permissions
+
+    from plugins_core.isolation.inspect import inspect_entries
+    from plugins_core.isolation.policy import Limits, runner_spec
+    from plugins_core.isolation.supervisor import RunnerProcess
+
+    entries = {"hostile-trickle-import": "imbi_plugin_hostile.trickle_import:TrickleImport"}
+
+    def spec_for(pending: dict[str, str]) -> Any:
+        return runner_spec(
+            key=("t",),
+            slug="t",
+            entries=pending,
+            permissions=Permissions(),
+            limits=Limits(import_timeout=1.0),
+        )
+
+    started = time.monotonic()
+    with pytest.raises(PluginTimeout):
+        RunnerProcess.spawn(spec_for(entries))
+    assert time.monotonic() - started < 2.0
+    started = time.monotonic()
+    (result,) = inspect_entries(entries, spec_for).values()
+    assert time.monotonic() - started < 2.0
+    assert not result.ok and result.reason == "import did not finish within 1s"
