@@ -46,6 +46,12 @@ IMBI_PLUGIN_MEMORY_BYTES = env.int("IMBI_PLUGIN_MEMORY_BYTES", default=2 * 1024*
 IMBI_PLUGIN_OPEN_FILES = env.int("IMBI_PLUGIN_OPEN_FILES", default=256)
 IMBI_PLUGIN_PROCESSES = env.int("IMBI_PLUGIN_PROCESSES", default=32)
 IMBI_PLUGIN_RUNNERS_IDLE = env.int("IMBI_PLUGIN_RUNNERS_IDLE", default=2)
+# Isolated calls in flight at once on one node, per installed plugin and per organization
+# (plugins_core/isolation/concurrency.py); more answer 503 plugin_busy at once. 0: no limit.
+IMBI_PLUGIN_CONCURRENCY_PER_PLUGIN = env.int("IMBI_PLUGIN_CONCURRENCY_PER_PLUGIN", default=2)
+IMBI_PLUGIN_CONCURRENCY_PER_ORGANIZATION = env.int(
+    "IMBI_PLUGIN_CONCURRENCY_PER_ORGANIZATION", default=2
+)
 IMBI_PLUGIN_BREAKER_FAILURES = env.int("IMBI_PLUGIN_BREAKER_FAILURES", default=5)
 IMBI_PLUGIN_BREAKER_RESET = env.float("IMBI_PLUGIN_BREAKER_RESET", default=30.0)
 # A plugin reply larger than this (as JSON) is refused as plugin_failed (HTTP 502).

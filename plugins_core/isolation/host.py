@@ -44,7 +44,7 @@ from imbi_plugin_sdk.wire import Call, Reply, WireError
 from plugins_core.serving.resolution import unapproved_permissions
 from plugins_core.serving.runner import CallTarget
 
-from . import egress
+from . import concurrency, egress
 from .breaker import Breaker, MemoryBreaker, RedisBreaker
 from .errors import PluginCrashed, PluginFailed, PluginMisconfigured, PluginTimeout
 from .paths import granted_paths
@@ -115,6 +115,13 @@ def limits() -> Limits:
         processes=settings.IMBI_PLUGIN_PROCESSES,
         max_frame=settings.IMBI_PLUGIN_MAX_REPLY_BYTES + 256,  # the reply plus its frame envelope
     )
+
+
+@functools.lru_cache(maxsize=1)
+def _deployment() -> str:
+    """This platform's identity on a node: its database (shared by every process of it)."""
+    db = settings.DATABASES["default"]
+    return f"{db.get('ENGINE')}:{db.get('HOST')}:{db.get('PORT')}:{db.get('NAME')}"
 
 
 def plugin_breaker_key(plugin_id: int) -> str:
@@ -316,6 +323,31 @@ class IsolatedRunner:
         except WireError as exc:
             raise PluginFailed(f"call to plugin '{slug}' is invalid: {exc}") from None
         circuit.before(key, slug)
+        with concurrency.slots(
+            scope=_deployment(),
+            plugin=key,
+            organization=str(context.organization),
+            slug=slug,
+            per_plugin=settings.IMBI_PLUGIN_CONCURRENCY_PER_PLUGIN,
+            per_organization=settings.IMBI_PLUGIN_CONCURRENCY_PER_ORGANIZATION,
+            timeout=float(context.timeout) + DEADLINE_GRACE,
+        ):
+            return self._run(target, method, call, granted, circuit, key)
+
+    def _run(
+        self,
+        target: CallTarget,
+        method: str,
+        call: Call,
+        granted: tuple[str, ...],
+        circuit: Breaker,
+        key: str,
+    ) -> Any:
+        """The call in a runner of the pool (the breaker and concurrency slots are held)."""
+        slug = slug_of(target)
+        entry = target.entry
+        manifest = manifest_of(target)
+        context = target.context
         runners = self._pool or pool()
         spec = _spec(
             (entry.distribution, entry.version, entry.name, context.organization),

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from imbi_plugin_sdk import PluginError
 
 from imbi.core.models import Project, ProjectType, Role
 from plugins_core import registry
@@ -27,7 +28,7 @@ from plugins_core.models import Plugin, PluginStorage, ServiceApplication, Third
 from plugins_core.serving.resolution import resolve
 from tests.plugins_core.conftest import API_TOKEN
 
-from .conftest import open_fds, rss_bytes, tab_url, wait_no_descendants
+from .conftest import descendants, open_fds, rss_bytes, tab_url, wait_no_descendants
 
 TIMEOUT = 3.0  # IMBI_PLUGIN_TIMEOUT in imbi.settings.test: what the plugin is told
 DEADLINE = TIMEOUT + host.DEADLINE_GRACE  # when the host kills the runner
@@ -425,3 +426,95 @@ def test_gap3_a_trickled_handshake_cannot_stretch_the_import_deadline(flat: Any)
     (result,) = inspect_entries(entries, spec_for).values()
     assert time.monotonic() - started < 2.0
     assert not result.ok and result.reason == "import did not finish within 1s"
+
+
+def _hang_in_threads(resolved: Any, count: int) -> tuple[list[threading.Thread], list[Any]]:
+    """``count`` calls to ``resolved`` on threads, started one after another."""
+    outcomes: list[Any] = []
+
+    def one() -> None:
+        started = time.monotonic()
+        try:
+            IsolatedRunner().call(resolved, "list_keys")
+            outcomes.append(("answered", time.monotonic() - started))
+        except PluginError as exc:
+            outcomes.append((exc.code, time.monotonic() - started))
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    return threads, outcomes
+
+
+def _wait_for_hanging_runners(count: int) -> None:
+    """Until ``count`` runners besides the healthy tab's are in a call (their slots held)."""
+    deadline = time.monotonic() + DEADLINE
+    while len(descendants(os.getpid())) < 2 * (count + 1) and time.monotonic() < deadline:
+        time.sleep(0.05)  # a warden and its runner each, the healthy tab's included
+    time.sleep(0.2)  # the calls were sent
+
+
+def test_gap7_one_plugins_hanging_calls_leave_the_web_tier_serving(
+    flat: Any,
+    hostile: Any,
+    viewer: Any,
+    project: Any,
+    caplog: Any,
+    healthy_tab: Any,
+    settings: Any,
+    client: Any,
+) -> None:
+    """Twenty hanging calls at once: the plugin holds its ``IMBI_PLUGIN_CONCURRENCY_PER_PLUGIN``
+    slots, every other call is refused at once (503 ``plugin_busy``, ``Retry-After``), and
+    another organization's tab and ``/healthz`` keep answering throughout."""
+    settings.IMBI_PLUGIN_CONCURRENCY_PER_PLUGIN = 2
+    settings.IMBI_PLUGIN_CONCURRENCY_PER_ORGANIZATION = 10
+    hostile("hostile-hang")
+    resolved = resolve(project, "configuration", timeout=TIMEOUT)
+    threads, outcomes = _hang_in_threads(resolved, 2)
+    _wait_for_hanging_runners(2)
+    more, refused = _hang_in_threads(resolved, 18)
+    for thread in more:
+        thread.join(timeout=DEADLINE + 5)
+    assert [code for code, _ in refused] == ["plugin_busy"] * 18
+    assert all(elapsed < 1.5 for _, elapsed in refused), refused  # at once, not at the deadline
+    response, elapsed = call(viewer, project, caplog)  # the tab itself, over the API
+    assert response.status_code == 503, response.content
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "plugin_busy"
+    assert response.json()["retry_after"] == int(response["Retry-After"]) >= 1
+    assert elapsed < 1.5
+    health = [client.get("/healthz").status_code for _ in range(5)]
+    assert health == [200] * 5
+    for thread in threads:
+        thread.join(timeout=DEADLINE + 5)
+    assert [code for code, _ in outcomes] == ["plugin_timeout", "plugin_timeout"]
+    # the slots were given back: the next call runs (and hangs to its deadline again)
+    again, _ = call(viewer, project, caplog)
+    assert again.json()["code"] == "plugin_timeout"
+
+
+def test_gap7_one_organizations_calls_cannot_take_every_worker(
+    flat: Any,
+    hostile: Any,
+    viewer: Any,
+    project: Any,
+    caplog: Any,
+    healthy_tab: Any,
+    settings: Any,
+) -> None:
+    """Two plugins of one organization share its slots; another organization's tab answers."""
+    settings.IMBI_PLUGIN_CONCURRENCY_PER_PLUGIN = 10
+    settings.IMBI_PLUGIN_CONCURRENCY_PER_ORGANIZATION = 2
+    hostile("hostile-hang")
+    resolved = resolve(project, "configuration", timeout=TIMEOUT)
+    threads, outcomes = _hang_in_threads(resolved, 2)
+    _wait_for_hanging_runners(2)
+    with pytest.raises(PluginError) as refused:
+        IsolatedRunner().call(resolved, "list_keys")
+    assert refused.value.code == "plugin_busy"
+    assert "this organization's plugins already have 2 calls" in str(refused.value.detail)
+    assert len(healthy_tab.results) > 0  # other_org: checked when the fixture ends
+    for thread in threads:
+        thread.join(timeout=DEADLINE + 5)
+    assert [code for code, _ in outcomes] == ["plugin_timeout", "plugin_timeout"]
