@@ -46,6 +46,13 @@ IMBI_PLUGIN_MEMORY_BYTES = env.int("IMBI_PLUGIN_MEMORY_BYTES", default=2 * 1024*
 IMBI_PLUGIN_OPEN_FILES = env.int("IMBI_PLUGIN_OPEN_FILES", default=256)
 IMBI_PLUGIN_PROCESSES = env.int("IMBI_PLUGIN_PROCESSES", default=32)
 IMBI_PLUGIN_RUNNERS_IDLE = env.int("IMBI_PLUGIN_RUNNERS_IDLE", default=2)
+# A runner's temp folder in total: past it the runner is killed (502 plugin_crashed). After a
+# call, a runner holding more resident memory or temp files than these is retired, not pooled.
+IMBI_PLUGIN_TMP_BYTES = env.int("IMBI_PLUGIN_TMP_BYTES", default=256 * 1024**2)
+IMBI_PLUGIN_RUNNER_RSS_BYTES = env.int("IMBI_PLUGIN_RUNNER_RSS_BYTES", default=256 * 1024**2)
+IMBI_PLUGIN_RUNNER_TMP_RETAIN_BYTES = env.int(
+    "IMBI_PLUGIN_RUNNER_TMP_RETAIN_BYTES", default=16 * 1024**2
+)
 # Isolated calls in flight at once on one node, per installed plugin and per organization
 # (plugins_core/isolation/concurrency.py); more answer 503 plugin_busy at once. 0: no limit.
 IMBI_PLUGIN_CONCURRENCY_PER_PLUGIN = env.int("IMBI_PLUGIN_CONCURRENCY_PER_PLUGIN", default=2)

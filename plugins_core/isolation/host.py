@@ -74,7 +74,11 @@ def pool() -> Pool:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = Pool(max_idle=settings.IMBI_PLUGIN_RUNNERS_IDLE)
+            _pool = Pool(
+                max_idle=settings.IMBI_PLUGIN_RUNNERS_IDLE,
+                max_rss=settings.IMBI_PLUGIN_RUNNER_RSS_BYTES,
+                max_tmp=settings.IMBI_PLUGIN_RUNNER_TMP_RETAIN_BYTES,
+            )
         return _pool
 
 
@@ -114,6 +118,7 @@ def limits() -> Limits:
         open_files=settings.IMBI_PLUGIN_OPEN_FILES,
         processes=settings.IMBI_PLUGIN_PROCESSES,
         max_frame=settings.IMBI_PLUGIN_MAX_REPLY_BYTES + 256,  # the reply plus its frame envelope
+        tmp_bytes=settings.IMBI_PLUGIN_TMP_BYTES,
     )
 
 

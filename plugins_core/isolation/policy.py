@@ -63,6 +63,7 @@ class Limits:
     open_files: int = 256
     processes: int = 32
     max_frame: int = DEFAULT_MAX_FRAME
+    tmp_bytes: int = 256 * 1024**2  # the temp folder in total (0: RLIMIT_FSIZE per file only)
 
 
 def _top_level(target: str) -> str:
@@ -179,6 +180,8 @@ def runner_spec(
         address_space=limits.address_space,
         open_files=limits.open_files,
         processes=limits.processes,
+        # no single file past the folder's total (the watchdog bounds the total)
+        file_size=min(Policy.file_size, limits.tmp_bytes or Policy.file_size),
     )
     spec = RunnerSpec(
         key=key,
@@ -188,6 +191,7 @@ def runner_spec(
         policy=policy,
         max_frame=limits.max_frame,
         start_timeout=limits.import_timeout,
+        tmp_bytes=limits.tmp_bytes,
     )
     if env:  # the runner execs the environment's own interpreter
         spec = dataclasses.replace(spec, python=os.path.join(env, "bin", "python"))

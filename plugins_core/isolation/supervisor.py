@@ -46,7 +46,7 @@ from typing import IO, Any
 
 from imbi_plugin_sdk import PluginError
 
-from . import protocol
+from . import footprint, protocol
 from .errors import PluginCrashed, PluginFailed, PluginTimeout
 from .sandbox import Policy
 
@@ -77,6 +77,7 @@ class RunnerSpec:
     start_timeout: float = 10.0
     inspect: bool = False  # report each entry point as it is imported (registry builds)
     sys_path: tuple[str, ...] = ()  # import roots the runner's own sys.path lacks
+    tmp_bytes: int = 0  # the temp folder's total on disk; past it the runner is killed
     python: str = field(default_factory=lambda: sys.executable)
 
 
@@ -239,9 +240,10 @@ class RunnerProcess:
         self.calls = 0
         self.dead = False
         self.recycle = False
+        self.over_quota = 0  # the temp folder limit it was killed for (``footprint``)
         self.started = self._deadline = time.monotonic()
         os.makedirs(runner_tmp_base(), mode=0o700, exist_ok=True)
-        self.tmp_dir = tempfile.mkdtemp(prefix="runner-", dir=runner_tmp_base())
+        self.tmp_dir = tempfile.mkdtemp(prefix=f"runner-{os.getpid()}-", dir=runner_tmp_base())
         os.chmod(self.tmp_dir, 0o700)
         self.cgroup = _make_cgroup(spec.policy.processes)
         host_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -281,6 +283,7 @@ class RunnerProcess:
         assert self.proc.stdout is not None and self.proc.stderr is not None
         _OutputForwarder(self, self.proc.stdout, "stdout")
         _OutputForwarder(self, self.proc.stderr, "stderr")
+        footprint.watchdog.track(self)
 
     @classmethod
     def start(cls, spec: RunnerSpec) -> RunnerProcess:
@@ -313,7 +316,7 @@ class RunnerProcess:
         except protocol.ConnectionClosed:
             code = self.kill()
             raise PluginCrashed(
-                f"plugin '{self.spec.slug}' runner {_signal_name(code)} while starting"
+                f"plugin '{self.spec.slug}' runner {self._why(code)} while starting"
             ) from None
         except protocol.ProtocolError as exc:
             self.kill()
@@ -329,6 +332,7 @@ class RunnerProcess:
                 f"plugin '{self.spec.slug}' runner could not start: {hello['error']}"
             )
         self.hello = hello
+        footprint.baseline(self)
 
     @property
     def entries(self) -> dict[str, Any]:
@@ -387,15 +391,20 @@ class RunnerProcess:
             raise PluginTimeout(f"plugin '{slug}' did not answer within {timeout:g}s") from None
         except protocol.ConnectionClosed:
             code = self.kill()
-            raise PluginCrashed(f"plugin '{slug}' crashed ({_signal_name(code)})") from None
+            raise PluginCrashed(f"plugin '{slug}' crashed ({self._why(code)})") from None
         except BrokenPipeError:
             code = self.kill()
-            raise PluginCrashed(f"plugin '{slug}' crashed ({_signal_name(code)})") from None
+            raise PluginCrashed(f"plugin '{slug}' crashed ({self._why(code)})") from None
         except protocol.ProtocolError as exc:
             self.kill()
             raise PluginFailed(f"plugin '{slug}' broke the protocol: {exc}") from None
         finally:
             self.secrets = []
+
+    def _why(self, code: int | None) -> str:
+        if self.over_quota:
+            return f"its temp folder grew past {self.over_quota // 1024**2} MiB"
+        return _signal_name(code)
 
     def _answer_host(self, request: dict[str, Any], on_host: HostHandler) -> None:
         """Answer one host request; a ``protocol.Descriptor`` answer hands its descriptor
@@ -463,9 +472,13 @@ class RunnerProcess:
 class Pool:
     """Warm runners per key; at most ``max_idle`` idle per key, ``max_total`` in all."""
 
-    def __init__(self, *, max_idle: int = 2, max_total: int = 32) -> None:
+    def __init__(
+        self, *, max_idle: int = 2, max_total: int = 32, max_rss: int = 0, max_tmp: int = 0
+    ) -> None:
         self.max_idle = max_idle
         self.max_total = max_total
+        self.max_rss = max_rss  # a runner above this after a call is retired (0: no limit)
+        self.max_tmp = max_tmp  # the same for its temp folder
         self._idle: dict[tuple[str, ...], list[RunnerProcess]] = {}
         self._crashes: dict[tuple[str, ...], tuple[int, float]] = {}
         self._live: set[tuple[str, str]] | None = None  # None: every version is live
@@ -500,7 +513,7 @@ class Pool:
             idle = self._idle.get(spec.key, [])
             while idle:
                 runner = idle.pop()
-                if runner.alive():
+                if runner.alive() and not footprint.spun_while_idle(runner):
                     return runner
                 runner.kill()
         delay = self.backoff(spec.key)
@@ -521,6 +534,11 @@ class Pool:
             elif runner.alive():
                 self._crashes.pop(key, None)
         if not runner.alive() or runner.recycle or self._is_retired(key):
+            runner.kill()
+            return
+        reason = footprint.retire_reason(runner, max_rss=self.max_rss, max_tmp=self.max_tmp)
+        if reason:
+            logger.info("plugin %s: runner retired after its call: %s", runner.spec.slug, reason)
             runner.kill()
             return
         with self._lock:

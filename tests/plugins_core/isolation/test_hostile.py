@@ -518,3 +518,120 @@ def test_gap7_one_organizations_calls_cannot_take_every_worker(
     for thread in threads:
         thread.join(timeout=DEADLINE + 5)
     assert [code for code, _ in outcomes] == ["plugin_timeout", "plugin_timeout"]
+
+
+def _cpu_seconds(pids: set[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _retired(slug: str, before: set[int]) -> None:
+    """The plugin's runner was killed after its call: not pooled, no process of it left."""
+    assert not [r for r in host.pool().runners() if r.spec.slug == slug]
+    deadline = time.monotonic() + 2
+    while descendants(os.getpid()) - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = descendants(os.getpid()) - before
+    assert not left, f"the runner of {slug} is still running: {sorted(left)}"
+
+
+def test_gap4_a_raw_thread_that_outlives_the_call_retires_its_runner(
+    flat: Any, hostile: Any, viewer: Any, project: Any, caplog: Any, healthy_tab: Any
+) -> None:
+    """A ``_thread`` thread (invisible to ``threading``) spinning after the call: the host
+    counts the runner's threads itself and retires it; nothing spins once the call is over."""
+    before = descendants(os.getpid())  # the healthy tab's warm runner
+    hostile("hostile-raw-thread")
+    assert keys(call(viewer, project, caplog)[0]) == ["STARTED"]
+    assert any("thread(s) outlived the call" in r.getMessage() for r in caplog.records)
+    _retired("hostile-raw-thread", before)
+    mine = descendants(os.getpid()) - before
+    spent = _cpu_seconds(mine)
+    time.sleep(0.5)
+    assert _cpu_seconds(mine) - spent < 0.1
+
+
+def test_gap5_memory_kept_after_a_call_retires_the_runner(
+    flat: Any, hostile: Any, viewer: Any, project: Any, caplog: Any, healthy_tab: Any, settings: Any
+) -> None:
+    """300 MiB touched and kept past the call: over ``IMBI_PLUGIN_RUNNER_RSS_BYTES``, the
+    runner is retired instead of going back to the pool holding it."""
+    settings.IMBI_PLUGIN_RUNNER_RSS_BYTES = 128 * 1024**2
+    host.pool().max_rss = settings.IMBI_PLUGIN_RUNNER_RSS_BYTES  # read when the pool is made
+    before = descendants(os.getpid())
+    hostile("hostile-keep-memory", port=300)
+    assert keys(call(viewer, project, caplog)[0]) == ["KEPT_300"]
+    assert any("resident memory" in r.getMessage() for r in caplog.records)
+    _retired("hostile-keep-memory", before)
+
+
+def test_gap5_the_temp_folder_is_bounded_in_total_and_removed(
+    flat: Any, hostile: Any, viewer: Any, project: Any, caplog: Any, healthy_tab: Any, settings: Any
+) -> None:
+    """1 MiB files (each under the per-file limit) until 200 MiB: the folder's total is
+    bounded (``IMBI_PLUGIN_TMP_BYTES``), the runner killed (502 ``plugin_crashed``) and its
+    folder removed; nothing of it stays on disk."""
+    from plugins_core.isolation.footprint import tmp_bytes
+    from plugins_core.isolation.supervisor import runner_tmp_base
+
+    settings.IMBI_PLUGIN_TMP_BYTES = 32 * 1024**2
+    before = descendants(os.getpid())
+    folders = set(os.listdir(runner_tmp_base()))
+    hostile("hostile-fill-disk", port=200)
+    response, elapsed = call(viewer, project, caplog)
+    assert response.status_code == 502, response.content
+    assert response.json()["code"] == "plugin_crashed"
+    assert "temp folder grew past 32 MiB" in response.json()["detail"]
+    assert elapsed < DEADLINE + 1
+    _retired("hostile-fill-disk", before)
+    new = set(os.listdir(runner_tmp_base())) - folders
+    assert not new, f"temp folders left behind: {new}"
+    assert tmp_bytes(runner_tmp_base()) < 8 * 1024**2
+
+
+def test_gap5_temp_folders_of_exited_and_killed_hosts_are_removed(tmp_path: Any) -> None:
+    """A worker that exits kills its runners and removes their folders and cgroups
+    (``atexit``); the folders of one killed with SIGKILL go when the next one starts."""
+    import subprocess
+    import sys
+
+    from plugins_core.isolation import footprint
+    from plugins_core.isolation.supervisor import runner_tmp_base
+
+    script = (
+        "import django, os\n"
+        "django.setup()\n"
+        "from imbi_plugin_sdk import Credentials, PluginContext\n"
+        "from plugins_core import registry\n"
+        "from plugins_core.isolation import host\n"
+        "entry = registry.wait_loaded().get('hostile-healthy')\n"
+        "host.call_entry(entry, PluginContext(organization='acme', timeout=5.0),"
+        " Credentials(), 'list_keys')\n"
+        "(runner,) = host.pool().runners()\n"
+        "print(runner.tmp_dir, runner.cgroup or '-', flush=True)\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "imbi.settings.test"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    folder, cgroup = done.stdout.split()
+    assert os.path.basename(folder).startswith("runner-")
+    assert not os.path.exists(folder)
+    assert cgroup == "-" or not os.path.exists(cgroup)
+    # a host killed with SIGKILL leaves its folder: the next process to start a runner sweeps
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = os.path.join(runner_tmp_base(), f"runner-{dead.pid}-stale")
+    os.makedirs(stale)
+    with open(os.path.join(stale, "left"), "wb") as handle:
+        handle.write(b"x" * 1024)
+    assert footprint.sweep(runner_tmp_base()) >= 1
+    assert not os.path.exists(stale)
