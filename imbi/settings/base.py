@@ -66,6 +66,11 @@ IMBI_PLUGIN_MAX_REPLY_BYTES = env.int("IMBI_PLUGIN_MAX_REPLY_BYTES", default=8 *
 # Every host directory granted to an isolated plugin (permissions.operator_path_settings)
 # must lie inside this one when set (plugins_core/isolation/paths.py).
 IMBI_PLUGIN_PATH_ROOT: str = env.str("IMBI_PLUGIN_PATH_ROOT", default="")
+# Whether isolated plugins may connect to loopback and private addresses (RFC 1918, unique
+# local, carrier-grade NAT) at all, declared or not: the platform operator's choice, never an
+# organization admin's. The platform's own database, Redis and ports stay refused even then
+# (plugins_core/isolation/egress.py).
+IMBI_PLUGIN_ALLOW_PRIVATE_HOSTS = env.bool("IMBI_PLUGIN_ALLOW_PRIVATE_HOSTS", default=False)
 
 # Supply chain (docs/security.md, "Supply chain"). Plugins installed from a signed index go
 # into the desired state like any runtime-installed distribution (IMBI_PLUGIN_ROOT, one

@@ -635,3 +635,96 @@ def test_gap5_temp_folders_of_exited_and_killed_hosts_are_removed(tmp_path: Any)
         handle.write(b"x" * 1024)
     assert footprint.sweep(runner_tmp_base()) >= 1
     assert not os.path.exists(stale)
+
+
+def _egress(probes: dict[str, str], hosts: tuple[str, ...]) -> list[str]:
+    """``hostile-egress`` (tests/hostile_plugin/egress.py) with ``hosts`` declared."""
+    from imbi_plugin_sdk import Credentials, Permissions
+    from imbi_plugin_sdk.testkit import make_context
+
+    from plugins_core.isolation.breaker import MemoryBreaker
+
+    entry = registry.current().entries["hostile-egress"]
+    result = host.call_entry(
+        entry,
+        make_context(options={"paths": probes}, timeout=5.0),
+        Credentials(),
+        "list_keys",
+        permissions=Permissions(network_hosts=hosts),
+        circuit=MemoryBreaker(fail_max=1_000_000),
+    )
+    return [k.key for k in result]
+
+
+def _platform_ports() -> tuple[int, int]:
+    from urllib.parse import urlsplit
+
+    database = int(settings.DATABASES["default"]["PORT"])
+    redis = urlsplit(settings.REDIS_URL).port
+    assert database and redis, "the test session's PostgreSQL and Redis listen on TCP"
+    return database, redis
+
+
+def test_gap2_the_platforms_own_services_are_refused_even_when_declared(
+    flat: Any, listeners: Any, healthy_tab: Any
+) -> None:
+    """Declared by address or by ``localhost``, on any loopback address: the platform's
+    PostgreSQL and Redis are never reached, even with private addresses allowed (as the test
+    settings allow them for the emulators); a declared emulator port still connects."""
+    assert settings.IMBI_PLUGIN_ALLOW_PRIVATE_HOSTS
+    database, redis = _platform_ports()
+    declared, _ = listeners
+    emulator = declared.getsockname()[1]
+    hosts = (
+        f"127.0.0.1:{database}",
+        f"localhost:{database}",
+        f"127.0.0.1:{redis}",
+        f"127.0.0.2:{redis}",
+        f"127.0.0.1:{emulator}",
+    )
+    report = _egress(
+        {
+            "DB": f"broker 127.0.0.1 {database}",
+            "DB_BY_NAME": f"broker localhost {database}",
+            "REDIS": f"broker 127.0.0.1 {redis}",
+            "REDIS_OTHER_LOOPBACK": f"broker 127.0.0.2 {redis}",
+            "EMULATOR": f"broker 127.0.0.1 {emulator}",
+        },
+        hosts,
+    )
+    assert report == [
+        "DB_REFUSED_PermissionError_EACCES",
+        "DB_BY_NAME_REFUSED_PermissionError_EACCES",
+        "REDIS_REFUSED_PermissionError_EACCES",
+        "REDIS_OTHER_LOOPBACK_REFUSED_PermissionError_EACCES",
+        "EMULATOR_CONNECTED_broker",
+    ]
+
+
+def test_gap2_loopback_and_private_addresses_need_the_operators_opt_in(
+    flat: Any, listeners: Any, settings: Any
+) -> None:
+    """Without ``IMBI_PLUGIN_ALLOW_PRIVATE_HOSTS`` (production's default) a manifest an
+    organization admin approved cannot open loopback or private addresses, literally
+    declared or not; no connection is made."""
+    settings.IMBI_PLUGIN_ALLOW_PRIVATE_HOSTS = False
+    declared, _ = listeners
+    port = declared.getsockname()[1]
+    report = _egress(
+        {
+            "LOOPBACK": f"broker 127.0.0.1 {port}",
+            "LOCALHOST": f"broker localhost {port}",
+            "PRIVATE": "broker 10.255.255.1 443",
+            "CGNAT": "broker 100.64.0.1 443",
+        },
+        (f"127.0.0.1:{port}", f"localhost:{port}", "10.255.255.1:443", "100.64.0.1:443"),
+    )
+    assert report == [
+        "LOOPBACK_REFUSED_PermissionError_EACCES",
+        "LOCALHOST_REFUSED_PermissionError_EACCES",
+        "PRIVATE_REFUSED_PermissionError_EACCES",
+        "CGNAT_REFUSED_PermissionError_EACCES",
+    ]
+    declared.settimeout(0.2)
+    with pytest.raises(TimeoutError):
+        declared.accept()  # nothing reached the listener
