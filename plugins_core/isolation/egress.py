@@ -18,7 +18,10 @@ it, in the host's network namespace:
    metadata), unspecified, multicast or reserved address, or to a known cloud metadata
    address outside link-local (``METADATA_NETWORKS``), is refused unless the plugin asked
    for that address literally or for ``localhost`` (a declared public name cannot be pointed
-   at the host's own services by DNS).
+   at the host's own services by DNS). Whatever was asked, the platform's own services
+   (``Platform``: its database, Redis, broker and web port; on every local address when
+   they run on this host) are refused, and loopback and private addresses are refused
+   unless the operator set ``IMBI_PLUGIN_ALLOW_PRIVATE_HOSTS``.
 3. The connected TCP socket travels to the runner as ``SCM_RIGHTS`` data on the reply
    (``protocol.Descriptor``); the host's copy is closed as soon as it is sent.
 

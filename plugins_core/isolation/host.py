@@ -5,7 +5,8 @@ plugin's circuit breaker, takes a warm runner from the pool (one pool per distri
 version, entry point and organization, so no runner ever holds two tenants' credentials),
 sends the call, answers the runner's requests back to the host, and turns the reply into
 the method's SDK result, the plugin's ``PluginError``, or ``plugin_failed``. Deadlines and
-crashes come from ``supervisor``.
+crashes come from ``supervisor``; before a runner is used the call takes its plugin's and
+its organization's concurrency slots (``concurrency``: 503 ``plugin_busy`` when full).
 
 Requests back to the host are checked here: ``net.connect`` by the call's egress broker
 (``egress``: the declared hosts and ports, the call's deadline); ``storage.*`` only when the

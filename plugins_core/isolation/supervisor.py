@@ -10,16 +10,19 @@ pipe and two output pipes. It waits for ``hello`` within the import deadline.
 until the reply arrives or the wall-clock deadline passes. Outcomes:
 
 * deadline passed → the runner is killed (with everything in its PID namespace) →
-  ``PluginTimeout`` (504 ``plugin_timeout``);
+  ``PluginTimeout`` (504 ``plugin_timeout``); the deadline bounds the whole exchange, every
+  frame however slowly its bytes arrive (``protocol.recv_frame``'s ``deadline``), and the
+  handshake the same way;
 * the socket closes (exit, signal, rlimit) → ``PluginCrashed`` (502 ``plugin_crashed``), at
   once, with the exit code or signal name;
 * a malformed, non-JSON or oversized frame → the runner is killed → ``PluginFailed``.
 
-``Pool`` keeps warm runners per key (distribution, version, organization), replaces dead
-ones, and delays restarts after consecutive crashes with exponential backoff. Plugin stdout
-and stderr are read by a thread per stream, capped per line and in total, rate-limited,
-redacted of the call's credential values and logged as ``imbi.plugins.output`` tagged with
-the plugin slug.
+``Pool`` keeps warm runners per key (distribution, version, organization), retires one
+whose threads, memory or temp folder grew during a call or that used CPU while idle
+(``footprint``), replaces dead ones, and delays restarts after consecutive crashes with
+exponential backoff. Plugin stdout and stderr are read by a thread per stream, capped per
+line and in total, rate-limited, redacted of the call's credential values and logged as
+``imbi.plugins.output`` tagged with the plugin slug.
 """
 
 from __future__ import annotations
