@@ -125,9 +125,13 @@ def limits() -> Limits:
 
 @functools.lru_cache(maxsize=1)
 def _deployment() -> str:
-    """This platform's identity on a node: its database (shared by every process of it)."""
+    """This platform node's identity: its database and node id (shared by every process of
+    the node), so two platforms, or two nodes, sharing a temp folder never share slots."""
+    import socket
+
     db = settings.DATABASES["default"]
-    return f"{db.get('ENGINE')}:{db.get('HOST')}:{db.get('PORT')}:{db.get('NAME')}"
+    node = getattr(settings, "IMBI_NODE_ID", "") or socket.gethostname()
+    return f"{db.get('ENGINE')}:{db.get('HOST')}:{db.get('PORT')}:{db.get('NAME')}:{node}"
 
 
 def plugin_breaker_key(plugin_id: int) -> str:
@@ -328,8 +332,7 @@ class IsolatedRunner:
             )
         except WireError as exc:
             raise PluginFailed(f"call to plugin '{slug}' is invalid: {exc}") from None
-        circuit.before(key, slug)
-        with concurrency.slots(
+        with concurrency.slots(  # first: a busy refusal never takes a half-open trial
             scope=_deployment(),
             plugin=key,
             organization=str(context.organization),
@@ -338,6 +341,7 @@ class IsolatedRunner:
             per_organization=settings.IMBI_PLUGIN_CONCURRENCY_PER_ORGANIZATION,
             timeout=float(context.timeout) + DEADLINE_GRACE,
         ):
+            circuit.before(key, slug)
             return self._run(target, method, call, granted, circuit, key)
 
     def _run(
