@@ -395,7 +395,7 @@ def test_gap3_a_trickled_frame_cannot_stretch_the_call_deadline(
     response, elapsed = call(viewer, project, caplog)
     assert response.status_code == 504, response.content
     assert response.json()["code"] == "plugin_timeout"
-    assert elapsed < DEADLINE + 1
+    assert elapsed < DEADLINE + 2  # the runner's cold start included; a trickle: 12 s and more
     assert not [r for r in host.pool().runners() if r.spec.slug == "hostile-trickle"]
 
 
@@ -591,9 +591,11 @@ def test_gap5_the_temp_folder_is_bounded_in_total_and_removed(
     assert "temp folder grew past 32 MiB" in response.json()["detail"]
     assert elapsed < DEADLINE + 1
     _retired("hostile-fill-disk", before)
-    new = set(os.listdir(runner_tmp_base())) - folders
+    mine = f"runner-{os.getpid()}-"  # other test sessions on this machine share the base
+    new = {name for name in set(os.listdir(runner_tmp_base())) - folders if name.startswith(mine)}
     assert not new, f"temp folders left behind: {new}"
-    assert tmp_bytes(runner_tmp_base()) < 8 * 1024**2
+    left = [name for name in os.listdir(runner_tmp_base()) if name.startswith(mine)]
+    assert sum(tmp_bytes(os.path.join(runner_tmp_base(), name)) for name in left) < 8 * 1024**2
 
 
 def test_gap5_temp_folders_of_exited_and_killed_hosts_are_removed(tmp_path: Any) -> None:
