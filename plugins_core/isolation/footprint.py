@@ -8,12 +8,13 @@ invisible to ``threading``), and the sandbox gives it no ``/proc``; the host rea
   past its count after the handshake (a thread outlived the call), whose resident memory
   is above ``max_rss``, or whose temp folder holds more than ``max_tmp`` bytes is retired
   (killed), never pooled;
-* ``spun_while_idle`` — before an idle runner is reused (``Pool.acquire``): one that used
-  CPU time while it had no call is killed and replaced;
-* ``Watchdog`` — one thread per process that measures every live runner's temp folder
-  every ``INTERVAL`` seconds and kills a runner past its total (``RunnerSpec.tmp_bytes``;
-  ``RLIMIT_FSIZE`` bounds one file only). The call answers 502 ``plugin_crashed`` naming
-  the limit.
+* ``spun_while_idle`` — a pooled runner that used CPU time while it had no call (a signal
+  handler or a thread the count missed) is killed: by the watchdog, and before reuse
+  (``Pool.acquire``);
+* ``Watchdog`` — one thread per process that, every ``INTERVAL`` seconds, measures every
+  live runner's temp folder and kills a runner past its total (``RunnerSpec.tmp_bytes``;
+  ``RLIMIT_FSIZE`` bounds one file only; the call answers 502 ``plugin_crashed`` naming
+  the limit), and kills an idle runner that spins.
 
 Temp folders are named ``runner-<host pid>-…``: they are removed when their runner ends,
 every live runner is killed (and its folder and cgroup removed) when the host process
@@ -173,6 +174,14 @@ class Watchdog:
         while self._pid == pid:
             time.sleep(INTERVAL)
             for runner in self._live():
+                if not getattr(runner, "busy", True) and spun_while_idle(runner):
+                    logger.warning(
+                        "plugin %s: idle runner killed, it used CPU time without a call",
+                        runner.spec.slug,
+                    )
+                    with contextlib.suppress(OSError):
+                        runner.proc.kill()
+                    continue
                 limit = int(getattr(runner.spec, "tmp_bytes", 0) or 0)
                 if not limit or runner.over_quota:
                     continue

@@ -244,6 +244,7 @@ class RunnerProcess:
         self.dead = False
         self.recycle = False
         self.over_quota = 0  # the temp folder limit it was killed for (``footprint``)
+        self.busy = True  # in a call or not yet pooled (idle runners must not use CPU)
         self.started = self._deadline = time.monotonic()
         os.makedirs(runner_tmp_base(), mode=0o700, exist_ok=True)
         self.tmp_dir = tempfile.mkdtemp(prefix=f"runner-{os.getpid()}-", dir=runner_tmp_base())
@@ -517,6 +518,7 @@ class Pool:
             while idle:
                 runner = idle.pop()
                 if runner.alive() and not footprint.spun_while_idle(runner):
+                    runner.busy = True
                     return runner
                 runner.kill()
         delay = self.backoff(spec.key)
@@ -526,7 +528,9 @@ class Pool:
                     f"plugin '{spec.slug}' keeps crashing; next restart in {delay:.1f}s"
                 )
             time.sleep(delay)
-        return RunnerProcess.spawn(spec)
+        runner = RunnerProcess.spawn(spec)
+        runner.busy = True
+        return runner
 
     def release(self, runner: RunnerProcess, *, crashed: bool = False) -> None:
         key = runner.spec.key
@@ -544,6 +548,7 @@ class Pool:
             logger.info("plugin %s: runner retired after its call: %s", runner.spec.slug, reason)
             runner.kill()
             return
+        runner.busy = False  # idle from here: the watchdog kills it if it uses CPU
         with self._lock:
             idle = self._idle.setdefault(key, [])
             total = sum(len(v) for v in self._idle.values())

@@ -108,3 +108,22 @@ class FillDisk(Base):
         except OSError as exc:
             return [f"WROTE_{written}", f"REFUSED_{type(exc).__name__}"]
         return [f"WROTE_{written}"]
+
+
+def _spin_on_alarm(signum: int, frame: object) -> None:
+    while True:
+        pass
+
+
+class AlarmSpin(Base):
+    """Arms a timer whose signal handler spins, and returns: no thread is left, yet the
+    runner would spin in the pool once the timer fires."""
+
+    manifest = _manifest("hostile-alarm-spin")
+
+    def attack(self) -> list[str]:
+        import signal
+
+        signal.signal(signal.SIGALRM, _spin_on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        return ["ARMED"]

@@ -730,3 +730,20 @@ def test_gap2_loopback_and_private_addresses_need_the_operators_opt_in(
     declared.settimeout(0.2)
     with pytest.raises(TimeoutError):
         declared.accept()  # nothing reached the listener
+
+
+def test_gap4_an_idle_runner_that_spins_is_killed_and_replaced(
+    flat: Any, hostile: Any, viewer: Any, project: Any, caplog: Any, healthy_tab: Any
+) -> None:
+    """A timer whose signal handler spins fires after the call, with no thread left to
+    count: the watchdog sees the pooled runner use CPU without a call and kills it; the
+    next call gets a fresh runner."""
+    before = descendants(os.getpid())
+    hostile("hostile-alarm-spin")
+    assert keys(call(viewer, project, caplog)[0]) == ["ARMED"]
+    deadline = time.monotonic() + 3
+    while descendants(os.getpid()) - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not descendants(os.getpid()) - before, "the spinning runner is still there"
+    assert any("used CPU time without a call" in r.getMessage() for r in caplog.records)
+    assert keys(call(viewer, project, caplog)[0]) == ["ARMED"]  # a fresh runner serves
