@@ -46,6 +46,19 @@ IMBI_PLUGIN_MEMORY_BYTES = env.int("IMBI_PLUGIN_MEMORY_BYTES", default=2 * 1024*
 IMBI_PLUGIN_OPEN_FILES = env.int("IMBI_PLUGIN_OPEN_FILES", default=256)
 IMBI_PLUGIN_PROCESSES = env.int("IMBI_PLUGIN_PROCESSES", default=32)
 IMBI_PLUGIN_RUNNERS_IDLE = env.int("IMBI_PLUGIN_RUNNERS_IDLE", default=2)
+# A runner's temp folder in total: past it the runner is killed (502 plugin_crashed). After a
+# call, a runner holding more resident memory or temp files than these is retired, not pooled.
+IMBI_PLUGIN_TMP_BYTES = env.int("IMBI_PLUGIN_TMP_BYTES", default=256 * 1024**2)
+IMBI_PLUGIN_RUNNER_RSS_BYTES = env.int("IMBI_PLUGIN_RUNNER_RSS_BYTES", default=256 * 1024**2)
+IMBI_PLUGIN_RUNNER_TMP_RETAIN_BYTES = env.int(
+    "IMBI_PLUGIN_RUNNER_TMP_RETAIN_BYTES", default=16 * 1024**2
+)
+# Isolated calls in flight at once on one node, per installed plugin and per organization
+# (plugins_core/isolation/concurrency.py); more answer 503 plugin_busy at once. 0: no limit.
+IMBI_PLUGIN_CONCURRENCY_PER_PLUGIN = env.int("IMBI_PLUGIN_CONCURRENCY_PER_PLUGIN", default=2)
+IMBI_PLUGIN_CONCURRENCY_PER_ORGANIZATION = env.int(
+    "IMBI_PLUGIN_CONCURRENCY_PER_ORGANIZATION", default=2
+)
 IMBI_PLUGIN_BREAKER_FAILURES = env.int("IMBI_PLUGIN_BREAKER_FAILURES", default=5)
 IMBI_PLUGIN_BREAKER_RESET = env.float("IMBI_PLUGIN_BREAKER_RESET", default=30.0)
 # A plugin reply larger than this (as JSON) is refused as plugin_failed (HTTP 502).
@@ -53,6 +66,11 @@ IMBI_PLUGIN_MAX_REPLY_BYTES = env.int("IMBI_PLUGIN_MAX_REPLY_BYTES", default=8 *
 # Every host directory granted to an isolated plugin (permissions.operator_path_settings)
 # must lie inside this one when set (plugins_core/isolation/paths.py).
 IMBI_PLUGIN_PATH_ROOT: str = env.str("IMBI_PLUGIN_PATH_ROOT", default="")
+# Whether isolated plugins may connect to loopback and private addresses (RFC 1918, unique
+# local, carrier-grade NAT) at all, declared or not: the platform operator's choice, never an
+# organization admin's. The platform's own database, Redis and ports stay refused even then
+# (plugins_core/isolation/egress.py).
+IMBI_PLUGIN_ALLOW_PRIVATE_HOSTS = env.bool("IMBI_PLUGIN_ALLOW_PRIVATE_HOSTS", default=False)
 
 # Supply chain (docs/security.md, "Supply chain"). Plugins installed from a signed index go
 # into the desired state like any runtime-installed distribution (IMBI_PLUGIN_ROOT, one

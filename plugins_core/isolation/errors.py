@@ -5,6 +5,7 @@ from __future__ import annotations
 from imbi_plugin_sdk import PluginError, PluginFailed, PluginTimeout
 
 __all__ = [
+    "PluginBusy",
     "PluginCannotRunHere",
     "PluginCircuitOpen",
     "PluginCrashed",
@@ -42,6 +43,21 @@ class PluginCircuitOpen(PluginError):
     """The plugin failed too often; calls are refused until ``retry_after`` seconds pass."""
 
     code = "plugin_circuit_open"
+    http_status = 503
+
+    def __init__(self, detail: str = "", *, retry_after: int | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    def extra(self) -> dict[str, object]:
+        return {"retry_after": self.retry_after} if self.retry_after is not None else {}
+
+
+class PluginBusy(PluginError):
+    """The plugin (or its organization) already has as many calls in flight on this node
+    as allowed (``concurrency``): answered at once, before any runner is used."""
+
+    code = "plugin_busy"
     http_status = 503
 
     def __init__(self, detail: str = "", *, retry_after: int | None = None) -> None:
