@@ -6,8 +6,8 @@
 - ``plugin set-credential SERVICE NAME --org SLUG``: one credential, read from stdin.
 - ``plugin verify``: re-check every installed plugin file against its signed file manifest.
 - ``plugin available``: what the followed indexes offer, with badges.
-- ``plugin index add NAME URL --index-key K --root-key K [--priority N]``, ``index list``,
-  ``index refresh``.
+- ``plugin index add NAME URL --index-key K --root-key K [--priority N]`` (follows and fetches
+  it at once), ``index list``, ``index refresh``.
 - ``plugin install <wheel or wheelhouse folder>``, ``plugin upgrade <...>`` (also a downgrade),
   ``plugin remove <distribution>``: change the desired state on every node of a running
   platform, without a restart (``plugins_core.distributions.desired``).
@@ -274,6 +274,19 @@ class Command(BaseCommand):
                 raise CommandError("; ".join(exc.messages)) from None
             row.save()
             self.stdout.write(f"following index '{row.name}' at {row.url}")
+            # fetched now, so `plugin available` and the API list it at once
+            try:
+                document = index_module.refresh(row)
+            except SupplyChainError as exc:
+                self.stdout.write(
+                    f"{row.name}: not fetched yet: {exc} "
+                    "(manage.py plugin index refresh tries again)"
+                )
+            else:
+                self.stdout.write(
+                    f"{row.name}: version {document.version} verified, "
+                    f"{len(document.plugins())} plugin(s) offered"
+                )
             return
         rows = list(PluginIndex.objects.all())
         if not rows:  # say so, rather than print nothing
