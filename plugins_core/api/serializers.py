@@ -240,11 +240,14 @@ class RegistryEntryOut(serializers.Serializer):  # type: ignore[type-arg]
 
 
 class RegistryOut(serializers.Serializer):  # type: ignore[type-arg]
-    generation = serializers.IntegerField()
+    generation = serializers.IntegerField(
+        help_text="The registry generation this node serves; every runtime install, upgrade "
+        "and removal increments it."
+    )
     loading = serializers.IntegerField(
         help_text="Entry points still being imported in sandboxed runners (0 once settled)."
     )
-    entries = RegistryEntryOut(many=True)
+    entries = RegistryEntryOut(many=True, help_text="Every discovered entry point.")
 
 
 class InstalledPluginOut(serializers.Serializer):  # type: ignore[type-arg]
@@ -307,7 +310,8 @@ class InstallOut(serializers.Serializer):  # type: ignore[type-arg]
     plugins = serializers.ListField(child=serializers.CharField())
     created_plugins = serializers.ListField(child=serializers.CharField())
     credentials_needed = serializers.ListField(
-        child=serializers.CharField(), help_text="Credential names to add before use."
+        child=serializers.CharField(),
+        help_text="Required credentials not set yet (one already stored is not listed).",
     )
 
 

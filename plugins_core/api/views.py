@@ -31,6 +31,7 @@ from plugins_core.isolation import capabilities
 from plugins_core.models import Plugin, ProjectPlugin, ProjectTypePlugin
 from plugins_core.provisioning import bindings as binding_service
 from plugins_core.provisioning.install import InstallError, install_from_template
+from plugins_core.provisioning.services import credentials_status
 from plugins_core.serving import health, tabs
 from plugins_core.serving.resolution import Resolved
 from plugins_core.supply import install as index_install
@@ -418,6 +419,12 @@ def entry_out(entry: registry.Entry, badges: dict[str, str] | None = None) -> di
 class RegistryView(APIView):
     @extend_schema(responses={200: s.RegistryOut}, operation_id="plugin_registry")
     def get(self, request: Request) -> Response:
+        """The plugin registry: ``{generation, loading, entries}``.
+
+        ``generation`` is the registry generation this node serves (it grows with every
+        runtime install, upgrade and removal), ``loading`` how many entry points are still being
+        imported in sandboxed runners (0 once settled), ``entries`` every discovered entry point
+        with its status."""
         snapshot = registry.current()
         badges = trust.installed_badges()
         return Response(
@@ -458,16 +465,8 @@ class InstallTemplateView(APIView):
         except InstallError as exc:
             field = "settings" if exc.code == "host_not_allowed" else "entry_point"
             raise InvalidInput(exc.message, fields={field: exc.message}) from None
-        snapshot = registry.current()
-        needed = sorted(
-            {
-                field.name
-                for plugin in result.plugins
-                if (entry := snapshot.get(plugin.handler)) and entry.manifest
-                for field in entry.manifest.credentials
-                if field.required
-            }
-        )
+        # only what is still missing: a credential already set is not asked for again
+        needed = credentials_status(result.service)["missing"]
         created = result.created_service or bool(result.created_plugins)
         return Response(
             {

@@ -95,6 +95,20 @@ class PluginIndexAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def last_refusal(self, obj: PluginIndex) -> str:
         return f"{obj.last_error_code}: {obj.last_error}" if obj.last_error_code else "—"
 
+    def save_model(self, request: HttpRequest, obj: PluginIndex, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change:
+            return
+        # a new index is fetched at once, so the catalog lists what it offers right away
+        try:
+            document = index_module.refresh(obj)
+        except SupplyChainError as exc:
+            self.message_user(
+                request, f"{obj.name}: not fetched yet: {exc} (refresh tries again)", messages.ERROR
+            )
+        else:
+            self.message_user(request, f"{obj.name}: version {document.version} verified")
+
     @admin.action(description="Fetch and verify the selected indexes")
     def refresh(self, request: HttpRequest, queryset: QuerySet[PluginIndex]) -> None:
         for row in queryset:

@@ -3,7 +3,7 @@
 Commands::
 
     imbi-plugin init NAME [--type configuration|logs] [--vendor VENDOR] [--directory DIR]
-    imbi-plugin check [PATH] [--no-contract]
+    imbi-plugin check [PATH] [--no-contract] [--isolated]
     imbi-plugin keygen NAME [--directory DIR]
     imbi-plugin certify --root-key ROOT.key --subject NAME --public-key NAME.pub [--verified]
     imbi-plugin sign WHEEL --key NAME.key --publisher NAME [--output ENTRY.json]
@@ -70,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("path", metavar="PATH", nargs="?", type=Path, default=Path())
     check.add_argument(
         "--no-contract", action="store_true", help="skip the contract kit (needs no backend)"
+    )
+    check.add_argument(
+        "--isolated",
+        action="store_true",
+        help="run the plugin's calls in the platform's sandbox: only its declared network "
+        "hosts are reachable (Landlock, seccomp, resource limits on Linux)",
     )
     _signing_commands(commands)
     return parser
@@ -251,10 +257,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "check":
         try:
-            report = check_project(args.path, contract=not args.no_contract)
+            report = check_project(args.path, contract=not args.no_contract, isolated=args.isolated)
         except CheckError as exc:
             _fail(str(exc))
         print(report.render())
+        if not report.passed:  # the main problem, as one line on stderr
+            problems = report.problems
+            first = next((p for p in problems if "--isolated:" in p.message), problems[0])
+            print(f"{PROG}: error: {first.message}", file=sys.stderr)
         return 0 if report.passed else 1
     if args.command in ("keygen", "certify", "sign", "publish"):
         from .publishing import PublishError

@@ -6,12 +6,14 @@
 - ``plugin set-credential SERVICE NAME --org SLUG``: one credential, read from stdin.
 - ``plugin verify``: re-check every installed plugin file against its signed file manifest.
 - ``plugin available``: what the followed indexes offer, with badges.
-- ``plugin index add NAME URL --index-key K --root-key K [--priority N]``, ``index list``,
-  ``index refresh``.
+- ``plugin index add NAME URL --index-key K --root-key K [--priority N]`` (follows and fetches
+  it at once), ``index list``, ``index refresh``.
 - ``plugin install <wheel or wheelhouse folder>``, ``plugin upgrade <...>`` (also a downgrade),
   ``plugin remove <distribution>``: change the desired state on every node of a running
   platform, without a restart (``plugins_core.distributions.desired``).
 - ``plugin distributions``: the desired state and what each node reports.
+- ``plugin approve NAME[==VERSION] [--json]``: approve the permissions the installed version
+  declares, keeping earlier approvals (``plugins_core.provisioning.approvals``; audited).
 - ``plugin reconcile`` / ``plugin prune``: converge this node now / delete drained environments.
 
 ``plugin install`` takes a wheel or a wheelhouse folder when its argument is a path, else
@@ -68,6 +70,13 @@ class Command(BaseCommand):
         remove.add_argument("distribution")
         dists = sub.add_parser("distributions", help="Desired state and every node's state.")
         dists.add_argument("--json", action="store_true", help="Machine-readable output.")
+        approve = sub.add_parser(
+            "approve",
+            help="Approve the permissions an installed distribution's version declares "
+            "(earlier approvals are kept).",
+        )
+        approve.add_argument("requirement", help="NAME or NAME==VERSION (the version reviewed).")
+        approve.add_argument("--json", action="store_true", help="Machine-readable output.")
         sub.add_parser("reconcile", help="Converge this node to the desired state now.")
         sub.add_parser("prune", help="Delete this node's drained plugin environments.")
         verify = sub.add_parser("verify", help="Check installed plugin files against manifests.")
@@ -118,6 +127,8 @@ class Command(BaseCommand):
                 self._remove(options["distribution"])
             elif action == "distributions":
                 self._distributions(as_json=options["json"])
+            elif action == "approve":
+                self._approve(options["requirement"], as_json=options["json"])
             elif action == "reconcile":
                 from plugins_core.distributions import environments
 
@@ -277,6 +288,19 @@ class Command(BaseCommand):
                 raise CommandError("; ".join(exc.messages)) from None
             row.save()
             self.stdout.write(f"following index '{row.name}' at {row.url}")
+            # fetched now, so `plugin available` and the API list it at once
+            try:
+                document = index_module.refresh(row)
+            except SupplyChainError as exc:
+                self.stdout.write(
+                    f"{row.name}: not fetched yet: {exc} "
+                    "(manage.py plugin index refresh tries again)"
+                )
+            else:
+                self.stdout.write(
+                    f"{row.name}: version {document.version} verified, "
+                    f"{len(document.plugins())} plugin(s) offered"
+                )
             return
         rows = list(PluginIndex.objects.all())
         if not rows:  # say so, rather than print nothing
@@ -327,6 +351,24 @@ class Command(BaseCommand):
         except distributions.DistributionError as exc:
             raise CommandError(f"{exc.code}: {exc.detail}") from None
         self.stdout.write(f"{name} removed (generation {generation})")
+
+    def _approve(self, requirement: str, *, as_json: bool) -> None:
+        from plugins_core.provisioning import approvals
+
+        try:
+            name, version = approvals.parse_requirement(requirement)
+            result = approvals.approve(name, version, None)
+        except approvals.ApprovalError as exc:
+            raise CommandError(f"{exc.code}: {exc.detail}") from None
+        if as_json:
+            self.stdout.write(json.dumps(result, indent=2))
+            return
+        changed = result["approved_plugins"]
+        declared = ", ".join(result["declared"]) or "no permissions"
+        self.stdout.write(
+            f"{result['name']} {result['version']} declares {declared}; approved for "
+            f"{len(changed)} plugin(s) {' '.join(changed)}".rstrip()
+        )
 
     def _distributions(self, *, as_json: bool) -> None:
         from plugins_core.distributions import nodes

@@ -29,8 +29,8 @@ from plugins_core.isolation.modes import IN_PROCESS, ISOLATED, effective_mode
 from plugins_core.models import ExecutionMode, Plugin
 from plugins_core.pages.admin.site import TestConnectionLink, plugin_urls
 from plugins_core.pages.forms import collect_options, option_fields
+from plugins_core.provisioning.approvals import approve_plugin
 from plugins_core.provisioning.lifecycle import (
-    approve_permissions,
     record_execution_mode,
     record_plugin_state,
     set_plugin_enabled,
@@ -275,7 +275,7 @@ class PluginAdmin(TestConnectionLink, OrgScopedAdmin):
         permissions=["change"],
     )
     def approve_permissions(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None:
-        changed = sum(approve_permissions(p, request.user) for p in queryset)
+        changed = sum(approve_plugin(p, request.user) for p in queryset)
         messages.success(request, f"Approved the permissions of {changed} plugin(s).")
 
     @admin.action(description="Disable selected plugins", permissions=["change"])
