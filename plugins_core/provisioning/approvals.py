@@ -24,7 +24,8 @@ from imbi.core import audit
 from imbi.core.models import AuditEvent
 from plugins_core import registry
 from plugins_core.models import Plugin
-from plugins_core.serving.permissions import approved_described, unapproved_permissions
+from plugins_core.models.plugins import unapproved_permissions
+from plugins_core.serving.permissions import approved_described
 
 _LISTS = ("network_hosts", "operator_host_settings", "operator_path_settings")
 _FLAGS = ("storage", "project_metadata")
