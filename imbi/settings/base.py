@@ -133,7 +133,8 @@ AUTHENTICATION_BACKENDS = [
     "imbi.core.throttle.LoginThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"  # Redis when REDIS_URL is set
+# axes' cache handler (Redis when REDIS_URL is set), on process memory while Redis is down
+AXES_HANDLER = "imbi.core.throttle.ResilientAxesHandler"
 AXES_FAILURE_LIMIT = env.int("IMBI_LOGIN_FAILURE_LIMIT", default=10)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("IMBI_LOGIN_LOCKOUT_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -175,6 +176,11 @@ REDIS_URL: str = env.str("REDIS_URL", default="")
 # Plugin circuit breakers shared by every worker and node (in memory when empty).
 IMBI_PLUGIN_BREAKER_REDIS_URL: str = env.str("IMBI_PLUGIN_BREAKER_REDIS_URL", default=REDIS_URL)
 
+# A frozen Redis costs a process one timeout of IMBI_REDIS_TIMEOUT seconds, then every cache
+# call fails fast for IMBI_REDIS_RETRY_SECONDS before the next try (imbi.core.cache).
+IMBI_REDIS_TIMEOUT = env.float("IMBI_REDIS_TIMEOUT", default=0.5)
+IMBI_REDIS_RETRY_SECONDS = env.float("IMBI_REDIS_RETRY_SECONDS", default=5.0)
+
 CACHES: dict[str, dict[str, Any]]
 if REDIS_URL:
     # Reads degrade to a miss while Redis is down; invalidations raise so the caller can fall
@@ -184,7 +190,10 @@ if REDIS_URL:
             "BACKEND": "imbi.core.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "imbi",
-            "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 1.0},
+            "OPTIONS": {
+                "socket_connect_timeout": IMBI_REDIS_TIMEOUT,
+                "socket_timeout": IMBI_REDIS_TIMEOUT,
+            },
         }
     }
 else:
