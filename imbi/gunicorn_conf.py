@@ -40,6 +40,9 @@ def on_starting(server: Any) -> None:
         from django.db import connections
 
         django.setup()
+        from imbi.core import keycheck
+
+        keycheck.check_at_start()  # wrong encryption keys: one line, exit 3
         connections.close_all()  # nothing opened here may be shared with forked workers
     except SystemExit as exc:  # the settings' own one-line refusal
         sys.exit(exc.code if exc.code not in (None, 0) else 1)

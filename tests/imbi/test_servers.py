@@ -176,7 +176,8 @@ def test_redirect_and_hsts_are_configurable() -> None:
     )
     defaults = python(code, production_env())
     assert defaults.stdout.strip() == (
-        "('HTTP_X_FORWARDED_PROTO', 'https') True 31536000 True True ['^healthz$']"
+        "('HTTP_X_FORWARDED_PROTO', 'https') True 31536000 True True "
+        "['^healthz$', '^livez$', '^readyz$']"
     ), defaults.stderr
     changed = python(
         code,
@@ -188,7 +189,8 @@ def test_redirect_and_hsts_are_configurable() -> None:
         ),
     )
     assert changed.stdout.strip() == (
-        "('HTTP_X_FORWARDED_PROTO', 'https') False 300 False False ['^healthz$']"
+        "('HTTP_X_FORWARDED_PROTO', 'https') False 300 False False "
+        "['^healthz$', '^livez$', '^readyz$']"
     ), changed.stderr
 
 
