@@ -91,6 +91,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # X-Forwarded-* only from IMBI_TRUSTED_PROXIES (imbi.core.proxy)
+    "imbi.core.proxy.TrustedProxyMiddleware",
     "imbi.core.limits.SafeDebugPagesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "imbi.core.limits.RequestSizeLimitMiddleware",
@@ -141,6 +143,9 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_CALLABLE = "imbi.core.throttle.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 AXES_IPWARE_PROXY_COUNT = env.int("IMBI_TRUSTED_PROXY_COUNT", default=0) or None
+# Peers whose X-Forwarded-* headers are believed (addresses or networks); every other peer's
+# are deleted before anything reads them (imbi.core.proxy).
+IMBI_TRUSTED_PROXIES: list[str] = env.list("IMBI_TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
 AXES_VERBOSE = False
 AXES_ENABLE_ADMIN = False  # the cache handler keeps no rows; lockouts are lifted with axes_reset_*
 IMBI_TOKEN_FAILURE_LIMIT = env.int("IMBI_TOKEN_FAILURE_LIMIT", default=20)
