@@ -220,6 +220,16 @@ CELERY_RESULT_BACKEND = REDIS_URL or None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Every task is idempotent (plugins_core/tasks.py): a message is acknowledged only after its
+# task ran, and a task whose worker process was killed (WorkerLostError) is sent again after
+# its default_retry_delay (5 s), at most max_retries times (plugins_core.tasks.RETRY,
+# docs/operations.md "Periodic tasks"). An unacknowledged message of a worker that died whole goes back to the
+# queue after the broker's visibility timeout.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True  # if the retry cannot be sent: requeue the message
+CELERY_TASK_RETRY_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a worker holds one unacknowledged message per child
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 # Periodic work (connection tests of every enabled plugin, plugins_core.serving.health), run by the
 # `beat` process (docker/compose.yaml); never in the embedded default.
 IMBI_CONNECTION_CHECK_INTERVAL = env.float("IMBI_CONNECTION_CHECK_INTERVAL", default=300.0)
