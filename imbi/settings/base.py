@@ -223,8 +223,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Every task is idempotent (plugins_core/tasks.py): a message is acknowledged only after its
 # task ran, and a task whose worker process was killed (WorkerLostError) is sent again after
 # its default_retry_delay (5 s), at most max_retries times (plugins_core.tasks.RETRY,
-# docs/operations.md "Periodic tasks"). An unacknowledged message of a worker that died whole goes back to the
-# queue after the broker's visibility timeout.
+# docs/operations.md "Periodic tasks"). An unacknowledged message of a worker that died
+# whole goes back to the queue after the broker's visibility timeout.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True  # if the retry cannot be sent: requeue the message
 CELERY_TASK_RETRY_ON_WORKER_LOST = True
