@@ -16,8 +16,8 @@ the drain grace. Both are idempotent and safe to retry; beat schedules them.
 **Delivery.** Every task here is idempotent, so all of them are acknowledged late
 (``CELERY_TASK_ACKS_LATE``): a task whose worker process is killed is sent again
 (``WorkerLostError``: after ``default_retry_delay``, 5 s, up to ``max_retries`` times), and
-one that meets a database or Redis error retries with exponential backoff (``RETRY``). What can still be lost, and why that is safe, is in docs/operations.md
-("Periodic tasks").
+one that meets a database or Redis error retries with exponential backoff (``RETRY``).
+What can still be lost, and why that is safe, is in docs/operations.md ("Periodic tasks").
 """
 
 from __future__ import annotations
