@@ -23,7 +23,6 @@ and every write still check.
 from __future__ import annotations
 
 import logging
-import sys
 
 from cryptography.fernet import Fernet, InvalidToken
 from django.db import DatabaseError, connection
@@ -193,5 +192,6 @@ def check_at_start() -> None:
         connection.close()
         return
     if problem:
-        print(f"imbi: refusing to start: {problem}; {FIX}", file=sys.stderr, flush=True)
-        sys.exit(REFUSED_EXIT_STATUS)
+        from imbi.refusal import refuse
+
+        refuse(f"{problem}; {FIX}")
