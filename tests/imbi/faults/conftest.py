@@ -79,13 +79,17 @@ class Web:
                 self.process.wait()
 
 
-def start_web(env: dict[str, str], tmp: Path, *args: str, bind: bool = True) -> Web:
+def start_web(
+    env: dict[str, str], tmp: Path, *args: str, bind: bool = True, wrap: list[str] | None = None
+) -> Web:
+    """gunicorn on ``env``; ``wrap`` is a command prefix (it must ``exec "$@"``)."""
     port = int(env["PORT"]) if "PORT" in env else free_port()
     log = tmp / f"web-{port}.log"
     where = ["--bind", f"127.0.0.1:{port}"] if bind else []
     with open(log, "ab") as out:
         process = subprocess.Popen(
             [
+                *(wrap or []),
                 str(BIN / "gunicorn"),
                 "-c",
                 "python:imbi.gunicorn_conf",
@@ -120,8 +124,8 @@ def web_server(transactional_db: Any, tmp_path: Path) -> Iterator[Callable[..., 
     """Start gunicorn (production settings) on the suite's test database; stopped after."""
     started: list[Web] = []
 
-    def start(*, bind: bool = True, **extra: str) -> Web:
-        web = start_web(production_env(tmp_path, **extra), tmp_path, bind=bind)
+    def start(*, bind: bool = True, wrap: list[str] | None = None, **extra: str) -> Web:
+        web = start_web(production_env(tmp_path, **extra), tmp_path, bind=bind, wrap=wrap)
         started.append(web)
         return web
 
