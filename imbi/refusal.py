@@ -12,6 +12,7 @@ master (a marker file per master process decides which is first).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -42,7 +43,14 @@ def _first_for_this_master() -> bool:
             started = stat.read().rsplit(b")", 1)[1].split()[19].decode()
     except (OSError, IndexError):
         return True
-    path = os.path.join(tempfile.gettempdir(), f"imbi-refused-{master}-{started}")
+    folder = tempfile.gettempdir()
+    for stale in os.listdir(folder):  # markers of masters that are gone
+        if stale.startswith("imbi-refused-"):
+            pid = stale.split("-")[2]
+            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, stale))
+    path = os.path.join(folder, f"imbi-refused-{master}-{started}")
     try:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:
