@@ -118,6 +118,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # X-Forwarded-* only from IMBI_TRUSTED_PROXIES (imbi.core.proxy)
+    "imbi.core.proxy.TrustedProxyMiddleware",
     "imbi.core.limits.SafeDebugPagesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "imbi.core.limits.RequestSizeLimitMiddleware",
@@ -160,13 +162,17 @@ AUTHENTICATION_BACKENDS = [
     "imbi.core.throttle.LoginThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"  # Redis when REDIS_URL is set
+# axes' cache handler (Redis when REDIS_URL is set), on process memory while Redis is down
+AXES_HANDLER = "imbi.core.throttle.ResilientAxesHandler"
 AXES_FAILURE_LIMIT = env.int("IMBI_LOGIN_FAILURE_LIMIT", default=10)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("IMBI_LOGIN_LOCKOUT_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_CALLABLE = "imbi.core.throttle.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 AXES_IPWARE_PROXY_COUNT = env.int("IMBI_TRUSTED_PROXY_COUNT", default=0) or None
+# Peers whose X-Forwarded-* headers are believed (addresses or networks); every other peer's
+# are deleted before anything reads them (imbi.core.proxy).
+IMBI_TRUSTED_PROXIES: list[str] = env.list("IMBI_TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
 AXES_VERBOSE = False
 AXES_ENABLE_ADMIN = False  # the cache handler keeps no rows; lockouts are lifted with axes_reset_*
 IMBI_TOKEN_FAILURE_LIMIT = env.int("IMBI_TOKEN_FAILURE_LIMIT", default=20)
@@ -196,11 +202,23 @@ DATABASES = {
     ),
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+# A database that accepts no connection (down, frozen, black-holed) costs a request at most
+# this long before it answers 503 database_unavailable (imbi.api.problems).
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = (
+    True  # a pooled connection broken by an outage is replaced
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL: str = env.str("REDIS_URL", default="")
 # Plugin circuit breakers shared by every worker and node (in memory when empty).
 IMBI_PLUGIN_BREAKER_REDIS_URL: str = env.str("IMBI_PLUGIN_BREAKER_REDIS_URL", default=REDIS_URL)
+
+# A frozen Redis costs a process one timeout of IMBI_REDIS_TIMEOUT seconds, then every cache
+# call fails fast for IMBI_REDIS_RETRY_SECONDS before the next try (imbi.core.cache).
+IMBI_REDIS_TIMEOUT = env.float("IMBI_REDIS_TIMEOUT", default=0.5)
+IMBI_REDIS_RETRY_SECONDS = env.float("IMBI_REDIS_RETRY_SECONDS", default=5.0)
 
 CACHES: dict[str, dict[str, Any]]
 if REDIS_URL:
@@ -211,7 +229,10 @@ if REDIS_URL:
             "BACKEND": "imbi.core.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "imbi",
-            "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 1.0},
+            "OPTIONS": {
+                "socket_connect_timeout": IMBI_REDIS_TIMEOUT,
+                "socket_timeout": IMBI_REDIS_TIMEOUT,
+            },
         }
     }
 else:
@@ -226,6 +247,16 @@ CELERY_RESULT_BACKEND = REDIS_URL or None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Every task is idempotent (plugins_core/tasks.py): a message is acknowledged only after its
+# task ran, and a task whose worker process was killed (WorkerLostError) is sent again after
+# its default_retry_delay (5 s), at most max_retries times (plugins_core.tasks.RETRY,
+# docs/operations.md "Periodic tasks"). An unacknowledged message of a worker that died
+# whole goes back to the queue after the broker's visibility timeout.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True  # if the retry cannot be sent: requeue the message
+CELERY_TASK_RETRY_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a worker holds one unacknowledged message per child
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 # Periodic work (connection tests of every enabled plugin, plugins_core.serving.health), run by the
 # `beat` process (docker/compose.yaml); never in the embedded default.
 IMBI_CONNECTION_CHECK_INTERVAL = env.float("IMBI_CONNECTION_CHECK_INTERVAL", default=300.0)
