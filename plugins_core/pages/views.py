@@ -40,7 +40,12 @@ from imbi.core.models import Membership, Project
 from plugins_core import registry
 from plugins_core.models import ConnectionCheck, Plugin, ProjectPlugin, ProjectTypePlugin, Tab
 from plugins_core.pages import catalog
-from plugins_core.pages.forms import AddBindingForm, BindingForm, OptionsForm
+from plugins_core.pages.forms import (
+    AddBindingForm,
+    BindingForm,
+    OptionsForm,
+    offer_replace_default,
+)
 from plugins_core.provisioning import bindings as binding_service
 from plugins_core.provisioning.lifecycle import set_plugin_enabled
 from plugins_core.serving import health
@@ -230,10 +235,12 @@ class AddBindingView(View):
         )
         if form.is_valid():
             data = {key: form.cleaned_data[key] for key in ("plugin", "default", "search_template")}
+            data["replace_default"] = form.replace_default
             try:
                 binding = binding_service.create_project_binding(project, data, request.user)
             except (InvalidInput, ResolutionError) as exc:
-                _form_errors(form, exc)
+                if not offer_replace_default(form, exc, data["plugin"]):
+                    _form_errors(form, exc)
             else:
                 messages.success(request, f"Bound {binding.plugin} to the {binding.tab} tab.")
                 return HttpResponseRedirect(
@@ -311,10 +318,12 @@ class BindingView(View):
             }
             if options is not None:
                 data["options"] = options.options
+            data["replace_default"] = form.replace_default
             try:
                 binding_service.update_binding(binding, data, request.user)
             except (InvalidInput, ResolutionError) as exc:
-                _form_errors(form, exc, options)
+                if not offer_replace_default(form, exc, binding.plugin.slug):
+                    _form_errors(form, exc, options)
             else:
                 messages.success(request, f"Saved the {binding.tab} binding of {binding.plugin}.")
                 return HttpResponseRedirect(project_url(org, project.pk))
