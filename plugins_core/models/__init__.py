@@ -33,6 +33,7 @@ from plugins_core.models.plugins import (
     ServiceApplication,
     Tab,
     ThirdPartyService,
+    binding_impact,
     has_nul,
     validate_service_settings,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "ServiceApplication",
     "Tab",
     "ThirdPartyService",
+    "binding_impact",
     "has_nul",
     "index_location_error",
     "validate_service_settings",

@@ -109,13 +109,16 @@ def test_bind_error_shows_on_the_plugins_tab_and_unbind_asks_first(site: dict[st
         page.goto(f"{site['project_url']}?tab=plugins")
         assert bindings(project) == 1
 
-        # Reset/Unbind asks for confirmation; cancel keeps the binding, OK removes it.
-        page.once("dialog", lambda dialog: dialog.dismiss())
-        page.locator("button.danger", has_text="Reset").click()
-        page.wait_for_timeout(300)
+        # Reset/Unbind asks for confirmation on its own page (how many projects and
+        # bindings); "take me back" keeps the binding, "Yes" removes it.
+        page.locator("a.danger", has_text="Reset").click()
+        page.wait_for_selector("text=No, take me back")
+        assert "binding" in page.locator(".impact").inner_text()
+        page.locator("a", has_text="No, take me back").click()
+        page.wait_for_url("**?tab=plugins")
         assert bindings(project) == 1
-        page.once("dialog", lambda dialog: dialog.accept())
-        page.locator("button.danger", has_text="Reset").click()
+        page.locator("a.danger", has_text="Reset").click()
+        page.locator("button.danger", has_text="Yes, unbind").click()
         page.wait_for_url("**?tab=plugins")
         assert page.locator("#panel-plugins").is_visible()
         assert bindings(project) == 0
