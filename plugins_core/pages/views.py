@@ -108,6 +108,18 @@ class BindingRow:
         return sorted(self.project_binding.options) if self.project_binding else []
 
 
+def histogram_sources(rows: list[BindingRow]) -> list[str]:
+    """The log sources whose manifest declares a histogram: the page asks only those for
+    one (another answers 501 ``not_supported``, a needless error in the console)."""
+    snapshot = registry.current()
+    found = []
+    for row in rows:
+        manifest = manifest_for(row.plugin, snapshot) if row.tab == "logs" else None
+        if manifest is not None and manifest.hints.supports_histogram:
+            found.append(row.plugin.slug)
+    return sorted(set(found))
+
+
 def binding_rows(project: Project) -> list[BindingRow]:
     """The project's bindings merged over its type's by (tab, plugin); two queries."""
     snapshot = registry.current()
@@ -206,6 +218,7 @@ class ProjectPageView(View):
             active = "plugins"  # a failed Bind: its errors are on the Plugins tab
         if active not in PAGE_TABS:
             active = PAGE_TABS[0]
+        rows = binding_rows(project)
         return render(
             request,
             "plugins_core/project.html",
@@ -214,7 +227,8 @@ class ProjectPageView(View):
                 "grant": grant,
                 "can_bind": can_bind,
                 "can_reveal": grant.read_secrets,
-                "rows": binding_rows(project),
+                "rows": rows,
+                "histogram_sources": " ".join(histogram_sources(rows)),
                 "add_form": add_form,
                 "api": _api_urls(project),
                 "role": "admin (superuser)" if request.user.is_superuser else grant.role,

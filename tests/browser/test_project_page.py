@@ -156,6 +156,41 @@ def test_configuration_key_added_and_edited(site: dict[str, Any]) -> None:
         assert error.inner_text().strip() != ""
         assert page.locator("tr[data-key=WORKERS]").count() == 0
         docs_shot(page, "project-configuration")
+        # A secret value is typed like a password, never in clear text.
+        value = page.locator("[data-form=config] input[name=value]")
+        assert value.get_attribute("type") == "text"
+        page.check("[data-form=config] input[name=secret]")
+        assert value.get_attribute("type") == "password"
+        page.uncheck("[data-form=config] input[name=secret]")
+        assert value.get_attribute("type") == "text"
+        page.select_option("[data-form=config] select[name=data_type]", "secret")
+        assert value.get_attribute("type") == "password"
+
+
+def test_tabs_follow_the_arrow_keys(site: dict[str, Any]) -> None:
+    """WAI-ARIA tabs: one tab stop; Right/Left/Home/End move to another tab and open it."""
+    path = site["project_url"].removeprefix(site["base"])
+    with chromium() as page:
+        login(page, site["base"], path)
+        first = page.locator("#tab-configuration")
+        assert first.get_attribute("tabindex") == "0"
+        assert page.locator("#tab-logs").get_attribute("tabindex") == "-1"
+        assert first.get_attribute("aria-controls") == "panel-configuration"
+        first.focus()
+        page.keyboard.press("ArrowRight")
+        assert page.evaluate("document.activeElement.id") == "tab-logs"
+        assert page.locator("#panel-logs").is_visible()
+        assert page.locator("#tab-logs").get_attribute("aria-selected") == "true"
+        page.keyboard.press("End")
+        assert page.evaluate("document.activeElement.id") == "tab-plugins"
+        assert page.locator("#panel-plugins").is_visible()
+        page.keyboard.press("ArrowRight")  # wraps around
+        assert page.evaluate("document.activeElement.id") == "tab-configuration"
+        page.keyboard.press("ArrowLeft")
+        assert page.evaluate("document.activeElement.id") == "tab-plugins"
+        page.keyboard.press("Home")
+        assert page.locator("#panel-configuration").is_visible()
+        assert page.locator("#tab-configuration").get_attribute("tabindex") == "0"
 
 
 def test_bad_filter_shows_the_field_message_and_no_stale_load_more(site: dict[str, Any]) -> None:
