@@ -118,6 +118,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every answer carries the policy, those of the middlewares below included
+    # (error pages: 404/500 under DEBUG, 413); imbi.core.middleware.
+    "imbi.core.middleware.ContentSecurityPolicyMiddleware",
     # X-Forwarded-* only from IMBI_TRUSTED_PROXIES (imbi.core.proxy)
     "imbi.core.proxy.TrustedProxyMiddleware",
     "imbi.core.limits.SafeDebugPagesMiddleware",
@@ -129,7 +132,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",
     "imbi.core.middleware.UnreadableDataMiddleware",
     # Serve the current plugin registry generation (plugins_core.distributions.runtime).

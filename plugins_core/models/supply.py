@@ -136,5 +136,9 @@ class PluginPolicy(models.Model):
     )
     verified_publishers_only = models.BooleanField(default=False)
 
+    class Meta:
+        verbose_name = "plugin policy"
+        verbose_name_plural = "plugin policies"
+
     def __str__(self) -> str:
         return f"{self.organization}: verified only={self.verified_publishers_only}"

@@ -151,7 +151,8 @@ class ServiceStep(StepBase):
             }
             errors = self._host_errors()
             if not errors:
-                self.pipeline.changed()
+                if self.pipeline.state["service"] != previous:
+                    self.pipeline.changed()  # else the last connection test still holds
                 return self.next()
             self.pipeline.state["service"] = previous
             for key, message in errors.items():

@@ -63,6 +63,7 @@ class InstallPlan:
     default: bool
     search_template: str
     connection: dict[str, Any] | None = None
+    replace_default: bool = False
 
 
 @dataclass(slots=True)
@@ -211,6 +212,7 @@ def _bind(plan: InstallPlan, plugin: Plugin, actor: Any) -> list[ProjectTypePlug
         "tab": plugin.plugin_type,
         "default": plan.default,
         "search_template": plan.search_template,
+        "replace_default": plan.replace_default,
     }
     for project_type in types:
         existing = ProjectTypePlugin.objects.filter(
@@ -219,7 +221,9 @@ def _bind(plan: InstallPlan, plugin: Plugin, actor: Any) -> list[ProjectTypePlug
         try:
             if existing is not None:
                 binding: Any = binding_service.update_binding(
-                    existing, {k: data[k] for k in ("default", "search_template")}, actor
+                    existing,
+                    {k: data[k] for k in ("default", "search_template", "replace_default")},
+                    actor,
                 )
             else:
                 binding = binding_service.create_type_binding(project_type, data, actor)
