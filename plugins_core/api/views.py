@@ -518,6 +518,7 @@ class IndexInstallView(APIView):
             organization=organization,
             actor=request.user,
             allow_downgrade=bool(body.get("allow_downgrade")),
+            transfer_publisher=bool(body.get("transfer_publisher")),
         )
         artifact = result.artifact
         return Response(
