@@ -46,6 +46,19 @@ KEY_PARAM = OpenApiParameter(
 )
 
 
+class PolicyRefused(Exception):
+    """The organization's publisher policy refuses the entry point (issue 20, case 9): a
+    field error on ``entry_point`` with its own code."""
+
+    code = "publisher_not_verified"
+    http_status = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.fields = {"entry_point": detail}
+
+
 # Says how a write's cache invalidation went: "immediate", or "deferred" (Redis was down, the
 # write and its audit event are stored and the cache was retired through the database).
 CACHE_HEADER = "Imbi-Cache-Invalidation"
@@ -455,6 +468,8 @@ class InstallTemplateView(APIView):
         try:
             result = install_from_template(organization, body["entry_point"], actor=request.user)
         except InstallError as exc:
+            if exc.code == "publisher_not_verified":
+                raise PolicyRefused(exc.message) from None
             field = "settings" if exc.code == "host_not_allowed" else "entry_point"
             raise InvalidInput(exc.message, fields={field: exc.message}) from None
         snapshot = registry.current()
