@@ -7,9 +7,9 @@ executes the artifact; the installer receives ``VerifiedArtifact.data`` and noth
 
 Order of checks for an entry (each refusal its own error in ``supply_errors``):
  1. entry shape (``index_malformed``);
- 2. the entry's publisher owns the name in the index (``name_not_owned``); the publisher's
-    certificate in the index, signed by the index's root key (``publisher_unknown``,
-    ``certificate_invalid``), not revoked (``certificate_revoked``);
+ 2. the publisher's certificate in the index, signed by the index's root key
+    (``publisher_unknown``, ``certificate_invalid``), not revoked (``certificate_revoked``);
+    the publisher owns the entry's name in the index (``name_not_owned``);
  3. the publisher's signature over the entry (``publisher_signature_invalid``);
  4. the certificate valid at the index's own signed time for the entry (``indexed_at``: when
     the index filed it; the publisher's ``signed_at`` is a claim and proves nothing about an
@@ -291,6 +291,8 @@ def check_entry(
     check_startup_files(entry)
     name, version = canonicalize_name(entry["name"]), entry["version"]
     publisher = str(entry.get("publisher", ""))
+    certificate = trust.publisher_certificate(document.publishers, publisher, root)
+    trust.check_not_revoked(certificate, document.revoked)
     owner = document.owner(name)
     if owner is not None and owner != publisher:
         raise NameNotOwned(
@@ -300,8 +302,6 @@ def check_entry(
             plugin=name,
             owner=owner,
         )
-    certificate = trust.publisher_certificate(document.publishers, publisher, root)
-    trust.check_not_revoked(certificate, document.revoked)
     if entry.get("key_id") != certificate.key_id or not formats.verify(
         certificate.public_key, formats.artifact_message(entry), entry.get("signature")
     ):
