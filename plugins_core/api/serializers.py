@@ -461,6 +461,12 @@ class IndexInstallIn(serializers.Serializer):  # type: ignore[type-arg]
         help_text="Install a lower version than the installed one (audited); refused "
         "(downgrade_refused) without it.",
     )
+    transfer_publisher = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Replace an installed build of another publisher or index (an explicit "
+        "transfer, audited); refused (publisher_changed) without it.",
+    )
 
     def validate_requirement(self, value: str) -> str:
         from plugins_core.supply.errors import InvalidRequirement

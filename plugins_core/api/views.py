@@ -48,6 +48,19 @@ KEY_PARAM = OpenApiParameter(
 )
 
 
+class PolicyRefused(Exception):
+    """The organization's publisher policy refuses the entry point (issue 20, case 9): a
+    field error on ``entry_point`` with its own code."""
+
+    code = "publisher_not_verified"
+    http_status = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.fields = {"entry_point": detail}
+
+
 # Says how a write's cache invalidation went: "immediate", or "deferred" (Redis was down, the
 # write and its audit event are stored and the cache was retired through the database).
 CACHE_HEADER = "Imbi-Cache-Invalidation"
@@ -463,6 +476,8 @@ class InstallTemplateView(APIView):
         try:
             result = install_from_template(organization, body["entry_point"], actor=request.user)
         except InstallError as exc:
+            if exc.code == "publisher_not_verified":
+                raise PolicyRefused(exc.message) from None
             field = "settings" if exc.code == "host_not_allowed" else "entry_point"
             raise InvalidInput(exc.message, fields={field: exc.message}) from None
         # only what is still missing: a credential already set is not asked for again
@@ -518,6 +533,7 @@ class IndexInstallView(APIView):
             organization=organization,
             actor=request.user,
             allow_downgrade=bool(body.get("allow_downgrade")),
+            transfer_publisher=bool(body.get("transfer_publisher")),
         )
         artifact = result.artifact
         return Response(

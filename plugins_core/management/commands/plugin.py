@@ -7,7 +7,8 @@
 - ``plugin verify``: re-check every installed plugin file against its signed file manifest.
 - ``plugin available``: what the followed indexes offer, with badges.
 - ``plugin index add NAME URL --index-key K --root-key K [--priority N]`` (follows and fetches
-  it at once), ``index list``, ``index refresh``.
+  it at once), ``index list``, ``index refresh``, ``index rotate NAME RECORD.json`` (a
+  root-signed key rotation).
 - ``plugin install <wheel or wheelhouse folder>``, ``plugin upgrade <...>`` (also a downgrade),
   ``plugin remove <distribution>``: change the desired state on every node of a running
   platform, without a restart (``plugins_core.distributions.desired``).
@@ -62,6 +63,12 @@ class Command(BaseCommand):
             action="store_true",
             help="Index installs: install a lower version than the installed one (audited).",
         )
+        install_cmd.add_argument(
+            "--transfer-publisher",
+            action="store_true",
+            help="Index installs: replace an installed build of another publisher or index "
+            "(an explicit transfer, audited).",
+        )
         upgrade = sub.add_parser(
             "upgrade", help="Replace an installed distribution's version (a downgrade too)."
         )
@@ -100,6 +107,13 @@ class Command(BaseCommand):
         add.add_argument("--priority", type=int, default=100)
         index_sub.add_parser("list", help="Followed indexes, last version seen, last error.")
         index_sub.add_parser("refresh", help="Fetch and verify every followed index.")
+        rotate = index_sub.add_parser(
+            "rotate",
+            help="Apply a root-signed index-key rotation (imbi-plugin rotate-index-key): new "
+            "index keys and a new version floor (audited).",
+        )
+        rotate.add_argument("name")
+        rotate.add_argument("record", help="The rotation record (a JSON file).")
 
     def execute(self, *args: Any, **options: Any) -> Any:
         # The registry's system check imports every plugin; only the registry views need it.
@@ -120,6 +134,7 @@ class Command(BaseCommand):
                     options["source"],
                     options.get("org"),
                     allow_downgrade=bool(options.get("allow_downgrade")),
+                    transfer_publisher=bool(options.get("transfer_publisher")),
                 )
             elif action in ("install", "upgrade"):
                 self._distribution(options["source"], upgrade=action == "upgrade")
@@ -193,7 +208,12 @@ class Command(BaseCommand):
         self.stdout.write(f"credential '{name}' set on service '{service.slug}'")
 
     def _install_from_index(
-        self, requirement: str, org_slug: str | None, *, allow_downgrade: bool = False
+        self,
+        requirement: str,
+        org_slug: str | None,
+        *,
+        allow_downgrade: bool = False,
+        transfer_publisher: bool = False,
     ) -> None:
         from imbi.core.models import Organization
         from plugins_core.supply.install import install_from_index
@@ -204,7 +224,10 @@ class Command(BaseCommand):
             if organization is None:
                 raise CommandError(f"no organization '{org_slug}'")
         result = install_from_index(
-            requirement, organization=organization, allow_downgrade=allow_downgrade
+            requirement,
+            organization=organization,
+            allow_downgrade=allow_downgrade,
+            transfer_publisher=transfer_publisher,
         )
         artifact = result.artifact
         was = f" (was {result.previous_version})" if result.previous_version else ""
@@ -301,6 +324,25 @@ class Command(BaseCommand):
                     f"{row.name}: version {document.version} verified, "
                     f"{len(document.plugins())} plugin(s) offered"
                 )
+            return
+        if action == "rotate":
+            from plugins_core.supply.rotation import apply_rotation
+
+            target = PluginIndex.objects.filter(name=options["name"]).first()
+            if target is None:
+                raise CommandError(f"no followed index '{options['name']}'")
+            try:
+                with open(options["record"], encoding="utf-8") as handle:
+                    record = json.load(handle)
+            except OSError as exc:
+                raise CommandError(f"cannot read {options['record']}: {exc.strerror}") from None
+            except ValueError:
+                raise CommandError(f"{options['record']} is not JSON") from None
+            target = apply_rotation(target, record)
+            self.stdout.write(
+                f"index '{target.name}': {len(target.index_keys)} index key(s) trusted now, "
+                f"versions from {target.last_version} on accepted"
+            )
             return
         rows = list(PluginIndex.objects.all())
         if not rows:  # say so, rather than print nothing

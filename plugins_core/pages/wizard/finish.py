@@ -37,7 +37,11 @@ from plugins_core.models import (
 )
 from plugins_core.pages.forms import ServiceForm, apply_credentials
 from plugins_core.provisioning import bindings as binding_service
-from plugins_core.provisioning.install import InstallError, install_from_template
+from plugins_core.provisioning.install import (
+    InstallError,
+    install_from_template,
+    policy_refusal,
+)
 from plugins_core.serving import health
 from plugins_core.serving.hosts import clear_stale_credentials, service_host_errors
 from plugins_core.serving.resolution import ResolutionError
@@ -84,6 +88,9 @@ def _install_plugin(
     existing = Plugin.objects.filter(service=service, handler=plan.entry.name).first()
     if existing is not None:
         return existing, []
+    refusal = policy_refusal(plan.organization, [plan.entry])
+    if refusal:
+        raise WizardError(f"publisher_not_verified: {refusal}")
     taken = set(
         Plugin.objects.filter(organization=plan.organization).values_list("slug", flat=True)
     )
