@@ -51,10 +51,13 @@ def _search_all(plugin: LogzioLogs, query: LogQuery) -> tuple[list[int], int]:
 
 def test_contract_with_paging(logzio: Any, make_plugin: Any) -> None:
     assert_contract(lambda: make_plugin(), sample_query=_query(limit=5))
-    # the kit ran test_connection, a first page and the page behind next_cursor
-    assert len(logzio.bodies) == 3
+    # the kit ran test_connection, a first page, the page behind next_cursor, then paged on
+    # with the window moved a second per page (the cursor contract) until no cursor came back
+    assert len(logzio.bodies) > 3
     assert logzio.bodies[0]["size"] == 1
-    assert "search_after" in logzio.bodies[2]
+    assert all("search_after" in body for body in logzio.bodies[2:])
+    ranges = [body["query"]["bool"]["filter"][0]["range"] for body in logzio.bodies[3:]]
+    assert len({json.dumps(r, sort_keys=True) for r in ranges}) == len(ranges)  # moved each time
 
 
 def test_entry_point_and_manifest() -> None:
@@ -111,16 +114,23 @@ def test_cursor_of_another_query_is_expired(logzio: Any, make_plugin: Any) -> No
     others = [
         dataclasses.replace(query, text="request"),
         dataclasses.replace(query, levels=(LogLevel.ERROR,)),
-        dataclasses.replace(query, start=query.start - timedelta(minutes=1)),
         dataclasses.replace(query, filters=(LogFilter(field="project", value="billing"),)),
     ]
     for other in others:
         with pytest.raises(CursorExpired):
             plugin.search(dataclasses.replace(other, cursor=first.next_cursor))
+    # a moved window is the same search ("the last N minutes" recomputed): it pages on
+    moved = dataclasses.replace(
+        query,
+        start=query.start + timedelta(seconds=30),
+        end=query.end + timedelta(seconds=30),
+        cursor=first.next_cursor,
+    )
     for garbage in ("not-a-cursor", "e30", "eyJ2IjoxfQ", ""):
         with pytest.raises(CursorExpired):
             plugin.search(dataclasses.replace(query, cursor=garbage))
     assert len(logzio.bodies) == requests, "a stale cursor never reaches Logz.io"
+    assert plugin.search(moved).entries
     # the same query with another page size may continue
     more = plugin.search(dataclasses.replace(query, limit=3, cursor=first.next_cursor))
     assert _seqs(more) and not set(_seqs(more)) & set(_seqs(first))
