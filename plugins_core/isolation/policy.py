@@ -28,7 +28,7 @@ from imbi_plugin_sdk import Permissions
 
 from .protocol import DEFAULT_MAX_FRAME
 from .sandbox import Policy
-from .supervisor import RunnerSpec
+from .supervisor import RunnerSpec, host_site_dirs
 
 SYSTEM_READ = (
     "/usr/lib",
@@ -183,7 +183,7 @@ def runner_spec(
         # no single file past the folder's total (the watchdog bounds the total)
         file_size=min(Policy.file_size, limits.tmp_bytes or Policy.file_size),
     )
-    sites = (_env_site(env),) if env else tuple(dict.fromkeys(site.getsitepackages()))
+    sites = (_env_site(env),) if env else host_site_dirs()
     spec = RunnerSpec(
         key=key,
         sys_path=roots,

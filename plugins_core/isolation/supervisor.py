@@ -39,6 +39,7 @@ import os
 import queue
 import shutil
 import signal
+import site
 import socket
 import subprocess
 import sys
@@ -84,8 +85,11 @@ class RunnerSpec:
     sys_path: tuple[str, ...] = ()  # import roots the runner's own sys.path lacks
     tmp_bytes: int = 0  # the temp folder's total on disk; past it the runner is killed
     python: str = field(default_factory=lambda: sys.executable)
-    # site-packages folders the runner adds (``site.addsitedir``) once sandboxed
-    site_dirs: tuple[str, ...] = ()
+    # site-packages folders the runner adds (``site.addsitedir``) once sandboxed; by default
+    # the host interpreter's own (what ``python -I`` would have put on the path, but read
+    # only inside the sandbox): ``-S`` leaves them off, and in a plain virtual environment
+    # they are also the runtime's boot root, which leaves the path at the sandbox
+    site_dirs: tuple[str, ...] = field(default_factory=lambda: host_site_dirs())
     env: str = ""  # the runtime-installed distribution's environment, if any
 
 
@@ -99,6 +103,13 @@ def set_env_preflight(check: Callable[[str], None] | None) -> None:
     (``distributions.integrity``)."""
     global _env_preflight
     _env_preflight = check
+
+
+def host_site_dirs() -> tuple[str, ...]:
+    """The host interpreter's site-packages folders (in a virtual environment, its own:
+    ``site`` ran in the host, so ``sys.prefix`` is the environment's; a runner under ``-S``
+    could not work them out itself)."""
+    return tuple(dict.fromkeys(site.getsitepackages()))
 
 
 def boot_path() -> tuple[str, ...]:

@@ -13,7 +13,8 @@ to an isolated runner, with the standard library only:
   ``PR_SET_NO_NEW_PRIVS``, Landlock (read-only access to the interpreter, its packages, the
   plugin and the system files TLS needs; write only to a private temp folder; TCP ``connect``
   only to the declared ports), the seccomp filter (no inet sockets at all when no host is
-  declared).
+  declared; no ``fork`` and no signal to another process unless ``permissions.subprocesses``
+  is declared).
 
 Where the kernel cannot sandbox (not Linux x86_64, Landlock off), ``confine`` returns the
 reason and the host check still applies; ``check`` reports it as a warning.
@@ -176,6 +177,13 @@ def confine(manifest: PluginManifest, root: Path) -> str:
         tmp_dir=tmp,
         tcp_ports=tuple(sorted({_split(p)[1] for p in patterns})),
         network=bool(patterns),
+        # one process unless the manifest declares otherwise: fork refused, signals to itself
+        subprocesses=manifest.permissions.subprocesses,
+        # No egress broker here: the plugin resolves its declared hosts itself (DNS over UDP),
+        # so datagram sockets stay allowed, as in a platform runner's empty network namespace
+        # (where they reach nothing; here there is no namespace). The declared-hosts guard and
+        # Landlock's TCP port rules bound the connections it makes.
+        netns=True,
     )
     try:
         sandbox.apply(policy)

@@ -3,6 +3,7 @@ only its declared hosts reachable; a wrongly declared host fails with one line, 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -75,6 +76,42 @@ def test_a_correctly_declared_host_passes_in_the_sandbox(tmp_path: Path) -> None
     assert report.passed, report.render()
     messages = [f.message for f in report.findings]
     assert "acme-net: --isolated: sandboxed like the platform (api.acme.test)" in messages
+
+
+def _forking_plugin(tmp_path: Path, declared: bool) -> Path:
+    root = create_plugin("acme-fork", parent=tmp_path, vendor="acme")
+    handler = root / "imbi_plugin_acme_fork" / "handler.py"
+    source = handler.read_text()
+    if declared:
+        source = source.replace(
+            "permissions=Permissions(storage=True),",
+            "permissions=Permissions(storage=True, subprocesses=True),",
+        )
+    marker = "    def test_connection(self) -> ConnectionResult:\n"
+    source = source.replace(
+        marker,
+        marker + "        import os\n\n"
+        "        pid = os.fork()\n"
+        "        if pid == 0:\n"
+        "            os._exit(0)\n"
+        "        os.waitpid(pid, 0)\n",
+    )
+    handler.write_text(source)
+    return root
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or os.uname().machine != "x86_64", reason="the kernel sandbox"
+)
+@pytest.mark.parametrize("declared", [False, True], ids=["undeclared", "declared"])
+def test_fork_is_refused_unless_subprocesses_are_declared(tmp_path: Path, declared: bool) -> None:
+    """The platform's seccomp rule for a one-process runner applies in the check too."""
+    root = _forking_plugin(tmp_path, declared)
+    assert check_project(root).passed  # unconfined, the fork works
+    report = check_project(root, isolated=True)
+    assert report.passed is declared, report.render()
+    if not declared:
+        assert "PermissionError" in report.render()
 
 
 def test_the_sdk_imports_nothing_of_the_platform() -> None:
