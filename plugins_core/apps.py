@@ -58,6 +58,7 @@ class PluginsCoreConfig(AppConfig):
         registry.configure(
             trusted=settings.IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS,
             import_timeout=settings.IMBI_PLUGIN_IMPORT_TIMEOUT,
+            lock=settings.IMBI_TRUSTED_PLUGIN_LOCK or None,
         )
         registry.set_guard(integrity.load_guard)
         from plugins_core.isolation.supervisor import set_env_preflight

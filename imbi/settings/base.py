@@ -40,6 +40,12 @@ IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS: list[str] = env.list(
     "IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS",
     default=["imbi-plugin-aws", "imbi-plugin-github", "imbi-plugin-logzio", "imbi-plugin-local"],
 )
+# Trust follows the bytes: a trusted distribution runs in-process only when its installed
+# files are those this lock records (written at image build by `manage.py plugin trust
+# --record`; plugins_core/registry/trust.py). Empty: trust by name (development only).
+IMBI_TRUSTED_PLUGIN_LOCK: str = env.str(
+    "IMBI_TRUSTED_PLUGIN_LOCK", default=str(BASE_DIR / "trusted-plugins.lock")
+)
 IMBI_PLUGIN_IMPORT_TIMEOUT = env.float("IMBI_PLUGIN_IMPORT_TIMEOUT", default=10.0)
 IMBI_PLUGIN_CPU_SECONDS = env.int("IMBI_PLUGIN_CPU_SECONDS", default=60)
 IMBI_PLUGIN_MEMORY_BYTES = env.int("IMBI_PLUGIN_MEMORY_BYTES", default=2 * 1024**3)

@@ -31,6 +31,8 @@ IMBI_ENCRYPTION_KEYS = env.list("IMBI_ENCRYPTION_KEYS", default=[]) or [
 ]
 # Development: every installed distribution may load unsigned (never modified).
 IMBI_PLUGINS_UNSIGNED_ALLOWED = env.list("IMBI_PLUGINS_UNSIGNED_ALLOWED", default=["*"])
+# Development edits the catalog in place: trust by name (production: the trust lock).
+IMBI_TRUSTED_PLUGIN_LOCK = env.str("IMBI_TRUSTED_PLUGIN_LOCK", default="")
 # Development: isolated plugins may reach loopback and private addresses (local mock servers);
 # production's default is off (docs/operations.md).
 IMBI_PLUGIN_ALLOW_PRIVATE_HOSTS = env.bool("IMBI_PLUGIN_ALLOW_PRIVATE_HOSTS", default=True)

@@ -28,6 +28,8 @@ IMBI_PLUGIN_ALLOW_PRIVATE_HOSTS = True
 # The example plugin is trusted (its tests exercise the in-process runner); the hostile
 # plugin and every other test distribution run isolated.
 IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS = [*IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS, "imbi-plugin-example"]  # noqa: F405
+# Trust by name, as in development (tests/plugins_core/registry/test_trust.py records locks).
+IMBI_TRUSTED_PLUGIN_LOCK = env.str("IMBI_TRUSTED_PLUGIN_LOCK", default="")
 IMBI_PLUGIN_TIMEOUT = 3.0
 IMBI_PLUGIN_IMPORT_TIMEOUT = 2.0
 # directory grants (operator_path_settings) inside the temp folder, where tests make them

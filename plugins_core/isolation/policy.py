@@ -1,11 +1,17 @@
 """Host side: the ``Policy`` (sandbox) and ``RunnerSpec`` for one plugin entry point.
 
 Read access: the interpreter's standard library, the shared system libraries and the few
-``/etc`` files name resolution and TLS need, this runtime's own modules and the SDK, the
-plugin's own package, and every entry of site-packages *except* other plugin
-distributions' packages. Nothing of the host project (settings, keys, database files) and
-no ``/proc``. Network: when the manifest declares hosts, inet sockets may be created (the
-egress shim needs them) but Landlock refuses every TCP ``connect`` and ``bind``: connections
+``/etc`` files Python and TLS need (the CA certificates, never ``/etc/ssl/private``; no
+resolver configuration: the egress broker resolves), this runtime's own modules and the SDK,
+the plugin's own package, and every entry of site-packages *except* other plugin
+distributions' packages. A granted folder that holds a ``site-packages`` or
+``dist-packages`` folder (the standard library of a plain interpreter, ``/usr/lib``, a
+virtual environment's ``lib/pythonX.Y``) is granted entry by entry around it
+(``without_site_packages``): Landlock cannot take a subfolder back out of a grant. Nothing
+of the host project (settings, keys, database files) and no ``/proc``.
+
+Network: when the manifest declares hosts, inet sockets may be created (the egress shim
+needs them) but Landlock refuses every TCP ``connect`` and ``bind``: connections
 come ready-made from the host's egress broker (``egress``), which checks host and port;
 the runner's network namespace has no route anywhere. Limits come from the
 ``IMBI_PLUGIN_*`` settings through ``Limits``. Operator-granted directories
@@ -37,14 +43,17 @@ SYSTEM_READ = (
     "/lib64",
     "/usr/share/zoneinfo",
     "/usr/share/ca-certificates",
-    "/etc/ssl",
+    # TLS: the CA certificates and OpenSSL's configuration, never /etc/ssl/private (a root
+    # runner owns it; Landlock resolves /usr/lib/ssl's links to it and refuses them too)
+    "/etc/ssl/certs",
+    "/etc/ssl/openssl.cnf",
     "/etc/ca-certificates",
     "/etc/ld.so.cache",
-    "/etc/resolv.conf",
+    # numeric and service look-ups only: names are resolved by the egress broker, so no
+    # /etc/resolv.conf or /etc/host.conf
     "/etc/hosts",
     "/etc/nsswitch.conf",
     "/etc/gai.conf",
-    "/etc/host.conf",
     "/etc/localtime",
     "/etc/services",
     "/etc/protocols",
@@ -106,8 +115,64 @@ def _runtime_paths() -> tuple[str, ...]:
     )
 
 
+PACKAGE_FOLDERS = frozenset({"site-packages", "dist-packages"})
+
+
+def _holds_packages(folder: str, depth: int = 2) -> bool:
+    """Whether a ``site-packages``/``dist-packages`` folder lies beneath ``folder``."""
+    if os.path.basename(folder) in PACKAGE_FOLDERS:
+        return True
+    if depth == 0 or os.path.islink(folder) or not os.path.isdir(folder):
+        return False
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    return any(_holds_packages(os.path.join(folder, n), depth - 1) for n in names)
+
+
+@functools.lru_cache(maxsize=64)
+def without_site_packages(path: str) -> tuple[str, ...]:
+    """``path``, or its entries when a package folder lies beneath it (recursively), with
+    every ``site-packages``/``dist-packages`` folder left out: installed distributions are
+    granted one by one (``read_paths``), never another plugin's."""
+    path = os.path.realpath(path)  # Landlock grants what a link resolves to (/lib: /usr/lib)
+    if os.path.basename(path) in PACKAGE_FOLDERS:
+        return ()
+    if not _holds_packages(path):
+        return (path,)
+    try:
+        names = sorted(os.listdir(path))
+    except OSError:
+        return (path,)
+    return tuple(p for n in names for p in without_site_packages(os.path.join(path, n)))
+
+
+def base_read_paths() -> tuple[str, ...]:
+    """The system and runtime grants of every runner, package folders left out."""
+    return tuple(
+        dict.fromkeys(
+            p for path in (*SYSTEM_READ, *_runtime_paths()) for p in without_site_packages(path)
+        )
+    )
+
+
+def _of_another_plugin(name: str, others: frozenset[str] | set[str]) -> bool:
+    """Whether a site-packages entry belongs to one of ``others`` (top-level packages): the
+    package, its module, its dist-info, or its editable-install hooks (which name where its
+    source tree is)."""
+    editable = name.startswith("__editable__")
+    name = name.removeprefix("__editable___").removeprefix("__editable__.")
+    stem = name.split(".")[0].split("-")[0]
+    if name.endswith(".py") or "." not in name:
+        stem = name.removesuffix(".py")
+    if stem in others:
+        return True
+    return editable and any(name.startswith(f"{top}_") for top in others)
+
+
 def read_paths(own_packages: set[str]) -> tuple[str, ...]:
-    paths = [*SYSTEM_READ, *_runtime_paths()]
+    paths = list(base_read_paths())
     others = _plugin_packages() - own_packages
     for packages in dict.fromkeys(site.getsitepackages()):
         try:
@@ -115,10 +180,7 @@ def read_paths(own_packages: set[str]) -> tuple[str, ...]:
         except OSError:
             continue
         for name in names:
-            stem = name.split(".")[0].split("-")[0]
-            if name.endswith(".py") or "." not in name:
-                stem = name.removesuffix(".py")
-            if stem in others:
+            if _of_another_plugin(name, others):
                 continue
             paths.append(os.path.join(packages, name))
     for top in own_packages:
@@ -165,13 +227,16 @@ def runner_spec(
         )
     )
     readable = (
-        tuple(dict.fromkeys([*SYSTEM_READ, *_runtime_paths(), os.path.realpath(env)]))
+        tuple(dict.fromkeys([*base_read_paths(), os.path.realpath(env)]))
         if env
         else read_paths(own)
     )
+    # the import system lists site-packages itself (its entries are granted one by one):
+    # listing shows other plugins' names, never their files
+    listed = roots if env else (*roots, *dict.fromkeys(site.getsitepackages()))
     policy = Policy(
         read_paths=readable,
-        list_paths=roots,
+        list_paths=listed,
         data_paths=data_paths,
         tcp_ports=(),
         network=networked,

@@ -13,7 +13,8 @@ Read it in this order:
    and ``assemble``, which settles contested names and slugs;
 2. ``loading``: discovery, SDK range checks, the trust policy (``configure``,
    ``is_trusted``), examining candidates in this process or in a sandboxed runner, and
-   ``build_snapshot``, the one function that makes a snapshot from candidates;
+   ``build_snapshot``, the one function that makes a snapshot from candidates; ``trust``:
+   trust by bytes (the trust lock ``manage.py plugin trust --record`` writes);
 3. ``live``: this process's published snapshot (``current``, ``rebuild``, ``set_managed``,
    ``wait_loaded``, ``settled``, ``set_guard``), its background inspection thread and fork
    handling. All of the registry's mutable state lives there;
@@ -52,6 +53,7 @@ from plugins_core.registry.loading import (
     sdk_range_of,
     sdk_range_problem,
     settings,
+    trust_note,
     uses_legacy_sdk,
 )
 from plugins_core.registry.snapshot import (
@@ -107,6 +109,7 @@ __all__ = [
     "set_managed",
     "settings",
     "settled",
+    "trust_note",
     "uses_legacy_sdk",
     "wait_loaded",
 ]

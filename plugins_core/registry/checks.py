@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core import checks
 
 from plugins_core import registry
+from plugins_core.registry import trust
 
 
 @checks.register("plugins")
@@ -64,3 +65,35 @@ def check_sandbox(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
         for entry in registry.current().entries.values()
         if capabilities.entry_refusal(entry)
     ]
+
+
+@checks.register("plugins", deploy=True)
+def check_trust(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """``check --deploy``: trust must follow the bytes (``registry.trust``). Warns when no
+    trust lock is configured, and names each trusted distribution whose bytes differ from
+    the lock's (it runs isolated)."""
+    found: list[checks.CheckMessage] = []
+    if not getattr(settings, "IMBI_TRUSTED_PLUGIN_LOCK", ""):
+        found.append(
+            checks.Warning(
+                "IMBI_TRUSTED_PLUGIN_LOCK is empty: trusted plugin distributions are trusted "
+                "by name, not by their bytes",
+                hint="Record the reviewed bytes at build: `manage.py plugin trust --record`.",
+                id="plugins.W003",
+            )
+        )
+    unverified = {
+        (entry.distribution, entry.version, entry.trust)
+        for entry in registry.current().entries.values()
+        if entry.trust.startswith(trust.UNVERIFIED)
+    }
+    found += [
+        checks.Warning(
+            f"{distribution} {version}: {note}",
+            hint="It runs only in sandboxed runners. `manage.py plugin trust` shows each "
+            "verdict; reinstall the reviewed distribution or record the lock again.",
+            id="plugins.W004",
+        )
+        for distribution, version, note in sorted(unverified)
+    ]
+    return found

@@ -9,9 +9,13 @@ minor is at most the host's. Plugins that import the deprecated ``plugins_core.s
 are marked ``legacy_sdk``. A plugin that fails is recorded with a ``Status`` and a reason,
 never raised (unless ``strict``).
 
-Trust is a policy, never a default: distributions the operator trusts (``configure(trusted=
-...)``, from ``IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS``; before ``configure`` only the first-party
-catalog, ``FIRST_PARTY``) are imported in this process and may run in-process. Every other
+Trust is a policy, never a default, and it follows the bytes: distributions the operator
+trusts (``configure(trusted=...)``, from ``IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS``; before
+``configure`` only the first-party catalog, ``FIRST_PARTY``) are imported in this process and
+may run in-process only when their installed files are the ones the trust lock records
+(``configure(lock=...)``, ``IMBI_TRUSTED_PLUGIN_LOCK``; ``registry.trust``). A distribution
+with a trusted name and other bytes is isolated like any other, its entries saying why
+(``Entry.trust``). Every other
 distribution is imported only inside a sandboxed runner with a deadline
 (``plugins_core.isolation.inspect``, ``_examine_isolated``): its entries carry the manifest
 the runner reported, no handler class, and ``isolated=True``. A plugin that hangs or crashes
@@ -42,6 +46,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
+from plugins_core.registry import trust as trust_lock
 from plugins_core.registry.snapshot import (
     HOST_API_VERSION,
     Candidate,
@@ -137,6 +142,7 @@ def _examine(candidate: Candidate, refusals: Refusals | None = None) -> Entry:
             handler,
             manifest,
             legacy_sdk=uses_legacy_sdk(candidate.target),
+            trust=trust_note(candidate.distribution),
         )
 
     # Refused before import: blocklisted, modified or unsigned distributions never run.
@@ -183,20 +189,35 @@ class Settings:
 
     trusted: frozenset[str] = FIRST_PARTY
     import_timeout: float = 10.0
+    lock: str | None = None  # the trust lock's path; None: trust by name (development)
+    notes: dict[str, str] = dataclasses.field(default_factory=dict)  # last verdicts' words
 
 
 settings = Settings()
 
 
-def configure(*, trusted: Iterable[str], import_timeout: float = 10.0) -> None:
-    """The trust policy (``IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS``) and the import deadline."""
+def configure(
+    *, trusted: Iterable[str], import_timeout: float = 10.0, lock: str | None = None
+) -> None:
+    """The trust policy (``IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS``, the trust lock
+    ``IMBI_TRUSTED_PLUGIN_LOCK``) and the import deadline."""
     settings.trusted = frozenset(normalize(d) for d in trusted)
     settings.import_timeout = import_timeout
+    settings.lock = lock or None
+    settings.notes = {}
 
 
 def is_trusted(distribution: str) -> bool:
-    """Whether the policy lets this process import ``distribution`` (and run it in-process)."""
-    return normalize(distribution) in settings.trusted
+    """Whether the policy lets this process import ``distribution`` (and run it in-process):
+    a trusted name whose installed bytes the trust lock records (``trust.verdict``)."""
+    found = trust_lock.verdict(distribution, settings.trusted, settings.lock)
+    settings.notes[normalize(distribution)] = found.note
+    return found.in_process
+
+
+def trust_note(distribution: str) -> str:
+    """The words of the last trust verdict on ``distribution`` ("" when not trusted)."""
+    return settings.notes.get(normalize(distribution), "")
 
 
 def _isolated_entry(
@@ -209,7 +230,15 @@ def _isolated_entry(
     manifest: PluginManifest | None = None,
 ) -> Entry:
     return Entry(
-        name, target, distribution, version, status, reason, manifest=manifest, isolated=True
+        name,
+        target,
+        distribution,
+        version,
+        status,
+        reason,
+        manifest=manifest,
+        isolated=True,
+        trust=trust_note(distribution),
     )
 
 
@@ -265,6 +294,7 @@ def _sort_out(
     rest (to inspect in a runner). Refusals apply before anything is imported."""
     examined: list[Entry] = []
     untrusted: Untrusted = {}
+    trust = functools.cache(trust)  # one verdict (one hash of its files) per distribution
     for c in candidates:
         if trust(c.distribution):
             examined.append(_examine(c, refusals))

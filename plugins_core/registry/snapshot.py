@@ -97,6 +97,9 @@ class Entry:
     """The plugin imports the deprecated ``plugins_core.sdk`` shim (it still loads)."""
     isolated: bool = False  # imported only in a sandboxed runner; no handler in this process
     env: str = ""  # a runtime-installed distribution's own environment (its runners' python)
+    trust: str = ""
+    """For a distribution trusted by name: "trusted: bytes verified", or "isolated: trusted
+    name, unverified bytes: <why>" (``registry.trust``); "" for every other distribution."""
 
     @property
     def ok(self) -> bool:

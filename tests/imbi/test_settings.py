@@ -90,9 +90,22 @@ def test_check_deploy_is_clean_under_production_settings() -> None:
     assert "no issues" in result.stdout
 
 
-def test_check_deploy_reports_only_the_deliberately_broken_example_plugins() -> None:
+def registry_first_party() -> list[str]:
+    from plugins_core.registry import FIRST_PARTY
+
+    return sorted(FIRST_PARTY)
+
+
+def test_check_deploy_reports_only_the_deliberately_broken_example_plugins(
+    tmp_path: Path,
+) -> None:
     """The example plugin's three broken entry points, and the hostile plugin's entry point
-    that hangs at import (recorded by its sandboxed import, not run by the host)."""
+    that hangs at import (recorded by its sandboxed import, not run by the host). The trusted
+    distributions' bytes are recorded first, as the image build does."""
+    from plugins_core.registry import trust
+
+    lock = tmp_path / trust.LOCK_NAME
+    trust.write_lock(lock, [*registry_first_party(), "imbi-plugin-example"])
     keys = Fernet.generate_key().decode()
     result = manage(
         "check",
@@ -103,6 +116,7 @@ def test_check_deploy_reports_only_the_deliberately_broken_example_plugins() -> 
             "IMBI_ENCRYPTION_KEYS": keys,
             "ALLOWED_HOSTS": "imbi.example.com",
             "IMBI_PLUGIN_IMPORT_TIMEOUT": "1",
+            "IMBI_TRUSTED_PLUGIN_LOCK": str(lock),
             # The test-only example and hostile plugins are not installed from a signed index.
             "IMBI_PLUGINS_UNSIGNED_ALLOWED": "imbi-plugin-example,imbi-plugin-hostile,"
             "imbi-plugin-aws,imbi-plugin-github,imbi-plugin-local,imbi-plugin-logzio",

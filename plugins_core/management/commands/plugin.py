@@ -16,6 +16,9 @@
 - ``plugin approve NAME[==VERSION] [--json]``: approve the permissions the installed version
   declares, keeping earlier approvals (``plugins_core.provisioning.approvals``; audited).
 - ``plugin reconcile`` / ``plugin prune``: converge this node now / delete drained environments.
+- ``plugin trust [--record] [--lock PATH]``: each trusted distribution's trust verdict
+  ("trusted: bytes verified" or "isolated: trusted name, unverified bytes: ..."); with
+  ``--record`` (at image build) write the trust lock of the installed trusted distributions.
 
 ``plugin install`` takes a wheel or a wheelhouse folder when its argument is a path, else
 ``NAME[==VERSION]`` from the signed indexes. Exits non-zero with a one-line reason on bad input;
@@ -86,6 +89,11 @@ class Command(BaseCommand):
         approve.add_argument("--json", action="store_true", help="Machine-readable output.")
         sub.add_parser("reconcile", help="Converge this node to the desired state now.")
         sub.add_parser("prune", help="Delete this node's drained plugin environments.")
+        trust = sub.add_parser(
+            "trust", help="Trusted distributions' verdicts; --record writes the trust lock."
+        )
+        trust.add_argument("--record", action="store_true", help="Write the trust lock.")
+        trust.add_argument("--lock", default="", help="Default: IMBI_TRUSTED_PLUGIN_LOCK.")
         verify = sub.add_parser("verify", help="Check installed plugin files against manifests.")
         verify.add_argument("--json", action="store_true")
         offered = sub.add_parser("available", help="What the followed indexes offer.")
@@ -159,6 +167,8 @@ class Command(BaseCommand):
                 )
             elif action == "verify":
                 self._verify(as_json=options["json"])
+            elif action == "trust":
+                self._trust(record=options["record"], lock=options["lock"])
             elif action == "available":
                 self._available(refresh=options["refresh"], as_json=options["json"])
             elif action == "index":
@@ -236,6 +246,26 @@ class Command(BaseCommand):
             f"v{artifact.index_version}: sha256 {artifact.sha256}, {artifact.size} bytes, "
             f"publisher {artifact.certificate.subject} [{artifact.badge}]"
         )
+
+    def _trust(self, *, record: bool, lock: str) -> None:
+        from django.conf import settings
+
+        from plugins_core.registry import trust
+
+        lock = lock or settings.IMBI_TRUSTED_PLUGIN_LOCK
+        names = sorted(registry.settings.trusted)
+        if record:
+            if not lock:
+                raise CommandError("no lock path: set IMBI_TRUSTED_PLUGIN_LOCK or pass --lock")
+            document = trust.write_lock(lock, names)
+            for name, found in sorted(document["distributions"].items()):
+                self.stdout.write(f"{name} {found['version']}: {found['files']} files recorded")
+            self.stdout.write(f"wrote {lock} ({len(document['distributions'])} distributions)")
+            return
+        for name in names:
+            self.stdout.write(
+                f"{name}: {trust.verdict(name, registry.settings.trusted, lock or None).note}"
+            )
 
     def _verify(self, *, as_json: bool) -> None:
         from plugins_core.distributions.integrity import verify_installed
@@ -448,6 +478,7 @@ class Command(BaseCommand):
                             "reason": capabilities.entry_refusal(e) or e.reason,
                             "legacy_sdk": e.legacy_sdk,
                             "isolated_only": e.isolated,
+                            "trust": e.trust,
                         }
                         for e in entries
                     ],
@@ -464,7 +495,9 @@ class Command(BaseCommand):
                 line += f"  -- {capabilities.status_label(e)}"
             elif e.reason:
                 line += f"  -- {e.reason}"
-            if e.isolated:
+            if e.trust:
+                line += f"  [{e.trust}]"
+            elif e.isolated:
                 line += "  [untrusted: runs isolated only]"
             if e.legacy_sdk:
                 line += "  [deprecated: imports plugins_core.sdk; use imbi_plugin_sdk]"

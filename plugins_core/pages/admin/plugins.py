@@ -73,6 +73,8 @@ class PluginModeForm(forms.ModelForm):  # type: ignore[type-arg]
         entry = registry.current().get(handler) if handler else None
         if mode == ExecutionMode.IN_PROCESS and effective_mode(mode, entry) != IN_PROCESS:
             distribution = entry.distribution if entry else handler
+            if entry is not None and entry.trust:  # a trusted name with unverified bytes
+                raise forms.ValidationError(f"{distribution} can only run isolated: {entry.trust}")
             raise forms.ValidationError(
                 f"{distribution} is not a trusted distribution, so it can only run isolated. "
                 "An operator can trust it with IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS."
@@ -231,8 +233,10 @@ class PluginAdmin(TestConnectionLink, OrgScopedAdmin):
     def runs(self, obj: Plugin) -> str:
         if obj is None or obj.pk is None:
             return "-"
-        mode = effective_mode(obj.execution_mode, registry.current().get(obj.handler))
-        return "in-process" if mode == IN_PROCESS else "isolated (sandboxed runner)"
+        entry = registry.current().get(obj.handler)
+        mode = effective_mode(obj.execution_mode, entry)
+        runs = "in-process" if mode == IN_PROCESS else "isolated (sandboxed runner)"
+        return f"{runs}; {entry.trust}" if entry is not None and entry.trust else runs
 
     @admin.display(description="Circuit breaker")
     def circuit(self, obj: Plugin) -> str:

@@ -127,3 +127,57 @@ class AlarmSpin(Base):
         signal.signal(signal.SIGALRM, _spin_on_alarm)
         signal.setitimer(signal.ITIMER_REAL, 0.3)
         return ["ARMED"]
+
+
+def _try_read(path: str, found: list[str]) -> None:
+    try:
+        with open(path, "rb") as handle:
+            found.append(f"READ_{path}={handle.read(200)!r}")
+    except OSError as exc:
+        found.append(f"DENIED_{path}_{type(exc).__name__}")
+
+
+def _try_list(path: str, found: list[str]) -> list[str]:
+    try:
+        names = sorted(os.listdir(path))
+    except OSError as exc:
+        found.append(f"DENIED_LIST_{path}_{type(exc).__name__}")
+        return []
+    found.append(f"LISTED_{path}")
+    return names
+
+
+class RootFiles(Base):
+    """Gap 6: root-only files (the TLS key under /etc/ssl/private, /etc/shadow) and other
+    plugins' code in the host's site-packages, through the interpreter's own grants. Reads
+    what it finds itself, plus ``options["paths"]``; reports READ_/DENIED_ per path."""
+
+    manifest = _manifest("hostile-root-files")
+
+    def attack(self) -> list[str]:
+        import sys
+        import sysconfig
+
+        found: list[str] = []
+        for name in _try_list("/etc/ssl/private", found):
+            _try_read(f"/etc/ssl/private/{name}", found)
+        for path in ("/etc/shadow", "/etc/gshadow", "/etc/resolv.conf"):
+            _try_read(path, found)
+        # every site-packages folder near the interpreter: other plugins live there
+        version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        folders = {
+            os.path.join(prefix, "lib", version, "site-packages")
+            for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix, "/usr/local")
+        }
+        own = {p for p in sys.path if p.endswith(("site-packages", "dist-packages"))}
+        folders |= {*own, sysconfig.get_paths()["purelib"], "/usr/lib/python3/dist-packages"}
+        for folder in sorted(folders):
+            for name in _try_list(folder, found):
+                if not name.endswith(".dist-info") or "hostile" in name:
+                    continue
+                # its own site-packages: other plugins' files (its dependencies are granted)
+                if folder not in own or (name.startswith("imbi_plugin_") and "_sdk-" not in name):
+                    _try_read(os.path.join(folder, name, "METADATA"), found)
+        for path in (self.context.options.get("paths") or {}).values():
+            _try_read(path, found)
+        return [key[:200].strip() for key in found]

@@ -747,3 +747,90 @@ def test_gap4_an_idle_runner_that_spins_is_killed_and_replaced(
     assert not descendants(os.getpid()) - before, "the spinning runner is still there"
     assert any("used CPU time without a call" in r.getMessage() for r in caplog.records)
     assert keys(call(viewer, project, caplog)[0]) == ["ARMED"]  # a fresh runner serves
+
+
+@pytest.fixture
+def planted_key() -> Any:
+    """A TLS key where a real one lives (root-only /etc/ssl/private), when this uid can put
+    one there; ``None`` otherwise (the runner must then be refused the folder itself)."""
+    path = "/etc/ssl/private/imbi-gap6-test.key"
+    try:
+        with open(path, "x") as handle:
+            handle.write("-----BEGIN PRIVATE KEY-----\nimbi-gap6-secret\n")
+    except OSError:
+        yield None
+        return
+    yield path
+    os.unlink(path)
+
+
+def test_gap6_root_only_files_and_other_plugins_code_are_out_of_reach(
+    flat: Any, hostile: Any, viewer: Any, project: Any, caplog: Any, planted_key: Any
+) -> None:
+    """A runner of a root host (capabilities dropped, but uid 0 owns /etc/ssl/private) read
+    the TLS key: /etc/ssl was granted whole. The interpreter's grants (its standard library,
+    /usr/lib, a virtual environment's lib/pythonX.Y) held site-packages, so other plugins'
+    files were readable. Now only the CA certificates of /etc/ssl are, no resolver file, and
+    package folders are granted entry by entry without other plugins."""
+    other = [e.distribution for e in registry.current().entries.values() if "hostile" not in e.name]
+    assert other  # the catalog and the example plugin are installed beside it
+    hostile("hostile-root-files", paths={"key": planted_key or "/etc/ssl/private"})
+    report = keys(call(viewer, project, caplog)[0])
+    read = [k for k in report if k.startswith("READ_")]
+    assert not read, f"the runner read {read}"
+    assert "imbi-gap6-secret" not in " ".join(report)
+    assert "DENIED_LIST_/etc/ssl/private_PermissionError" in report
+    assert "DENIED_/etc/shadow_PermissionError" in report
+    assert "DENIED_/etc/resolv.conf_PermissionError" in report
+    # its own site-packages may be listed (the import system does), no other package folder
+    import site
+
+    listed = sorted(k for k in report if k.startswith("LISTED_"))
+    assert listed == sorted(f"LISTED_{p}" for p in site.getsitepackages()), "\n".join(report)
+    plugins = [k for k in report if k.startswith("DENIED_") and "/imbi_plugin_aws-" in k]
+    assert plugins, "no other plugin's dist-info was tried"
+
+
+def test_gap6_no_grant_holds_a_package_folder(tmp_path: Any) -> None:
+    """Every read grant of a runner: never a folder above a site-packages/dist-packages one
+    (Landlock cannot take it back), and never another plugin's distribution."""
+    import site
+    import sysconfig
+
+    from imbi_plugin_sdk import Permissions
+
+    from plugins_core.isolation import policy
+
+    spec = policy.runner_spec(
+        key=("t",),
+        slug="hostile-root-files",
+        entries={"hostile-root-files": "imbi_plugin_hostile.gaps:RootFiles"},
+        permissions=Permissions(),
+        limits=policy.Limits(),
+    )
+    folders = {
+        *site.getsitepackages(),
+        sysconfig.get_paths()["purelib"],
+        os.path.join(sysconfig.get_paths()["stdlib"], "site-packages"),
+        "/usr/lib/python3/dist-packages",
+    }
+    for grant in spec.policy.read_paths:
+        for folder in folders:
+            assert not (folder + "/").startswith(grant.rstrip("/") + "/"), (grant, folder)
+    assert not [g for g in spec.policy.read_paths if g.startswith("/etc/ssl/private")]
+    assert "/etc/ssl/certs" in spec.policy.read_paths
+    assert not [g for g in spec.policy.read_paths if "imbi_plugin_aws" in g]
+    # a folder holding package folders is granted around them
+    lib = tmp_path / "lib" / "python3.11"
+    (lib / "site-packages" / "other_plugin").mkdir(parents=True)
+    (lib / "json").mkdir()
+    (lib / "os.py").write_text("")
+    assert policy.without_site_packages(str(tmp_path / "lib")) == (
+        str(lib / "json"),
+        str(lib / "os.py"),
+    )
+    (tmp_path / "link").symlink_to(tmp_path / "lib")  # a link is granted as what it names
+    assert policy.without_site_packages(str(tmp_path / "link")) == (
+        str(lib / "json"),
+        str(lib / "os.py"),
+    )
