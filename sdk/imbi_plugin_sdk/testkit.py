@@ -620,8 +620,8 @@ def _check_identity(
             "code_challenge_method": "S256",
             "redirect_uri": start.redirect_uri,
         }
-        for name, value in expected.items():
-            _expect(query.get(name) == value, f"the URL's {name} is not {value!r}")
+        wrong = sorted(name for name, value in expected.items() if query.get(name) != value)
+        _expect(not wrong, f"the URL's {', '.join(wrong)} do not match the AuthorizationStart")
         _expect(bool(query.get("client_id")), "the URL has no client_id")
         _expect("code_verifier" not in query, "the URL carries the PKCE verifier")
         _round_trips(redirect)

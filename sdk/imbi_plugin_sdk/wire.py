@@ -456,7 +456,8 @@ def execute(
                     plugin=manifest.requires_identity,
                 )
             )
-        logger = sink_logger(f"imbi.plugins.{slug}", log) if log is not None else None
+        sink = _RedactingSink(log, secrets) if log is not None else None
+        logger = sink_logger(f"imbi.plugins.{slug}", sink) if sink is not None else None
         context = PluginContext.from_dict(
             call.context,
             logger=logger,
@@ -464,7 +465,7 @@ def execute(
             projects=projects if manifest.permissions.project_metadata else None,
             identity=identity,
         )
-        secrets = [*secret_values(manifest, context.options, call.credentials), *secrets]
+        secrets.extend(secret_values(manifest, context.options, call.credentials))
         arguments = call.decoded_arguments()
     except Exception as exc:  # a malformed call: refused, never raised
         detail = redact(f"call to plugin '{slug}' is invalid: {exc}", secrets)
@@ -496,6 +497,19 @@ def execute(
             f"over the {max_reply_bytes}-byte limit"
         )
     return reply
+
+
+class _RedactingSink:
+    """The plugin's log lines with every secret of the call replaced by ``***`` before they
+    reach the host's sink: the user's token and secret arguments (a code, a refresh token)
+    are known only here, not to the host's own redaction of credentials."""
+
+    def __init__(self, sink: LogSink, secrets: list[str]) -> None:
+        self.sink = sink
+        self.secrets = secrets  # the same list execute extends once the options are known
+
+    def log(self, level: int, message: str) -> None:
+        self.sink.log(level, redact(message, self.secrets))
 
 
 def _call_identity(call: Call, required: str) -> IdentityContext | None:
