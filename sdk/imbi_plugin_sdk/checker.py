@@ -229,7 +229,7 @@ def _probe_main() -> int:
     from .context import Credentials
     from .interfaces import check_handler_class
     from .manifest import PluginManifest
-    from .testkit import make_context, run_contract
+    from .testkit import make_context, run_contract, sample_identity
 
     request = json.loads(sys.stdin.read())
     sys.path.insert(0, request["path"])
@@ -275,6 +275,9 @@ def _probe_main() -> int:
         overrides: dict[str, Any] = (
             {} if manifest.permissions.project_metadata else {"projects": None}
         )
+        if manifest.requires_identity:  # contract 1.3: a sample user's token, as the host
+            plugin = manifest.requires_identity.replace("*", "contract-test-identity")
+            overrides["identity"] = sample_identity(plugin)
 
         def factory(
             cls: Any = obj, creds: Credentials = credentials, extra: dict[str, Any] = overrides
