@@ -113,7 +113,7 @@ class Proxy:
                 self.end_headers()
                 self.wfile.write(content)
 
-            do_GET = do_POST = do_PUT = _forward  # noqa: N815
+            do_GET = do_POST = do_PUT = _forward
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -248,4 +248,5 @@ def idp() -> Any:
         redirect_uri=REDIRECT_URI,
         user=USER,
         claims=CLAIMS,
+        Proxy=Proxy,
     )
