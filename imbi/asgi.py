@@ -6,3 +6,8 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imbi.settings.production")
 application = get_asgi_application()
+
+# Wrong encryption keys: one line, exit 3 (imbi.core.keycheck).
+from imbi.core.keycheck import check_at_start  # noqa: E402
+
+check_at_start()

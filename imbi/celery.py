@@ -9,9 +9,26 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imbi.settings.production")
 
 app = Celery("imbi")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect  # type: ignore[untyped-decorator]
+def _check_keys(**kwargs: object) -> None:
+    """A worker whose encryption keys cannot read the key canary stops with one line, exit 3
+    (imbi.core.keycheck), before it takes a task."""
+    from imbi.core.keycheck import check_at_start
+
+    try:
+        check_at_start()
+    except SystemExit as exc:  # Celery would log a signal handler's exit and carry on
+        os._exit(int(exc.code or 3))
+    finally:
+        from django.db import connections
+
+        connections.close_all()

@@ -3,8 +3,10 @@
 Used by the Dockerfile's ``CMD`` and by docker/compose.yaml (``gunicorn -c
 python:imbi.gunicorn_conf``). Tunables come from the environment:
 
-- ``PORT`` (8000): the port to listen on, on every interface (publish it only to the
-  TLS proxy: see docs/operations.md).
+- ``IMBI_BIND_ADDRESS`` (``127.0.0.1``): the address to listen on. Loopback by default, so on
+  a host install only the local TLS proxy reaches the app; the image sets ``0.0.0.0`` (the
+  container's port is published to the host's loopback only, see docker/compose.yaml).
+- ``PORT`` (8000): the port to listen on.
 - ``WEB_CONCURRENCY`` (3): worker processes.
 - ``GUNICORN_TIMEOUT`` (30): seconds a request may take before its worker is replaced.
 
@@ -21,12 +23,16 @@ import sys
 from typing import Any
 
 wsgi_app = "imbi.wsgi:application"
-bind = [f"0.0.0.0:{os.environ.get('PORT', '8000')}"]  # inside a container
+bind = [f"{os.environ.get('IMBI_BIND_ADDRESS', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"]
 workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 accesslog = "-"
 errorlog = "-"
+# Django alone decides whether a request came over HTTPS (SECURE_PROXY_SSL_HEADER, believed
+# only from IMBI_TRUSTED_PROXIES by imbi.core.proxy): gunicorn derives no scheme from headers.
+secure_scheme_headers: dict[str, str] = {}
+forwarded_allow_ips = ""
 # Gunicorn's control socket defaults to a file under $HOME, shared by every gunicorn of the
 # user; nothing here uses it.
 control_socket_disable = True
@@ -40,6 +46,9 @@ def on_starting(server: Any) -> None:
         from django.db import connections
 
         django.setup()
+        from imbi.core import keycheck
+
+        keycheck.check_at_start()  # wrong encryption keys: one line, exit 3
         connections.close_all()  # nothing opened here may be shared with forked workers
     except SystemExit as exc:  # the settings' own one-line refusal
         sys.exit(exc.code if exc.code not in (None, 0) else 1)

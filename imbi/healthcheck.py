@@ -1,4 +1,5 @@
-"""The container health check: ``python -m imbi.healthcheck`` exits 0 when ``/healthz`` is 200.
+"""The container health check: ``python -m imbi.healthcheck`` exits 0 when ``/healthz`` is 200
+(``python -m imbi.healthcheck /livez``: liveness).
 
 It talks plain HTTP to the app on ``127.0.0.1:$PORT`` (default 8000) the way the TLS proxy
 does: with a ``Host`` the app accepts (the first concrete name in ``ALLOWED_HOSTS``) and
@@ -24,27 +25,31 @@ def health_host() -> str:
     return "localhost"
 
 
-def check(port: int, timeout: float = 5.0) -> tuple[bool, str]:
+def check(port: int, timeout: float = 5.0, path: str = "/healthz") -> tuple[bool, str]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         connection.request(
             "GET",
-            "/healthz",
+            path,
             headers={"Host": health_host(), "X-Forwarded-Proto": "https"},
         )
         response = connection.getresponse()
         body = response.read(2000).decode(errors="replace")
     except OSError as exc:
-        return False, f"healthz: cannot reach 127.0.0.1:{port} ({type(exc).__name__})"
+        return False, f"{path[1:]}: cannot reach 127.0.0.1:{port} ({type(exc).__name__})"
     finally:
         connection.close()
     if response.status != 200:
-        return False, f"healthz: HTTP {response.status} {body.strip()[:200]}"
-    return True, "healthz: ok"
+        return False, f"{path[1:]}: HTTP {response.status} {body.strip()[:200]}"
+    return True, f"{path[1:]}: ok"
 
 
 def main() -> int:
-    ok, message = check(int(os.environ.get("PORT", "8000")))
+    path = sys.argv[1] if len(sys.argv) > 1 else "/healthz"  # /livez: liveness only
+    if path not in ("/healthz", "/readyz", "/livez"):
+        print(f"usage: python -m imbi.healthcheck [/healthz|/readyz|/livez], not {path}")
+        return 2
+    ok, message = check(int(os.environ.get("PORT", "8000")), path=path)
     print(message, file=sys.stdout if ok else sys.stderr)
     return 0 if ok else 1
 

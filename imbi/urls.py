@@ -7,11 +7,13 @@ from drf_spectacular.views import SpectacularAPIView
 
 from imbi.api.docs import RedocView, SwaggerView
 from imbi.core.home import home
-from imbi.core.views import healthz
+from imbi.core.views import healthz, livez
 
 urlpatterns = [
     path("", home, name="home"),
     path("healthz", healthz, name="healthz"),
+    path("readyz", healthz, name="readyz"),
+    path("livez", livez, name="livez"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SwaggerView.as_view(url_name="schema"), name="swagger-ui"),

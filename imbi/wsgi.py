@@ -11,6 +11,12 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imbi.settings.production")
 application = get_wsgi_application()
 
+# A worker whose encryption keys cannot read the platform's key canary exits 3 with one line
+# (gunicorn then halts: "Worker failed to boot"), like a missing key (imbi.core.keycheck).
+from imbi.core.keycheck import check_at_start  # noqa: E402
+
+check_at_start()
+
 # Each worker converges to the desired plugin distributions before it serves (building a
 # missing environment under a per-environment file lock, so workers never build it twice).
 # The node's Celery worker reports the node's state (plugins_core.distributions.control).

@@ -37,10 +37,16 @@ class PluginsCoreConfig(AppConfig):
 
         from plugins_core import registry
         from plugins_core.distributions import integrity
-        from plugins_core.isolation import testing
+        from plugins_core.isolation import capabilities, testing
         from plugins_core.models import seams
         from plugins_core.registry import checks  # noqa: F401  (registers the check)
         from plugins_core.serving import invalidation
+
+        # A runner started by any process of this uid (a Celery worker's) must not read or
+        # trace this one: not dumpable from the start. Then probe what the host enforces
+        # (cached per process; a forked worker probes again on first use).
+        capabilities.harden_host()
+        capabilities.log_summary()
 
         # The layers below reach the ones above only through what is handed in here.
         seams.connect(

@@ -18,6 +18,7 @@ from django.core.exceptions import (
     TooManyFieldsSent,
     TooManyFilesSent,
 )
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -25,6 +26,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 logger = logging.getLogger(__name__)
+# Seconds a client should wait after database_unavailable before it tries again.
+DATABASE_RETRY_AFTER = 5
 
 
 class Problem(Exception):
@@ -122,6 +125,8 @@ def to_problem(exc: Exception) -> Problem | None:
             extra["errors"] = dict(fields)
         detail = str(getattr(exc, "detail", "") or code)
         return Problem(status_code, code, detail, extra=extra, headers=headers)
+    if isinstance(exc, OperationalError | InterfaceError):
+        return database_unavailable()
     if isinstance(exc, Http404):
         return Problem(404, "not_found", "Not found.")
     if isinstance(exc, RequestDataTooBig):
@@ -167,6 +172,30 @@ def to_problem(exc: Exception) -> Problem | None:
     return None
 
 
+def database_unavailable() -> Problem:
+    """The database cannot be reached (a restart, a fail-over, a network blip): 503 with
+    Retry-After; the next request opens a new connection, so service resumes by itself."""
+    return Problem(
+        503,
+        "database_unavailable",
+        "The database is unavailable; try again shortly.",
+        extra={"retry_after": DATABASE_RETRY_AFTER},
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
+
+
+def _database_down(exc: BaseException | None) -> bool:
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+DATABASE_DOWN_PAGE = (
+    "<!doctype html><html lang=en><meta charset=utf-8><title>Try again shortly</title>"
+    "<h1>Imbi is briefly unavailable</h1>"
+    "<p>Its database cannot be reached right now. Nothing you entered was saved by this "
+    "request. Please try again in a few seconds.</p></html>"
+)
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     problem = to_problem(exc)
     if problem is None:
@@ -177,6 +206,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         logger.exception("unhandled API error", exc_info=exc)
         problem = Problem(500, "internal_error", "An unexpected error occurred.")
     request = context.get("request")
+    if problem.code == "database_unavailable":
+        logger.error("database unavailable: %s", type(exc).__name__)
     if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
         problem.status_code = status.HTTP_401_UNAUTHORIZED
         problem.headers["WWW-Authenticate"] = 'Token realm="api"'
@@ -190,6 +221,8 @@ def _page_or_problem(request: Any, problem: Problem, fallback: Any, *args: Any) 
 
     response = JsonResponse(problem.body(request.path), status=problem.status_code)
     response["Content-Type"] = PROBLEM_CONTENT_TYPE
+    for name, value in problem.headers.items():
+        response[name] = value
     return response
 
 
@@ -203,9 +236,21 @@ def handler404(request: Any, exception: Exception | None = None) -> Any:
 
 
 def handler500(request: Any) -> Any:
-    """Unhandled errors outside DRF: never a traceback, problem+json under /api/."""
+    """Unhandled errors outside DRF: never a traceback, problem+json under /api/. An
+    unreachable database (from a view, a middleware or the session save) is a 503 with
+    Retry-After instead: problem+json ``database_unavailable``, or a plain page."""
+    import sys
+
+    from django.http import HttpResponse
     from django.views import defaults
 
+    if _database_down(sys.exc_info()[1]):
+        problem = database_unavailable()
+        if request.path.startswith("/api/"):
+            return _page_or_problem(request, problem, defaults.server_error)
+        page = HttpResponse(DATABASE_DOWN_PAGE, status=503)
+        page["Retry-After"] = str(DATABASE_RETRY_AFTER)
+        return page
     return _page_or_problem(
         request,
         Problem(500, "internal_error", "An unexpected error occurred."),

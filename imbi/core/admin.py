@@ -230,6 +230,13 @@ class AuditEventAdmin(OrgScopedAdmin):
         return False
 
 
+# --------------------------------------------------------------------------- branding
+
+# The admin's <title>, header and index heading (Django says "Django administration").
+admin.site.site_header = "Imbi administration"
+admin.site.site_title = "Imbi administration"
+admin.site.index_title = "Organizations, projects and plugins"
+
 # --------------------------------------------------------------------------- users
 
 

@@ -70,9 +70,14 @@ def configured_keys() -> tuple[str, ...]:
 
 
 def encrypt_json(value: Any) -> str:
-    ring, _ = _ring(configured_keys())
+    """Encrypt with the platform's write key: the configured key the key canary names, the
+    first one before there is a canary (``imbi.core.keycheck``; raises ``KeyMismatch`` when
+    this node does not have it)."""
+    from . import keycheck
+
+    _ring(configured_keys())  # a missing or invalid key is a clear error before anything else
     plaintext = json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
-    return ring.encrypt(plaintext).decode()
+    return keycheck.write_key().encrypt(plaintext).decode()
 
 
 def decrypt_json(token: str, *, where: str = "value") -> Any:

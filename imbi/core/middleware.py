@@ -1,5 +1,12 @@
 """``UnreadableDataMiddleware``: a row no configured key opens is a 503 with its reason,
-on every page, never a 500.
+on every page, never a 500. ``ContentSecurityPolicyMiddleware``: the policy on every
+response, error pages included.
+
+``ContentSecurityPolicyMiddleware`` is django-csp's, placed first in ``MIDDLEWARE`` so that
+the answers of the middlewares below it (the 404/500 pages ``SafeDebugPagesMiddleware``
+renders under ``make run``, the 413 page of ``RequestSizeLimitMiddleware``) carry the
+policy too; django-csp leaves 404 and 500 bare under DEBUG for Django's technical pages,
+which ``SafeDebugPagesMiddleware`` never serves, so this one sets it on them as well.
 
 The REST API maps ``DecryptionError`` itself (problem+json ``credentials_unreadable``); this
 catches it everywhere else, e.g. an admin page that loads a service whose credentials were
@@ -12,9 +19,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import asdict
 from html import escape
 
+from csp.constants import HEADER
+from csp.middleware import CSPMiddleware
+from csp.utils import build_policy
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 
 from .crypto import DecryptionError
 
@@ -53,3 +66,19 @@ class UnreadableDataMiddleware:
             "<p>See docs/operations.md, <em>Keys and rotation</em>.</p>",
             status=503,
         )
+
+
+class ContentSecurityPolicyMiddleware(CSPMiddleware):
+    """django-csp, without its DEBUG exemption of 404 and 500 (see the module docstring)."""
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        response = super().process_response(request, response)
+        bare = HEADER not in response and not getattr(response, "_csp_exempt", False)
+        if settings.DEBUG and response.status_code in (404, 500) and bare:
+            parts = self.get_policy_parts(request=request, response=response)
+            policy = build_policy(**asdict(parts))
+            if policy:
+                response[HEADER] = policy
+        return response

@@ -175,3 +175,17 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.key}"
+
+
+class KeyCanary(models.Model):
+    """One row: a known value encrypted with the platform's current write key
+    (``imbi.core.keycheck``). ``token`` is ciphertext kept as plain text on purpose (the check
+    must see it without decrypting through a field); ``fingerprint`` names the key."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    token = models.TextField()
+    fingerprint = models.CharField(max_length=12)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"key canary ({self.fingerprint})"

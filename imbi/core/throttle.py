@@ -14,6 +14,12 @@
 
 The client address is axes' (``REMOTE_ADDR``, or the forwarded address when
 ``IMBI_TRUSTED_PROXY_COUNT`` proxies are trusted).
+
+**During a Redis outage** (docs/decisions/0023-production-faults.md) the counts move to
+this process's memory (``throttle_cache``): throttling keeps working, per process instead of
+per platform, and never answers 500. The switch follows the cache's outage latch
+(``imbi.core.cache``), so a frozen Redis costs a log-in at most one short timeout per retry
+interval. Counts made during the outage are forgotten when Redis is back (fail open for them).
 """
 
 from __future__ import annotations
@@ -23,13 +29,65 @@ import time
 from typing import Any
 
 from axes.backends import AxesStandaloneBackend
+from axes.handlers.cache import AxesCacheHandler
 from axes.helpers import get_client_ip_address
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import BaseCache, caches
+from django.core.cache.backends.locmem import LocMemCache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-__all__ = ["LoginThrottleBackend", "TokenFailures", "client_address", "lockout_response"]
+from .cache import CacheUnavailable, ResilientRedisCache, latched
+
+__all__ = [
+    "LoginThrottleBackend",
+    "ResilientAxesHandler",
+    "TokenFailures",
+    "client_address",
+    "lockout_response",
+    "throttle_cache",
+]
+
+# This process's counts while Redis is down (LocMemCache storage is per process, per name).
+_LOCAL = LocMemCache("imbi-throttle-fallback", {"OPTIONS": {"MAX_ENTRIES": 10000}})
+
+
+def throttle_cache() -> BaseCache:
+    """The shared cache, or this process's memory while the shared Redis is marked down."""
+    shared = caches["default"]
+    if isinstance(shared, ResilientRedisCache) and latched(shared._location()):
+        return _LOCAL
+    return shared
+
+
+class ResilientAxesHandler(AxesCacheHandler):  # type: ignore[misc]
+    """axes' cache handler on ``throttle_cache()``: a Redis outage never fails a log-in."""
+
+    @property
+    def cache(self) -> BaseCache:
+        return throttle_cache()
+
+    @cache.setter
+    def cache(self, value: Any) -> None:  # AxesCacheHandler.__init__ assigns it
+        pass
+
+    def user_login_failed(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().user_login_failed(*args, **kwargs)
+        except CacheUnavailable:  # Redis failed during this call: it is latched now
+            super().user_login_failed(*args, **kwargs)
+
+    def user_logged_in(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().user_logged_in(*args, **kwargs)
+        except CacheUnavailable:
+            super().user_logged_in(*args, **kwargs)
+
+    def reset_attempts(self, *args: Any, **kwargs: Any) -> int:
+        try:
+            return int(super().reset_attempts(*args, **kwargs))
+        except CacheUnavailable:
+            return int(super().reset_attempts(*args, **kwargs))
 
 
 class LoginThrottleBackend(AxesStandaloneBackend):  # type: ignore[misc]
@@ -86,12 +144,18 @@ class TokenFailures:
 
     def retry_after(self) -> int | None:
         """Seconds until the lockout ends, or ``None`` when the address is not locked out."""
-        until = cache.get(self._lock_key)
+        until = throttle_cache().get(self._lock_key)
         if until is None:
             return None
         return max(1, math.ceil(float(until) - time.time()))
 
     def failed(self) -> None:
+        try:
+            self._count(throttle_cache())
+        except CacheUnavailable:  # Redis failed during this call: it is latched now
+            self._count(throttle_cache())
+
+    def _count(self, cache: BaseCache) -> None:
         timeout = _cool_off_seconds()
         cache.add(self._count_key, 0, timeout=timeout)
         try:

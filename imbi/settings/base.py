@@ -52,6 +52,19 @@ IMBI_PLUGIN_MEMORY_BYTES = env.int("IMBI_PLUGIN_MEMORY_BYTES", default=2 * 1024*
 IMBI_PLUGIN_OPEN_FILES = env.int("IMBI_PLUGIN_OPEN_FILES", default=256)
 IMBI_PLUGIN_PROCESSES = env.int("IMBI_PLUGIN_PROCESSES", default=32)
 IMBI_PLUGIN_RUNNERS_IDLE = env.int("IMBI_PLUGIN_RUNNERS_IDLE", default=2)
+# A runner's temp folder in total: past it the runner is killed (502 plugin_crashed). After a
+# call, a runner holding more resident memory or temp files than these is retired, not pooled.
+IMBI_PLUGIN_TMP_BYTES = env.int("IMBI_PLUGIN_TMP_BYTES", default=256 * 1024**2)
+IMBI_PLUGIN_RUNNER_RSS_BYTES = env.int("IMBI_PLUGIN_RUNNER_RSS_BYTES", default=256 * 1024**2)
+IMBI_PLUGIN_RUNNER_TMP_RETAIN_BYTES = env.int(
+    "IMBI_PLUGIN_RUNNER_TMP_RETAIN_BYTES", default=16 * 1024**2
+)
+# Isolated calls in flight at once on one node, per installed plugin and per organization
+# (plugins_core/isolation/concurrency.py); more answer 503 plugin_busy at once. 0: no limit.
+IMBI_PLUGIN_CONCURRENCY_PER_PLUGIN = env.int("IMBI_PLUGIN_CONCURRENCY_PER_PLUGIN", default=2)
+IMBI_PLUGIN_CONCURRENCY_PER_ORGANIZATION = env.int(
+    "IMBI_PLUGIN_CONCURRENCY_PER_ORGANIZATION", default=2
+)
 IMBI_PLUGIN_BREAKER_FAILURES = env.int("IMBI_PLUGIN_BREAKER_FAILURES", default=5)
 IMBI_PLUGIN_BREAKER_RESET = env.float("IMBI_PLUGIN_BREAKER_RESET", default=30.0)
 # A plugin reply larger than this (as JSON) is refused as plugin_failed (HTTP 502).
@@ -59,6 +72,11 @@ IMBI_PLUGIN_MAX_REPLY_BYTES = env.int("IMBI_PLUGIN_MAX_REPLY_BYTES", default=8 *
 # Every host directory granted to an isolated plugin (permissions.operator_path_settings)
 # must lie inside this one when set (plugins_core/isolation/paths.py).
 IMBI_PLUGIN_PATH_ROOT: str = env.str("IMBI_PLUGIN_PATH_ROOT", default="")
+# Whether isolated plugins may connect to loopback and private addresses (RFC 1918, unique
+# local, carrier-grade NAT) at all, declared or not: the platform operator's choice, never an
+# organization admin's. The platform's own database, Redis and ports stay refused even then
+# (plugins_core/isolation/egress.py).
+IMBI_PLUGIN_ALLOW_PRIVATE_HOSTS = env.bool("IMBI_PLUGIN_ALLOW_PRIVATE_HOSTS", default=False)
 
 # Supply chain (docs/security.md, "Supply chain"). Plugins installed from a signed index go
 # into the desired state like any runtime-installed distribution (IMBI_PLUGIN_ROOT, one
@@ -112,6 +130,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every answer carries the policy, those of the middlewares below included
+    # (error pages: 404/500 under DEBUG, 413); imbi.core.middleware.
+    "imbi.core.middleware.ContentSecurityPolicyMiddleware",
+    # X-Forwarded-* only from IMBI_TRUSTED_PROXIES (imbi.core.proxy)
+    "imbi.core.proxy.TrustedProxyMiddleware",
     "imbi.core.limits.SafeDebugPagesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "imbi.core.limits.RequestSizeLimitMiddleware",
@@ -121,7 +144,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",
     "imbi.core.middleware.UnreadableDataMiddleware",
     # Serve the current plugin registry generation (plugins_core.distributions.runtime).
@@ -154,13 +176,17 @@ AUTHENTICATION_BACKENDS = [
     "imbi.core.throttle.LoginThrottleBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"  # Redis when REDIS_URL is set
+# axes' cache handler (Redis when REDIS_URL is set), on process memory while Redis is down
+AXES_HANDLER = "imbi.core.throttle.ResilientAxesHandler"
 AXES_FAILURE_LIMIT = env.int("IMBI_LOGIN_FAILURE_LIMIT", default=10)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("IMBI_LOGIN_LOCKOUT_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_CALLABLE = "imbi.core.throttle.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 AXES_IPWARE_PROXY_COUNT = env.int("IMBI_TRUSTED_PROXY_COUNT", default=0) or None
+# Peers whose X-Forwarded-* headers are believed (addresses or networks); every other peer's
+# are deleted before anything reads them (imbi.core.proxy).
+IMBI_TRUSTED_PROXIES: list[str] = env.list("IMBI_TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
 AXES_VERBOSE = False
 AXES_ENABLE_ADMIN = False  # the cache handler keeps no rows; lockouts are lifted with axes_reset_*
 IMBI_TOKEN_FAILURE_LIMIT = env.int("IMBI_TOKEN_FAILURE_LIMIT", default=20)
@@ -190,11 +216,23 @@ DATABASES = {
     ),
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+# A database that accepts no connection (down, frozen, black-holed) costs a request at most
+# this long before it answers 503 database_unavailable (imbi.api.problems).
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = (
+    True  # a pooled connection broken by an outage is replaced
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL: str = env.str("REDIS_URL", default="")
 # Plugin circuit breakers shared by every worker and node (in memory when empty).
 IMBI_PLUGIN_BREAKER_REDIS_URL: str = env.str("IMBI_PLUGIN_BREAKER_REDIS_URL", default=REDIS_URL)
+
+# A frozen Redis costs a process one timeout of IMBI_REDIS_TIMEOUT seconds, then every cache
+# call fails fast for IMBI_REDIS_RETRY_SECONDS before the next try (imbi.core.cache).
+IMBI_REDIS_TIMEOUT = env.float("IMBI_REDIS_TIMEOUT", default=0.5)
+IMBI_REDIS_RETRY_SECONDS = env.float("IMBI_REDIS_RETRY_SECONDS", default=5.0)
 
 CACHES: dict[str, dict[str, Any]]
 if REDIS_URL:
@@ -205,7 +243,10 @@ if REDIS_URL:
             "BACKEND": "imbi.core.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "imbi",
-            "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 1.0},
+            "OPTIONS": {
+                "socket_connect_timeout": IMBI_REDIS_TIMEOUT,
+                "socket_timeout": IMBI_REDIS_TIMEOUT,
+            },
         }
     }
 else:
@@ -220,6 +261,16 @@ CELERY_RESULT_BACKEND = REDIS_URL or None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Every task is idempotent (plugins_core/tasks.py): a message is acknowledged only after its
+# task ran, and a task whose worker process was killed (WorkerLostError) is sent again after
+# its default_retry_delay (5 s), at most max_retries times (plugins_core.tasks.RETRY,
+# docs/operations.md "Periodic tasks"). An unacknowledged message of a worker that died
+# whole goes back to the queue after the broker's visibility timeout.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True  # if the retry cannot be sent: requeue the message
+CELERY_TASK_RETRY_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a worker holds one unacknowledged message per child
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 # Periodic work (connection tests of every enabled plugin, plugins_core.serving.health), run by the
 # `beat` process (docker/compose.yaml); never in the embedded default.
 IMBI_CONNECTION_CHECK_INTERVAL = env.float("IMBI_CONNECTION_CHECK_INTERVAL", default=300.0)

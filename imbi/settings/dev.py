@@ -31,3 +31,6 @@ IMBI_ENCRYPTION_KEYS = env.list("IMBI_ENCRYPTION_KEYS", default=[]) or [
 ]
 # Development: every installed distribution may load unsigned (never modified).
 IMBI_PLUGINS_UNSIGNED_ALLOWED = env.list("IMBI_PLUGINS_UNSIGNED_ALLOWED", default=["*"])
+# Development: isolated plugins may reach loopback and private addresses (local mock servers);
+# production's default is off (docs/operations.md).
+IMBI_PLUGIN_ALLOW_PRIVATE_HOSTS = env.bool("IMBI_PLUGIN_ALLOW_PRIVATE_HOSTS", default=True)

@@ -13,9 +13,9 @@ app itself (whitenoise, compressed and hashed by ``collectstatic``).
 
 from __future__ import annotations
 
-import sys
-
 from cryptography.fernet import Fernet
+
+from imbi.refusal import refuse
 
 from .base import *  # noqa: F403
 from .base import CSRF_TRUSTED_ORIGINS, DATABASES, IMBI_ENCRYPTION_KEYS, MIDDLEWARE, SECRET_KEY, env
@@ -27,8 +27,7 @@ REFUSED_EXIT_STATUS = 3
 
 
 def _refuse(reason: str) -> None:
-    print(f"imbi: refusing to start: {reason}", file=sys.stderr, flush=True)
-    sys.exit(REFUSED_EXIT_STATUS)
+    refuse(reason)  # one line on stderr, exit 3 (only one worker of a bare gunicorn says so)
 
 
 if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
@@ -60,7 +59,7 @@ DEBUG = False
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 # The container health check talks plain HTTP to the app itself: never redirect it.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$", r"^readyz$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)

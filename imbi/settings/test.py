@@ -21,6 +21,9 @@ CELERY_TASK_ALWAYS_EAGER = True
 # emulators) on random ports. Production and development settings never set this, and it is
 # not read from the environment (plugins_core.serving.hosts, docs/security.md).
 IMBI_TEST_NETWORK_HOSTS = ("127.0.0.1", "localhost")
+# The emulators listen on loopback: the operator's opt-in for private addresses (the test
+# session's own PostgreSQL and Redis stay refused to runners all the same).
+IMBI_PLUGIN_ALLOW_PRIVATE_HOSTS = True
 
 # The example plugin is trusted (its tests exercise the in-process runner); the hostile
 # plugin and every other test distribution run isolated.

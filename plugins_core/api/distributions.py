@@ -6,6 +6,10 @@
 - ``PUT /api/plugin-distributions/<name>`` (same body): upgrade or downgrade. 200; 404
   ``not_installed``; 400 ``name_mismatch`` when the wheel is another distribution.
 - ``DELETE /api/plugin-distributions/<name>``: remove. 204.
+- ``GET /api/plugin-distributions/<name>/approvals``: what the installed version declares and,
+  per plugin row, what is approved and pending. ``POST`` (``{"version": "optional pin"}``)
+  approves it (``plugins_core.provisioning.approvals``); 404 ``not_installed``, 409
+  ``version_mismatch``.
 
 Each parses, authorizes and calls ``plugins_core.distributions.desired``; refusals are problem+json
 with the service's stable code, and nothing changes.
@@ -25,6 +29,7 @@ from rest_framework.views import APIView
 from imbi.api.problems import Problem
 from plugins_core.distributions import desired as distributions
 from plugins_core.distributions import nodes
+from plugins_core.provisioning import approvals
 
 MAX_FILES = distributions.MAX_WHEELS
 
@@ -144,3 +149,58 @@ class DistributionView(APIView):
         _authorize(request)
         distributions.remove(name, actor=request.user)
         return Response(status=204)
+
+
+class ApprovalIn(serializers.Serializer):  # type: ignore[type-arg]
+    version = serializers.CharField(
+        required=False,
+        max_length=100,
+        help_text="The version you reviewed; 409 version_mismatch if another is installed.",
+    )
+
+
+class PluginApprovalOut(serializers.Serializer):  # type: ignore[type-arg]
+    organization = serializers.CharField()
+    plugin = serializers.CharField()
+    entry_point = serializers.CharField()
+    approved = serializers.ListField(child=serializers.CharField())
+    pending = serializers.ListField(child=serializers.CharField())
+
+
+class ApprovalsOut(serializers.Serializer):  # type: ignore[type-arg]
+    name = serializers.CharField()
+    version = serializers.CharField()
+    declared = serializers.ListField(
+        child=serializers.CharField(), help_text="What the installed version declares."
+    )
+    pending = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Declared but not yet approved for some plugin row (those answer 503 "
+        "plugin_permissions_pending).",
+    )
+    plugins = PluginApprovalOut(many=True)
+
+
+class ApprovedOut(ApprovalsOut):
+    approved_plugins = serializers.ListField(
+        child=serializers.CharField(), help_text="Slugs of the plugin rows this approval changed."
+    )
+
+
+class ApprovalsView(APIView):
+    @extend_schema(responses={200: ApprovalsOut}, operation_id="plugin_distribution_approvals")
+    def get(self, request: Request, name: str) -> Response:
+        _authorize(request)
+        return Response(approvals.state(name))
+
+    @extend_schema(
+        request=ApprovalIn,
+        responses={200: ApprovedOut},
+        operation_id="plugin_distribution_approve",
+    )
+    def post(self, request: Request, name: str) -> Response:
+        """Approve what the installed version declares, keeping every earlier approval."""
+        _authorize(request)
+        body = ApprovalIn(data=request.data)
+        body.is_valid(raise_exception=True)
+        return Response(approvals.approve(name, body.validated_data.get("version"), request.user))

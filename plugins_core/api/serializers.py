@@ -220,7 +220,8 @@ class RegistryEntryOut(serializers.Serializer):  # type: ignore[type-arg]
     status = serializers.CharField(
         help_text="One of: " + ", ".join(status.value for status in registry.Status) + ". "
         "loading: an untrusted plugin still being imported in its sandboxed runner (calls "
-        "answer 503 plugin_loading until it finishes)."
+        "answer 503 plugin_loading until it finishes). cannot_run_here: an untrusted plugin "
+        "this host cannot sandbox (reason says why; calls answer 503 plugin_cannot_run_here)."
     )
     reason = serializers.CharField(allow_blank=True)
     plugin_type = serializers.CharField(allow_null=True)
@@ -239,11 +240,14 @@ class RegistryEntryOut(serializers.Serializer):  # type: ignore[type-arg]
 
 
 class RegistryOut(serializers.Serializer):  # type: ignore[type-arg]
-    generation = serializers.IntegerField()
+    generation = serializers.IntegerField(
+        help_text="The registry generation this node serves; every runtime install, upgrade "
+        "and removal increments it."
+    )
     loading = serializers.IntegerField(
         help_text="Entry points still being imported in sandboxed runners (0 once settled)."
     )
-    entries = RegistryEntryOut(many=True)
+    entries = RegistryEntryOut(many=True, help_text="Every discovered entry point.")
 
 
 class InstalledPluginOut(serializers.Serializer):  # type: ignore[type-arg]
@@ -306,7 +310,8 @@ class InstallOut(serializers.Serializer):  # type: ignore[type-arg]
     plugins = serializers.ListField(child=serializers.CharField())
     created_plugins = serializers.ListField(child=serializers.CharField())
     credentials_needed = serializers.ListField(
-        child=serializers.CharField(), help_text="Credential names to add before use."
+        child=serializers.CharField(),
+        help_text="Required credentials not set yet (one already stored is not listed).",
     )
 
 
@@ -455,6 +460,12 @@ class IndexInstallIn(serializers.Serializer):  # type: ignore[type-arg]
         default=False,
         help_text="Install a lower version than the installed one (audited); refused "
         "(downgrade_refused) without it.",
+    )
+    transfer_publisher = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Replace an installed build of another publisher or index (an explicit "
+        "transfer, audited); refused (publisher_changed) without it.",
     )
 
     def validate_requirement(self, value: str) -> str:

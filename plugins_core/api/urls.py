@@ -20,6 +20,11 @@ urlpatterns = [
         name="plugin-distributions",
     ),
     path(
+        "plugin-distributions/<str:name>/approvals",
+        distributions.ApprovalsView.as_view(),
+        name="plugin-distribution-approvals",
+    ),
+    path(
         "plugin-distributions/<str:name>",
         distributions.DistributionView.as_view(),
         name="plugin-distribution",

@@ -27,9 +27,11 @@ from imbi.core.access import (
 from imbi.core.models import ProjectType
 from plugins_core import registry
 from plugins_core.distributions import integrity
+from plugins_core.isolation import capabilities
 from plugins_core.models import Plugin, ProjectPlugin, ProjectTypePlugin
 from plugins_core.provisioning import bindings as binding_service
 from plugins_core.provisioning.install import InstallError, install_from_template
+from plugins_core.provisioning.services import credentials_status
 from plugins_core.serving import health, tabs
 from plugins_core.serving.resolution import Resolved
 from plugins_core.supply import install as index_install
@@ -44,6 +46,19 @@ KEY_PARAM = OpenApiParameter(
     OpenApiParameter.PATH,
     description="Configuration key (may contain '/').",
 )
+
+
+class PolicyRefused(Exception):
+    """The organization's publisher policy refuses the entry point (issue 20, case 9): a
+    field error on ``entry_point`` with its own code."""
+
+    code = "publisher_not_verified"
+    http_status = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.fields = {"entry_point": detail}
 
 
 # Says how a write's cache invalidation went: "immediate", or "deferred" (Redis was down, the
@@ -404,8 +419,8 @@ def entry_out(entry: registry.Entry, badges: dict[str, str] | None = None) -> di
         "slug": entry.slug,
         "distribution": entry.distribution,
         "version": entry.version,
-        "status": entry.status.value,
-        "reason": entry.reason,
+        "status": capabilities.status_value(entry),
+        "reason": capabilities.entry_refusal(entry) or entry.reason,
         "plugin_type": entry.manifest.plugin_type.value if entry.manifest else None,
         "api_version": entry.manifest.api_version if entry.manifest else None,
         "legacy_sdk": entry.legacy_sdk,
@@ -417,6 +432,12 @@ def entry_out(entry: registry.Entry, badges: dict[str, str] | None = None) -> di
 class RegistryView(APIView):
     @extend_schema(responses={200: s.RegistryOut}, operation_id="plugin_registry")
     def get(self, request: Request) -> Response:
+        """The plugin registry: ``{generation, loading, entries}``.
+
+        ``generation`` is the registry generation this node serves (it grows with every
+        runtime install, upgrade and removal), ``loading`` how many entry points are still being
+        imported in sandboxed runners (0 once settled), ``entries`` every discovered entry point
+        with its status."""
         snapshot = registry.current()
         badges = trust.installed_badges()
         return Response(
@@ -455,18 +476,12 @@ class InstallTemplateView(APIView):
         try:
             result = install_from_template(organization, body["entry_point"], actor=request.user)
         except InstallError as exc:
+            if exc.code == "publisher_not_verified":
+                raise PolicyRefused(exc.message) from None
             field = "settings" if exc.code == "host_not_allowed" else "entry_point"
             raise InvalidInput(exc.message, fields={field: exc.message}) from None
-        snapshot = registry.current()
-        needed = sorted(
-            {
-                field.name
-                for plugin in result.plugins
-                if (entry := snapshot.get(plugin.handler)) and entry.manifest
-                for field in entry.manifest.credentials
-                if field.required
-            }
-        )
+        # only what is still missing: a credential already set is not asked for again
+        needed = credentials_status(result.service)["missing"]
         created = result.created_service or bool(result.created_plugins)
         return Response(
             {
@@ -518,6 +533,7 @@ class IndexInstallView(APIView):
             organization=organization,
             actor=request.user,
             allow_downgrade=bool(body.get("allow_downgrade")),
+            transfer_publisher=bool(body.get("transfer_publisher")),
         )
         artifact = result.artifact
         return Response(

@@ -9,13 +9,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from plugins_core.distributions import desired as distributions
 from plugins_core.distributions import nodes
-from plugins_core.models import InstalledDistribution
+from plugins_core.models import InstalledDistribution, Plugin, binding_impact
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -86,7 +87,7 @@ class InstalledDistributionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def page(self, request: HttpRequest) -> HttpResponse:
         if not distributions.can_manage(request.user):
-            return HttpResponse("Only superusers manage plugin distributions.", status=403)
+            raise PermissionDenied("Only superusers manage plugin distributions.")
         form = DistributionUploadForm()
         if request.method == "POST":
             form = DistributionUploadForm(request.POST, request.FILES)
@@ -119,12 +120,20 @@ class InstalledDistributionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return TemplateResponse(request, "admin/plugins_core/distributions.html", context)
 
     def remove(self, request: HttpRequest) -> HttpResponse:
+        """Remove a distribution everywhere: GET ``?name=`` (and a POST without
+        ``confirm=yes``) shows what it reaches (its entry points, and the installed plugins,
+        projects and bindings using them); the POST with ``confirm=yes`` removes it."""
         back = reverse("admin:plugins_core_installeddistribution_changelist")
         if not distributions.can_manage(request.user):
-            return HttpResponse("Only superusers manage plugin distributions.", status=403)
-        if request.method != "POST":
-            return HttpResponseRedirect(back)
-        name = str(request.POST.get("name", ""))[:200]
+            raise PermissionDenied("Only superusers manage plugin distributions.")
+        source = request.POST if request.method == "POST" else request.GET
+        name = str(source.get("name", ""))[:200]
+        row = InstalledDistribution.objects.filter(name=name).first()
+        if request.method != "POST" or request.POST.get("confirm") != "yes":
+            if row is None:
+                messages.error(request, f"{name} is not installed." if name else "Choose one.")
+                return HttpResponseRedirect(back)
+            return self._confirm(request, row, back)
         try:
             generation = distributions.remove(name, actor=request.user)
         except distributions.DistributionError as exc:
@@ -132,3 +141,24 @@ class InstalledDistributionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         else:
             messages.success(request, f"{name} removed (generation {generation}).")
         return HttpResponseRedirect(back)
+
+    def _confirm(self, request: HttpRequest, row: InstalledDistribution, back: str) -> HttpResponse:
+        entry_points = sorted(row.entries) if isinstance(row.entries, dict) else []
+        plugins = Plugin.objects.filter(handler__in=entry_points)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Remove {row.name}",
+            "opts": self.model._meta,
+            "question": f"Remove the distribution {row.name} {row.version} from every node? "
+            "Its entry points:",
+            "items": entry_points or ["(none)"],
+            "consequence": "Every installed plugin that uses them stops answering in every "
+            "organization (its rows, options and bindings are kept, and serve again once a "
+            "version is installed).",
+            "impact": binding_impact(plugins),
+            "action": request.path,
+            "hidden": [("name", row.name)],
+            "confirm_label": f"Yes, remove {row.name}",
+            "cancel_url": back,
+        }
+        return TemplateResponse(request, "admin/plugins_core/confirm.html", context)

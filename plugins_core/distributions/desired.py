@@ -295,7 +295,7 @@ def install(
         )
     except environments.EnvironmentError_ as exc:
         environments.discard(key)  # the copied wheels too: nothing of a refused install stays
-        raise DistributionError(exc.code, str(exc)) from None
+        raise DistributionError(exc.code, str(exc), exc.http_status) from None
     try:
         entries = _inspect(env, main)
         if check_entries is not None:

@@ -23,6 +23,7 @@ a missing environment on demand (``ensure``), serialized by a file lock per envi
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -57,6 +58,22 @@ class EnvironmentError_(Exception):
     """An environment could not be built; ``str()`` is a one-line reason."""
 
     code = "environment_failed"
+    http_status = 400
+
+
+class NoSpace(EnvironmentError_):
+    """The plugin root's file system is full (or over quota): the server's problem, 507."""
+
+    http_status = 507
+
+
+def _disk_error(exc: OSError, what: str, folder: Path) -> EnvironmentError_:
+    """A one-line reason for a failed write under the plugin root, naming the folder."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return NoSpace(
+            f"{what}: no space left in {folder} (IMBI_PLUGIN_ROOT); free space there and retry"
+        )
+    return EnvironmentError_(f"{what}: {exc.strerror or type(exc).__name__} in {folder}")
 
 
 class DependencyNotPinned(EnvironmentError_):
@@ -121,6 +138,11 @@ def _run(args: list[str], what: str) -> None:
     if done.returncode != 0:
         lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
         reason = " ".join(lines[-3:])[:400] or f"exit status {done.returncode}"
+        if "No space left on device" in reason or "Disk quota exceeded" in reason:
+            raise NoSpace(
+                f"{what} failed: no space left in {root()} (IMBI_PLUGIN_ROOT); free space "
+                "there and retry"
+            )
         raise EnvironmentError_(f"{what} failed: {reason}")
 
 
@@ -146,15 +168,29 @@ def _link_runtime(site: Path) -> None:
 
 
 def write_wheels(key: str, wheels: Mapping[str, bytes]) -> Path:
-    """Put ``{filename: content}`` in a folder of its own for ``uv pip --find-links``."""
+    """Put ``{filename: content}`` in a folder of its own for ``uv pip --find-links``.
+
+    Each file is written to a temporary name next to its target and renamed into place, so a
+    wheel on disk is always complete; a failed write (a full disk) removes its temporary
+    file and raises ``EnvironmentError_`` naming the folder (``NoSpace`` when full)."""
     folder = root() / "wheels" / key
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _disk_error(exc, "copying the wheels", folder) from None
     for filename, content in wheels.items():
         target = folder / Path(filename).name
         if not target.exists() or target.read_bytes() != content:  # absent, or changed on disk
             tmp = target.with_name(f".{target.name}.{os.getpid()}")
-            tmp.write_bytes(content)
-            tmp.replace(target)
+            try:
+                with open(tmp, "wb") as handle:
+                    handle.write(content)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                tmp.replace(target)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise _disk_error(exc, f"copying {target.name}", folder) from None
     return folder
 
 
@@ -213,7 +249,10 @@ def build(key: str, name: str, version: str, wheels: Mapping[str, bytes]) -> Env
         folder = write_wheels(key, wheels)
         staging = target.with_name(f".building-{key}-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
-        staging.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            staging.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _disk_error(exc, f"building {name} {version}", staging.parent) from None
         try:
             _run(
                 [uv(), "venv", "--quiet", "--python", sys.executable, str(staging)],
@@ -244,6 +283,9 @@ def build(key: str, name: str, version: str, wheels: Mapping[str, bytes]) -> Env
                 json.dumps({"name": name, "version": version, "key": key, "built": time.time()})
             )
             staging.rename(target)
+        except OSError as exc:  # a write of ours (not uv's) failed: a full disk, most likely
+            shutil.rmtree(staging, ignore_errors=True)
+            raise _disk_error(exc, f"building {name} {version}", staging.parent) from None
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

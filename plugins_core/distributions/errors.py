@@ -39,11 +39,14 @@ __all__ = [
     "InstallFailed",
     "InvalidRequirement",
     "InvalidWheel",
+    "NameNotOwned",
     "NoIndexConfigured",
     "PermissionsMismatch",
+    "PublisherChanged",
     "PublisherNotVerified",
     "PublisherSignatureInvalid",
     "PublisherUnknown",
+    "RotationInvalid",
     "SdkRangeUnsupported",
     "SupplyChainError",
     "UnsignedPlugin",
@@ -267,3 +270,26 @@ class DowngradeRefused(SupplyChainError):
 
     code = "downgrade_refused"
     http_status = 409
+
+
+class NameNotOwned(SupplyChainError):
+    """An entry for a distribution name signed by a publisher that does not own the name in
+    the index (``owners``), or an index that moved a name to another publisher without a
+    transfer signed by its root key."""
+
+    code = "name_not_owned"
+
+
+class PublisherChanged(SupplyChainError):
+    """The installed distribution came from another publisher (or index); replacing it needs
+    an explicit, audited transfer (``--transfer-publisher``, API: ``transfer_publisher``)."""
+
+    code = "publisher_changed"
+    http_status = 409
+
+
+class RotationInvalid(SupplyChainError):
+    """An index-key rotation record that is not signed by the index's root key, is for
+    another index, is malformed, or is not newer than the last rotation applied."""
+
+    code = "rotation_invalid"

@@ -58,6 +58,7 @@ from . import egress_shim, protocol, sandbox
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -78,7 +79,9 @@ def warden(spec: dict[str, Any]) -> int:
     if cgroup:
         with open(os.path.join(cgroup, "cgroup.procs"), "w") as procs:
             procs.write(str(os.getpid()))
-    if _libc.unshare(CLONE_NEWPID | CLONE_NEWNET) != 0:
+    # Without namespaces (no root, a container's default seccomp profile) the unprivileged
+    # sandbox alone is the boundary (``sandbox``); the host decided which (``capabilities``).
+    if spec.get("namespaces", True) and _libc.unshare(CLONE_NEWPID | CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         print(
             f"runner: cannot create PID and network namespaces: {os.strerror(err)}",
@@ -103,6 +106,14 @@ def warden(spec: dict[str, Any]) -> int:
         events = dict(poller.poll())
         if lifeline in events:  # EOF or anything: the host is gone or wants us gone
             os.kill(pid, signal.SIGKILL)
+            if cgroup and spec.get("cgroup_version") == 2:
+                # the runner's own processes, outside a PID namespace: the whole cgroup
+                # (this warden included) dies at once
+                with (
+                    contextlib.suppress(OSError),
+                    open(os.path.join(cgroup, "cgroup.kill"), "w") as kill,
+                ):
+                    kill.write("1")
         if pidfd in events or lifeline in events:
             _, status = os.waitpid(pid, 0)
             if os.WIFSIGNALED(status):
@@ -254,21 +265,34 @@ def _load(
     return handlers, report
 
 
-def _reap_leftovers() -> None:
-    """Kill every other process in this PID namespace (we are its PID 1) and reap them."""
+def _reap_leftovers(subprocesses: bool) -> bool:
+    """Kill every other process in this PID namespace (when we are its PID 1) and reap them.
+
+    Outside a PID namespace only exited children are reaped; returns False when one is
+    still alive (the runner then asks to be replaced, and the host kills its cgroup)."""
+    if not subprocesses:
+        return True  # seccomp refused every fork: there is nothing to reap
+    if os.getpid() != 1:
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return True
+            if pid == 0:
+                return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(-1, signal.SIGKILL)
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            return True
         if pid == 0:
             # still dying: wait for them (SIGKILL cannot be ignored)
             try:
                 os.waitpid(-1, 0)
             except ChildProcessError:
-                return
+                return True
 
 
 class StderrSink:
@@ -318,6 +342,9 @@ def runner(spec: dict[str, Any]) -> int:
     channel = Channel(sock, int(spec.get("max_frame", protocol.DEFAULT_MAX_FRAME)))
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     policy = sandbox.Policy.from_dict(spec["policy"])
+    if policy.subprocesses and os.getpid() != 1:
+        # outside a PID namespace orphans of the plugin's processes come back to us
+        _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     try:
         status = sandbox.apply(policy)
     except sandbox.SandboxError as exc:
@@ -357,8 +384,8 @@ def runner(spec: dict[str, Any]) -> int:
             channel.send({"t": "pong", "id": message.get("id")})
         elif kind == "call":
             body = _execute(channel, handlers, message)
-            _reap_leftovers()
-            if threading.active_count() > threads:  # a thread outlived its call
+            reaped = _reap_leftovers(policy.subprocesses)
+            if not reaped or threading.active_count() > threads:  # outlived its call
                 channel.send({"t": "recycle", "id": message.get("id")})
             try:
                 sys.stdout.flush()

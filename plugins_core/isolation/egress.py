@@ -18,7 +18,10 @@ it, in the host's network namespace:
    metadata), unspecified, multicast or reserved address, or to a known cloud metadata
    address outside link-local (``METADATA_NETWORKS``), is refused unless the plugin asked
    for that address literally or for ``localhost`` (a declared public name cannot be pointed
-   at the host's own services by DNS).
+   at the host's own services by DNS). Whatever was asked, the platform's own services
+   (``Platform``: its database, Redis, broker and web port; on every local address when
+   they run on this host) are refused, and loopback and private addresses are refused
+   unless the operator set ``IMBI_PLUGIN_ALLOW_PRIVATE_HOSTS``.
 3. The connected TCP socket travels to the runner as ``SCM_RIGHTS`` data on the reply
    (``protocol.Descriptor``); the host's copy is closed as soon as it is sent.
 
@@ -30,6 +33,7 @@ trusts the runner: every field is re-checked.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import ipaddress
 import logging
@@ -202,6 +206,136 @@ def _internal(address: str) -> bool:
     )
 
 
+# carrier-grade NAT (RFC 6598) and IPv6 site-local: private in practice, not to ``is_private``
+_PRIVATE_EXTRA = tuple(ipaddress.ip_network(net) for net in ("100.64.0.0/10", "fec0::/10"))
+
+
+def _private(address: str) -> bool:
+    """Loopback, private (RFC 1918, unique local, carrier-grade NAT) or unspecified: the
+    platform's own network, reached only with the operator's opt-in."""
+    ip = _peer(address)
+    return (
+        ip is None
+        or ip.is_loopback
+        or ip.is_private
+        or ip.is_unspecified
+        or any(ip in net for net in _PRIVATE_EXTRA)
+    )
+
+
+def _is_local(address: str) -> bool:
+    """An address of this host: loopback, unspecified, or one a socket can bind to here."""
+    ip = _peer(address)
+    if ip is None or ip.is_loopback or ip.is_unspecified:
+        return True
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((str(ip), 0))
+    except OSError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Platform:
+    """What no runner may reach, declared or not: the platform's own database, Redis,
+    broker and listening ports; and whether the operator allows private addresses at all
+    (``IMBI_PLUGIN_ALLOW_PRIVATE_HOSTS``)."""
+
+    allow_private: bool = False
+    remote: frozenset[tuple[str, int]] = frozenset()  # (address, port) of services elsewhere
+    local_ports: frozenset[int] = frozenset()  # ports of services on this host (any address)
+
+    def refuses(self, address: str, port: int) -> bool:
+        ip = _peer(address)
+        if ip is None:
+            return True
+        if (str(ip), port) in self.remote:
+            return True
+        return port in self.local_ports and _is_local(str(ip))
+
+
+_DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671, "postgres": 5432}
+_DB_PORTS = {"postgresql": 5432, "mysql": 3306, "oracle": 1521}
+
+
+def _dependency_endpoints() -> list[tuple[str, int]]:
+    """(host, port) of every service the platform's settings name."""
+    from urllib.parse import urlsplit
+
+    from django.conf import settings
+
+    found: list[tuple[str, int]] = []
+    for db in getattr(settings, "DATABASES", {}).values():
+        engine = str(db.get("ENGINE", ""))
+        kind = next((k for k in _DB_PORTS if k in engine), "")
+        host = str(db.get("HOST") or "")
+        if not kind or host.startswith("/"):
+            continue  # SQLite, or a Unix socket (seccomp refuses runners those)
+        found.append((host or "localhost", int(db.get("PORT") or _DB_PORTS[kind])))
+    urls: list[str] = []
+    for name in (
+        "REDIS_URL",
+        "CELERY_BROKER_URL",
+        "CELERY_RESULT_BACKEND",
+        "IMBI_PLUGIN_BREAKER_REDIS_URL",
+    ):
+        value = getattr(settings, name, None)
+        if isinstance(value, str):
+            urls.append(value)
+    for cache in getattr(settings, "CACHES", {}).values():
+        location = cache.get("LOCATION")
+        urls.extend([location] if isinstance(location, str) else list(location or ()))
+    for url in urls:
+        for part in str(url).split(";"):  # a broker URL may list fail-over hosts
+            try:
+                parsed = urlsplit(part.strip())
+                port = parsed.port or _DEFAULT_PORTS.get(parsed.scheme, 0)
+            except ValueError:
+                continue
+            if parsed.hostname and port:
+                found.append((parsed.hostname, port))
+    listening = os.environ.get("PORT", "") or "8000"  # imbi.gunicorn_conf: 0.0.0.0:$PORT
+    if listening.isdigit():
+        found.append(("127.0.0.1", int(listening)))
+    return found
+
+
+_platform: tuple[float, int, Platform] | None = None
+PLATFORM_TTL = 60.0  # seconds a process keeps its view of the platform's endpoints
+
+
+def platform() -> Platform:
+    """This process's ``Platform``: endpoints resolved at most every ``PLATFORM_TTL``
+    seconds, the operator's opt-in read from the settings every time."""
+    global _platform
+    from django.conf import settings
+
+    allow_private = bool(getattr(settings, "IMBI_PLUGIN_ALLOW_PRIVATE_HOSTS", False))
+    now = time.monotonic()
+    cached = _platform
+    if cached is not None and cached[1] == os.getpid() and now - cached[0] < PLATFORM_TTL:
+        return dataclasses.replace(cached[2], allow_private=allow_private)
+    remote: set[tuple[str, int]] = set()
+    local: set[int] = set()
+    for host, port in _dependency_endpoints():
+        try:
+            infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        except OSError:
+            infos = []
+        for info in infos:
+            address = str(info[4][0])
+            if _is_local(address):
+                local.add(port)
+            ip = _peer(address)
+            if ip is not None:
+                remote.add((str(ip), port))
+    found = Platform(allow_private, frozenset(remote), frozenset(local))
+    _platform = (now, os.getpid(), found)
+    return found
+
+
 def _may_reach_internal(host: str) -> bool:
     """Asked for literally: an IP literal, or ``localhost`` itself."""
     return _ip(host) is not None or host == "localhost" or host.endswith(".localhost")
@@ -278,10 +412,13 @@ def connect(
     allowlist: Allowlist,
     deadline: float,
     pending: set[Any] | None = None,
+    own: Platform | None = None,
 ) -> Any:
     """Answer one ``net.connect``: a ``Descriptor`` with a connected socket, or an errno.
-    ``pending``: the call's name look-ups still running (``_resolve``)."""
+    ``pending``: the call's name look-ups still running (``_resolve``); ``own``: what of
+    the platform is never reached (``platform()`` when not given)."""
     host, port = allowlist.check(request)
+    own = own if own is not None else platform()
     remaining = deadline - time.monotonic()
     wanted = _wanted(request)
     if wanted is not None:
@@ -304,6 +441,18 @@ def connect(
         raise PermissionDenied(
             f"network: {_show(host, port)} is a cloud metadata or link-local address (refused)"
         )
+    infos = [info for info in infos if not own.refuses(str(info[4][0]), port)]
+    if not infos:
+        raise PermissionDenied(
+            f"network: {_show(host, port)} is one of the platform's own services (refused)"
+        )
+    if not own.allow_private:
+        infos = [info for info in infos if not _private(str(info[4][0]))]
+        if not infos:
+            raise PermissionDenied(
+                f"network: {_show(host, port)} is a loopback or private address; the "
+                "platform's operator has not allowed those (IMBI_PLUGIN_ALLOW_PRIVATE_HOSTS)"
+            )
     if not _may_reach_internal(host):
         infos = [info for info in infos if not _internal(str(info[4][0]))]
         if not infos:

@@ -5,7 +5,8 @@ plugin's circuit breaker, takes a warm runner from the pool (one pool per distri
 version, entry point and organization, so no runner ever holds two tenants' credentials),
 sends the call, answers the runner's requests back to the host, and turns the reply into
 the method's SDK result, the plugin's ``PluginError``, or ``plugin_failed``. Deadlines and
-crashes come from ``supervisor``.
+crashes come from ``supervisor``; before a runner is used the call takes its plugin's and
+its organization's concurrency slots (``concurrency``: 503 ``plugin_busy`` when full).
 
 Requests back to the host are checked here: ``net.connect`` by the call's egress broker
 (``egress``: the declared hosts and ports, the call's deadline); ``storage.*`` only when the
@@ -43,7 +44,7 @@ from imbi_plugin_sdk.wire import Call, Reply, WireError
 
 from plugins_core.models.plugins import unapproved_permissions
 
-from . import egress
+from . import concurrency, egress
 from .breaker import Breaker, MemoryBreaker, RedisBreaker
 from .errors import PluginCrashed, PluginFailed, PluginMisconfigured, PluginTimeout
 from .paths import granted_paths
@@ -74,7 +75,11 @@ def pool() -> Pool:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = Pool(max_idle=settings.IMBI_PLUGIN_RUNNERS_IDLE)
+            _pool = Pool(
+                max_idle=settings.IMBI_PLUGIN_RUNNERS_IDLE,
+                max_rss=settings.IMBI_PLUGIN_RUNNER_RSS_BYTES,
+                max_tmp=settings.IMBI_PLUGIN_RUNNER_TMP_RETAIN_BYTES,
+            )
         return _pool
 
 
@@ -114,7 +119,19 @@ def limits() -> Limits:
         open_files=settings.IMBI_PLUGIN_OPEN_FILES,
         processes=settings.IMBI_PLUGIN_PROCESSES,
         max_frame=settings.IMBI_PLUGIN_MAX_REPLY_BYTES + 256,  # the reply plus its frame envelope
+        tmp_bytes=settings.IMBI_PLUGIN_TMP_BYTES,
     )
+
+
+@functools.lru_cache(maxsize=1)
+def _deployment() -> str:
+    """This platform node's identity: its database and node id (shared by every process of
+    the node), so two platforms, or two nodes, sharing a temp folder never share slots."""
+    import socket
+
+    db = settings.DATABASES["default"]
+    node = getattr(settings, "IMBI_NODE_ID", "") or socket.gethostname()
+    return f"{db.get('ENGINE')}:{db.get('HOST')}:{db.get('PORT')}:{db.get('NAME')}:{node}"
 
 
 def plugin_breaker_key(plugin_id: int) -> str:
@@ -315,7 +332,32 @@ class IsolatedRunner:
             )
         except WireError as exc:
             raise PluginFailed(f"call to plugin '{slug}' is invalid: {exc}") from None
-        circuit.before(key, slug)
+        with concurrency.slots(  # first: a busy refusal never takes a half-open trial
+            scope=_deployment(),
+            plugin=key,
+            organization=str(context.organization),
+            slug=slug,
+            per_plugin=settings.IMBI_PLUGIN_CONCURRENCY_PER_PLUGIN,
+            per_organization=settings.IMBI_PLUGIN_CONCURRENCY_PER_ORGANIZATION,
+            timeout=float(context.timeout) + DEADLINE_GRACE,
+        ):
+            circuit.before(key, slug)
+            return self._run(target, method, call, granted, circuit, key)
+
+    def _run(
+        self,
+        target: CallTarget,
+        method: str,
+        call: Call,
+        granted: tuple[str, ...],
+        circuit: Breaker,
+        key: str,
+    ) -> Any:
+        """The call in a runner of the pool (the breaker and concurrency slots are held)."""
+        slug = slug_of(target)
+        entry = target.entry
+        manifest = manifest_of(target)
+        context = target.context
         runners = self._pool or pool()
         spec = _spec(
             (entry.distribution, entry.version, entry.name, context.organization),

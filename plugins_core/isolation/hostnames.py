@@ -9,7 +9,7 @@ operator saved in a setting the manifest lists in ``permissions.operator_host_se
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 __all__ = ["HostRef", "host_setting"]
@@ -27,9 +27,15 @@ class HostRef:
     scheme: str
     host: str
     port: int
+    entered: str = field(default="", compare=False)
+    """The host as entered, with its port when one was typed (what messages name)."""
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def shown(self) -> str:
+        return self.entered or self.host
 
 
 def _names_host(key: str, value: object) -> bool:
@@ -54,7 +60,8 @@ def host_setting(key: str, value: object) -> HostRef | None:
     if not _HOSTNAME_RE.match(host):
         raise ValueError("expected a host name or IPv4 address")
     try:
-        port = parts.port or _DEFAULT_PORTS[parts.scheme]
+        typed = parts.port
     except ValueError:
         raise ValueError("has an invalid port") from None
-    return HostRef(parts.scheme, host, port)
+    port = typed or _DEFAULT_PORTS[parts.scheme]
+    return HostRef(parts.scheme, host, port, f"{host}:{typed}" if typed else host)

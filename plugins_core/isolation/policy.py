@@ -62,6 +62,7 @@ class Limits:
     open_files: int = 256
     processes: int = 32
     max_frame: int = DEFAULT_MAX_FRAME
+    tmp_bytes: int = 256 * 1024**2  # the temp folder in total (0: RLIMIT_FSIZE per file only)
 
 
 def _top_level(target: str) -> str:
@@ -178,6 +179,9 @@ def runner_spec(
         address_space=limits.address_space,
         open_files=limits.open_files,
         processes=limits.processes,
+        subprocesses=permissions.subprocesses,
+        # no single file past the folder's total (the watchdog bounds the total)
+        file_size=min(Policy.file_size, limits.tmp_bytes or Policy.file_size),
     )
     sites = (_env_site(env),) if env else tuple(dict.fromkeys(site.getsitepackages()))
     spec = RunnerSpec(
@@ -190,6 +194,7 @@ def runner_spec(
         policy=policy,
         max_frame=limits.max_frame,
         start_timeout=limits.import_timeout,
+        tmp_bytes=limits.tmp_bytes,
     )
     # The host's own interpreter, never the environment's ``bin/python``: its ``pyvenv.cfg``
     # (``home``) would decide where the standard library comes from before any sandbox.

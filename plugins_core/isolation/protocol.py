@@ -28,6 +28,7 @@ import math
 import os
 import socket
 import struct
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -115,10 +116,15 @@ def send_frame(sock: socket.socket, message: dict[str, Any], max_frame: int) -> 
     sock.sendall(encode(message, max_frame))
 
 
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
+def _recv_exact(sock: socket.socket, size: int, deadline: float | None = None) -> bytes:
     chunks = []
     remaining = size
     while remaining:
+        if deadline is not None:  # the whole frame, not each recv (a trickle cannot stretch it)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the frame did not arrive in time")
+            sock.settimeout(left)
         chunk = sock.recv(min(remaining, 1 << 20))
         if not chunk:
             raise ConnectionClosed("the other end closed the connection")
@@ -127,12 +133,16 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def recv_frame(sock: socket.socket, max_frame: int) -> dict[str, Any]:
-    """Read one frame; refuses an oversized one without reading its body."""
-    (size,) = HEADER.unpack(_recv_exact(sock, HEADER.size))
+def recv_frame(
+    sock: socket.socket, max_frame: int, deadline: float | None = None
+) -> dict[str, Any]:
+    """Read one frame; refuses an oversized one without reading its body. ``deadline``
+    (``time.monotonic()``): ``TimeoutError`` unless the whole frame, header and body, has
+    arrived by then, however its bytes trickle in; ``None`` keeps the socket's own mode."""
+    (size,) = HEADER.unpack(_recv_exact(sock, HEADER.size, deadline))
     if size > max_frame:
         raise FrameTooLarge(f"frame of {size} bytes exceeds the {max_frame}-byte cap")
-    return decode(_recv_exact(sock, size))
+    return decode(_recv_exact(sock, size, deadline))
 
 
 # --------------------------------------------------------------------------- descriptors

@@ -34,6 +34,7 @@ _libc.syscall.restype = ctypes.c_long
 SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
 SYS_CAPSET = 126
 PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_SET_SECCOMP, PR_SET_DUMPABLE = 38, 24, 22, 4
+PR_CAPBSET_READ = 23
 SECCOMP_MODE_FILTER = 2
 
 
@@ -56,6 +57,13 @@ class Policy:
     open_files: int = 256
     file_size: int = 64 * 1024**2
     processes: int = 32
+    # may start processes (the manifest's ``permissions.subprocesses``): otherwise seccomp
+    # refuses fork, vfork and clone without CLONE_THREAD, and signals to any other process
+    subprocesses: bool = False
+    # lives in an empty network namespace: otherwise only TCP stream sockets (inert without a
+    # Landlock port rule) may be created, never datagram ones (UDP would reach the host's
+    # network directly)
+    netns: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,6 +79,8 @@ class Policy:
             "open_files": self.open_files,
             "file_size": self.file_size,
             "processes": self.processes,
+            "subprocesses": self.subprocesses,
+            "netns": self.netns,
         }
 
     @classmethod
@@ -87,6 +97,8 @@ class Policy:
             open_files=int(data.get("open_files", 256)),
             file_size=int(data.get("file_size", 64 * 1024**2)),
             processes=int(data.get("processes", 32)),
+            subprocesses=bool(data.get("subprocesses", False)),
+            netns=bool(data.get("netns", True)),
         )
 
 
@@ -113,9 +125,13 @@ def _rlimits(policy: Policy) -> None:
         resource.RLIMIT_AS: policy.address_space,
         resource.RLIMIT_NOFILE: policy.open_files,
         resource.RLIMIT_FSIZE: policy.file_size,
-        resource.RLIMIT_NPROC: policy.processes,  # ignored for root; the pids cgroup holds
         resource.RLIMIT_CORE: 0,
     }
+    if os.geteuid() == 0:
+        # ignored for root (the pids cgroup holds); under another uid it counts every task of
+        # that uid, the web process's threads included, so it is left alone there (a runner
+        # without permissions.subprocesses is one process; RLIMIT_AS bounds its threads)
+        limits[resource.RLIMIT_NPROC] = policy.processes
     for kind, value in limits.items():
         resource.setrlimit(kind, (value, value))
 
@@ -211,17 +227,28 @@ def _landlock(policy: Policy) -> int:
 # --------------------------------------------------------------------------- capabilities
 
 
-def _drop_capabilities() -> None:
+def _drop_capabilities() -> bool:
+    """Clear the effective, permitted and inheritable sets, and the bounding set where this
+    process may (``CAP_SETPCAP``). Returns whether the bounding set is clear. A process
+    without ``CAP_SETPCAP`` (any non-root uid) cannot clear it, and needs not: with
+    ``no_new_privs`` set (before this) no ``execve`` can gain a capability."""
+    bounded = True
     for cap in range(64):
+        present = _libc.prctl(PR_CAPBSET_READ, ctypes.c_ulong(cap), 0, 0, 0)
+        if present < 0:  # past the last capability this kernel knows
+            break
+        if not present:
+            continue
         try:
             _prctl(PR_CAPBSET_DROP, cap)
         except OSError as exc:
-            if exc.errno == errno.EINVAL:  # past the last capability this kernel knows
-                break
-            raise
+            if exc.errno != errno.EPERM:
+                raise
+            bounded = False
     header = struct.pack("=Ii", 0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this thread
     data = bytes(24)  # effective, permitted, inheritable = 0 (two 32-bit words each)
     _syscall(SYS_CAPSET, header, data)
+    return bounded
 
 
 # --------------------------------------------------------------------------- seccomp
@@ -287,14 +314,27 @@ SYS_SENDTO, SYS_SENDMSG, SYS_SENDMMSG = 44, 46, 307
 MSG_FASTOPEN = 0x20000000
 AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
 SOCK_STREAM, SOCK_DGRAM = 1, 2
+IPPROTO_TCP = 6
+CLONE_THREAD = 0x00010000
+SYS_KILL, SYS_TGKILL, SYS_RT_SIGQUEUEINFO, SYS_RT_TGSIGQUEUEINFO = 62, 234, 129, 297
+# refused to a runner whose plugin does not declare permissions.subprocesses
+SINGLE_PROCESS_DENIED = {"fork": 57, "vfork": 58, "tkill": 200, "pidfd_send_signal": 424}
 
 
 def _insn(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
     return struct.pack("=HBBI", code, jt, jf, k)
 
 
-def seccomp_program(network: bool) -> list[bytes]:
-    """The BPF program: deny with EPERM; clone3 answers ENOSYS (glibc falls back to clone)."""
+def seccomp_program(
+    network: bool, *, subprocesses: bool = True, netns: bool = True, own_pid: int = 0
+) -> list[bytes]:
+    """The BPF program: deny with EPERM; clone3 answers ENOSYS (glibc falls back to clone).
+
+    Without ``subprocesses``: ``fork``/``vfork`` and ``clone`` without ``CLONE_THREAD`` are
+    refused (a runner is one process whose threads die with it), and so is every signal to
+    a process other than ``own_pid`` (``kill``, ``tgkill``, ``rt_[tg]sigqueueinfo`` aimed
+    elsewhere, ``tkill``, ``pidfd_send_signal``), whatever Landlock's ABI. Without ``netns``
+    (no empty network namespace around the runner) no datagram socket may be created."""
     eperm = SECCOMP_RET_ERRNO | errno.EPERM
     prog = [
         _insn(BPF_LD_W_ABS, 4),  # arch
@@ -304,28 +344,59 @@ def seccomp_program(network: bool) -> list[bytes]:
         _insn(BPF_JGE_K, 0x40000000, 0, 1),  # the x32 ABI
         _insn(BPF_RET_K, eperm),
     ]
-    for number in sorted(DENIED_SYSCALLS.values()):
+    denied = set(DENIED_SYSCALLS.values())
+    if not subprocesses:
+        denied |= set(SINGLE_PROCESS_DENIED.values())
+    for number in sorted(denied):
         prog += [_insn(BPF_JEQ_K, number, 0, 1), _insn(BPF_RET_K, eperm)]
     prog += [_insn(BPF_JEQ_K, SYS_CLONE3, 0, 1), _insn(BPF_RET_K, SECCOMP_RET_ERRNO | errno.ENOSYS)]
-    # clone: no namespace flags
-    prog += [
-        _insn(BPF_JEQ_K, SYS_CLONE, 0, 4),
-        _insn(BPF_LD_W_ABS, 16),  # args[0] (flags), low word
-        _insn(BPF_JSET_K, CLONE_NAMESPACES, 0, 1),
-        _insn(BPF_RET_K, eperm),
-        _insn(BPF_RET_K, SECCOMP_RET_ALLOW),
-    ]
-    # socket(domain, type): AF_INET/6 stream or datagram when networked, nothing else. No new
-    # AF_UNIX socket: the network namespace does not cover pathname sockets (a database's or
-    # a container runtime's socket on the host's file system), and Landlock (ABI 7 here) cannot
-    # refuse connecting to them. A stream socketpair (asyncio's self-pipe) stays allowed: its
-    # sockets reach only each other; a datagram pair could still sendto() a pathname socket.
+    # clone: no namespace flags; without subprocesses, threads only
+    if subprocesses:
+        prog += [
+            _insn(BPF_JEQ_K, SYS_CLONE, 0, 4),
+            _insn(BPF_LD_W_ABS, 16),  # args[0] (flags), low word
+            _insn(BPF_JSET_K, CLONE_NAMESPACES, 0, 1),
+            _insn(BPF_RET_K, eperm),
+            _insn(BPF_RET_K, SECCOMP_RET_ALLOW),
+        ]
+    else:
+        prog += [
+            _insn(BPF_JEQ_K, SYS_CLONE, 0, 6),
+            _insn(BPF_LD_W_ABS, 16),  # args[0] (flags), low word
+            _insn(BPF_JSET_K, CLONE_NAMESPACES, 0, 1),
+            _insn(BPF_RET_K, eperm),
+            _insn(BPF_JSET_K, CLONE_THREAD, 0, 1),
+            _insn(BPF_RET_K, SECCOMP_RET_ALLOW),
+            _insn(BPF_RET_K, eperm),
+        ]
+        # signals only to itself (its own threads)
+        for number in (SYS_KILL, SYS_TGKILL, SYS_RT_SIGQUEUEINFO, SYS_RT_TGSIGQUEUEINFO):
+            prog += [
+                _insn(BPF_JEQ_K, number, 0, 4),
+                _insn(BPF_LD_W_ABS, 16),  # args[0] (pid or tgid), low word
+                _insn(BPF_JEQ_K, own_pid & 0xFFFFFFFF, 0, 1),
+                _insn(BPF_RET_K, SECCOMP_RET_ALLOW),
+                _insn(BPF_RET_K, eperm),
+            ]
+    # socket(domain, type, protocol): AF_INET/6 when networked, nothing else: TCP streams
+    # (protocol 0 or TCP: Landlock's port rules cover TCP only, not SCTP or MPTCP), and
+    # datagrams only inside an empty network namespace. No new AF_UNIX socket: the network
+    # namespace does not cover pathname sockets (a database's or a container runtime's socket
+    # on the host's file system), and Landlock (ABI 7 here) cannot refuse connecting to them.
+    # A stream socketpair (asyncio's self-pipe) stays allowed: its sockets reach only each
+    # other; a datagram pair could still sendto() a pathname socket.
     allowed_domains = [AF_INET, AF_INET6] if network else []
     tail = [
         _insn(BPF_LD_W_ABS, 24),  # args[1] (type), low word
         _insn(BPF_ALU_AND_K, 0xF),
-        _insn(BPF_JEQ_K, SOCK_STREAM, 1, 0),
-        _insn(BPF_JEQ_K, SOCK_DGRAM, 0, 1),
+    ]
+    if netns:
+        tail += [_insn(BPF_JEQ_K, SOCK_DGRAM, 0, 1), _insn(BPF_RET_K, SECCOMP_RET_ALLOW)]
+    tail += [
+        _insn(BPF_JEQ_K, SOCK_STREAM, 0, 4),
+        _insn(BPF_LD_W_ABS, 32),  # args[2] (protocol), low word
+        _insn(BPF_JEQ_K, 0, 1, 0),
+        _insn(BPF_JEQ_K, IPPROTO_TCP, 0, 1),
         _insn(BPF_RET_K, SECCOMP_RET_ALLOW),
         _insn(BPF_RET_K, eperm),
     ]
@@ -363,8 +434,15 @@ def seccomp_program(network: bool) -> list[bytes]:
     return prog
 
 
-def _seccomp(network: bool) -> None:
-    prog = b"".join(seccomp_program(network))
+def _seccomp(policy: Policy) -> None:
+    prog = b"".join(
+        seccomp_program(
+            policy.network,
+            subprocesses=policy.subprocesses,
+            netns=policy.netns,
+            own_pid=os.getpid(),
+        )
+    )
     buffer = ctypes.create_string_buffer(prog)
     fprog = struct.pack("=HxxxxxxQ", len(prog) // 8, ctypes.addressof(buffer))
     fprog_buffer = ctypes.create_string_buffer(fprog)
@@ -383,8 +461,15 @@ def apply(policy: Policy) -> dict[str, Any]:
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
         _prctl(PR_SET_DUMPABLE, 0)
         abi = _landlock(policy)
-        _drop_capabilities()
-        _seccomp(policy.network)
+        bounded = _drop_capabilities()
+        _seccomp(policy)
     except OSError as exc:
         raise SandboxError(f"sandbox set-up failed: {exc}") from None
-    return {"landlock_abi": abi, "seccomp": True, "capabilities": "none"}
+    return {
+        "landlock_abi": abi,
+        "seccomp": True,
+        "capabilities": "none",
+        "bounding_set": "cleared" if bounded else "kept (no_new_privs)",
+        "subprocesses": policy.subprocesses,
+        "network_namespace": policy.netns,
+    }

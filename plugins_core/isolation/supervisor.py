@@ -14,16 +14,19 @@ import deadline.
 until the reply arrives or the wall-clock deadline passes. Outcomes:
 
 * deadline passed → the runner is killed (with everything in its PID namespace) →
-  ``PluginTimeout`` (504 ``plugin_timeout``);
+  ``PluginTimeout`` (504 ``plugin_timeout``); the deadline bounds the whole exchange, every
+  frame however slowly its bytes arrive (``protocol.recv_frame``'s ``deadline``), and the
+  handshake the same way;
 * the socket closes (exit, signal, rlimit) → ``PluginCrashed`` (502 ``plugin_crashed``), at
   once, with the exit code or signal name;
 * a malformed, non-JSON or oversized frame → the runner is killed → ``PluginFailed``.
 
-``Pool`` keeps warm runners per key (distribution, version, organization), replaces dead
-ones, and delays restarts after consecutive crashes with exponential backoff. Plugin stdout
-and stderr are read by a thread per stream, capped per line and in total, rate-limited,
-redacted of the call's credential values and logged as ``imbi.plugins.output`` tagged with
-the plugin slug.
+``Pool`` keeps warm runners per key (distribution, version, organization), retires one
+whose threads, memory or temp folder grew during a call or that used CPU while idle
+(``footprint``), replaces dead ones, and delays restarts after consecutive crashes with
+exponential backoff. Plugin stdout and stderr are read by a thread per stream, capped per
+line and in total, rate-limited, redacted of the call's credential values and logged as
+``imbi.plugins.output`` tagged with the plugin slug.
 """
 
 from __future__ import annotations
@@ -42,7 +45,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -50,14 +52,13 @@ from typing import IO, Any
 
 from imbi_plugin_sdk import PluginError
 
-from . import protocol
-from .errors import PluginCrashed, PluginFailed, PluginTimeout
+from . import capabilities, cgroups, footprint, protocol
+from .errors import PluginCannotRunHere, PluginCrashed, PluginFailed, PluginTimeout
 from .sandbox import Policy
 
 logger = logging.getLogger("imbi.plugins.isolation")
 output_logger = logging.getLogger("imbi.plugins.output")
 
-PIDS_CGROUP_ROOT = "/sys/fs/cgroup/pids"
 ENV_ALLOWLIST = ("LANG", "LC_ALL", "TZ")
 HostHandler = Callable[[dict[str, Any]], Any]
 
@@ -81,6 +82,7 @@ class RunnerSpec:
     start_timeout: float = 10.0
     inspect: bool = False  # report each entry point as it is imported (registry builds)
     sys_path: tuple[str, ...] = ()  # import roots the runner's own sys.path lacks
+    tmp_bytes: int = 0  # the temp folder's total on disk; past it the runner is killed
     python: str = field(default_factory=lambda: sys.executable)
     # site-packages folders the runner adds (``site.addsitedir``) once sandboxed
     site_dirs: tuple[str, ...] = ()
@@ -155,53 +157,6 @@ class _Spawner:
 
 
 _spawner = _Spawner()
-_swept = threading.Event()
-
-
-def _sweep_cgroups(base: str) -> None:
-    """Remove empty runner cgroups a killed host left behind (older than a minute)."""
-    try:
-        names = os.listdir(base)
-    except OSError:
-        return
-    for name in names:
-        path = os.path.join(base, name)
-        try:
-            if time.time() - os.stat(path).st_mtime > 60:
-                os.rmdir(path)  # refused while any process is in it
-        except OSError:
-            continue
-
-
-def _make_cgroup(processes: int) -> str:
-    """A pids cgroup limiting the runner's process count, or "" where none can be made."""
-    base = os.path.join(PIDS_CGROUP_ROOT, "imbi-runners")
-    path = os.path.join(base, uuid.uuid4().hex[:16])
-    if not _swept.is_set():
-        _swept.set()
-        _sweep_cgroups(base)
-    try:
-        os.makedirs(path, exist_ok=False)
-        with open(os.path.join(path, "pids.max"), "w") as limit:
-            limit.write(str(processes))
-    except OSError as exc:
-        logger.warning("no pids cgroup for plugin runners (%s); process limit is rlimit only", exc)
-        return ""
-    return path
-
-
-def _remove_cgroup(path: str) -> None:
-    if not path:
-        return
-    for _ in range(50):
-        try:
-            os.rmdir(path)
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            time.sleep(0.01)  # the last processes are still exiting
-    logger.warning("pids cgroup %s not removed", path)
 
 
 class _OutputForwarder:
@@ -274,23 +229,38 @@ class RunnerProcess:
     _ids = itertools.count(1)
 
     def __init__(self, spec: RunnerSpec) -> None:
+        caps = capabilities.probe()
+        reason = caps.refusal(network=spec.policy.network, subprocesses=spec.policy.subprocesses)
+        if reason:  # never a runner that cannot be sandboxed here
+            raise PluginCannotRunHere(f"plugin '{spec.slug}' cannot run here: {reason}")
+        capabilities.harden_host()  # same-uid runners cannot ptrace or read this process
         self.spec = spec
         self.hello: dict[str, Any] = {}
         self.secrets: list[str] = []
         self.calls = 0
         self.dead = False
         self.recycle = False
+        self.over_quota = 0  # the temp folder limit it was killed for (``footprint``)
+        self.busy = True  # in a call or not yet pooled (idle runners must not use CPU)
+        self.started = self._deadline = time.monotonic()
         os.makedirs(runner_tmp_base(), mode=0o700, exist_ok=True)
-        self.tmp_dir = tempfile.mkdtemp(prefix="runner-", dir=runner_tmp_base())
+        self.tmp_dir = tempfile.mkdtemp(prefix=f"runner-{os.getpid()}-", dir=runner_tmp_base())
         os.chmod(self.tmp_dir, 0o700)
-        self.cgroup = _make_cgroup(spec.policy.processes)
+        self._cgroup = cgroups.make(
+            caps, processes=spec.policy.processes, memory=spec.policy.address_space
+        )
+        self.cgroup = self._cgroup.path if self._cgroup else ""
         host_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         lifeline_r, self._lifeline_w = os.pipe()
-        policy = Policy(**{**spec.policy.__dict__, "tmp_dir": self.tmp_dir})
+        policy = Policy(
+            **{**spec.policy.__dict__, "tmp_dir": self.tmp_dir, "netns": caps.namespaces}
+        )
         child_spec = {
             "fd": child_sock.fileno(),
             "lifeline": lifeline_r,
             "cgroup": self.cgroup,
+            "cgroup_version": self._cgroup.version if self._cgroup else 0,
+            "namespaces": caps.namespaces,
             "entries": spec.entries,
             "policy": policy.to_dict(),
             "max_frame": spec.max_frame,
@@ -331,6 +301,7 @@ class RunnerProcess:
         assert self.proc.stdout is not None and self.proc.stderr is not None
         _OutputForwarder(self, self.proc.stdout, "stdout")
         _OutputForwarder(self, self.proc.stderr, "stderr")
+        footprint.watchdog.track(self)
 
     @classmethod
     def start(cls, spec: RunnerSpec) -> RunnerProcess:
@@ -349,14 +320,14 @@ class RunnerProcess:
         return runner
 
     def recv(self, timeout: float) -> dict[str, Any]:
-        """One frame from the runner (``TimeoutError``, ``protocol.ProtocolError``)."""
-        self.sock.settimeout(timeout)
-        return protocol.recv_frame(self.sock, self.spec.max_frame)
+        """One whole frame from the runner within ``timeout`` seconds (``TimeoutError``,
+        ``protocol.ProtocolError``)."""
+        return protocol.recv_frame(self.sock, self.spec.max_frame, time.monotonic() + timeout)
 
     def _handshake(self) -> None:
-        self.sock.settimeout(self.spec.start_timeout)
+        deadline = self.started + self.spec.start_timeout  # bounds the whole handshake
         try:
-            hello = protocol.recv_frame(self.sock, self.spec.max_frame)
+            hello = protocol.recv_frame(self.sock, self.spec.max_frame, deadline)
         except TimeoutError:
             self.kill()
             raise PluginTimeout(
@@ -366,7 +337,7 @@ class RunnerProcess:
         except protocol.ConnectionClosed:
             code = self.kill()
             raise PluginCrashed(
-                f"plugin '{self.spec.slug}' runner {_signal_name(code)} while starting"
+                f"plugin '{self.spec.slug}' runner {self._why(code)} while starting"
             ) from None
         except protocol.ProtocolError as exc:
             self.kill()
@@ -382,6 +353,7 @@ class RunnerProcess:
                 f"plugin '{self.spec.slug}' runner could not start: {hello['error']}"
             )
         self.hello = hello
+        footprint.baseline(self)
 
     @property
     def entries(self) -> dict[str, Any]:
@@ -398,9 +370,10 @@ class RunnerProcess:
 
     def ping(self, timeout: float = 1.0) -> bool:
         try:
+            deadline = time.monotonic() + timeout
             self.sock.settimeout(timeout)
             protocol.send_frame(self.sock, {"t": "ping", "id": 0}, self.spec.max_frame)
-            return protocol.recv_frame(self.sock, self.spec.max_frame).get("t") == "pong"
+            return protocol.recv_frame(self.sock, self.spec.max_frame, deadline).get("t") == "pong"
         except (OSError, protocol.ProtocolError):
             self.kill()
             return False
@@ -417,15 +390,13 @@ class RunnerProcess:
         slug = self.spec.slug
         self.secrets = [s for s in secrets if s]
         self.calls += 1
-        deadline = time.monotonic() + timeout
+        deadline = self._deadline = time.monotonic() + timeout
         try:
+            self.sock.settimeout(timeout)
             protocol.send_frame(self.sock, {**message, "t": "call"}, self.spec.max_frame)
             while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
-                self.sock.settimeout(remaining)
-                reply = protocol.recv_frame(self.sock, self.spec.max_frame)
+                # the deadline bounds the whole exchange: every frame, however it trickles
+                reply = protocol.recv_frame(self.sock, self.spec.max_frame, deadline)
                 if reply.get("id") != message["id"]:
                     raise protocol.ProtocolError("a frame for another call")
                 if reply["t"] == "reply":
@@ -441,15 +412,20 @@ class RunnerProcess:
             raise PluginTimeout(f"plugin '{slug}' did not answer within {timeout:g}s") from None
         except protocol.ConnectionClosed:
             code = self.kill()
-            raise PluginCrashed(f"plugin '{slug}' crashed ({_signal_name(code)})") from None
+            raise PluginCrashed(f"plugin '{slug}' crashed ({self._why(code)})") from None
         except BrokenPipeError:
             code = self.kill()
-            raise PluginCrashed(f"plugin '{slug}' crashed ({_signal_name(code)})") from None
+            raise PluginCrashed(f"plugin '{slug}' crashed ({self._why(code)})") from None
         except protocol.ProtocolError as exc:
             self.kill()
             raise PluginFailed(f"plugin '{slug}' broke the protocol: {exc}") from None
         finally:
             self.secrets = []
+
+    def _why(self, code: int | None) -> str:
+        if self.over_quota:
+            return f"its temp folder grew past {self.over_quota // 1024**2} MiB"
+        return _signal_name(code)
 
     def _answer_host(self, request: dict[str, Any], on_host: HostHandler) -> None:
         """Answer one host request; a ``protocol.Descriptor`` answer hands its descriptor
@@ -482,6 +458,7 @@ class RunnerProcess:
                 f"plugin '{self.spec.slug}': the host could not answer its {op!r} request"
             ) from None
         try:
+            self.sock.settimeout(max(0.001, self._deadline - time.monotonic()))
             if fd >= 0:
                 protocol.send_frame_with_fd(self.sock, answer, fd, self.spec.max_frame)
             else:
@@ -502,7 +479,8 @@ class RunnerProcess:
                 self.proc.kill()
                 self.proc.wait()
             self.sock.close()
-            _remove_cgroup(self.cgroup)
+            if self._cgroup is not None:
+                self._cgroup.kill()
             shutil.rmtree(self.tmp_dir, ignore_errors=True)
         return self.proc.returncode
 
@@ -516,9 +494,13 @@ class RunnerProcess:
 class Pool:
     """Warm runners per key; at most ``max_idle`` idle per key, ``max_total`` in all."""
 
-    def __init__(self, *, max_idle: int = 2, max_total: int = 32) -> None:
+    def __init__(
+        self, *, max_idle: int = 2, max_total: int = 32, max_rss: int = 0, max_tmp: int = 0
+    ) -> None:
         self.max_idle = max_idle
         self.max_total = max_total
+        self.max_rss = max_rss  # a runner above this after a call is retired (0: no limit)
+        self.max_tmp = max_tmp  # the same for its temp folder
         self._idle: dict[tuple[str, ...], list[RunnerProcess]] = {}
         self._crashes: dict[tuple[str, ...], tuple[int, float]] = {}
         self._live: set[tuple[str, str]] | None = None  # None: every version is live
@@ -553,7 +535,8 @@ class Pool:
             idle = self._idle.get(spec.key, [])
             while idle:
                 runner = idle.pop()
-                if runner.alive():
+                if runner.alive() and not footprint.spun_while_idle(runner):
+                    runner.busy = True
                     return runner
                 runner.kill()
         delay = self.backoff(spec.key)
@@ -563,7 +546,9 @@ class Pool:
                     f"plugin '{spec.slug}' keeps crashing; next restart in {delay:.1f}s"
                 )
             time.sleep(delay)
-        return RunnerProcess.spawn(spec)
+        runner = RunnerProcess.spawn(spec)
+        runner.busy = True
+        return runner
 
     def release(self, runner: RunnerProcess, *, crashed: bool = False) -> None:
         key = runner.spec.key
@@ -576,6 +561,12 @@ class Pool:
         if not runner.alive() or runner.recycle or self._is_retired(key):
             runner.kill()
             return
+        reason = footprint.retire_reason(runner, max_rss=self.max_rss, max_tmp=self.max_tmp)
+        if reason:
+            logger.info("plugin %s: runner retired after its call: %s", runner.spec.slug, reason)
+            runner.kill()
+            return
+        runner.busy = False  # idle from here: the watchdog kills it if it uses CPU
         with self._lock:
             idle = self._idle.setdefault(key, [])
             total = sum(len(v) for v in self._idle.values())

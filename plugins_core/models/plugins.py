@@ -101,6 +101,8 @@ class ThirdPartyService(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = "third-party service"
+        verbose_name_plural = "third-party services"
         ordering: ClassVar = ["organization__slug", "slug"]
         constraints: ClassVar = [
             models.UniqueConstraint(fields=["organization", "slug"], name="service_slug_org"),
@@ -339,6 +341,8 @@ class ProjectTypePlugin(Binding):
     scope_field = "project_type"
 
     class Meta:
+        verbose_name = "project-type binding"
+        verbose_name_plural = "project-type bindings"
         constraints: ClassVar = _binding_constraints("project_type", "projecttypeplugin")
 
     def __str__(self) -> str:
@@ -352,6 +356,8 @@ class ProjectPlugin(Binding):
     scope_field = "project"
 
     class Meta:
+        verbose_name = "project binding"
+        verbose_name_plural = "project bindings"
         constraints: ClassVar = _binding_constraints("project", "projectplugin")
 
     def __str__(self) -> str:
@@ -408,3 +414,20 @@ class PluginStorage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plugin.slug}:{self.key}"
+
+
+def binding_impact(plugins: models.QuerySet[Plugin]) -> dict[str, int]:
+    """What turning ``plugins`` off (or removing them) reaches: how many installed plugins,
+    projects (bound directly or through their project type) and bindings. The confirmation
+    pages of destructive actions say so before anything happens."""
+    ids = list(plugins.values_list("pk", flat=True))
+    type_ids = ProjectTypePlugin.objects.filter(plugin_id__in=ids).values("project_type_id")
+    projects = Project.objects.filter(
+        models.Q(plugin_bindings__plugin_id__in=ids) | models.Q(project_type_id__in=type_ids)
+    )
+    return {
+        "plugins": len(ids),
+        "projects": projects.distinct().count(),
+        "bindings": ProjectPlugin.objects.filter(plugin_id__in=ids).count()
+        + ProjectTypePlugin.objects.filter(plugin_id__in=ids).count(),
+    }

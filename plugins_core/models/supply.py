@@ -51,7 +51,8 @@ class PluginIndex(models.Model):
 
     ``index_keys`` may sign the index; ``root_keys`` certify its publishers (both base64
     Ed25519 public keys). ``last_version``/``last_digest`` are the newest index seen: an
-    older one is a rollback. ``document`` is the last verified index (catalog, blocklist).
+    older one is a rollback. ``document`` is the last verified index (catalog, blocklist,
+    name owners). ``rotation`` is the last root-signed key rotation applied.
     Lower ``priority`` wins when two indexes offer the same plugin name.
     """
 
@@ -68,6 +69,13 @@ class PluginIndex(models.Model):
     checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_error_code = models.CharField(max_length=64, blank=True, editable=False)
     last_error = models.TextField(blank=True, editable=False)
+    rotation = models.JSONField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The last root-signed index-key rotation applied (manage.py plugin index "
+        "rotate); an older one cannot be replayed.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -135,6 +143,10 @@ class PluginPolicy(models.Model):
         Organization, on_delete=models.CASCADE, related_name="plugin_policy"
     )
     verified_publishers_only = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = "plugin policy"
+        verbose_name_plural = "plugin policies"
 
     def __str__(self) -> str:
         return f"{self.organization}: verified only={self.verified_publishers_only}"

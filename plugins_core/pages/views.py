@@ -38,9 +38,22 @@ from imbi.core import access
 from imbi.core.access import Grant, can_bind_project_grant, load_project
 from imbi.core.models import Membership, Project
 from plugins_core import registry
-from plugins_core.models import ConnectionCheck, Plugin, ProjectPlugin, ProjectTypePlugin, Tab
+from plugins_core.isolation import capabilities
+from plugins_core.models import (
+    ConnectionCheck,
+    Plugin,
+    ProjectPlugin,
+    ProjectTypePlugin,
+    Tab,
+    binding_impact,
+)
 from plugins_core.pages import catalog
-from plugins_core.pages.forms import AddBindingForm, BindingForm, OptionsForm
+from plugins_core.pages.forms import (
+    AddBindingForm,
+    BindingForm,
+    OptionsForm,
+    offer_replace_default,
+)
 from plugins_core.provisioning import bindings as binding_service
 from plugins_core.provisioning.lifecycle import set_plugin_enabled
 from plugins_core.serving import health
@@ -94,6 +107,18 @@ class BindingRow:
     @property
     def overridden(self) -> list[str]:
         return sorted(self.project_binding.options) if self.project_binding else []
+
+
+def histogram_sources(rows: list[BindingRow]) -> list[str]:
+    """The log sources whose manifest declares a histogram: the page asks only those for
+    one (another answers 501 ``not_supported``, a needless error in the console)."""
+    snapshot = registry.current()
+    found = []
+    for row in rows:
+        manifest = manifest_for(row.plugin, snapshot) if row.tab == "logs" else None
+        if manifest is not None and manifest.hints.supports_histogram:
+            found.append(row.plugin.slug)
+    return sorted(set(found))
 
 
 def binding_rows(project: Project) -> list[BindingRow]:
@@ -194,6 +219,7 @@ class ProjectPageView(View):
             active = "plugins"  # a failed Bind: its errors are on the Plugins tab
         if active not in PAGE_TABS:
             active = PAGE_TABS[0]
+        rows = binding_rows(project)
         return render(
             request,
             "plugins_core/project.html",
@@ -202,7 +228,8 @@ class ProjectPageView(View):
                 "grant": grant,
                 "can_bind": can_bind,
                 "can_reveal": grant.read_secrets,
-                "rows": binding_rows(project),
+                "rows": rows,
+                "histogram_sources": " ".join(histogram_sources(rows)),
                 "add_form": add_form,
                 "api": _api_urls(project),
                 "role": "admin (superuser)" if request.user.is_superuser else grant.role,
@@ -230,10 +257,12 @@ class AddBindingView(View):
         )
         if form.is_valid():
             data = {key: form.cleaned_data[key] for key in ("plugin", "default", "search_template")}
+            data["replace_default"] = form.replace_default
             try:
                 binding = binding_service.create_project_binding(project, data, request.user)
             except (InvalidInput, ResolutionError) as exc:
-                _form_errors(form, exc)
+                if not offer_replace_default(form, exc, data["plugin"]):
+                    _form_errors(form, exc)
             else:
                 messages.success(request, f"Bound {binding.plugin} to the {binding.tab} tab.")
                 return HttpResponseRedirect(
@@ -311,10 +340,12 @@ class BindingView(View):
             }
             if options is not None:
                 data["options"] = options.options
+            data["replace_default"] = form.replace_default
             try:
                 binding_service.update_binding(binding, data, request.user)
             except (InvalidInput, ResolutionError) as exc:
-                _form_errors(form, exc, options)
+                if not offer_replace_default(form, exc, binding.plugin.slug):
+                    _form_errors(form, exc, options)
             else:
                 messages.success(request, f"Saved the {binding.tab} binding of {binding.plugin}.")
                 return HttpResponseRedirect(project_url(org, project.pk))
@@ -345,13 +376,54 @@ class BindingView(View):
 
 @login
 class DeleteBindingView(View):
+    """Unbind: GET (and a POST without ``confirm=yes``) shows what it affects; the POST
+    with ``confirm=yes`` removes the binding."""
+
+    def get(self, request: HttpRequest, org: str, project_id: int, binding_id: int) -> HttpResponse:
+        project, binding = BindingView()._load(request, org, project_id, binding_id)
+        return self._confirm(request, project, binding)
+
+    def _confirm(
+        self, request: HttpRequest, project: Project, binding: ProjectPlugin
+    ) -> HttpResponse:
+        plugin = binding.plugin
+        inherited = ProjectTypePlugin.objects.filter(
+            project_type_id=project.project_type_id, plugin=plugin
+        ).exists()
+        after = (
+            "The project type's binding of the plugin applies again."
+            if inherited
+            else f"The {binding.tab} tab no longer shows {plugin.slug} for this project."
+        )
+        return confirmation(
+            request,
+            "plugins_core/confirm.html",
+            {
+                "title": f"Unbind {plugin.slug}",
+                "question": f"Remove this project's {binding.tab} binding of {plugin.slug} "
+                f"from {project.name}?",
+                "consequence": f"{after} Its option overrides and search template are deleted.",
+                "impact": {"projects": 1, "bindings": 1},
+                "action": request.path,
+                "hidden": [],
+                "confirm_label": f"Yes, unbind {plugin.slug}",
+                "cancel_url": project_url(org_slug(project), project.pk),
+            },
+        )
+
     def post(
         self, request: HttpRequest, org: str, project_id: int, binding_id: int
     ) -> HttpResponse:
         project, binding = BindingView()._load(request, org, project_id, binding_id)
+        if not confirmed(request):
+            return self._confirm(request, project, binding)
         binding_service.delete_binding(binding, request.user)
         messages.success(request, f"Removed the {binding.tab} binding of {binding.plugin}.")
         return HttpResponseRedirect(project_url(org, project.pk))
+
+
+def org_slug(project: Project) -> str:
+    return str(project.organization.slug)
 
 
 @login
@@ -379,7 +451,7 @@ class RegistryRow:
 
     @property
     def label(self) -> str:
-        return self.entry.status.label
+        return capabilities.status_label(self.entry)
 
     @property
     def manifest(self) -> Any:
@@ -427,17 +499,35 @@ class RegistryView(View):
         )
 
 
+def confirmation(
+    request: HttpRequest, template: str, context: dict[str, Any], admin_site: Any = None
+) -> HttpResponse:
+    """A destructive action's confirmation page (Django's delete-confirmation pattern):
+    what it will affect; its form posts the same fields again with ``confirm=yes``."""
+    extra = admin_site.each_context(request) if admin_site is not None else {}
+    return render(request, template, {**extra, **context})
+
+
+def confirmed(request: HttpRequest) -> bool:
+    return request.method == "POST" and request.POST.get("confirm") == "yes"
+
+
 class PluginStateView(View):
     """Admin: POST ``enabled=1|0`` to enable or disable one installed plugin.
 
-    A plugin of an organization the caller does not administer is a 404, like a missing one.
+    Disabling turns the plugin off for every project that uses it, so it is confirmed first:
+    GET ``?enabled=0`` (and a POST without ``confirm=yes``) shows how many projects and
+    bindings it reaches; the POST with ``confirm=yes`` acts. Enabling acts at once. A plugin
+    of an organization the caller does not administer is a 404, like a missing one.
     """
 
-    def post(self, request: HttpRequest, plugin_id: int) -> HttpResponse:
+    admin_site: AdminSite | None = None
+
+    def _plugin(self, request: HttpRequest, plugin_id: int) -> Plugin:
         if not access.administers_any(request.user):
             raise PermissionDenied
         plugin = (
-            Plugin.objects.select_related("organization")
+            Plugin.objects.select_related("organization", "service")
             .filter(pk=plugin_id, organization__in=access.administered_organizations(request.user))
             .first()
             if 0 < plugin_id < 2**63
@@ -445,19 +535,53 @@ class PluginStateView(View):
         )
         if plugin is None or not can_admin_plugin(request.user, plugin):
             raise Http404
+        return plugin
+
+    def _next(self, request: HttpRequest) -> str:
+        target = request.POST.get("next", "") or request.GET.get("next", "")
+        if not url_has_allowed_host_and_scheme(
+            target, {request.get_host()}, require_https=request.is_secure()
+        ):
+            target = reverse("admin:plugins_core_registry")
+        return target
+
+    def get(self, request: HttpRequest, plugin_id: int) -> HttpResponse:
+        plugin = self._plugin(request, plugin_id)
+        if not plugin.enabled:
+            return HttpResponseRedirect(self._next(request))
+        return self._confirm(request, plugin)
+
+    def _confirm(self, request: HttpRequest, plugin: Plugin) -> HttpResponse:
+        return confirmation(
+            request,
+            "admin/plugins_core/confirm.html",
+            {
+                "title": f"Disable {plugin.slug}",
+                "question": f"Disable the plugin {plugin.slug} in {plugin.organization.name} "
+                f"(service {plugin.service.name})?",
+                "consequence": "Its tabs stop answering for every project below until it is "
+                "enabled again; its bindings, options and credentials are kept.",
+                "impact": binding_impact(Plugin.objects.filter(pk=plugin.pk)),
+                "action": request.path,
+                "hidden": [("enabled", "0"), ("next", self._next(request))],
+                "confirm_label": f"Yes, disable {plugin.slug}",
+                "cancel_url": self._next(request),
+            },
+            self.admin_site,
+        )
+
+    def post(self, request: HttpRequest, plugin_id: int) -> HttpResponse:
+        plugin = self._plugin(request, plugin_id)
         enabled = request.POST.get("enabled") == "1"
+        if not enabled and plugin.enabled and not confirmed(request):
+            return self._confirm(request, plugin)
         if set_plugin_enabled(plugin, enabled, request.user):
             messages.success(
                 request,
                 f"{plugin.slug} in {plugin.organization.slug} is now "
                 f"{'enabled' if enabled else 'disabled'}.",
             )
-        target = request.POST.get("next", "")
-        if not url_has_allowed_host_and_scheme(
-            target, {request.get_host()}, require_https=request.is_secure()
-        ):
-            target = reverse("admin:plugins_core_registry")
-        return HttpResponseRedirect(target)
+        return HttpResponseRedirect(self._next(request))
 
 
 def _back(request: HttpRequest, fallback: str) -> HttpResponseRedirect:

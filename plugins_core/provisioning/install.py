@@ -8,6 +8,12 @@ and ``InstallError``.
 Rules:
 - only a loaded entry point with a ``service_template`` can be installed, and a template with
   anything secret-shaped is refused again here, defensively;
+- the organization's publisher policy applies where the plugin lands
+  (``check_publisher_policy``): under a verified-only policy (``PluginPolicy`` or
+  ``IMBI_PLUGINS_VERIFIED_ONLY``) every entry point the template provisions must come from a
+  verified publisher's signed build, however the distribution was installed
+  (``publisher_not_verified``); the image's own (host-environment) plugins are the operator's
+  and pass;
 - the icon is sanitized (``plugins_core.provisioning.icons``); a refused icon refuses the install;
 - credentials are never created: an administrator adds them afterwards;
 - re-installing never creates anything twice and never touches existing ``Plugin`` rows. A
@@ -28,20 +34,30 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from imbi_plugin_sdk import ServiceTemplate, looks_like_secret
+from packaging.utils import canonicalize_name
 
 from imbi.core import audit
 from imbi.core.models import AuditEvent, Organization
 from plugins_core import registry
-from plugins_core.models import Plugin, ThirdPartyService, validate_service_settings
+from plugins_core.models import (
+    IndexedArtifact,
+    InstalledDistribution,
+    Plugin,
+    ThirdPartyService,
+    validate_service_settings,
+)
 from plugins_core.provisioning.icons import IconError, load_icon
 from plugins_core.serving.hosts import clear_stale_credentials, service_host_errors
+from plugins_core.supply import trust
 
 __all__ = [
     "InstallError",
     "InstallResult",
     "TemplateOffer",
     "available_templates",
+    "check_publisher_policy",
     "install_from_template",
+    "policy_refusal",
     "template_key",
 ]
 
@@ -191,6 +207,37 @@ def _icon(template: ServiceTemplate, env: str = "") -> str:
         raise InstallError("icon_rejected", f"icon {template.icon!r} refused: {exc}") from None
 
 
+def policy_refusal(organization: Organization, entries: Iterable[registry.Entry]) -> str:
+    """Why ``organization``'s publisher policy refuses one of ``entries`` ("" when none)."""
+    if not trust.verified_only(organization):
+        return ""
+    badges = trust.installed_badges()
+    runtime = set(InstalledDistribution.objects.values_list("name", flat=True))
+    for entry in entries:
+        badge = trust.badge_of(entry.distribution, badges)
+        name = canonicalize_name(entry.distribution) if entry.distribution else ""
+        if badge == trust.VERIFIED or (badge == trust.UNSIGNED and name not in runtime):
+            continue  # a verified publisher's build, or the image's own plugin
+        record = IndexedArtifact.objects.filter(distribution=name).first()
+        origin = (
+            f"publisher {record.publisher!r} is not verified"
+            if record is not None
+            else "it was installed from a local wheel, with no publisher signature"
+        )
+        return (
+            f"organization {organization.slug!r} installs plugins from verified publishers "
+            f"only; {entry.name} comes from {entry.distribution} {entry.version} and {origin}"
+        )
+    return ""
+
+
+def check_publisher_policy(organization: Organization, entries: Iterable[registry.Entry]) -> None:
+    """``InstallError("publisher_not_verified")`` when the policy refuses one of ``entries``."""
+    reason = policy_refusal(organization, entries)
+    if reason:
+        raise InstallError("publisher_not_verified", reason)
+
+
 # --- rows ---------------------------------------------------------------------------------
 
 
@@ -335,7 +382,8 @@ def install_from_template(
     """Install ``entry_point``'s service template, and every plugin sharing it, in ``org``.
 
     Raises ``InstallError`` (``plugin_not_loaded``, ``no_template``, ``template_has_secret``,
-    ``icon_rejected``, ``invalid_template``, ``host_not_allowed``) before anything is written.
+    ``icon_rejected``, ``invalid_template``, ``publisher_not_verified``, ``host_not_allowed``)
+    before anything is written.
     """
     snapshot = snapshot or registry.current()
     template = _template(snapshot, entry_point)
@@ -344,6 +392,7 @@ def install_from_template(
     entry = snapshot.get(entry_point)
     icon = _icon(template, entry.env if entry is not None else "")
     entries = _sharing(snapshot, template)
+    check_publisher_policy(organization, entries)
     with transaction.atomic():
         before = _current_settings(organization, template)
         service, created_service, updated_service = _service(

@@ -36,35 +36,6 @@ def record_execution_mode(plugin: Plugin, previous: str, actor: Any) -> None:
     )
 
 
-def approve_permissions(plugin: Plugin, actor: Any) -> bool:
-    """Accept what the installed version's manifest asks for; audited. False if unchanged."""
-    from plugins_core import registry
-
-    entry = registry.current().get(plugin.handler)
-    if entry is None or entry.manifest is None:
-        return False
-    wanted = entry.manifest.permissions.to_dict()
-    if plugin.approved_permissions == wanted:
-        return False
-    plugin.approved_permissions = wanted
-    plugin.save(update_fields=["approved_permissions"])
-    hosts = ", ".join(wanted["network_hosts"]) or "none"
-    storage = "yes" if wanted["storage"] else "no"
-    projects = "yes" if wanted.get("project_metadata") else "no"
-    paths = ", ".join(wanted.get("operator_path_settings") or [])
-    audit.record(
-        AuditEvent.Action.PLUGIN_STATE,
-        actor=actor,
-        organization=plugin.organization,
-        plugin_slug=plugin.slug,
-        detail=(
-            f"permissions approved: network {hosts}; storage {storage}; project metadata {projects}"
-            + (f"; read files in settings {paths}" if paths else "")
-        )[:255],
-    )
-    return True
-
-
 def set_plugin_enabled(plugin: Plugin, enabled: bool, actor: Any) -> bool:
     """Enable or disable an installed plugin; audited. Returns whether anything changed."""
     if plugin.enabled == enabled:

@@ -45,3 +45,22 @@ def check_plugins(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMe
         for entry in snapshot.failed()
         if entry.status is not registry.Status.LOADING
     ]
+
+
+@checks.register("plugins", deploy=True)
+def check_sandbox(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """``check --deploy``: an untrusted plugin is installed and this host cannot sandbox it
+    (``isolation.capabilities``); the same words as ``/healthz``, the admin, the API and
+    ``plugin list``."""
+    from plugins_core.isolation import capabilities
+
+    return [
+        checks.Error(
+            f"plugin entry point '{entry.name}' ({entry.distribution} {entry.version}) "
+            f"{capabilities.status_label(entry)}",
+            hint="docs/operations.md, 'What the host needs', lists each sandbox layer.",
+            id="plugins.E002",
+        )
+        for entry in registry.current().entries.values()
+        if capabilities.entry_refusal(entry)
+    ]

@@ -33,6 +33,8 @@ from imbi_plugin_sdk import ConnectionResult, PluginContext, PluginError, redact
 from imbi.core import audit
 from imbi.core.models import AuditEvent, Project
 from plugins_core import registry
+from plugins_core.isolation import capabilities
+from plugins_core.isolation.modes import ISOLATED, effective_mode
 from plugins_core.models import ConnectionCheck, Plugin, ProjectPlugin, ServiceApplication
 from plugins_core.serving.projects import DatabaseProjectMetadata
 from plugins_core.serving.resolution import (
@@ -54,6 +56,7 @@ UNTESTED = "untested"
 CONNECTION_FAILED = "connection_failed"
 CREDENTIALS_MISSING = "credentials_missing"
 PLUGIN_LOADING = "plugin_loading"  # the registry is still importing it (not a failure yet)
+CANNOT_RUN_HERE = capabilities.CANNOT_RUN_HERE  # an untrusted plugin this host cannot sandbox
 MESSAGE_MAX = 500
 
 
@@ -118,6 +121,11 @@ def badge(plugin: Plugin, snapshot: registry.Snapshot | None = None) -> Badge:
     except ResolutionError as exc:
         return Badge(exc.code, exc.detail)
     assert entry.manifest is not None  # checked by check_entry
+    refused = capabilities.entry_refusal(
+        entry, isolated=effective_mode(plugin.execution_mode, entry) == ISOLATED
+    )
+    if refused:
+        return Badge(CANNOT_RUN_HERE, f"cannot run here: {refused}")
     stored = _stored_names(plugin)
     missing = [f.name for f in entry.manifest.credentials if f.required and f.name not in stored]
     if missing:

@@ -58,21 +58,29 @@ def _test_hosts() -> frozenset[str]:
     return frozenset(getattr(django_settings, "IMBI_TEST_NETWORK_HOSTS", ()))
 
 
-def _internal(host: str) -> bool:
-    """Loopback, link-local (cloud metadata), unspecified or multicast: never operator-chosen."""
+def _internal_kind(host: str) -> str:
+    """What makes ``host`` internal ("loopback", "link-local", ...); "" when it is not."""
     if host == "localhost" or host.endswith(".localhost"):
-        return True
+        return "loopback"
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return False
-    return (
-        address.is_loopback
-        or address.is_link_local
-        or address.is_unspecified
-        or address.is_multicast
-        or address.is_reserved
-    )
+        return ""
+    for kind, flag in (
+        ("loopback", address.is_loopback),
+        ("link-local (cloud metadata)", address.is_link_local),
+        ("unspecified", address.is_unspecified),
+        ("multicast", address.is_multicast),
+        ("reserved", address.is_reserved),
+    ):
+        if flag:
+            return kind
+    return ""
+
+
+def _internal(host: str) -> bool:
+    """Loopback, link-local (cloud metadata), unspecified or multicast: never operator-chosen."""
+    return bool(_internal_kind(host))
 
 
 def _declared(manifest: PluginManifest, key: str, ref: HostRef) -> bool:
@@ -105,10 +113,22 @@ def host_errors(settings: Mapping[str, Any], manifests: Iterable[PluginManifest]
         if refusing:
             allowed = sorted({p for m in refusing for p in m.permissions.network_hosts})
             names = ", ".join(sorted(m.slug for m in refusing))
-            errors[key] = (
-                f"{ref.host} is not a host the plugins of this service declare ({names}); "
-                f"allowed hosts: {', '.join(allowed) if allowed else 'none'}"
-            )
+            hosts = ", ".join(allowed) if allowed else "none"
+            kind = _internal_kind(ref.host)
+            chosen = all(key in m.permissions.operator_host_settings for m in refusing)
+            if kind and chosen:
+                # The plugins let the operator choose this host, but never an internal one:
+                # say so, rather than "not declared" (a local emulator lands here).
+                errors[key] = (
+                    f"{ref.shown} is a {kind} address: a service's {key} may name any host "
+                    f"but a loopback, link-local, unspecified or multicast one, unless the "
+                    f"plugins declare it ({names} declare {hosts})"
+                )
+            else:
+                errors[key] = (
+                    f"{ref.shown} is not a host the plugins of this service declare "
+                    f"({names}); allowed hosts: {hosts}"
+                )
     return errors
 
 

@@ -24,6 +24,7 @@ from imbi_plugin_sdk import (
     Histogram,
     LogQuery,
     LogResult,
+    check_log_filters,
     validate_config_key,
 )
 from imbi_plugin_sdk.errors import InvalidInput
@@ -263,6 +264,9 @@ def delete_key(
 
 
 # --- logs ----------------------------------------------------------------------------
+# Every regex filter is checked here, on the host, before any plugin is called (400
+# ``regex_rejected`` naming the filter): a plugin that forgets ``check_regex`` never sees
+# lookaround, backreferences or nested repetition.
 
 
 def search_logs(
@@ -273,6 +277,7 @@ def search_logs(
     *,
     runner: Runner | None = None,
 ) -> tuple[Resolved, LogResult]:
+    check_log_filters(query.filters)
     resolved = _resolve(project, "logs", source)
     result: LogResult = (runner or default_runner()).call(resolved, "search", query)
     return resolved, result
@@ -293,6 +298,7 @@ def logs_histogram(
 ) -> tuple[Resolved, Histogram]:
     """Entry counts over the query's range from a source whose manifest declares
     ``hints.supports_histogram`` (else 501 ``not_supported``)."""
+    check_log_filters(query.filters)
     resolved = _resolve(project, "logs", source)
     if not resolved.manifest.hints.supports_histogram:
         raise HistogramNotSupported(

@@ -48,6 +48,13 @@ class InstallForm(forms.Form):
         required=False,
         help_text="Optional: apply this organization's verified-publishers-only policy too.",
     )
+    allow_downgrade = forms.BooleanField(
+        required=False, help_text="Install a lower version than the installed one (audited)."
+    )
+    transfer_publisher = forms.BooleanField(
+        required=False,
+        help_text="Replace an installed build of another publisher or index (audited).",
+    )
 
     def clean_requirement(self) -> str:
         value: str = self.cleaned_data["requirement"]
@@ -77,6 +84,7 @@ class PluginIndexAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "checked_at",
         "last_error_code",
         "last_error",
+        "rotation",
     )
     actions = ("refresh",)
     change_list_template = "admin/plugins_core/supply/pluginindex_changelist.html"
@@ -94,6 +102,20 @@ class PluginIndexAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.display(description="Last refusal")
     def last_refusal(self, obj: PluginIndex) -> str:
         return f"{obj.last_error_code}: {obj.last_error}" if obj.last_error_code else "—"
+
+    def save_model(self, request: HttpRequest, obj: PluginIndex, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change:
+            return
+        # a new index is fetched at once, so the catalog lists what it offers right away
+        try:
+            document = index_module.refresh(obj)
+        except SupplyChainError as exc:
+            self.message_user(
+                request, f"{obj.name}: not fetched yet: {exc} (refresh tries again)", messages.ERROR
+            )
+        else:
+            self.message_user(request, f"{obj.name}: version {document.version} verified")
 
     @admin.action(description="Fetch and verify the selected indexes")
     def refresh(self, request: HttpRequest, queryset: QuerySet[PluginIndex]) -> None:
@@ -128,6 +150,8 @@ class PluginIndexAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     form.cleaned_data["requirement"],
                     organization=form.cleaned_data["organization"],
                     actor=request.user,
+                    allow_downgrade=bool(form.cleaned_data.get("allow_downgrade")),
+                    transfer_publisher=bool(form.cleaned_data.get("transfer_publisher")),
                 )
             except SupplyChainError as exc:
                 form.add_error(None, f"{exc.code}: {exc.detail}")

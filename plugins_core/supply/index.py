@@ -11,6 +11,8 @@ Checks, in order (each its own error in ``supply_errors``): JSON shape and forma
 when no pinned key signed, ``index_signature_invalid`` when a pinned key's signature does not
 verify); ``expires`` in the future (``index_expired``: a frozen mirror); ``version`` not below
 the last version seen, and the same version only with the same content (``index_rollback``).
+``refresh`` then checks that no name changed owner since the last document seen without a
+transfer signed by a root key (``name_not_owned``, ``check_owner_changes``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from imbi_plugin_sdk import signing as formats
+from packaging.utils import canonicalize_name
 
 from plugins_core.supply import fetching
 from plugins_core.supply.errors import (
@@ -38,6 +41,7 @@ from plugins_core.supply.errors import (
     IndexSignatureInvalid,
     IndexUnreachable,
     IndexUntrustedKey,
+    NameNotOwned,
     SupplyChainError,
 )
 from plugins_core.supply.signing import TrustRoot, signed_by, trust_root
@@ -78,6 +82,21 @@ class IndexDocument:
     def revoked(self) -> list[Mapping[str, Any]]:
         return list(self.signed.get("revoked") or [])
 
+    def owner(self, plugin: str) -> str | None:
+        """Who owns the distribution name ``plugin`` in this index (see ``owner_of``)."""
+        return owner_of(self.signed, plugin)
+
+    def indexed_at(self, entry: Mapping[str, Any]) -> dt.datetime | None:
+        """The index's own signed time for ``entry`` (when it filed it), or None."""
+        name, version = canonicalize_name(str(entry.get("name", ""))), entry.get("version")
+        for plugin, item in self.plugins().items():
+            if canonicalize_name(plugin) != name:
+                continue
+            stamps = ((item.get("versions") or {}).get(version) or {}).get("indexed_at") or {}
+            text = stamps.get(entry.get("filename")) if isinstance(stamps, dict) else None
+            return None if text is None else formats.parse_time(text)
+        return None
+
     def block_rules(self) -> list[BlockRule]:
         return block_rules(self.signed.get("blocklist") or [], f"index {self.name!r}")
 
@@ -109,6 +128,8 @@ def _shape(signed: Any) -> None:
         ("publishers", dict),
         ("revoked", list),
         ("blocklist", list),
+        ("owners", dict),
+        ("transfers", dict),
     ):
         if not isinstance(signed.get(member, kind()), kind):
             raise IndexMalformed(f"the index '{member}' must be a JSON {kind.__name__}")
@@ -119,6 +140,82 @@ def _shape(signed: Any) -> None:
         for version, item in versions.items():
             if not isinstance(item, dict) or not isinstance(item.get("artifacts"), list):
                 raise IndexMalformed(f"{name} {version} has no 'artifacts' list")
+            if not isinstance(item.get("indexed_at", {}), dict):
+                raise IndexMalformed(f"{name} {version}: 'indexed_at' must be a JSON dict")
+    if not all(isinstance(v, str) for v in signed.get("owners", {}).values()):
+        raise IndexMalformed("the index 'owners' must map names to publishers")
+
+
+def owner_of(signed: Mapping[str, Any], plugin: str) -> str | None:
+    """The publisher owning ``plugin`` in a signed document: its ``owners`` line, else
+    (an index from before owners) the publisher of the first artifact filed for it."""
+    name = canonicalize_name(plugin)
+    owners = signed.get("owners") or {}
+    for key, owner in owners.items():
+        if canonicalize_name(key) == name:
+            return str(owner)
+    for key, item in (signed.get("plugins") or {}).items():
+        if canonicalize_name(key) != name:
+            continue
+        for version in (item.get("versions") or {}).values():
+            for artifact in version.get("artifacts") or []:
+                return str(artifact.get("publisher", ""))
+    return None
+
+
+def _transfer_proves(
+    signed: Mapping[str, Any], index: str, name: str, previous: str, owner: str, root: TrustRoot
+) -> bool:
+    """Whether the document carries a root-signed transfer of ``name`` from ``previous``
+    to ``owner`` for this index."""
+    for key, record in (signed.get("transfers") or {}).items():
+        if canonicalize_name(key) != name or not isinstance(record, dict):
+            continue
+        body = record.get("transfer")
+        if not isinstance(body, dict):
+            return False
+        if (body.get("index"), body.get("from"), body.get("to")) != (index, previous, owner):
+            return False
+        if canonicalize_name(str(body.get("name", ""))) != name:
+            return False
+        try:
+            message = formats.transfer_message(body)
+        except (ValueError, RecursionError):
+            return False
+        _, ok = signed_by(
+            root.root_key_ids(),
+            message,
+            [{"key_id": body.get("issuer"), "signature": record.get("signature")}],
+        )
+        return ok
+    return False
+
+
+def check_owner_changes(
+    signed: Mapping[str, Any],
+    previous: Mapping[str, Any] | None,
+    *,
+    index: str,
+    root: TrustRoot,
+) -> None:
+    """Every name the last document seen gave an owner keeps it, unless the new document
+    carries a transfer of it signed by one of the index's root keys (an index-key holder
+    alone cannot hand a name to another publisher)."""
+    if not previous:
+        return
+    for plugin in previous.get("plugins") or {}:
+        name = canonicalize_name(plugin)
+        before, now = owner_of(previous, name), owner_of(signed, name)
+        if before is None or now is None or before == now:
+            continue
+        if not _transfer_proves(signed, index, name, before, now, root):
+            raise NameNotOwned(
+                f"index {index!r} moves {name} from publisher {before!r} to {now!r} without "
+                "a transfer signed by its root key",
+                index=index,
+                plugin=name,
+                owner=before,
+            )
 
 
 def parse_index(
@@ -345,6 +442,12 @@ def refresh(index: Any, *, now: dt.datetime | None = None) -> IndexDocument:
                 last_version=row.last_version,
                 last_digest=row.last_digest,
                 now=now,
+            )
+            check_owner_changes(
+                document.signed,
+                row.document if isinstance(row.document, dict) else None,
+                index=row.name,
+                root=trust_root(row),
             )
         except SupplyChainError as exc:
             error: SupplyChainError | None = exc

@@ -35,6 +35,7 @@ from plugins_core.supply.errors import (
     InstallFailed,
     NoIndexConfigured,
     PermissionsMismatch,
+    PublisherChanged,
     SupplyChainError,
 )
 from plugins_core.supply.verification import (
@@ -210,9 +211,14 @@ def install_from_index(
     actor: Any = None,
     installer: ArtifactInstaller | None = None,
     allow_downgrade: bool = False,
+    transfer_publisher: bool = False,
 ) -> InstallRecord:
     """Verify and install ``NAME[==VERSION]``; raises a ``SupplyChainError`` before anything
-    is written, unpacked or executed when any check fails."""
+    is written, unpacked or executed when any check fails.
+
+    An installed distribution is replaced only by a build of the same publisher from the same
+    index (``publisher_changed`` otherwise) unless ``transfer_publisher`` (an admin's
+    explicit transfer, audited as ``plugin.distribution_transferred``)."""
     name, version = parse_requirement(requirement)
     rows = followed_indexes()
     if not rows:
@@ -251,6 +257,19 @@ def install_from_index(
             installed=previous.version,
             requested=artifact.version,
         )
+    provenance = IndexedArtifact.objects.filter(distribution=artifact.name).first()
+    before = (provenance.index, provenance.publisher) if provenance is not None else None
+    now = (artifact.index, artifact.certificate.subject)
+    transferred = before is not None and before != now
+    if transferred and not transfer_publisher:
+        assert before is not None
+        raise PublisherChanged(
+            f"{artifact.name} is installed from publisher {before[1]!r} (index {before[0]}); "
+            f"{artifact.version} is published by {now[1]!r} (index {now[0]}): pass "
+            "--transfer-publisher (API: transfer_publisher) to transfer it",
+            installed_publisher=before[1],
+            publisher=now[1],
+        )
     if installer is None:
         installer = DesiredStateInstaller(actor=actor, organization=organization)
     installer.install(artifact)
@@ -266,6 +285,17 @@ def install_from_index(
             detail=(
                 f"downgraded {artifact.name} {previous.version} -> {artifact.version} "
                 f"(allow-downgrade) from index {artifact.index} v{artifact.index_version}"
+            )[:255],
+        )
+    if transferred and before is not None:
+        audit.record(
+            "plugin.distribution_transferred",
+            actor=actor,
+            organization=organization,
+            plugin_slug=artifact.name[:64],
+            detail=(
+                f"transferred {artifact.name} from publisher {before[1]} (index {before[0]}) "
+                f"to {now[1]} (index {now[0]}) with {artifact.version} (transfer-publisher)"
             )[:255],
         )
     runtime.switch()  # this process serves it now; the others follow the generation

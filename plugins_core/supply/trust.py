@@ -3,7 +3,8 @@
 Owns:
 - ``Certificate`` and ``publisher_certificate`` (the index's certificate for a publisher,
   checked against the index's root keys), ``check_signing_time`` (valid at the moment the
-  publisher signed, i.e. ``valid_from <= signed_at <= valid_until``), ``check_not_revoked``;
+  index's own signed timestamp says the entry was filed, i.e. ``valid_from <= indexed_at <=
+  valid_until``: never the publisher's claimed ``signed_at``), ``check_not_revoked``;
 - ``badge`` ("verified" or "community") and ``verified_only`` (instance setting
   ``IMBI_PLUGINS_VERIFIED_ONLY`` or an organization's ``PluginPolicy``), ``check_policy``;
 - ``BlockRule`` and ``blocked`` (plugin + lowest good version, from every followed index and
@@ -127,18 +128,19 @@ def publisher_certificate(
 
 
 def check_signing_time(certificate: Certificate, signed_at: dt.datetime) -> None:
-    """The certificate must be valid at the moment the publisher signed."""
+    """The certificate must be valid at ``signed_at``: the index's signed time for the entry
+    (``indexed_at``), which the publisher cannot choose."""
     when = formats.format_time(signed_at)
     if signed_at < certificate.valid_from:
         raise CertificateNotYetValid(
-            f"publisher {certificate.subject!r} signed at {when}, before its certificate "
-            f"became valid ({formats.format_time(certificate.valid_from)})",
+            f"publisher {certificate.subject!r}'s entry was filed at {when}, before its "
+            f"certificate became valid ({formats.format_time(certificate.valid_from)})",
             publisher=certificate.subject,
         )
     if signed_at > certificate.valid_until:
         raise CertificateExpired(
-            f"publisher {certificate.subject!r} signed at {when}, after its certificate "
-            f"expired ({formats.format_time(certificate.valid_until)})",
+            f"publisher {certificate.subject!r}'s entry was filed at {when}, after its "
+            f"certificate expired ({formats.format_time(certificate.valid_until)})",
             publisher=certificate.subject,
         )
 

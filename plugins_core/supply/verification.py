@@ -9,9 +9,11 @@ Order of checks for an entry (each refusal its own error in ``supply_errors``):
  1. entry shape (``index_malformed``);
  2. the publisher's certificate in the index, signed by the index's root key
     (``publisher_unknown``, ``certificate_invalid``), not revoked (``certificate_revoked``);
+    the publisher owns the entry's name in the index (``name_not_owned``);
  3. the publisher's signature over the entry (``publisher_signature_invalid``);
- 4. the certificate valid when the publisher signed (``certificate_not_yet_valid``,
-    ``certificate_expired``);
+ 4. the certificate valid at the index's own signed time for the entry (``indexed_at``: when
+    the index filed it; the publisher's ``signed_at`` is a claim and proves nothing about an
+    expired key) (``certificate_not_yet_valid``, ``certificate_expired``);
  5. the policy (``publisher_not_verified``), the blocklist (``version_blocked``), the SDK
     range and contract version against this host (``sdk_range_unsupported``,
     ``api_version_unsupported``);
@@ -50,6 +52,7 @@ from plugins_core.supply.errors import (
     IndexMalformed,
     InvalidRequirement,
     InvalidWheel,
+    NameNotOwned,
     PublisherSignatureInvalid,
     SdkRangeUnsupported,
     VersionMismatch,
@@ -290,6 +293,15 @@ def check_entry(
     publisher = str(entry.get("publisher", ""))
     certificate = trust.publisher_certificate(document.publishers, publisher, root)
     trust.check_not_revoked(certificate, document.revoked)
+    owner = document.owner(name)
+    if owner is not None and owner != publisher:
+        raise NameNotOwned(
+            f"index {document.name!r}: {name} belongs to publisher {owner!r}; the entry of "
+            f"{name} {version} is signed by {publisher[:100]!r}",
+            index=document.name,
+            plugin=name,
+            owner=owner,
+        )
     if entry.get("key_id") != certificate.key_id or not formats.verify(
         certificate.public_key, formats.artifact_message(entry), entry.get("signature")
     ):
@@ -307,7 +319,23 @@ def check_entry(
             f"{entry['filename']}: signed_at {formats.format_time(signed_at)} is in the future",
             publisher=publisher,
         )
-    trust.check_signing_time(certificate, signed_at)
+    try:
+        indexed_at = document.indexed_at(entry)
+    except ValueError:
+        raise IndexMalformed(f"{entry['filename']}: indexed_at is not a UTC time") from None
+    if indexed_at is None:
+        raise IndexMalformed(
+            f"index {document.name!r} does not timestamp {entry['filename']} (indexed_at); "
+            "the publisher's own signed_at proves nothing about when it signed",
+            index=document.name,
+        )
+    if signed_at > indexed_at + CLOCK_SKEW:
+        raise PublisherSignatureInvalid(
+            f"{entry['filename']}: signed at {formats.format_time(signed_at)}, after the index "
+            f"filed it ({formats.format_time(indexed_at)})",
+            publisher=publisher,
+        )
+    trust.check_signing_time(certificate, indexed_at)
     trust.check_policy(certificate, verified_only=verified_only)
     trust.check_blocklist(rules, name, version)
     problem = registry.sdk_range_problem(str(entry.get("sdk_range", "")), host_sdk)

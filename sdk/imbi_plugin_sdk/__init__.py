@@ -118,7 +118,7 @@ from .manifest import (
 )
 from .projects import MemoryProjectMetadata, ProjectMetadata, ProjectMetadataReader
 from .redaction import redact, secret_values
-from .regex import MAX_REGEX_LENGTH, check_regex
+from .regex import MAX_REGEX_LENGTH, check_log_filters, check_regex
 from .results import RESULTS, check_result
 from .types import (
     ConfigKey,
@@ -243,6 +243,7 @@ __all__ = [
     "WireError",
     "__version__",
     "check_handler_class",
+    "check_log_filters",
     "check_regex",
     "check_result",
     "execute",

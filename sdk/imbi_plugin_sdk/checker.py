@@ -9,7 +9,11 @@ Owns ``check_project(path)``, which returns a ``CheckReport`` of ``Finding``s:
    point imports, its class passes ``check_handler_class`` (manifest valid, api_version
    supported), its manifest round-trips through JSON, its icon exists, and the contract kit
    passes with test credentials (read-only checks; skipped with ``contract=False``, and
-   reported as a warning when the backend refuses the test credentials).
+   reported as a warning when the backend refuses the test credentials);
+4. with ``isolated=True`` (``check --isolated``), each entry point's calls run in a forked
+   child confined like the platform's isolated runner (``isolated.confine``: only the
+   declared network hosts, Landlock, seccomp, resource limits); reaching an undeclared host
+   is a ``FAIL`` naming it.
 
 ``CheckError`` is bad input (no folder, no or unreadable ``pyproject.toml``): one line.
 """
@@ -90,7 +94,11 @@ def _read_project(path: Path) -> dict[str, Any]:
 
 
 def check_project(
-    path: Path | str, *, contract: bool = True, python: str = sys.executable
+    path: Path | str,
+    *,
+    contract: bool = True,
+    python: str = sys.executable,
+    isolated: bool = False,
 ) -> CheckReport:
     """Check the plugin distribution in ``path``; see the module docstring."""
     root = Path(path).resolve()
@@ -111,7 +119,7 @@ def check_project(
     if not isinstance(entry_points, dict) or not entry_points:
         report.add("FAIL", 'declares no [project.entry-points."imbi.plugins"]')
         return report
-    for status, message in _probe(root, dict(entry_points), contract, python):
+    for status, message in _probe(root, dict(entry_points), contract, python, isolated):
         report.add(status, message)
     return report
 
@@ -153,9 +161,16 @@ def _check_dependencies(report: CheckReport, dependencies: list[str]) -> None:
 
 
 def _probe(
-    root: Path, entry_points: dict[str, Any], contract: bool, python: str
+    root: Path, entry_points: dict[str, Any], contract: bool, python: str, isolated: bool = False
 ) -> list[tuple[str, str]]:
-    payload = json.dumps({"path": str(root), "entry_points": entry_points, "contract": contract})
+    payload = json.dumps(
+        {
+            "path": str(root),
+            "entry_points": entry_points,
+            "contract": contract,
+            "isolated": isolated,
+        }
+    )
     try:
         result = subprocess.run(
             [python, "-I", "-m", "imbi_plugin_sdk.checker"],
@@ -222,14 +237,87 @@ def _refusal(factory: Any) -> str:
     return ""
 
 
+def _contract(name: str, obj: Any, manifest: Any) -> None:
+    """Run the contract kit against ``obj`` with test credentials; emit its findings."""
+    from .context import Credentials
+    from .testkit import make_context, run_contract, sample_identity
+
+    credentials = Credentials({f.name: f"check-{f.name}" for f in manifest.credentials})
+
+    # as on the host: an undeclared capability is absent
+    overrides: dict[str, Any] = {} if manifest.permissions.project_metadata else {"projects": None}
+    if manifest.requires_identity:  # contract 1.3: a sample user's token, as the host
+        plugin = manifest.requires_identity.replace("*", "contract-test-identity")
+        overrides["identity"] = sample_identity(plugin)
+
+    def factory(
+        cls: Any = obj, creds: Credentials = credentials, extra: dict[str, Any] = overrides
+    ) -> Any:
+        return cls(make_context(**extra), creds)
+
+    refused = _refusal(factory)
+    if refused:
+        _emit(
+            "warn",
+            f"{name}: contract kit not run: with test credentials the plugin raised "
+            f"{refused}; run the kit in your tests against an emulator",
+        )
+        return
+    report = run_contract(factory)
+    if report.passed:
+        _emit("ok", f"{name}: contract kit, {len(report.checks)} checks passed")
+    for failure in report.failures:
+        raised = _RAISED_RE.search(failure)
+        if raised and raised.group(1) in _plugin_error_names():
+            # An SDK error is a legitimate answer to a context without real options or
+            # backend (e.g. InvalidInput: no directory configured): not a contract breach.
+            _emit("warn", f"{name}: contract check needs real options or a backend: {failure}")
+        else:
+            _emit("FAIL", f"{name}: contract: {failure}")
+
+
+def _isolated(name: str, obj: Any, manifest: Any, root: Path) -> None:
+    """The contract kit in a forked child confined like the platform's isolated runner."""
+    import os
+
+    from . import isolated
+
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's findings are read by the parent
+        code = 0
+        try:
+            why = isolated.confine(manifest, root)
+            declared = ", ".join(manifest.permissions.network_hosts) or "no network hosts"
+            if why:
+                _emit("warn", f"{name}: --isolated: no kernel sandbox here ({why})")
+            else:
+                _emit("ok", f"{name}: --isolated: sandboxed like the platform ({declared})")
+            _contract(name, obj, manifest)
+            if isolated.refused:
+                hosts = ", ".join(dict.fromkeys(isolated.refused))
+                _emit(
+                    "FAIL",
+                    f"{name}: --isolated: tried to reach {hosts}, not a declared network host "
+                    f"(permissions.network_hosts: {declared})",
+                )
+        except BaseException as exc:
+            _emit("FAIL", f"{name}: --isolated: {type(exc).__name__}: {exc}")
+            code = 1
+        finally:
+            sys.stdout.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if status != 0 and not os.WIFEXITED(status):
+        _emit("FAIL", f"{name}: --isolated: the sandboxed call was killed ({status})")
+
+
 def _probe_main() -> int:
     import importlib
     import importlib.resources
 
-    from .context import Credentials
     from .interfaces import check_handler_class
     from .manifest import PluginManifest
-    from .testkit import make_context, run_contract, sample_identity
 
     request = json.loads(sys.stdin.read())
     sys.path.insert(0, request["path"])
@@ -269,40 +357,10 @@ def _probe_main() -> int:
         if not request["contract"]:
             _emit("warn", f"{name}: contract kit skipped (--no-contract)")
             continue
-        credentials = Credentials({f.name: f"check-{f.name}" for f in manifest.credentials})
-
-        # as on the host: an undeclared capability is absent
-        overrides: dict[str, Any] = (
-            {} if manifest.permissions.project_metadata else {"projects": None}
-        )
-        if manifest.requires_identity:  # contract 1.3: a sample user's token, as the host
-            plugin = manifest.requires_identity.replace("*", "contract-test-identity")
-            overrides["identity"] = sample_identity(plugin)
-
-        def factory(
-            cls: Any = obj, creds: Credentials = credentials, extra: dict[str, Any] = overrides
-        ) -> Any:
-            return cls(make_context(**extra), creds)
-
-        refused = _refusal(factory)
-        if refused:
-            _emit(
-                "warn",
-                f"{name}: contract kit not run: with test credentials the plugin raised "
-                f"{refused}; run the kit in your tests against an emulator",
-            )
-            continue
-        report = run_contract(factory)
-        if report.passed:
-            _emit("ok", f"{name}: contract kit, {len(report.checks)} checks passed")
-        for failure in report.failures:
-            raised = _RAISED_RE.search(failure)
-            if raised and raised.group(1) in _plugin_error_names():
-                # An SDK error is a legitimate answer to a context without real options or
-                # backend (e.g. InvalidInput: no directory configured): not a contract breach.
-                _emit("warn", f"{name}: contract check needs real options or a backend: {failure}")
-            else:
-                _emit("FAIL", f"{name}: contract: {failure}")
+        if request.get("isolated"):
+            _isolated(name, obj, manifest, Path(request["path"]))
+        else:
+            _contract(name, obj, manifest)
     return 0
 
 

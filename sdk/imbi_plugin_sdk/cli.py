@@ -4,16 +4,20 @@ Commands::
 
     imbi-plugin init NAME [--type configuration|logs|identity|deployment] [--vendor VENDOR]
                           [--directory DIR]
-    imbi-plugin check [PATH] [--no-contract]
+    imbi-plugin check [PATH] [--no-contract] [--isolated]
     imbi-plugin keygen NAME [--directory DIR]
     imbi-plugin certify --root-key ROOT.key --subject NAME --public-key NAME.pub [--verified]
     imbi-plugin sign WHEEL --key NAME.key --publisher NAME [--output ENTRY.json]
     imbi-plugin publish INDEX_DIR --index-key INDEX.key [ENTRY.json ...] [--wheel WHEEL ...]
+                        [--transfer NAME.transfer.json]
+    imbi-plugin transfer --root-key ROOT.key --index INDEX --name DIST --from OLD --to NEW
+    imbi-plugin rotate-index-key --root-key ROOT.key --index INDEX --new-key NEW.pub
+                        --version-floor N
     imbi-plugin --version
 
-``keygen``, ``certify``, ``sign`` and ``publish`` need Ed25519 from the optional
-``cryptography`` package (``pip install 'imbi-plugin-sdk[sign]'``); without it they stop with
-a one-line error and the rest of the tool works.
+``keygen``, ``certify``, ``sign``, ``publish``, ``transfer`` and ``rotate-index-key`` need
+Ed25519 from the optional ``cryptography`` package (``pip install 'imbi-plugin-sdk[sign]'``);
+without it they stop with a one-line error and the rest of the tool works.
 
 Exit status: 0 on success, 1 when ``check`` finds a problem, 2 for bad input (a bad NAME,
 an existing folder, a PATH that is not a plugin distribution). Errors are one line on
@@ -72,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--no-contract", action="store_true", help="skip the contract kit (needs no backend)"
     )
+    check.add_argument(
+        "--isolated",
+        action="store_true",
+        help="run the plugin's calls in the platform's sandbox: only its declared network "
+        "hosts are reachable (Landlock, seccomp, resource limits on Linux)",
+    )
     _signing_commands(commands)
     return parser
 
@@ -123,7 +133,36 @@ def _signing_commands(commands: Any) -> None:
         help="versions of PLUGIN below LOWEST_GOOD must not be installed or loaded",
     )
     publish.add_argument("--revoke", action="append", default=[], metavar="SERIAL[:REASON]")
+    publish.add_argument(
+        "--transfer",
+        type=Path,
+        action="append",
+        default=[],
+        help="a root-signed name transfer (imbi-plugin transfer) to file in the index",
+    )
     publish.add_argument("--expires-days", type=int, default=30)
+    transfer = commands.add_parser(
+        "transfer", help="move a distribution name to another publisher (root key)"
+    )
+    transfer.add_argument("--root-key", type=Path, required=True)
+    transfer.add_argument("--index", required=True, help="the index's name")
+    transfer.add_argument("--name", required=True, help="the distribution name")
+    transfer.add_argument("--from", dest="from_publisher", default="", help="its owner now")
+    transfer.add_argument("--to", dest="to_publisher", required=True, help="its new owner")
+    transfer.add_argument("--output", type=Path, help="default: NAME.transfer.json")
+    rotate = commands.add_parser(
+        "rotate-index-key",
+        help="replace an index's keys and set a new version floor (root key)",
+    )
+    rotate.add_argument("--root-key", type=Path, required=True)
+    rotate.add_argument("--index", required=True, help="the index's name")
+    rotate.add_argument(
+        "--new-key", action="append", required=True, help="a new index key's .pub file"
+    )
+    rotate.add_argument(
+        "--version-floor", type=int, required=True, help="the next index version to accept"
+    )
+    rotate.add_argument("--output", type=Path, help="default: INDEX.rotation.json")
 
 
 def _read_json(path: Path) -> Any:
@@ -137,6 +176,7 @@ def _read_json(path: Path) -> Any:
 
 def _signing(args: argparse.Namespace) -> int:
     from . import publishing, signing
+    from .versions import canonical_name
 
     if args.command == "keygen":
         private, public = signing.write_key_files(args.directory, args.name)
@@ -181,6 +221,34 @@ def _signing(args: argparse.Namespace) -> int:
         out.write_text(json.dumps(entry, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {out}: {entry['name']} {entry['version']} sha256 {entry['sha256']}")
         return 0
+    if args.command == "transfer":
+        root = signing.load_private_key(args.root_key)
+        record = signing.issue_transfer(
+            root,
+            index=args.index,
+            name=canonical_name(args.name),
+            from_publisher=args.from_publisher,
+            to_publisher=args.to_publisher,
+        )
+        out = args.output or Path(f"{canonical_name(args.name)}.transfer.json")
+        out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {out}: {args.name} {args.from_publisher!r} -> {args.to_publisher!r}")
+        return 0
+    if args.command == "rotate-index-key":
+        root = signing.load_private_key(args.root_key)
+        try:
+            record = signing.issue_rotation(
+                root,
+                index=args.index,
+                index_keys=[signing.load_public_key(k) for k in args.new_key],
+                version_floor=args.version_floor,
+            )
+        except ValueError as exc:
+            _fail(str(exc))
+        out = args.output or Path(f"{args.index}.rotation.json")
+        out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {out}: index {args.index!r}, version floor {args.version_floor}")
+        return 0
     index_key = signing.load_private_key(args.index_key)
     blocks = []
     for text in args.block:
@@ -215,6 +283,7 @@ def _signing(args: argparse.Namespace) -> int:
         certificates=[_read_json(p) for p in args.certificate],
         blocklist=blocks,
         revocations=revocations,
+        transfers=[_read_json(p) for p in args.transfer],
         expires_in=dt.timedelta(days=args.expires_days),
         name=args.name,
     )
@@ -252,12 +321,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "check":
         try:
-            report = check_project(args.path, contract=not args.no_contract)
+            report = check_project(args.path, contract=not args.no_contract, isolated=args.isolated)
         except CheckError as exc:
             _fail(str(exc))
         print(report.render())
+        if not report.passed:  # the main problem, as one line on stderr
+            problems = report.problems
+            first = next((p for p in problems if "--isolated:" in p.message), problems[0])
+            print(f"{PROG}: error: {first.message}", file=sys.stderr)
         return 0 if report.passed else 1
-    if args.command in ("keygen", "certify", "sign", "publish"):
+    if args.command in ("keygen", "certify", "sign", "publish", "transfer", "rotate-index-key"):
         from .publishing import PublishError
         from .signing import KeyFileError, SigningUnavailable
 

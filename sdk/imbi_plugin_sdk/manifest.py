@@ -355,6 +355,11 @@ class Permissions:
     host directory the plugin may READ (files and listings; never write or execute) when it
     runs isolated. The operator chooses the directory and approves the permission; the host
     refuses system and platform locations and grants nothing else of the file system.
+
+    ``subprocesses`` says the plugin starts other processes (``subprocess``, ``os.fork``).
+    An isolated runner is otherwise one process: the kernel refuses it ``fork``. A plugin
+    that declares it runs only on hosts that can bound and kill a process tree (PID
+    namespaces, or a delegated cgroup v2 subtree); elsewhere it is refused with the reason.
     """
 
     network_hosts: tuple[str, ...] = ()
@@ -362,6 +367,7 @@ class Permissions:
     operator_host_settings: tuple[str, ...] = ()
     project_metadata: bool = False
     operator_path_settings: tuple[str, ...] = ()
+    subprocesses: bool = False
 
     def __post_init__(self) -> None:
         _set(self, "network_hosts", _seq(self.network_hosts, "network_hosts"))
@@ -372,6 +378,7 @@ class Permissions:
                 _fail(f"network_hosts[{index}]", f"{pattern!r} is too broad: use *.domain.tld")
         _bool(self.storage, "storage")
         _bool(self.project_metadata, "project_metadata")
+        _bool(self.subprocesses, "subprocesses")
         names = _seq(self.operator_host_settings, "operator_host_settings")
         for index, name in enumerate(names):
             if not isinstance(name, str) or not _NAME_RE.match(name):
@@ -404,6 +411,8 @@ class Permissions:
             data["project_metadata"] = True
         if self.operator_path_settings:  # contract 1.2
             data["operator_path_settings"] = list(self.operator_path_settings)
+        if self.subprocesses:  # older manifests keep their exact shape
+            data["subprocesses"] = True
         return data
 
     def describe(self) -> list[str]:
@@ -414,6 +423,8 @@ class Permissions:
         if self.project_metadata:
             lines.append("project metadata")
         lines.extend(f"read files in setting {name}" for name in self.operator_path_settings)
+        if self.subprocesses:
+            lines.append("start subprocesses")
         return lines
 
 

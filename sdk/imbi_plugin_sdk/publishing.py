@@ -7,9 +7,16 @@ Owns the author's side of the plugin index:
 - ``manifest_facts(path)``: ``api_version`` and permissions of the wheel's entry points, read
   by importing them from the wheel in a clean interpreter;
 - ``sign_wheel(...)``: the index entry for one wheel, signed by the publisher's key;
-- ``publish(...)``: add entries (and publisher certificates, blocklist lines, revocations) to
-  a local index folder (``index.json`` + ``artifacts/``), bump ``version``, move ``expires``
-  forward and re-sign with the index key. Writes are atomic.
+- ``publish(...)``: add entries (and publisher certificates, blocklist lines, revocations,
+  root-signed name transfers) to a local index folder (``index.json`` + ``artifacts/``), bump
+  ``version``, move ``expires`` forward and re-sign with the index key. Writes are atomic.
+
+Names belong to publishers: the index's ``owners`` maps each distribution name to the
+publisher that owns it (the first to publish it, or who a root-signed transfer names);
+``publish`` refuses another publisher's entry for an owned name (``name_not_owned``).
+Signing times are the index's: ``publish`` records when it first filed each artifact
+(``indexed_at`` of its version, under the index's signature), and hosts check the
+publisher's certificate at that time, never at the publisher's own ``signed_at``.
 
 The entry's ``url`` is a location, not an identity: it is outside the publisher's signature
 (the SHA-256 and size bind the bytes), so an index operator may mirror the file elsewhere.
@@ -273,6 +280,8 @@ def _load_index(folder: Path, name: str | None) -> dict[str, Any]:
             "revoked": [],
             "blocklist": [],
             "plugins": {},
+            "owners": {},
+            "transfers": {},
         }
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -293,7 +302,26 @@ def _check_certificate(certificate: Mapping[str, Any]) -> str:
     return str(body["subject"])
 
 
-def _add_entry(signed: dict[str, Any], entry: Mapping[str, Any]) -> None:
+def _first_owner(signed: Mapping[str, Any], name: str) -> str | None:
+    """The publisher of the oldest filed artifact of ``name`` (an index from before owners)."""
+    plugin = (signed.get("plugins") or {}).get(name) or {}
+    for item in (plugin.get("versions") or {}).values():
+        for artifact in item.get("artifacts") or []:
+            return str(artifact.get("publisher", ""))
+    return None
+
+
+def _add_entry(signed: dict[str, Any], entry: Mapping[str, Any], moment: dt.datetime) -> None:
+    owners = signed.setdefault("owners", {})
+    name = str(entry.get("name", ""))
+    owner = owners.get(name) or _first_owner(signed, name)
+    if owner is not None and owner != entry.get("publisher"):
+        raise PublishError(
+            f"name_not_owned: {name} belongs to publisher {owner!r} in this index, not "
+            f"{entry.get('publisher')!r} (the index's operator moves a name with a root-signed "
+            "transfer: imbi-plugin transfer, then publish --transfer)"
+        )
+    owners[name] = str(entry.get("publisher", ""))
     publisher = signed["publishers"].get(entry.get("publisher"))
     if publisher is None:
         raise PublishError(
@@ -310,9 +338,33 @@ def _add_entry(signed: dict[str, Any], entry: Mapping[str, Any]) -> None:
         )
     plugin = signed["plugins"].setdefault(entry["name"], {"versions": {}})
     version = plugin["versions"].setdefault(entry["version"], {"artifacts": []})
+    same = [a for a in version["artifacts"] if a == dict(entry)]
     version["artifacts"] = [
         a for a in version["artifacts"] if a.get("filename") != entry["filename"]
     ] + [dict(entry)]
+    stamps = version.setdefault("indexed_at", {})
+    if not same or entry["filename"] not in stamps:
+        # The index's own time for this artifact (hosts check the certificate at it).
+        stamps[entry["filename"]] = format_time(moment)
+
+
+def _apply_transfer(signed: dict[str, Any], record: Mapping[str, Any]) -> None:
+    """File a root-signed transfer (``signing.issue_transfer``); hosts verify the signature
+    against the index's root keys. Here: its shape, this index, and the current owner."""
+    body = record.get("transfer")
+    if not isinstance(body, dict) or not isinstance(record.get("signature"), str):
+        raise PublishError("a transfer must be made by imbi-plugin transfer")
+    name, previous = str(body.get("name", "")), str(body.get("from", ""))
+    if body.get("index") != signed.get("name"):
+        raise PublishError(f"the transfer is for index {body.get('index')!r}, not this one")
+    owners = signed.setdefault("owners", {})
+    current = owners.get(name) or _first_owner(signed, name) or ""
+    if current != previous:
+        raise PublishError(
+            f"the transfer moves {name} from {previous!r}, but its owner is {current!r}"
+        )
+    owners[name] = str(body.get("to", ""))
+    signed.setdefault("transfers", {})[name] = dict(record)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -335,6 +387,7 @@ def publish(
     certificates: Iterable[Mapping[str, Any]] = (),
     blocklist: Iterable[Mapping[str, str]] = (),
     revocations: Iterable[Mapping[str, str]] = (),
+    transfers: Iterable[Mapping[str, Any]] = (),
     expires_in: dt.timedelta = dt.timedelta(days=30),
     name: str | None = None,
     now: dt.datetime | None = None,
@@ -361,8 +414,11 @@ def publish(
         if url.startswith(("http://", "https://")) or ".." in url.split("/"):
             raise PublishError(f"{wheel.name}: the entry's url {url!r} is not inside the folder")
         copies.append((wheel, url))
+    moment = now or utcnow()
+    for transfer in transfers:
+        _apply_transfer(signed, transfer)
     for entry in entries:
-        _add_entry(signed, entry)
+        _add_entry(signed, entry, moment)
     for line in blocklist:
         signed["blocklist"] = [
             b for b in signed["blocklist"] if b.get("plugin") != line["plugin"]
@@ -371,7 +427,6 @@ def publish(
         signed["revoked"] = [
             r for r in signed["revoked"] if r.get("serial") != revocation["serial"]
         ] + [dict(revocation)]
-    moment = now or utcnow()
     signed["version"] = int(signed["version"]) + 1
     signed["published_at"] = format_time(moment)
     signed["expires"] = format_time(moment + expires_in)

@@ -10,21 +10,28 @@ pattern rather than the text:
 - nested repetition where either repetition is unbounded (``(a+)+``, ``(.*.*){3}``,
   ``(\\w+\\s?)*``): exponential in a backtracking engine, never needed to search logs, and
   refused up front so the answer is immediate and the same whichever engine a plugin uses;
+- lookaround (``(?=``, ``(?!``, ``(?<=``, ``(?<!``), backreferences (``\\1``, ``(?P=name)``,
+  ``(?(1)...)``), atomic groups and possessive repeats: no linear-time engine has them;
 - anything Python's own parser refuses.
 
-A linear-time engine then reports lookaround and backreferences as unsupported; plugins
-turn that into the same error with ``RegexRejected.unsupported``.
+The host runs ``check_log_filters`` on every query before any plugin is called, so a plugin
+only ever sees filters that passed; a plugin still calls ``check_regex`` itself when it is
+tested or run outside the platform. A linear-time engine may still refuse a pattern (a
+counted repetition too large for its memory budget); plugins turn that into the same error
+with ``RegexRejected.unsupported``.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from .errors import RegexRejected
+from .types import FilterOp, LogFilter
 
-__all__ = ["MAX_REGEX_LENGTH", "check_regex"]
+__all__ = ["MAX_REGEX_LENGTH", "check_log_filters", "check_regex"]
 
 _parser: Any = importlib.import_module("re._parser")  # the stdlib's own parser (sre_parse)
 
@@ -72,11 +79,41 @@ def _nested(items: Any, outer: tuple[int, int] | None) -> bool:
     return False
 
 
-def check_regex(pattern: str, *, field: str = "filters") -> None:
-    """Raise ``RegexRejected`` (naming ``field``, never echoing the pattern) if refused."""
+_NOT_LINEAR = {
+    "ASSERT": "lookaround",
+    "ASSERT_NOT": "lookaround",
+    "GROUPREF": "a backreference",
+    "GROUPREF_EXISTS": "a conditional backreference",
+    "GROUPREF_IGNORE": "a backreference",
+    "GROUPREF_LOC_IGNORE": "a backreference",
+    "GROUPREF_UNI_IGNORE": "a backreference",
+    "ATOMIC_GROUP": "an atomic group",
+    "POSSESSIVE_REPEAT": "a possessive repeat",
+}
+
+
+def _not_linear(items: Any) -> str:
+    """What in the parsed pattern no linear-time engine supports ('' if nothing)."""
+    for op, value in items:
+        found = _NOT_LINEAR.get(str(op), "")
+        if found:
+            return found
+        for child in _children(op, value):
+            found = _not_linear(child)
+            if found:
+                return found
+    return ""
+
+
+def check_regex(pattern: str, *, field: str = "filters", name: str = "") -> None:
+    """Raise ``RegexRejected`` (naming ``field``, never echoing the pattern) if refused.
+
+    ``name`` says which filter this is in the message (``filter 1, message:regex``); the
+    field error stays keyed by ``field``."""
+    label = f"{field} ({name})" if name else field
     if not isinstance(pattern, str) or len(pattern) > MAX_REGEX_LENGTH:
         raise RegexRejected(
-            f"{field}: regular expressions are limited to {MAX_REGEX_LENGTH} characters",
+            f"{label}: regular expressions are limited to {MAX_REGEX_LENGTH} characters",
             fields={field: "too long"},
         )
     try:
@@ -84,12 +121,31 @@ def check_regex(pattern: str, *, field: str = "filters") -> None:
     except (re.error, RecursionError, OverflowError) as exc:
         reason = exc.msg if isinstance(exc, re.error) else "too deeply nested"
         raise RegexRejected(
-            f"{field}: invalid regular expression ({reason})",
+            f"{label}: invalid regular expression ({reason})",
             fields={field: "invalid regular expression"},
         ) from None
     if _nested(parsed, None):
         raise RegexRejected(
-            f"{field}: nested repetition such as (a+)+ or (.*.*){{3}} is not supported in "
+            f"{label}: nested repetition such as (a+)+ or (.*.*){{3}} is not supported in "
             "log filters; repeat a simple expression instead",
             fields={field: "nested repetition"},
         )
+    kind = _not_linear(parsed)
+    if kind:
+        raise RegexRejected(
+            f"{label}: {kind} is not supported in log filters (the regex engine is "
+            "linear-time: no lookaround, backreferences, atomic groups or possessive repeats)",
+            fields={field: "not supported by the linear-time regex engine"},
+        )
+
+
+def check_log_filters(filters: Iterable[LogFilter]) -> None:
+    """Check every ``regex`` filter of a query (``filters[i].value``); the host runs this on
+    every query before it calls any plugin, and the message names the filter refused."""
+    for index, item in enumerate(filters):
+        if item.op is FilterOp.REGEX:
+            check_regex(
+                item.value,
+                field=f"filters[{index}].value",
+                name=f"filter {index + 1}, {item.field}:regex",
+            )

@@ -944,13 +944,16 @@ python -m venv .venv && . .venv/bin/activate
 pip install -e '.[test]'
 pytest                 # or: python -m unittest discover -s tests
 imbi-plugin check      # imports the entry points, validates manifests, runs the contract kit
+imbi-plugin check --isolated   # the same calls in the platform's sandbox: declared hosts only
 ```
 
-## Install on a platform
+## Publish to a platform
 
-Install the distribution into the platform's environment (`pip install .`), then reload
-the plugins (`manage.py plugin list` shows `$name` as `loaded`) and add it from the admin's
-"Install a plugin" wizard.
+Never install it into the platform's environment by hand. Build a wheel, sign it and publish
+it to a plugin index (`imbi-plugin sign`, `imbi-plugin publish`); the platform's operator
+follows the index and installs it verified (`manage.py plugin install $name`, or the
+catalog), and it runs isolated in its own environment. See docs/plugin-authors.md,
+*Publish to a signed index*.
 """
 
 GITIGNORE = """\

@@ -4,11 +4,14 @@ Owns the *format* of signed things, shared by authors (``imbi-plugin keygen|cert
 publish``) and the host that verifies them:
 
 - ``canonical_json(value)``: UTF-8 JSON, keys sorted, no insignificant white space, no NaN;
-- ``index_message``, ``artifact_message``, ``certificate_message``: the bytes signed for an
-  index, an artifact statement and a publisher certificate, each behind its own
+- ``index_message``, ``artifact_message``, ``certificate_message``, ``rotation_message``,
+  ``transfer_message``: the bytes signed for an index, an artifact statement, a publisher
+  certificate, an index-key rotation and a name transfer, each behind its own
   domain-separation prefix so a signature over one can never pass as another;
 - key files (``generate_key``, ``load_private_key``, ``load_public_key``, ``key_id``),
-  ``sign`` and ``verify``; ``issue_certificate`` (a root key certifies a publisher key);
+  ``sign`` and ``verify``; ``issue_certificate`` (a root key certifies a publisher key),
+  ``issue_rotation`` (a root key replaces an index's keys and sets a new version floor) and
+  ``issue_transfer`` (a root key moves a distribution name to another publisher);
 - times (``format_time``, ``parse_time``): RFC 3339 UTC, second precision, ``Z`` suffix.
 
 The SDK core is standard library only. Everything that touches Ed25519 imports
@@ -34,6 +37,8 @@ __all__ = [
     "CERTIFICATE_DOMAIN",
     "INDEX_DOMAIN",
     "INDEX_FORMAT",
+    "ROTATION_DOMAIN",
+    "TRANSFER_DOMAIN",
     "KeyFileError",
     "PrivateKey",
     "SigningUnavailable",
@@ -44,11 +49,15 @@ __all__ = [
     "generate_key",
     "index_message",
     "issue_certificate",
+    "issue_rotation",
+    "issue_transfer",
     "key_id",
     "load_private_key",
     "load_public_key",
     "parse_time",
+    "rotation_message",
     "sign",
+    "transfer_message",
     "utcnow",
     "verify",
 ]
@@ -57,6 +66,8 @@ INDEX_FORMAT = 1
 INDEX_DOMAIN = b"imbi-plugin-index/v1\n"
 ARTIFACT_DOMAIN = b"imbi-plugin-artifact/v1\n"
 CERTIFICATE_DOMAIN = b"imbi-publisher-certificate/v1\n"
+ROTATION_DOMAIN = b"imbi-index-key-rotation/v1\n"
+TRANSFER_DOMAIN = b"imbi-name-transfer/v1\n"
 PRIVATE_KIND = "imbi-ed25519-private-key"
 PUBLIC_KIND = "imbi-ed25519-public-key"
 _INSTALL_HINT = "pip install 'imbi-plugin-sdk[sign]'"
@@ -103,6 +114,16 @@ def artifact_message(entry: Mapping[str, Any]) -> bytes:
 def certificate_message(certificate: Mapping[str, Any]) -> bytes:
     """What a root key signs: the certificate body."""
     return CERTIFICATE_DOMAIN + canonical_json(certificate)
+
+
+def rotation_message(rotation: Mapping[str, Any]) -> bytes:
+    """What a root key signs to rotate an index's keys: the rotation body."""
+    return ROTATION_DOMAIN + canonical_json(rotation)
+
+
+def transfer_message(transfer: Mapping[str, Any]) -> bytes:
+    """What a root key signs to move a distribution name to another publisher."""
+    return TRANSFER_DOMAIN + canonical_json(transfer)
 
 
 # --- time ---------------------------------------------------------------------------------
@@ -286,3 +307,55 @@ def issue_certificate(
         "issuer": root.key_id,
     }
     return {"certificate": body, "signature": root.sign(certificate_message(body))}
+
+
+def issue_rotation(
+    root: PrivateKey,
+    *,
+    index: str,
+    index_keys: list[str],
+    version_floor: int,
+    issued_at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """An index-key rotation: ``{"rotation": {...}, "signature": <root's>}``.
+
+    A platform that applies it (``manage.py plugin index rotate``) trusts exactly
+    ``index_keys`` for ``index`` from then on and accepts index versions from
+    ``version_floor`` up, even below a version a leaked key made it see."""
+    if not index_keys:
+        raise ValueError("a rotation names at least one new index key")
+    if version_floor < 1:
+        raise ValueError("the version floor must be a positive integer")
+    for key in index_keys:
+        key_id(key)
+    body = {
+        "index": index,
+        "index_keys": list(index_keys),
+        "version_floor": int(version_floor),
+        "issued_at": format_time(issued_at or utcnow()),
+        "issuer": root.key_id,
+    }
+    return {"rotation": body, "signature": root.sign(rotation_message(body))}
+
+
+def issue_transfer(
+    root: PrivateKey,
+    *,
+    index: str,
+    name: str,
+    from_publisher: str,
+    to_publisher: str,
+    issued_at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """A name transfer: ``{"transfer": {...}, "signature": <root's>}``; ``imbi-plugin
+    publish --transfer`` files it in the index, which then names ``to_publisher`` as the
+    owner of ``name`` (``from_publisher`` empty: the operator sets a first owner)."""
+    body = {
+        "index": index,
+        "name": name,
+        "from": from_publisher,
+        "to": to_publisher,
+        "issued_at": format_time(issued_at or utcnow()),
+        "issuer": root.key_id,
+    }
+    return {"transfer": body, "signature": root.sign(transfer_message(body))}

@@ -567,6 +567,32 @@ def _check_page(result: object, query: LogQuery, what: str) -> LogResult:
     return result
 
 
+MAX_PAGES = 5
+"""Pages the kit follows with a moving window."""
+
+
+def _page_through(handler: LogsPlugin, query: LogQuery, first: LogResult) -> None:
+    """Follow ``next_cursor`` as the platform does when "the last N minutes" is recomputed
+    for every page: each request's ``start`` and ``end`` move on by a second. A cursor must
+    stay valid (no ``CursorExpired``), pages must stay within their own window, and a cursor
+    must never repeat (a repeat would page forever)."""
+    seen = {first.next_cursor}
+    page, cursor = query, first.next_cursor
+    for number in range(2, MAX_PAGES + 2):
+        if cursor is None:
+            return
+        page = dataclasses.replace(
+            page,
+            start=page.start + timedelta(seconds=1),
+            end=page.end + timedelta(seconds=1),
+            cursor=cursor,
+        )
+        result = _check_page(handler.search(page), page, f"search(page {number}, moved window)")
+        cursor = result.next_cursor
+        _expect(cursor not in seen, f"page {number} returned a cursor already used")
+        seen.add(cursor)
+
+
 def _check_logs(report: ContractReport, handler: LogsPlugin, query: LogQuery) -> None:
     first: LogResult | None = None
     with report.check("search returns a LogResult within range and limit, JSON round trip"):
@@ -576,6 +602,10 @@ def _check_logs(report: ContractReport, handler: LogsPlugin, query: LogQuery) ->
         with report.check("search with next_cursor returns a LogResult"):
             following = dataclasses.replace(query, cursor=first.next_cursor)
             _check_page(handler.search(following), following, "search(cursor)")
+        with report.check(
+            "cursors page on while the time window moves (a cursor is not tied to start)"
+        ):
+            _page_through(handler, query, first)
 
     if handler.manifest.hints.supports_histogram:
         with report.check("histogram returns a Histogram overlapping the range"):

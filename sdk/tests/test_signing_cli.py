@@ -107,6 +107,78 @@ def test_keygen_certify_sign_publish(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert not signing.verify(index_public, signing.index_message(signed), signature["signature"])
 
 
+def test_transfer_and_rotate_index_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Names belong to publishers (a root-signed transfer moves one; publish refuses another
+    publisher's entry otherwise), and a root-signed rotation names new index keys."""
+    keys = tmp_path / "keys"
+    for name in ("root", "index", "acme", "beta"):
+        assert _cli(capsys, "keygen", name, "--directory", str(keys))[0] == 0
+    for subject in ("acme", "beta"):
+        _cli(
+            capsys,
+            "certify", "--root-key", str(keys / "root.key"), "--subject", subject,
+            "--public-key", str(keys / f"{subject}.pub"),
+            "--output", str(tmp_path / f"{subject}.cert.json"),
+        )  # fmt: skip
+    wheel = _wheel(tmp_path)
+    entries = {}
+    for subject in ("acme", "beta"):
+        out = tmp_path / f"{subject}.entry.json"
+        assert _cli(
+            capsys,
+            "sign", str(wheel), "--key", str(keys / f"{subject}.key"), "--publisher", subject,
+            "--api-version", "1.1", "--permissions", "{}", "--output", str(out),
+        )[0] == 0  # fmt: skip
+        entries[subject] = out
+    index = tmp_path / "index"
+    base = ["--index-key", str(keys / "index.key"), "--name", "main", "--wheel", str(wheel)]
+    certificates = ["--certificate", str(tmp_path / "acme.cert.json")]
+    certificates += ["--certificate", str(tmp_path / "beta.cert.json")]
+    status, _, _ = _cli(capsys, "publish", str(index), str(entries["acme"]), *base, *certificates)
+    assert status == 0
+    assert json.loads((index / "index.json").read_text())["signed"]["owners"] == {
+        "imbi-plugin-tiny": "acme"
+    }
+    stamps = json.loads((index / "index.json").read_text())["signed"]["plugins"]
+    assert wheel.name in stamps["imbi-plugin-tiny"]["versions"]["1.0.0"]["indexed_at"]
+    status, _, err = _cli(capsys, "publish", str(index), str(entries["beta"]), *base)
+    assert status == 2 and "name_not_owned: imbi-plugin-tiny belongs to publisher 'acme'" in err
+    transfer = tmp_path / "tiny.transfer.json"
+    status, _, err = _cli(
+        capsys,
+        "transfer", "--root-key", str(keys / "root.key"), "--index", "main",
+        "--name", "imbi_plugin_tiny", "--from", "acme", "--to", "beta", "--output", str(transfer),
+    )  # fmt: skip
+    assert status == 0, err
+    status, _, err = _cli(
+        capsys, "publish", str(index), str(entries["beta"]), *base, "--transfer", str(transfer)
+    )
+    assert status == 0, err
+    signed = json.loads((index / "index.json").read_text())["signed"]
+    assert signed["owners"] == {"imbi-plugin-tiny": "beta"}
+    record = signed["transfers"]["imbi-plugin-tiny"]
+    root_public = signing.load_public_key(keys / "root.pub")
+    message = signing.transfer_message(record["transfer"])
+    assert signing.verify(root_public, message, record["signature"])
+
+    rotation = tmp_path / "main.rotation.json"
+    status, out, err = _cli(
+        capsys,
+        "rotate-index-key", "--root-key", str(keys / "root.key"), "--index", "main",
+        "--new-key", str(keys / "acme.pub"), "--version-floor", "7", "--output", str(rotation),
+    )  # fmt: skip
+    assert status == 0 and "version floor 7" in out, err
+    body = json.loads(rotation.read_text())
+    assert body["rotation"]["version_floor"] == 7
+    assert body["rotation"]["index_keys"] == [signing.load_public_key(keys / "acme.pub")]
+    message = signing.rotation_message(body["rotation"])
+    assert signing.verify(root_public, message, body["signature"])
+    # a rotation signature never passes as a transfer's (domain separation)
+    assert not signing.verify(
+        root_public, signing.transfer_message(body["rotation"]), body["signature"]
+    )
+
+
 def test_bad_input_is_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -204,9 +204,41 @@ def test_reports_out_of_range_entries_and_limit() -> None:
 
 def test_reports_broken_cursor() -> None:
     report = run_contract(factory(CursorBreaks), sample_query=QUERY)
-    assert report.failures == [
+    assert report.failures[0] == (
         "search with next_cursor returns a LogResult: raised CursorExpired: gone"
-    ]
+    )
+
+
+class CursorTiedToStart(MemoryLogs):
+    """The cursor contract broken: the cursor remembers the query's ``start``."""
+
+    def search(self, query: LogQuery) -> LogResult:
+        offset = 0
+        if query.cursor:
+            stamp, _, number = query.cursor.partition("|")
+            if stamp != query.start.isoformat():
+                raise CursorExpired("the query changed")
+            offset = int(number)
+        entries = self._all(query)
+        more = offset + query.limit < len(entries)
+        cursor = f"{query.start.isoformat()}|{offset + query.limit}" if more else None
+        return LogResult(entries=tuple(entries[offset : offset + query.limit]), next_cursor=cursor)
+
+
+class CursorRepeats(MemoryLogs):
+    def search(self, query: LogQuery) -> LogResult:
+        return LogResult(entries=tuple(self._all(query)[: query.limit]), next_cursor="again")
+
+
+def test_pages_through_a_moving_window_and_catches_a_cursor_tied_to_start() -> None:
+    ok = assert_contract(factory(MemoryLogs), sample_query=QUERY)
+    moving = "cursors page on while the time window moves (a cursor is not tied to start)"
+    assert moving in ok.checks
+    report = run_contract(factory(CursorTiedToStart), sample_query=QUERY)
+    # the identical query re-sent passes; the moved window (as the platform sends it) does not
+    assert report.failures == [f"{moving}: raised CursorExpired: the query changed"]
+    repeats = run_contract(factory(CursorRepeats), sample_query=QUERY)
+    assert any("returned a cursor already used" in f for f in repeats.failures)
 
 
 def test_reports_bad_class_and_stops() -> None:

@@ -109,13 +109,16 @@ def test_bind_error_shows_on_the_plugins_tab_and_unbind_asks_first(site: dict[st
         page.goto(f"{site['project_url']}?tab=plugins")
         assert bindings(project) == 1
 
-        # Reset/Unbind asks for confirmation; cancel keeps the binding, OK removes it.
-        page.once("dialog", lambda dialog: dialog.dismiss())
-        page.locator("button.danger", has_text="Reset").click()
-        page.wait_for_timeout(300)
+        # Reset/Unbind asks for confirmation on its own page (how many projects and
+        # bindings); "take me back" keeps the binding, "Yes" removes it.
+        page.locator("a.danger", has_text="Reset").click()
+        page.wait_for_selector("text=No, take me back")
+        assert "binding" in page.locator(".impact").inner_text()
+        page.locator("a", has_text="No, take me back").click()
+        page.wait_for_url("**?tab=plugins")
         assert bindings(project) == 1
-        page.once("dialog", lambda dialog: dialog.accept())
-        page.locator("button.danger", has_text="Reset").click()
+        page.locator("a.danger", has_text="Reset").click()
+        page.locator("button.danger", has_text="Yes, unbind").click()
         page.wait_for_url("**?tab=plugins")
         assert page.locator("#panel-plugins").is_visible()
         assert bindings(project) == 0
@@ -153,6 +156,41 @@ def test_configuration_key_added_and_edited(site: dict[str, Any]) -> None:
         assert error.inner_text().strip() != ""
         assert page.locator("tr[data-key=WORKERS]").count() == 0
         docs_shot(page, "project-configuration")
+        # A secret value is typed like a password, never in clear text.
+        value = page.locator("[data-form=config] input[name=value]")
+        assert value.get_attribute("type") == "text"
+        page.check("[data-form=config] input[name=secret]")
+        assert value.get_attribute("type") == "password"
+        page.uncheck("[data-form=config] input[name=secret]")
+        assert value.get_attribute("type") == "text"
+        page.select_option("[data-form=config] select[name=data_type]", "secret")
+        assert value.get_attribute("type") == "password"
+
+
+def test_tabs_follow_the_arrow_keys(site: dict[str, Any]) -> None:
+    """WAI-ARIA tabs: one tab stop; Right/Left/Home/End move to another tab and open it."""
+    path = site["project_url"].removeprefix(site["base"])
+    with chromium() as page:
+        login(page, site["base"], path)
+        first = page.locator("#tab-configuration")
+        assert first.get_attribute("tabindex") == "0"
+        assert page.locator("#tab-logs").get_attribute("tabindex") == "-1"
+        assert first.get_attribute("aria-controls") == "panel-configuration"
+        first.focus()
+        page.keyboard.press("ArrowRight")
+        assert page.evaluate("document.activeElement.id") == "tab-logs"
+        assert page.locator("#panel-logs").is_visible()
+        assert page.locator("#tab-logs").get_attribute("aria-selected") == "true"
+        page.keyboard.press("End")
+        assert page.evaluate("document.activeElement.id") == "tab-plugins"
+        assert page.locator("#panel-plugins").is_visible()
+        page.keyboard.press("ArrowRight")  # wraps around
+        assert page.evaluate("document.activeElement.id") == "tab-configuration"
+        page.keyboard.press("ArrowLeft")
+        assert page.evaluate("document.activeElement.id") == "tab-plugins"
+        page.keyboard.press("Home")
+        assert page.locator("#panel-configuration").is_visible()
+        assert page.locator("#tab-configuration").get_attribute("tabindex") == "0"
 
 
 def test_bad_filter_shows_the_field_message_and_no_stale_load_more(site: dict[str, Any]) -> None:

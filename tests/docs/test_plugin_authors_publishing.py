@@ -161,7 +161,7 @@ def test_init_sign_publish_install_bind_and_serve_a_tab(
         PIP_DISABLE_PIP_VERSION_CHECK="1",
     )
     authored = run(blocks("tutorial") + blocks("tutorial:sign"), cwd=work, env=author_env)
-    assert "published ../acme-index/index.json: index 'acme-index' version 1" in authored.stdout
+    assert "published ../acme-index/index.json: index 'acme' version 1" in authored.stdout
     index_dir = work / "acme-index"
     assert (index_dir / "artifacts" / "imbi_plugin_acme_demo-0.1.0-py3-none-any.whl").is_file()
     assert oct((home / ".imbi-keys" / "acme.key").stat().st_mode & 0o777) == "0o600"

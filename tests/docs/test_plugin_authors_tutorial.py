@@ -34,6 +34,7 @@ def test_the_page_marks_the_tutorial_steps() -> None:
         "imbi-plugin init acme-demo",
         "python -m pytest",
         "imbi-plugin check",
+        "imbi-plugin check --isolated",
     ):
         assert expected in commands
 
@@ -83,3 +84,37 @@ def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
     for line in result.stdout.splitlines():
         if line.startswith("  ok    acme-demo:"):
             assert line in page, line
+
+    # check --isolated: the tutorial's plugin, edited to call a host it does not declare,
+    # fails in the SDK's sandbox with a one-line reason (its own tests and check still pass)
+    handler = work / "acme-demo" / "imbi_plugin_acme_demo" / "handler.py"
+    source = handler.read_text()
+    source = source.replace(
+        "permissions=Permissions(storage=True),",
+        'permissions=Permissions(storage=True, network_hosts=("api.acme.example",)),',
+    )
+    marker = "    def test_connection(self) -> ConnectionResult:\n"
+    assert marker in source
+    source = source.replace(
+        marker,
+        marker + "        import socket\n\n"
+        '        socket.create_connection(("api.acme.test", 443), timeout=2).close()\n',
+    )
+    handler.write_text(source)
+    venv_bin = work / ".venv" / "bin"
+    wrong = subprocess.run(
+        [str(venv_bin / "imbi-plugin"), "check", "--isolated"],
+        cwd=work / "acme-demo",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert wrong.returncode == 1, wrong.stdout + wrong.stderr
+    reason = wrong.stderr.strip()
+    assert "\n" not in reason
+    assert reason == (
+        "imbi-plugin: error: acme-demo: --isolated: tried to reach api.acme.test:443, not a "
+        "declared network host (permissions.network_hosts: api.acme.example)"
+    )

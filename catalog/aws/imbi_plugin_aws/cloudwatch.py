@@ -19,8 +19,10 @@ Query mapping (``build_plan``):
 * free text alone is a quoted term pattern ``"text"`` (case sensitive, like CloudWatch).
 
 Events come in ascending time order, as ``FilterLogEvents`` returns them. The cursor is
-``base64url({"t": nextToken, "q": hash of the query})``; a cursor from another query or
-an expired token is ``CursorExpired``.
+``base64url({"t": nextToken, "q": hash of the query without its window, "w": the request's
+[startTime, endTime]})``: the next page asks CloudWatch with the token's own window, whatever
+"the last N minutes" became meanwhile, and keeps the entries inside its own window; a cursor
+from another query or an expired token is ``CursorExpired``.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ __all__ = [
     "CloudWatchLogs",
     "QueryPlan",
     "build_plan",
+    "cursor_window",
     "decode_cursor",
     "encode_cursor",
     "parse_event",
@@ -320,8 +323,6 @@ def _query_hash(query: LogQuery, log_group: str, stream_prefix: str, plan: Query
     scope = {
         "g": log_group,
         "s": stream_prefix,
-        "start": query.start.isoformat(),
-        "end": query.end.isoformat(),
         "p": plan.pattern,
         "f": [flt.to_dict() for flt in plan.local_filters],
         "x": plan.local_text,
@@ -330,9 +331,25 @@ def _query_hash(query: LogQuery, log_group: str, stream_prefix: str, plan: Query
     return digest[:16]
 
 
-def encode_cursor(token: str, query_hash: str) -> str:
-    payload = json.dumps({"t": token, "q": query_hash}, separators=(",", ":")).encode()
+def encode_cursor(token: str, query_hash: str, window: tuple[int, int] | None = None) -> str:
+    """``window``: the ``startTime``/``endTime`` (ms) the token was issued for; the next page
+    asks CloudWatch with those, whatever window the platform recomputed meanwhile."""
+    data: dict[str, Any] = {"t": token, "q": query_hash}
+    if window is not None:
+        data["w"] = list(window)
+    payload = json.dumps(data, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+
+def cursor_window(cursor: str) -> tuple[int, int] | None:
+    """The request window a cursor's token belongs to (``None`` if it carries none)."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()))
+        start, end = data["w"]
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        return None
+    valid = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (start, end))
+    return (start, end) if valid and start <= end else None
 
 
 def decode_cursor(cursor: str, query_hash: str) -> str:
@@ -452,11 +469,15 @@ class CloudWatchLogs(LogsPlugin):
         regexes = _compile(plan)
         query_hash = _query_hash(query, group, stream_prefix, plan)
         token = decode_cursor(query.cursor, query_hash) if query.cursor else None
+        # A token belongs to the window it was issued for; this page's entries are still only
+        # those inside this page's [start, end] (the filter below).
+        anchored = cursor_window(query.cursor) if query.cursor else None
+        start_ms, end_ms = anchored or (_ms_ceil(query.start), _ms_floor(query.end))
 
         request: dict[str, Any] = {
             "logGroupName": group,
-            "startTime": _ms_ceil(query.start),
-            "endTime": _ms_floor(query.end),
+            "startTime": start_ms,
+            "endTime": end_ms,
         }
         if plan.pattern:
             request["filterPattern"] = plan.pattern
@@ -486,7 +507,7 @@ class CloudWatchLogs(LogsPlugin):
                     "CloudWatch has not finished searching the time range; load more to continue"
                 )
                 break
-        cursor = encode_cursor(token, query_hash) if token else None
+        cursor = encode_cursor(token, query_hash, (start_ms, end_ms)) if token else None
         return LogResult(
             entries=tuple(entries[: query.limit]), next_cursor=cursor, warnings=tuple(warnings)
         )

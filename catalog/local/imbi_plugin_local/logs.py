@@ -22,15 +22,17 @@ result with a warning, not an error.
 Search semantics: ``[start, end]`` inclusive; ``levels`` match the normalised level; ``text``
 matches the message or any field value, case-insensitively; filters compare the stringified
 top-level value (strings as-is, anything else as compact JSON; ``null`` counts as absent).
-Results are newest first. The cursor is opaque: the offset of the next page plus a hash of
-the query (range, filters, levels, text, file), so a cursor from another query is refused
-with ``CursorExpired``.
+Results are newest first. The cursor is opaque: the offset of the next page, the first page's
+end (later entries never shift the offsets) and a hash of the query without its time window
+(filters, levels, text, file), so a cursor from another query is refused with
+``CursorExpired`` while "the last N minutes", recomputed for every page, pages on.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import json
 import os
@@ -329,29 +331,36 @@ class LocalLogs(LogsPlugin):
     # ------------------------------------------------------------------ cursors
 
     def _fingerprint(self, query: LogQuery) -> str:
+        # The window is not part of it: the platform recomputes "the last N minutes" for
+        # every page, and the cursor carries its own end (``_window``).
         shape = query.to_dict()
-        del shape["cursor"], shape["limit"]
+        del shape["cursor"], shape["limit"], shape["start"], shape["end"]
         shape["file"] = self._file_name()
         digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
         return digest[:24]
 
-    def _offset(self, query: LogQuery) -> int:
+    def _position(self, query: LogQuery) -> tuple[int, datetime | None]:
+        """The next page's offset and the first page's end (the anchor): entries newer than
+        the anchor never shift the offsets, however far "the last N minutes" moved."""
         if query.cursor is None:
-            return 0
+            return 0, None
         try:
             data = json.loads(base64.urlsafe_b64decode(query.cursor.encode("ascii")))
             offset, fingerprint = data["o"], data["q"]
+            anchor = datetime.fromisoformat(data["e"])
         except (ValueError, KeyError, TypeError, binascii.Error, UnicodeEncodeError):
             raise CursorExpired("the cursor is not valid") from None
         if fingerprint != self._fingerprint(query):
             raise CursorExpired("the cursor belongs to a different query; start again")
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise CursorExpired("the cursor is not valid")
-        return offset
+        if anchor.tzinfo is None:
+            raise CursorExpired("the cursor is not valid")
+        return offset, anchor
 
-    def _cursor(self, query: LogQuery, offset: int) -> str:
-        data = json.dumps({"o": offset, "q": self._fingerprint(query)}).encode()
-        return base64.urlsafe_b64encode(data).decode("ascii")
+    def _cursor(self, query: LogQuery, offset: int, anchor: datetime) -> str:
+        data = {"o": offset, "q": self._fingerprint(query), "e": anchor.isoformat()}
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode("ascii")
 
     # ------------------------------------------------------------------ contract
 
@@ -372,14 +381,16 @@ class LocalLogs(LogsPlugin):
         return ConnectionResult.success(f"log directory {directory} found")
 
     def search(self, query: LogQuery) -> LogResult:
-        offset = self._offset(query)
-        matched, warnings = self._matching(query)
+        offset, anchor = self._position(query)
+        anchor = query.end if anchor is None else min(anchor, query.end)
+        window = dataclasses.replace(query, end=anchor) if anchor < query.end else query
+        matched, warnings = self._matching(window)
         matched.sort(key=lambda line: (line.entry.timestamp, line.number), reverse=True)
         page = matched[offset : offset + query.limit]
         more = offset + query.limit < len(matched)
         return LogResult(
             entries=tuple(line.entry for line in page),
-            next_cursor=self._cursor(query, offset + query.limit) if more else None,
+            next_cursor=self._cursor(query, offset + query.limit, anchor) if more else None,
             warnings=tuple(warnings),
         )
 

@@ -168,9 +168,17 @@ def build_body(
 
 
 def fingerprint(bool_query: Mapping[str, Any]) -> str:
-    """A short hash of the query and sort order: a cursor is only valid for these."""
+    """A short hash of the query and sort order without its time range: a cursor is only
+    valid for these, whatever window the next page asks for (the platform recomputes "the
+    last N minutes" for every page; ``search_after`` says where the next page starts)."""
+    inner = dict(bool_query.get("bool", {})) if isinstance(bool_query, Mapping) else {}
+    inner["filter"] = [
+        clause
+        for clause in inner.get("filter", [])
+        if not (isinstance(clause, Mapping) and "range" in clause)
+    ]
     canonical = json.dumps(
-        {"query": bool_query, "sort": SORT}, sort_keys=True, separators=(",", ":")
+        {"query": {"bool": inner}, "sort": SORT}, sort_keys=True, separators=(",", ":")
     )
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 

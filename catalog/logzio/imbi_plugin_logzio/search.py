@@ -115,7 +115,9 @@ SERVICE_TEMPLATE = ServiceTemplate(
             default="",
             pattern=r"https?://[^\s/?#]+(:\d+)?/?",
             pattern_help="http(s)://host[:port]",
-            help="Overrides the region's API host (a proxy or an emulator); blank: the region's.",
+            help="Overrides the region's API host (a proxy or a private listener); blank: the "
+            "region's. A loopback or link-local address, such as a local emulator's, is "
+            "refused: the platform sends credentials there only in its test settings.",
         ),
     ),
 )

@@ -6,12 +6,15 @@
 - ``plugin set-credential SERVICE NAME --org SLUG``: one credential, read from stdin.
 - ``plugin verify``: re-check every installed plugin file against its signed file manifest.
 - ``plugin available``: what the followed indexes offer, with badges.
-- ``plugin index add NAME URL --index-key K --root-key K [--priority N]``, ``index list``,
-  ``index refresh``.
+- ``plugin index add NAME URL --index-key K --root-key K [--priority N]`` (follows and fetches
+  it at once), ``index list``, ``index refresh``, ``index rotate NAME RECORD.json`` (a
+  root-signed key rotation).
 - ``plugin install <wheel or wheelhouse folder>``, ``plugin upgrade <...>`` (also a downgrade),
   ``plugin remove <distribution>``: change the desired state on every node of a running
   platform, without a restart (``plugins_core.distributions.desired``).
 - ``plugin distributions``: the desired state and what each node reports.
+- ``plugin approve NAME[==VERSION] [--json]``: approve the permissions the installed version
+  declares, keeping earlier approvals (``plugins_core.provisioning.approvals``; audited).
 - ``plugin reconcile`` / ``plugin prune``: converge this node now / delete drained environments.
 
 ``plugin install`` takes a wheel or a wheelhouse folder when its argument is a path, else
@@ -28,6 +31,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from plugins_core import registry
+from plugins_core.isolation import capabilities
 
 
 class Command(BaseCommand):
@@ -59,6 +63,12 @@ class Command(BaseCommand):
             action="store_true",
             help="Index installs: install a lower version than the installed one (audited).",
         )
+        install_cmd.add_argument(
+            "--transfer-publisher",
+            action="store_true",
+            help="Index installs: replace an installed build of another publisher or index "
+            "(an explicit transfer, audited).",
+        )
         upgrade = sub.add_parser(
             "upgrade", help="Replace an installed distribution's version (a downgrade too)."
         )
@@ -67,6 +77,13 @@ class Command(BaseCommand):
         remove.add_argument("distribution")
         dists = sub.add_parser("distributions", help="Desired state and every node's state.")
         dists.add_argument("--json", action="store_true", help="Machine-readable output.")
+        approve = sub.add_parser(
+            "approve",
+            help="Approve the permissions an installed distribution's version declares "
+            "(earlier approvals are kept).",
+        )
+        approve.add_argument("requirement", help="NAME or NAME==VERSION (the version reviewed).")
+        approve.add_argument("--json", action="store_true", help="Machine-readable output.")
         sub.add_parser("reconcile", help="Converge this node to the desired state now.")
         sub.add_parser("prune", help="Delete this node's drained plugin environments.")
         verify = sub.add_parser("verify", help="Check installed plugin files against manifests.")
@@ -90,6 +107,13 @@ class Command(BaseCommand):
         add.add_argument("--priority", type=int, default=100)
         index_sub.add_parser("list", help="Followed indexes, last version seen, last error.")
         index_sub.add_parser("refresh", help="Fetch and verify every followed index.")
+        rotate = index_sub.add_parser(
+            "rotate",
+            help="Apply a root-signed index-key rotation (imbi-plugin rotate-index-key): new "
+            "index keys and a new version floor (audited).",
+        )
+        rotate.add_argument("name")
+        rotate.add_argument("record", help="The rotation record (a JSON file).")
 
     def execute(self, *args: Any, **options: Any) -> Any:
         # The registry's system check imports every plugin; only the registry views need it.
@@ -110,6 +134,7 @@ class Command(BaseCommand):
                     options["source"],
                     options.get("org"),
                     allow_downgrade=bool(options.get("allow_downgrade")),
+                    transfer_publisher=bool(options.get("transfer_publisher")),
                 )
             elif action in ("install", "upgrade"):
                 self._distribution(options["source"], upgrade=action == "upgrade")
@@ -117,6 +142,8 @@ class Command(BaseCommand):
                 self._remove(options["distribution"])
             elif action == "distributions":
                 self._distributions(as_json=options["json"])
+            elif action == "approve":
+                self._approve(options["requirement"], as_json=options["json"])
             elif action == "reconcile":
                 from plugins_core.distributions import environments
 
@@ -181,7 +208,12 @@ class Command(BaseCommand):
         self.stdout.write(f"credential '{name}' set on service '{service.slug}'")
 
     def _install_from_index(
-        self, requirement: str, org_slug: str | None, *, allow_downgrade: bool = False
+        self,
+        requirement: str,
+        org_slug: str | None,
+        *,
+        allow_downgrade: bool = False,
+        transfer_publisher: bool = False,
     ) -> None:
         from imbi.core.models import Organization
         from plugins_core.supply.install import install_from_index
@@ -192,7 +224,10 @@ class Command(BaseCommand):
             if organization is None:
                 raise CommandError(f"no organization '{org_slug}'")
         result = install_from_index(
-            requirement, organization=organization, allow_downgrade=allow_downgrade
+            requirement,
+            organization=organization,
+            allow_downgrade=allow_downgrade,
+            transfer_publisher=transfer_publisher,
         )
         artifact = result.artifact
         was = f" (was {result.previous_version})" if result.previous_version else ""
@@ -276,6 +311,38 @@ class Command(BaseCommand):
                 raise CommandError("; ".join(exc.messages)) from None
             row.save()
             self.stdout.write(f"following index '{row.name}' at {row.url}")
+            # fetched now, so `plugin available` and the API list it at once
+            try:
+                document = index_module.refresh(row)
+            except SupplyChainError as exc:
+                self.stdout.write(
+                    f"{row.name}: not fetched yet: {exc} "
+                    "(manage.py plugin index refresh tries again)"
+                )
+            else:
+                self.stdout.write(
+                    f"{row.name}: version {document.version} verified, "
+                    f"{len(document.plugins())} plugin(s) offered"
+                )
+            return
+        if action == "rotate":
+            from plugins_core.supply.rotation import apply_rotation
+
+            target = PluginIndex.objects.filter(name=options["name"]).first()
+            if target is None:
+                raise CommandError(f"no followed index '{options['name']}'")
+            try:
+                with open(options["record"], encoding="utf-8") as handle:
+                    record = json.load(handle)
+            except OSError as exc:
+                raise CommandError(f"cannot read {options['record']}: {exc.strerror}") from None
+            except ValueError:
+                raise CommandError(f"{options['record']} is not JSON") from None
+            target = apply_rotation(target, record)
+            self.stdout.write(
+                f"index '{target.name}': {len(target.index_keys)} index key(s) trusted now, "
+                f"versions from {target.last_version} on accepted"
+            )
             return
         rows = list(PluginIndex.objects.all())
         if not rows:  # say so, rather than print nothing
@@ -327,6 +394,24 @@ class Command(BaseCommand):
             raise CommandError(f"{exc.code}: {exc.detail}") from None
         self.stdout.write(f"{name} removed (generation {generation})")
 
+    def _approve(self, requirement: str, *, as_json: bool) -> None:
+        from plugins_core.provisioning import approvals
+
+        try:
+            name, version = approvals.parse_requirement(requirement)
+            result = approvals.approve(name, version, None)
+        except approvals.ApprovalError as exc:
+            raise CommandError(f"{exc.code}: {exc.detail}") from None
+        if as_json:
+            self.stdout.write(json.dumps(result, indent=2))
+            return
+        changed = result["approved_plugins"]
+        declared = ", ".join(result["declared"]) or "no permissions"
+        self.stdout.write(
+            f"{result['name']} {result['version']} declares {declared}; approved for "
+            f"{len(changed)} plugin(s) {' '.join(changed)}".rstrip()
+        )
+
     def _distributions(self, *, as_json: bool) -> None:
         from plugins_core.distributions import nodes
 
@@ -359,8 +444,8 @@ class Command(BaseCommand):
                             "slug": e.slug,
                             "distribution": e.distribution,
                             "version": e.version,
-                            "status": e.status.value,
-                            "reason": e.reason,
+                            "status": capabilities.status_value(e),
+                            "reason": capabilities.entry_refusal(e) or e.reason,
                             "legacy_sdk": e.legacy_sdk,
                             "isolated_only": e.isolated,
                         }
@@ -372,8 +457,12 @@ class Command(BaseCommand):
             return
         width = max((len(e.name) for e in entries), default=10)
         for e in entries:
-            line = f"{e.name:<{width}}  {e.status.value:<13}  {e.distribution} {e.version}"
-            if e.reason:
+            refused = capabilities.entry_refusal(e)
+            line = f"{e.name:<{width}}  {capabilities.status_value(e):<13}  "
+            line += f"{e.distribution} {e.version}"
+            if refused:
+                line += f"  -- {capabilities.status_label(e)}"
+            elif e.reason:
                 line += f"  -- {e.reason}"
             if e.isolated:
                 line += "  [untrusted: runs isolated only]"
@@ -381,6 +470,7 @@ class Command(BaseCommand):
                 line += "  [deprecated: imports plugins_core.sdk; use imbi_plugin_sdk]"
             self.stdout.write(line)
         failed = len(snapshot.failed())
+        failed += sum(1 for e in snapshot.loaded() if capabilities.entry_refusal(e))
         self.stdout.write(
             f"{len(entries)} entry points, {len(entries) - failed} loaded, "
             f"{failed} not loaded (generation {snapshot.generation})"

@@ -15,22 +15,25 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.defaultfilters import pluralize
 from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, reverse
 from imbi_plugin_sdk import PluginManifest
 
 from imbi.core.admin_scoping import OrgScopedAdmin
 from imbi.core.models import AuditEvent
 from plugins_core import registry
-from plugins_core.isolation import host
-from plugins_core.isolation.modes import IN_PROCESS, effective_mode
-from plugins_core.models import ExecutionMode, Plugin
+from plugins_core.isolation import capabilities, host
+from plugins_core.isolation.modes import IN_PROCESS, ISOLATED, effective_mode
+from plugins_core.models import ExecutionMode, Plugin, binding_impact
 from plugins_core.pages.admin.site import TestConnectionLink, plugin_urls
 from plugins_core.pages.forms import collect_options, option_fields
+from plugins_core.provisioning.approvals import approve_plugin
 from plugins_core.provisioning.lifecycle import (
-    approve_permissions,
     record_execution_mode,
     record_plugin_state,
     set_plugin_enabled,
@@ -105,6 +108,11 @@ def _plugin_status(plugin: Plugin) -> tuple[str, str]:
     extra = unapproved_permissions(plugin, entry.manifest) if entry.manifest else []
     if entry.ok and extra:
         return "permissions pending approval", "asks for " + ", ".join(extra)
+    refused = capabilities.entry_refusal(
+        entry, isolated=effective_mode(plugin.execution_mode, entry) == ISOLATED
+    )
+    if refused:
+        return "cannot run here", refused
     return entry.status.label, entry.reason
 
 
@@ -270,13 +278,39 @@ class PluginAdmin(TestConnectionLink, OrgScopedAdmin):
         permissions=["change"],
     )
     def approve_permissions(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None:
-        changed = sum(approve_permissions(p, request.user) for p in queryset)
+        changed = sum(approve_plugin(p, request.user) for p in queryset)
         messages.success(request, f"Approved the permissions of {changed} plugin(s).")
 
     @admin.action(description="Disable selected plugins", permissions=["change"])
-    def disable_plugins(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> None:
+    def disable_plugins(self, request: HttpRequest, queryset: QuerySet[Plugin]) -> Any:
+        """Confirmed first, like Django's "delete selected": the page says how many
+        projects and bindings the selected plugins serve; its form disables them."""
+        if request.POST.get("confirm") != "yes":
+            chosen = list(queryset.select_related("organization").order_by("slug"))
+            return TemplateResponse(
+                request,
+                "admin/plugins_core/confirm.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Disable plugins",
+                    "opts": self.model._meta,
+                    "question": f"Disable {len(chosen)} plugin{pluralize(len(chosen))}?",
+                    "items": [f"{p.slug} in {p.organization.slug}" for p in chosen],
+                    "consequence": "Their tabs stop answering for every project below until "
+                    "they are enabled again; bindings, options and credentials are kept.",
+                    "impact": binding_impact(queryset),
+                    "action": request.get_full_path(),
+                    "hidden": [
+                        ("action", "disable_plugins"),
+                        *((ACTION_CHECKBOX_NAME, str(p.pk)) for p in chosen),
+                    ],
+                    "confirm_label": "Yes, disable them",
+                    "cancel_url": request.get_full_path(),
+                },
+            )
         changed = sum(set_plugin_enabled(p, False, request.user) for p in queryset)
         messages.success(request, f"Disabled {changed} plugin(s).")
+        return None
 
     def get_urls(self) -> list[URLPattern]:
         return plugin_urls(self.admin_site) + super().get_urls()

@@ -269,7 +269,10 @@ class ThirdPartyServiceAdmin(TestConnectionLink, OrgScopedAdmin):
                 "__module__": __name__,
             }
             kwargs["form"] = type("ServiceManifestForm", (ServiceSettingsForm,), attrs)
-            kwargs["exclude"] = ["icon", "settings"]
+            # No ``exclude`` here: it would replace Django's, which also leaves out the
+            # read-only fields (the organization, once the row exists), and the form would
+            # then require an ``organization`` the page never serves. ``get_fields`` already
+            # drops the raw ``settings``.
         return super().get_form(request, obj, change=change, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:

@@ -64,7 +64,7 @@ def plugin_urls(site: AdminSite) -> list[URLPattern]:
         ),
         path(
             "<int:plugin_id>/state/",
-            wrap(views.PluginStateView.as_view()),
+            wrap(views.PluginStateView.as_view(admin_site=site)),
             name="plugins_core_plugin_state",
         ),
         path(

@@ -29,6 +29,7 @@ from plugins_core.pages.forms.bindings import (
     ConnectionTestForm,
     SiblingBindingForm,
     TypeBindingForm,
+    offer_replace_default,
 )
 from plugins_core.pages.forms.credentials import (
     CredentialsForm,
@@ -71,6 +72,7 @@ __all__ = [
     "credential_fields_for",
     "credential_form_fields",
     "credential_rule_errors",
+    "offer_replace_default",
     "option_fields",
     "setting_form_fields",
     "setting_names",

@@ -3,7 +3,10 @@
 Owns ``TypeBindingForm`` (wizard step 6, with a live template preview),
 ``SiblingBindingForm`` (the wizard's done page), ``ConnectionTestForm`` (wizard step 5: the
 project and template to test with), and the project page's ``AddBindingForm`` and
-``BindingForm``. Every search template is checked with
+``BindingForm``. A binding marked "default" for a tab that already has one gets a field
+error naming the current default and an explicit "make this the default instead of X"
+choice (``ReplaceDefault.offer_replace_default``), whose tick becomes the binding service's
+``replace_default``. Every search template is checked with
 ``plugins_core.serving.resolution.validate_search_template``; a binding's option overrides
 are a separate ``OptionsForm``.
 """
@@ -18,6 +21,7 @@ from django.core.exceptions import ValidationError
 
 from imbi.core.models import Organization, Project, ProjectType
 from plugins_core.models import Plugin
+from plugins_core.provisioning.bindings import DefaultExists
 from plugins_core.serving.resolution import (
     TEMPLATE_VARIABLES,
     TemplateError,
@@ -40,7 +44,53 @@ TEMPLATE_HELP = (
 )
 
 
-class TypeBindingForm(forms.Form):
+REPLACE_DEFAULT = "replace_default"
+
+
+class ReplaceDefault(forms.Form):
+    """The "make this the default instead of X" choice, served only after a conflict.
+
+    The field exists on a bound form only when the page served it (its name is in the
+    posted data, i.e. ticked); otherwise ``offer_replace_default`` adds it, with the error
+    on ``default`` naming the current default, for the page to show.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.is_bound and self.add_prefix(REPLACE_DEFAULT) in self.data:
+            self.fields[REPLACE_DEFAULT] = self._replace_field("this plugin", "the current one")
+
+    @staticmethod
+    def _replace_field(plugin: str, current: str) -> forms.BooleanField:
+        return forms.BooleanField(
+            required=False,
+            label=f"Make {plugin} the default instead of {current}",
+            help_text=f"{current} stays bound, no longer as the default.",
+        )
+
+    @property
+    def replace_default(self) -> bool:
+        return bool(getattr(self, "cleaned_data", {}).get(REPLACE_DEFAULT))
+
+    def offer_replace_default(self, plugin: str, current: str, where: str = "") -> None:
+        """``current`` is the default already: say so on ``default`` and serve the choice."""
+        place = f" of {where}" if where else ""
+        self.add_error("default", f"{current} is already the default for this tab{place}.")
+        self.fields[REPLACE_DEFAULT] = self._replace_field(plugin, current)
+
+
+def offer_replace_default(form: Any, exc: Exception, plugin: str, where: str = "") -> bool:
+    """A second default for the tab: the error names the current default on ``default``,
+    and the form serves the "make this the default instead" choice. False for any other
+    error."""
+    current = exc.extra.get("current_default") if isinstance(exc, DefaultExists) else None
+    if not current:
+        return False
+    form.offer_replace_default(plugin, str(current), where)
+    return True
+
+
+class TypeBindingForm(ReplaceDefault):
     """Step 6: bind the plugin to project types, with a live preview of the template."""
 
     project_types = forms.ModelMultipleChoiceField(
@@ -76,7 +126,7 @@ class TypeBindingForm(forms.Form):
         return _check_template(self.cleaned_data.get("search_template", ""))
 
 
-class SiblingBindingForm(forms.Form):
+class SiblingBindingForm(ReplaceDefault):
     """The done page: bind a sibling plugin of the installed template to project types."""
 
     project_types = forms.ModelMultipleChoiceField(
@@ -120,7 +170,7 @@ class ConnectionTestForm(forms.Form):
 # --------------------------------------------------------------------------- project page
 
 
-class AddBindingForm(forms.Form):
+class AddBindingForm(ReplaceDefault):
     """Bind one of the organization's plugins to this project's tab (its type's tab)."""
 
     plugin = forms.ChoiceField()
@@ -137,7 +187,7 @@ class AddBindingForm(forms.Form):
         return _check_template(self.cleaned_data.get("search_template", ""))
 
 
-class BindingForm(forms.Form):
+class BindingForm(ReplaceDefault):
     """A project binding's own fields; its option overrides are a separate ``OptionsForm``."""
 
     default = forms.BooleanField(required=False, label="Default for the tab")

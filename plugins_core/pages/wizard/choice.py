@@ -29,6 +29,7 @@ from plugins_core.pages.wizard.pipeline import (
     submitted,
     wizard_url,
 )
+from plugins_core.provisioning.install import policy_refusal
 from plugins_core.serving.hosts import service_host_errors
 
 
@@ -73,6 +74,10 @@ class StartView(WizardView):
         entry = registry.current().get(form.cleaned_data["entry_point"])
         if entry is None or not entry.ok:
             form.add_error("entry_point", "This plugin is no longer loaded.")
+            return self.show(request, form, shown, items, failed)
+        refusal = policy_refusal(organization, [entry])
+        if refusal:  # the organization's publisher policy applies where the plugin lands
+            form.add_error("entry_point", f"publisher_not_verified: {refusal}")
             return self.show(request, form, shown, items, failed)
         pipeline = Pipeline.start(request, entry, organization)
         return HttpResponseRedirect(wizard_url("step", pipeline.id, "service"))
@@ -151,7 +156,8 @@ class ServiceStep(StepBase):
             }
             errors = self._host_errors()
             if not errors:
-                self.pipeline.changed()
+                if self.pipeline.state["service"] != previous:
+                    self.pipeline.changed()  # else the last connection test still holds
                 return self.next()
             self.pipeline.state["service"] = previous
             for key, message in errors.items():

@@ -38,8 +38,9 @@ class CredentialsStep(StepBase):
                     merged.pop(name, None)  # removing a value only this wizard held
                 else:
                     merged[name] = value
-            self.pipeline.set_credential_changes(merged)
-            self.pipeline.changed()
+            if merged != changes:  # else the last connection test still holds
+                self.pipeline.set_credential_changes(merged)
+                self.pipeline.changed()
             return self.next()
         return self.show(
             request,

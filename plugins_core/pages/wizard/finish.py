@@ -37,7 +37,11 @@ from plugins_core.models import (
 )
 from plugins_core.pages.forms import ServiceForm, apply_credentials
 from plugins_core.provisioning import bindings as binding_service
-from plugins_core.provisioning.install import InstallError, install_from_template
+from plugins_core.provisioning.install import (
+    InstallError,
+    install_from_template,
+    policy_refusal,
+)
 from plugins_core.serving import health
 from plugins_core.serving.hosts import clear_stale_credentials, service_host_errors
 from plugins_core.serving.resolution import ResolutionError
@@ -63,6 +67,7 @@ class InstallPlan:
     default: bool
     search_template: str
     connection: dict[str, Any] | None = None
+    replace_default: bool = False
 
 
 @dataclass(slots=True)
@@ -83,6 +88,9 @@ def _install_plugin(
     existing = Plugin.objects.filter(service=service, handler=plan.entry.name).first()
     if existing is not None:
         return existing, []
+    refusal = policy_refusal(plan.organization, [plan.entry])
+    if refusal:
+        raise WizardError(f"publisher_not_verified: {refusal}")
     taken = set(
         Plugin.objects.filter(organization=plan.organization).values_list("slug", flat=True)
     )
@@ -211,6 +219,7 @@ def _bind(plan: InstallPlan, plugin: Plugin, actor: Any) -> list[ProjectTypePlug
         "tab": plugin.plugin_type,
         "default": plan.default,
         "search_template": plan.search_template,
+        "replace_default": plan.replace_default,
     }
     for project_type in types:
         existing = ProjectTypePlugin.objects.filter(
@@ -219,7 +228,9 @@ def _bind(plan: InstallPlan, plugin: Plugin, actor: Any) -> list[ProjectTypePlug
         try:
             if existing is not None:
                 binding: Any = binding_service.update_binding(
-                    existing, {k: data[k] for k in ("default", "search_template")}, actor
+                    existing,
+                    {k: data[k] for k in ("default", "search_template", "replace_default")},
+                    actor,
                 )
             else:
                 binding = binding_service.create_type_binding(project_type, data, actor)

@@ -26,8 +26,9 @@ class OptionsStep(StepBase):
             stored = dict(plugin.options) if plugin else {}
         form = OptionsForm(self.manifest, submitted(request), stored=stored)
         if request.method == "POST" and form.is_valid():
-            self.pipeline.set_options(form.options)
-            self.pipeline.changed()
+            if not self.pipeline.completed("options") or form.options != stored:
+                self.pipeline.set_options(form.options)
+                self.pipeline.changed()  # else the last connection test still holds
             return self.next()
         return self.show(
             request,

@@ -43,6 +43,7 @@ class FinishStep(StepBase):
             default=bool(binding.get("default")),
             search_template=str(binding.get("search_template") or ""),
             connection=self.pipeline.connection(),
+            replace_default=bool(binding.get("replace_default")),
         )
 
     def step_finish(self, request: HttpRequest) -> HttpResponse:
@@ -125,6 +126,7 @@ class FinishStep(StepBase):
             "connection": plan.connection,
             "project_types": types,
             "default": plan.default,
+            "replace_default": plan.replace_default,
             "search_template": plan.search_template,
             "sample": sample,
             "preview": preview,

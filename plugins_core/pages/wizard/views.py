@@ -22,7 +22,7 @@ from imbi_plugin_sdk.errors import InvalidInput
 from imbi.core.access import installable_organizations
 from imbi.core.models import Organization, Project
 from plugins_core.models import ProjectTypePlugin
-from plugins_core.pages.forms import SiblingBindingForm
+from plugins_core.pages.forms import SiblingBindingForm, offer_replace_default
 from plugins_core.pages.wizard.bind import BindStep
 from plugins_core.pages.wizard.choice import ServiceStep
 from plugins_core.pages.wizard.connection import ConnectionStep
@@ -125,15 +125,19 @@ class DoneView(WizardView):
                 "plugin": sibling["slug"],
                 "default": form.cleaned_data["default"],
                 "search_template": form.cleaned_data["search_template"],
+                "replace_default": form.replace_default,
             }
+            where = ""
             try:
                 with transaction.atomic():
                     for project_type in form.cleaned_data["project_types"]:
+                        where = project_type.name
                         binding_service.create_type_binding(project_type, dict(data), request.user)
             except (InvalidInput, ResolutionError) as exc:
-                fields = exc.fields if isinstance(exc, InvalidInput) else {}
-                for name, message in (fields or {"": exc.detail}).items():
-                    form.add_error(name if name in form.fields else None, message)
+                if not offer_replace_default(form, exc, sibling["slug"], where):
+                    fields = exc.fields if isinstance(exc, InvalidInput) else {}
+                    for name, message in (fields or {"": exc.detail}).items():
+                        form.add_error(name if name in form.fields else None, message)
             else:
                 names = ", ".join(t.name for t in form.cleaned_data["project_types"])
                 messages.success(request, f"Bound {sibling['slug']} to {names}.")

@@ -83,6 +83,7 @@
       var active = tab.dataset.panel === panel;
       tab.classList.toggle("active", active);
       tab.setAttribute("aria-selected", String(active));
+      tab.tabIndex = active ? 0 : -1;  // one tab stop; the arrow keys move between tabs
     });
     document.querySelectorAll(".panel").forEach(function (section) {
       section.hidden = section.id !== "panel-" + panel;
@@ -96,8 +97,18 @@
     url.hash = "";
     history.replaceState(null, "", url.toString());
   }
-  document.querySelectorAll(".tabs .tab").forEach(function (tab) {
+  var tabs = Array.prototype.slice.call(document.querySelectorAll(".tabs .tab"));
+  tabs.forEach(function (tab, index) {
     tab.addEventListener("click", function (event) { event.preventDefault(); show(tab.dataset.panel); });
+    // WAI-ARIA tabs: arrow keys (and Home/End) move to another tab and open it.
+    tab.addEventListener("keydown", function (event) {
+      var to = { ArrowRight: index + 1, ArrowLeft: index - 1, Home: 0, End: tabs.length - 1 }[event.key];
+      if (to === undefined) { return; }
+      event.preventDefault();
+      var next = tabs[(to + tabs.length) % tabs.length];
+      show(next.dataset.panel);
+      next.focus();
+    });
   });
 
   // --- confirmations for destructive actions (no inline script: CSP) --------------------------
@@ -196,6 +207,13 @@
   function keyUrl(key) {
     return app.dataset.keysUrl + key.split("/").map(encodeURIComponent).join("/");
   }
+  // A secret value is typed like a password, never in clear text.
+  function syncSecret() {
+    if (!configForm) { return; }
+    var secret = configForm.elements.secret.checked || configForm.elements.data_type.value === "secret";
+    configForm.elements.value.type = secret ? "password" : "text";
+    configForm.elements.value.autocomplete = secret ? "new-password" : "off";
+  }
   function resetConfigForm() {
     if (!configForm) { return; }
     configForm.reset();
@@ -205,6 +223,7 @@
     $('[data-action="config-cancel"]').hidden = true;
     $("[data-secret-note]").hidden = true;
     fieldErrors(configForm, null);
+    syncSecret();
   }
   function editKey(item) {
     resetConfigForm();
@@ -212,6 +231,7 @@
     configForm.elements.key.readOnly = true;
     configForm.elements.data_type.value = item.data_type;
     configForm.elements.secret.checked = item.secret;
+    syncSecret();
     if (item.secret) {
       configForm.elements.value.value = "";  // never pre-filled: write-only
       configForm.elements.value.placeholder = "type a new value to replace the secret";
@@ -254,6 +274,8 @@
         });
     });
     $('[data-action="config-cancel"]').addEventListener("click", resetConfigForm);
+    configForm.elements.secret.addEventListener("change", syncSecret);
+    configForm.elements.data_type.addEventListener("change", syncSecret);
   }
 
   // --- logs -------------------------------------------------------------------------------------
@@ -328,7 +350,10 @@
 
   // --- log volume histogram (sources whose manifest declares supports_histogram) -----------------
   var figure = $("[data-histogram]");
+  var histogramSources = (app.dataset.histogramSources || "").split(" ").filter(Boolean);
   function histogram(params) {
+    // Only a source that declares a histogram is asked (another answers 501).
+    if (histogramSources.indexOf(state.source.logs) < 0) { figure.hidden = true; return; }
     var query = new URLSearchParams(params);
     query.delete("cursor");
     query.delete("limit");

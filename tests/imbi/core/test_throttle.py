@@ -46,7 +46,7 @@ def test_the_cache_is_redis_so_every_process_shares_the_counts() -> None:
     from django.core.cache.backends.redis import RedisCache
 
     assert isinstance(caches["default"], RedisCache), settings.CACHES["default"]["BACKEND"]
-    assert settings.AXES_HANDLER == "axes.handlers.cache.AxesCacheHandler"
+    assert settings.AXES_HANDLER == "imbi.core.throttle.ResilientAxesHandler"
 
 
 @pytest.mark.parametrize("login_url", ["/accounts/login/", "/admin/login/"])

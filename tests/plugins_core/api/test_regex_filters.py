@@ -99,3 +99,44 @@ def test_every_plugin_that_filters_locally_refuses_it(
     response = api().get(f"/api/orgs/acme/projects/{project.pk}/logs?{query}")
     assert response.status_code == 400, response.content
     assert response.json()["code"] == "regex_rejected"
+
+
+class _NoPluginCall:
+    def call(self, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the plugin was called with a filter the host refuses")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "kind"),
+    [
+        (r"(?=a)X", "lookaround"),
+        (r"(?<!a)X", "lookaround"),
+        (r"(a)\1", "a backreference"),
+        (r"(?P<x>a)(?P=x)", "a backreference"),
+        (r"(a+)+X", "nested repetition"),
+    ],
+)
+@pytest.mark.parametrize("route", ["logs", "logs/histogram"])
+def test_the_host_refuses_before_any_plugin_is_called_naming_the_filter(
+    project: Project,
+    logs_plugin: Any,
+    bind_type: Any,
+    api: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    pattern: str,
+    kind: str,
+    route: str,
+) -> None:
+    """Whatever the plugin does (or forgets), the host checks every regex filter first."""
+    from plugins_core.serving import tabs
+
+    monkeypatch.setattr(tabs, "default_runner", _NoPluginCall)
+    bind_type(logs_plugin)
+    query = urlencode({"filter": ["level:eq:error", f"url:regex:{pattern}"]}, doseq=True)
+    response = api().get(f"/api/orgs/acme/projects/{project.pk}/{route}?{query}")
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["code"] == "regex_rejected"
+    assert body["detail"].startswith(f"filters[1].value (filter 2, url:regex): {kind}")
+    assert pattern not in body["detail"]  # never echoed
+    assert list(body["errors"]) == ["filters[1].value"]

@@ -478,6 +478,13 @@ def test_install_from_template_over_the_api(org: Organization, api: Any) -> None
     assert body["credentials_needed"] == ["api_token"]
     again = admin.post(install_url, {"entry_point": "example-logs"}, format="json")
     assert again.status_code == 200 and again.json()["created_plugins"] == []
+    assert again.json()["credentials_needed"] == ["api_token"]
+    # once the token is set, installing again does not ask for it
+    creds = f"/api/orgs/{org.slug}/services/{body['service']}/credentials"
+    stored = admin.patch(creds, {"credentials": {"api_token": "t0ken"}}, format="json")
+    assert stored.status_code == 200, stored.content
+    third = admin.post(install_url, {"entry_point": "example-logs"}, format="json")
+    assert third.status_code == 200 and third.json()["credentials_needed"] == []
     body = assert_problem(
         admin.post(install_url, {"entry_point": "example-static"}, format="json"),
         400,

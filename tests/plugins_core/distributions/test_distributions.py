@@ -4,7 +4,9 @@ sandboxed imports). The multi-process behaviour is in test_two_nodes.py."""
 
 from __future__ import annotations
 
+import html
 import io
+import re
 import time
 import zipfile
 from pathlib import Path
@@ -23,6 +25,7 @@ from plugins_core import registry
 from plugins_core.distributions import desired as distributions
 from plugins_core.distributions import environments, runtime
 from plugins_core.models import DistributionArtifact, InstalledDistribution, RegistryState
+from tests.served_forms import submit_as_served
 
 BROKEN = """
 raise RuntimeError("this version cannot import")
@@ -312,10 +315,17 @@ def test_admin_page_lists_nodes_installs_and_removes(
     )
     page = client.get(url).content.decode()
     assert "behind" in page and "converged to generation 0 of 1" in page
-    removed = client.post(
-        reverse("admin:plugins_core_installeddistribution_remove"),
-        {"name": "imbi-plugin-runtime-demo"},
-    )
+    # Remove is a link to a confirmation page naming what it reaches; its form removes.
+    remove = reverse("admin:plugins_core_installeddistribution_remove")
+    link = re.search(rf'href="({re.escape(remove)}\?name=[^"]+)"', page)
+    assert link, "no Remove link"
+    unconfirmed = client.post(remove, {"name": "imbi-plugin-runtime-demo"})
+    assert unconfirmed.status_code == 200 and InstalledDistribution.objects.exists()
+    confirm = client.get(html.unescape(link.group(1)))
+    text = confirm.content.decode()
+    assert confirm.status_code == 200 and "Yes, remove imbi-plugin-runtime-demo" in text
+    assert "<strong>0</strong> projects" in text and "<strong>0</strong> bindings" in text
+    removed = submit_as_served(client, html.unescape(link.group(1)), has="confirm")
     assert removed.status_code == 302 and not InstalledDistribution.objects.exists()
 
 

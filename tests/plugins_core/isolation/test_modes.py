@@ -203,8 +203,9 @@ def test_an_upgrade_asking_for_more_permissions_waits_for_an_admin(
     )
     assert done.status_code == 302
     event = AuditEvent.objects.get(action=AuditEvent.Action.PLUGIN_STATE)
-    assert event.detail == (
-        "permissions approved: network api.example.com; storage yes; project metadata no"
+    assert event.detail == (  # the earlier version's host stays approved
+        "permissions approved: network old.example.com, api.example.com; storage yes; "
+        "project metadata no"
     )
     assert api(Role.VIEWER, username="second").get(url).status_code == 200
 

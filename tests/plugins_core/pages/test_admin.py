@@ -71,7 +71,9 @@ def test_registry_page_shows_every_entry_point_with_its_status(
 
 def test_enable_and_disable_are_audited(superuser: Client, config_plugin: Plugin) -> None:
     url = reverse("admin:plugins_core_plugin_state", args=(config_plugin.pk,))
-    response = superuser.post(url, {"enabled": "0", "next": "https://evil.example/"})
+    response = superuser.post(
+        url, {"enabled": "0", "next": "https://evil.example/", "confirm": "yes"}
+    )
     assert response.status_code == 302
     assert response["Location"] == reverse("admin:plugins_core_registry")
     config_plugin.refresh_from_db()
@@ -87,16 +89,20 @@ def test_enable_and_disable_are_audited(superuser: Client, config_plugin: Plugin
         .values_list("detail", "plugin_slug", "actor_name")
     )
     assert events == [("disabled", "example-config", "root"), ("enabled", "example-config", "root")]
-    assert superuser.get(url).status_code == 405  # state changes only by POST
+    assert superuser.get(url).status_code == 200  # GET asks to confirm; only POST acts
+    config_plugin.refresh_from_db()
+    assert config_plugin.enabled is True
 
 
 def test_changelist_actions_are_audited(
     superuser: Client, config_plugin: Plugin, logs_plugin: Plugin
 ) -> None:
-    response = superuser.post(
-        reverse("admin:plugins_core_plugin_changelist"),
-        {"action": "disable_plugins", "_selected_action": [config_plugin.pk, logs_plugin.pk]},
-    )
+    chosen = {"action": "disable_plugins", "_selected_action": [config_plugin.pk, logs_plugin.pk]}
+    changelist = reverse("admin:plugins_core_plugin_changelist")
+    response = superuser.post(changelist, chosen)
+    assert response.status_code == 200 and "Yes, disable them" in response.content.decode()
+    assert Plugin.objects.filter(enabled=True).count() == 2  # asked first
+    response = superuser.post(changelist, {**chosen, "confirm": "yes"})
     assert response.status_code == 302
     assert not Plugin.objects.filter(enabled=True).exists()
     assert AuditEvent.objects.filter(action=AuditEvent.Action.PLUGIN_STATE).count() == 2
@@ -126,7 +132,7 @@ def test_org_admin_sees_and_toggles_only_their_organization(
     change = reverse("admin:plugins_core_thirdpartyservice_change", args=(foreign_service.pk,))
     assert staff_admin.get(change).status_code == 404
     own = reverse("admin:plugins_core_plugin_state", args=(config_plugin.pk,))
-    assert staff_admin.post(own, {"enabled": "0"}).status_code == 302
+    assert staff_admin.post(own, {"enabled": "0", "confirm": "yes"}).status_code == 302
 
 
 def test_plugin_change_page_uses_the_manifest_and_hides_secret_options(

@@ -165,7 +165,11 @@ def test_owner_binds_overrides_and_unbinds_on_their_project(
     assert "this project" in page and "max_keys, mode, read_only" in page
 
     delete = reverse("ui:project-binding-delete", args=("acme", project.pk, override.pk))
-    assert client.post(delete).status_code == 302
+    confirm = client.get(delete)  # the confirmation page: nothing removed yet
+    assert confirm.status_code == 200 and "1</strong> binding" in confirm.content.decode()
+    assert client.post(delete).status_code == 200  # unconfirmed: the page again
+    assert ProjectPlugin.objects.filter(pk=override.pk).exists()
+    assert client.post(delete, {"confirm": "yes"}).status_code == 302
     assert not ProjectPlugin.objects.filter(pk=override.pk).exists()
     changes = AuditEvent.objects.filter(
         action=AuditEvent.Action.BINDING_CHANGE, project=project
@@ -185,10 +189,11 @@ def test_owner_cannot_bind_a_project_they_do_not_own(
     assert client.get(edit).status_code == 403
     assert client.post(edit, {"default": "on"}).status_code == 403
     delete = reverse("ui:project-binding-delete", args=("acme", other_project.pk, theirs.pk))
-    assert client.post(delete).status_code == 403
+    assert client.post(delete, {"confirm": "yes"}).status_code == 403
+    assert client.get(delete).status_code == 403
     # nor reach it through their own project's URL
     sneaky = reverse("ui:project-binding-delete", args=("acme", project.pk, theirs.pk))
-    assert client.post(sneaky).status_code == 404
+    assert client.post(sneaky, {"confirm": "yes"}).status_code == 404
     assert ProjectPlugin.objects.filter(pk=theirs.pk).exists()
     assert not ProjectPlugin.objects.filter(project=other_project, plugin=config_plugin).exists()
 

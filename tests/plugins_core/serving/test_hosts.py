@@ -43,7 +43,7 @@ def test_a_base_url_outside_the_declared_hosts_is_an_error_naming_them() -> None
     aws = manifest(network_hosts=("*.amazonaws.com",))
     errors = host_errors({"base_url": EVIL, "region": "us-east-1"}, [aws])
     assert errors == {
-        "base_url": "collector.evil.example is not a host the plugins of this service "
+        "base_url": "collector.evil.example:8443 is not a host the plugins of this service "
         "declare (fixed); allowed hosts: *.amazonaws.com"
     }
     assert host_errors({"base_url": "https://ssm.eu-west-1.amazonaws.com"}, [aws]) == {}
@@ -226,7 +226,7 @@ def test_admin_refuses_an_undeclared_base_url_with_a_field_error(
     response = root.post(url, service_form(aws_service, f'{{"base_url": "{EVIL}"}}'))
     assert response.status_code == 200
     page = response.content.decode()
-    assert "collector.evil.example is not a host" in page and "*.amazonaws.com" in page
+    assert "collector.evil.example:8443 is not a host" in page and "*.amazonaws.com" in page
     aws_service.refresh_from_db()
     assert aws_service.settings == {"region": "us-east-1"}
 
@@ -270,7 +270,7 @@ def test_wizard_refuses_an_undeclared_base_url_at_the_service_step(
         {"mode": "existing", "service": aws_service.pk, "region": "us-east-1", "base_url": EVIL},
     )
     assert response.status_code == 200
-    assert "collector.evil.example is not a host" in response.content.decode()
+    assert "collector.evil.example:8443 is not a host" in response.content.decode()
 
 
 def test_wizard_never_tests_stored_credentials_against_a_moved_host(
@@ -401,3 +401,47 @@ def test_api_moving_an_operator_chosen_host_clears_the_credentials(
     assert TOKEN not in str(list(AuditEvent.objects.values()))
     read = client.get(f"{url}/credentials").json()
     assert read["set"] == [] and read["missing"] == ["token"]
+
+
+# --------------------------------------------------------------------------- messages (issue 22)
+
+
+def test_host_errors_name_the_host_and_port_as_entered() -> None:
+    github = manifest(network_hosts=("api.github.com",))
+    errors = host_errors(
+        {"endpoint": "evil.example:4566", "base_url": "https://evil.example/"}, [github]
+    )
+    assert errors["endpoint"].startswith("evil.example:4566 is not a host")
+    assert errors["base_url"].startswith("evil.example is not a host")  # no port typed
+
+
+@override_settings(IMBI_TEST_NETWORK_HOSTS=())
+def test_a_loopback_operator_host_says_why_and_names_host_and_port() -> None:
+    logz = manifest(network_hosts=("*.logz.io",), operator_host_settings=("base_url",))
+    message = host_errors({"base_url": "http://127.0.0.1:8399"}, [logz])["base_url"]
+    assert message.startswith("127.0.0.1:8399 is a loopback address")
+    assert "*.logz.io" in message and "not a host the plugins" not in message
+    # a plugin that declares the loopback host itself is served there
+    local = manifest(network_hosts=("127.0.0.1:8399",), operator_host_settings=("base_url",))
+    assert host_errors({"base_url": "http://127.0.0.1:8399"}, [local]) == {}
+    metadata = host_errors({"base_url": "http://169.254.169.254/"}, [logz])["base_url"]
+    assert metadata.startswith("169.254.169.254 is a link-local (cloud metadata) address")
+
+
+@override_settings(IMBI_TEST_NETWORK_HOSTS=())
+def test_wizard_logzio_emulator_url_is_refused_honestly(root: Client, org: Organization) -> None:
+    from tests.served_forms import submit_as_served
+
+    pid = start(root, org, "logzio")
+    url = step_url(pid, "service")
+    page = root.get(url).content.decode()
+    assert "a proxy or an emulator" not in page  # the help no longer promises an emulator
+    assert "refused" in page
+    response = submit_as_served(
+        root,
+        url,
+        {"mode": "template", "region": "eu", "base_url": "http://127.0.0.1:8399"},
+        has="mode",
+    )
+    assert response.status_code == 200
+    assert "127.0.0.1:8399 is a loopback address" in response.content.decode()

@@ -68,3 +68,26 @@ def test_listing_or_refreshing_no_index_says_so(capsys: Any) -> None:
     for action in ("list", "refresh"):
         call_command("plugin", "index", action)
         assert "no plugin index is followed" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_index_add_fetches_it_so_available_lists_it_at_once(
+    world: World, capsys: Any, django_user_model: Any
+) -> None:
+    from rest_framework.test import APIClient
+
+    world.release("1.0.0")
+    keys = ["--index-key", world.index_key.public_key, "--root-key", world.root.public_key]
+    call_command("plugin", "index", "add", "curated", str(world.folder), *keys)
+    out = capsys.readouterr().out
+    assert "curated: version 1 verified, 1 plugin(s) offered" in out
+    staff = APIClient()
+    staff.force_authenticate(django_user_model.objects.create_user("ops", is_staff=True))
+    offered = staff.get("/api/plugin-index/available")
+    assert offered.status_code == 200
+    assert [o["latest"] for o in offered.json()] == ["1.0.0"]
+    # an index that cannot be fetched yet is still followed, and the CLI says why
+    call_command("plugin", "index", "add", "later", str(world.folder.parent / "nothing"), *keys)
+    out = capsys.readouterr().out
+    assert "later: not fetched yet: " in out and "index refresh tries again" in out
+    assert PluginIndex.objects.filter(name="later").exists()

@@ -211,7 +211,11 @@ def test_each_index_has_its_own_trust_root(world: World, site: Path, tmp_path: P
     curated = PluginIndex.objects.get(name="curated")
     assert curated.last_error_code == "index_untrusted_key"
     PluginIndex.objects.filter(name="curated").update(enabled=False)
-    result = install_from_index("supply-demo")
+    # The private index's "acme" is another publisher (another root): replacing the curated
+    # build is an explicit transfer (issue 20, case 8).
+    with pytest.raises(CommandError, match=r"^publisher_changed: "):
+        call_command("plugin", "install", "supply-demo")
+    result = install_from_index("supply-demo", transfer_publisher=True)
     assert (result.artifact.index, result.artifact.version) == ("acme-private", "3.0.0")
     # A private index whose certificates come from another root is refused too.
     PluginIndex.objects.filter(name="acme-private").update(root_keys=[world.root.public_key])

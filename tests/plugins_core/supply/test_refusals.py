@@ -81,9 +81,11 @@ def bad_publisher_signature(world: World) -> str:
     return "supply-demo"
 
 
-def _resign(world: World, certificate: dict[str, Any], signed_at: dt.datetime) -> str:
+def _resign(world: World, certificate: dict[str, Any], signed_at: dt.datetime, **kw: Any) -> str:
     wheel = world.wheel()
-    world.publish([world.entry(wheel, signed_at=signed_at)], [wheel], certificates=[certificate])
+    world.publish(
+        [world.entry(wheel, signed_at=signed_at)], [wheel], certificates=[certificate], **kw
+    )
     return "supply-demo"
 
 
@@ -99,7 +101,9 @@ def expired_certificate(world: World) -> str:
 
 def certificate_not_yet_valid(world: World) -> str:
     certificate = world.certify(world.publisher, "acme", valid_from=NOW - dt.timedelta(days=1))
-    return _resign(world, certificate, NOW - dt.timedelta(days=3))
+    # the index filed it (its own signed time) three days ago, before the window opened
+    moment = NOW - dt.timedelta(days=3)
+    return _resign(world, certificate, moment, now=moment)
 
 
 def unverified_publisher(world: World, settings: Any) -> str:

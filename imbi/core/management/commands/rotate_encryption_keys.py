@@ -3,6 +3,10 @@
 Works on the stored tokens directly (``MultiFernet.rotate``), one row lock at a time, so a
 concurrent writer is never overwritten with stale data. Exits non-zero with a one-line reason
 if any row cannot be decrypted with the configured keys; rows already rotated stay rotated.
+
+First it moves the key canary (``imbi.core.keycheck``) to the first key, so every write from
+then on, on every node, uses the new key and no row written during the rotation is left on
+the old one. It refuses (and changes nothing) when its keys cannot open the current canary.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 
-from imbi.core import crypto
+from imbi.core import crypto, keycheck
 from imbi.core.fields import EncryptedJSONField
 
 
@@ -24,6 +28,12 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="Only count stale rows.")
 
     def handle(self, *args: Any, dry_run: bool = False, **options: Any) -> None:
+        problem = keycheck.current_problem()
+        if problem:
+            raise CommandError(f"{problem}; {keycheck.FIX}")
+        if not dry_run:
+            fingerprint = keycheck.set_canary()
+            self.stdout.write(f"key canary now on key {fingerprint}: every node writes with it")
         rotated = current = 0
         for model in apps.get_models():
             for field in model._meta.concrete_fields:
