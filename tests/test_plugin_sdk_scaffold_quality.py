@@ -27,7 +27,7 @@ def run(*args: str, cwd: Path, **env: str) -> str:
     return result.stdout
 
 
-@pytest.mark.parametrize("plugin_type", ["configuration", "logs"])
+@pytest.mark.parametrize("plugin_type", ["configuration", "logs", "identity", "deployment"])
 def test_generated_plugin_is_lint_and_strict_mypy_clean(tmp_path: Path, plugin_type: str) -> None:
     run(
         sys.executable,

@@ -38,7 +38,13 @@ IMBI_PLUGIN_TIMEOUT = env.float("IMBI_PLUGIN_TIMEOUT", default=10.0)
 # The isolated plugin runtime (docs/security.md, "Plugin isolation").
 IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS: list[str] = env.list(
     "IMBI_TRUSTED_PLUGIN_DISTRIBUTIONS",
-    default=["imbi-plugin-aws", "imbi-plugin-github", "imbi-plugin-logzio", "imbi-plugin-local"],
+    default=[
+        "imbi-plugin-aws",
+        "imbi-plugin-github",
+        "imbi-plugin-logzio",
+        "imbi-plugin-local",
+        "imbi-plugin-oidc",
+    ],
 )
 # Trust follows the bytes: a trusted distribution runs in-process only when its installed
 # files are those this lock records (written at image build by `manage.py plugin trust
@@ -93,7 +99,13 @@ IMBI_PLUGINS_VERIFIED_ONLY = env.bool("IMBI_PLUGINS_VERIFIED_ONLY", default=Fals
 # own RECORD: never modified). The first-party catalog ships from this repository.
 IMBI_PLUGINS_UNSIGNED_ALLOWED: list[str] = env.list(
     "IMBI_PLUGINS_UNSIGNED_ALLOWED",
-    default=["imbi-plugin-aws", "imbi-plugin-github", "imbi-plugin-local", "imbi-plugin-logzio"],
+    default=[
+        "imbi-plugin-aws",
+        "imbi-plugin-github",
+        "imbi-plugin-local",
+        "imbi-plugin-logzio",
+        "imbi-plugin-oidc",
+    ],
 )
 # Fetching indexes and artifacts (plugins_core/supply/fetching.py): a total deadline per
 # download, a minimum average rate after a grace period, artifact hosts besides the index's

@@ -178,7 +178,13 @@ def normalize(distribution: str) -> str:
 
 
 FIRST_PARTY = frozenset(
-    {"imbi-plugin-aws", "imbi-plugin-github", "imbi-plugin-logzio", "imbi-plugin-local"}
+    {
+        "imbi-plugin-aws",
+        "imbi-plugin-github",
+        "imbi-plugin-logzio",
+        "imbi-plugin-local",
+        "imbi-plugin-oidc",
+    }
 )
 """The first-party catalog: trusted until ``configure`` says otherwise."""
 

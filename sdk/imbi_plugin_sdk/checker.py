@@ -240,12 +240,15 @@ def _refusal(factory: Any) -> str:
 def _contract(name: str, obj: Any, manifest: Any) -> None:
     """Run the contract kit against ``obj`` with test credentials; emit its findings."""
     from .context import Credentials
-    from .testkit import make_context, run_contract
+    from .testkit import make_context, run_contract, sample_identity
 
     credentials = Credentials({f.name: f"check-{f.name}" for f in manifest.credentials})
 
     # as on the host: an undeclared capability is absent
     overrides: dict[str, Any] = {} if manifest.permissions.project_metadata else {"projects": None}
+    if manifest.requires_identity:  # contract 1.3: a sample user's token, as the host
+        plugin = manifest.requires_identity.replace("*", "contract-test-identity")
+        overrides["identity"] = sample_identity(plugin)
 
     def factory(
         cls: Any = obj, creds: Credentials = credentials, extra: dict[str, Any] = overrides

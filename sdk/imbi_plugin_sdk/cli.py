@@ -2,7 +2,8 @@
 
 Commands::
 
-    imbi-plugin init NAME [--type configuration|logs] [--vendor VENDOR] [--directory DIR]
+    imbi-plugin init NAME [--type configuration|logs|identity|deployment] [--vendor VENDOR]
+                          [--directory DIR]
     imbi-plugin check [PATH] [--no-contract] [--isolated]
     imbi-plugin keygen NAME [--directory DIR]
     imbi-plugin certify --root-key ROOT.key --subject NAME --public-key NAME.pub [--verified]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NoReturn, Protocol, runtime_checkable
 
+from .identity import IdentityContext
 from .projects import ProjectMetadataReader
 
 __all__ = [
@@ -168,6 +169,9 @@ class PluginContext:
     ``projects`` (contract 1.2) is set only when the manifest declares
     ``permissions.project_metadata``: read-only metadata of the current project and of the
     organization's other projects. An undeclared capability is ``None``.
+    ``identity`` (contract 1.3) is set only when the manifest declares ``requires_identity``:
+    the *calling user's* access token and claims for that identity plugin (an
+    ``IdentityContext``; it crosses the wire beside the credentials, never in ``to_dict``).
     """
 
     organization: str
@@ -182,6 +186,7 @@ class PluginContext:
     storage: KeyValueStore | None = None
     service_settings: Mapping[str, object] = dataclasses.field(default_factory=dict)
     projects: ProjectMetadataReader | None = None
+    identity: IdentityContext | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.organization, str) or not self.organization:
@@ -192,9 +197,12 @@ class PluginContext:
             raise ValueError("timeout: must be > 0")
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
         object.__setattr__(self, "service_settings", MappingProxyType(dict(self.service_settings)))
+        if self.identity is not None and not isinstance(self.identity, IdentityContext):
+            raise ValueError("identity: expected an IdentityContext or None")
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything but ``logger``, ``storage`` and ``projects`` (provided per side)."""
+        """Everything but ``logger``, ``storage``, ``projects`` and ``identity`` (provided
+        per side; the identity travels as ``Call.identity``, like credentials)."""
         return {
             "organization": self.organization,
             "project_id": self.project_id,
@@ -215,6 +223,7 @@ class PluginContext:
         logger: logging.Logger | None = None,
         storage: KeyValueStore | None = None,
         projects: ProjectMetadataReader | None = None,
+        identity: IdentityContext | None = None,
     ) -> PluginContext:
         """Rebuild a context; ``ValueError`` names the first field that does not fit."""
         if not isinstance(data, Mapping):
@@ -249,6 +258,7 @@ class PluginContext:
             storage=storage,
             service_settings=data.get("service_settings", {}),
             projects=projects,
+            identity=identity,
         )
 
 

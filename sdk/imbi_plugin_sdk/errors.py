@@ -21,10 +21,23 @@ from typing import Any, ClassVar
 
 __all__ = [
     "SDK_ERROR_CODES",
+    "AccessDenied",
     "Conflict",
     "CredentialsInvalid",
     "CredentialsMissing",
     "CursorExpired",
+    "IdTokenAudienceMismatch",
+    "IdTokenExpired",
+    "IdTokenInvalid",
+    "IdTokenIssuerMismatch",
+    "IdTokenNonceMismatch",
+    "IdTokenSignatureInvalid",
+    "IdentityExpired",
+    "IdentityProviderError",
+    "IdentityProviderUnavailable",
+    "IdentityRequired",
+    "IdentityRevoked",
+    "InvalidGrant",
     "InvalidInput",
     "ManifestError",
     "NotFound",
@@ -34,6 +47,7 @@ __all__ = [
     "PluginError",
     "PluginFailed",
     "PluginTimeout",
+    "RefNotFound",
     "RegexRejected",
     "UpstreamUnavailable",
 ]
@@ -194,6 +208,117 @@ class PluginFailed(PluginError):
     http_status = 502
 
 
+# --------------------------------------------------------------------------- identity (1.3)
+
+
+class IdentityRequired(PluginError):
+    """The call needs the calling user's connection to an identity plugin, and there is none
+    usable (never connected, disconnected, or ``reconnect_required``). Raised by the host;
+    ``connect_url`` is where the user connects (a platform URL, never the provider's)."""
+
+    code = "identity_required"
+    http_status = 403
+
+    def __init__(self, detail: str = "", *, connect_url: str = "", plugin: str = "") -> None:
+        super().__init__(detail)
+        self.connect_url = connect_url
+        self.plugin = plugin
+
+    def extra(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"connect_url": self.connect_url}
+        if self.plugin:
+            data["plugin"] = self.plugin
+        return data
+
+    def check_fields(self) -> None:
+        super().check_fields()
+        if not isinstance(self.connect_url, str) or not isinstance(self.plugin, str):
+            raise ValueError("connect_url, plugin: expected strings")
+        if self.connect_url and not self.connect_url.startswith(("/", "https://", "http://")):
+            raise ValueError("connect_url: expected a path or an http(s) URL")
+
+
+class IdentityProviderError(PluginError):
+    """The identity provider answered something unusable: malformed JSON, an unexpected
+    status, a discovery document that does not match the configured issuer."""
+
+    code = "identity_provider_error"
+    http_status = 502
+
+
+class IdentityProviderUnavailable(UpstreamUnavailable):
+    """The identity provider cannot be reached (connection refused, DNS, 5xx)."""
+
+    code = "identity_provider_unavailable"
+    http_status = 503
+
+
+class InvalidGrant(PluginError):
+    """The provider refused an authorization code or refresh token (expired, revoked,
+    already used, issued to another client): the user must connect again."""
+
+    code = "invalid_grant"
+    http_status = 400
+
+
+class AccessDenied(PluginError):
+    """The user (or the provider's policy) declined the authorization request."""
+
+    code = "access_denied"
+    http_status = 403
+
+
+class IdentityExpired(PluginError):
+    """The access token has expired and there is no way to refresh it here."""
+
+    code = "identity_expired"
+    http_status = 401
+
+
+class IdentityRevoked(PluginError):
+    """The provider no longer accepts an access token that has not expired: revoked."""
+
+    code = "identity_revoked"
+    http_status = 401
+
+
+class IdTokenInvalid(PluginError):
+    """An ID token failed verification; each subclass is one reason, with its own code."""
+
+    code = "id_token_invalid"
+    http_status = 502
+
+
+class IdTokenSignatureInvalid(IdTokenInvalid):
+    code = "id_token_bad_signature"
+
+
+class IdTokenIssuerMismatch(IdTokenInvalid):
+    code = "id_token_wrong_issuer"
+
+
+class IdTokenAudienceMismatch(IdTokenInvalid):
+    code = "id_token_wrong_audience"
+
+
+class IdTokenNonceMismatch(IdTokenInvalid):
+    code = "id_token_wrong_nonce"
+
+
+class IdTokenExpired(IdTokenInvalid):
+    code = "id_token_expired"
+
+
+# --------------------------------------------------------------------------- deployment (1.3)
+
+
+class RefNotFound(NotFound):
+    """A deployment plugin was asked for a branch, tag or commit that does not exist."""
+
+    code = "ref_not_found"
+    http_status = 404
+
+
 SDK_ERROR_CODES: frozenset[str] = frozenset(
     cls.code
     for cls in (
@@ -209,6 +334,20 @@ SDK_ERROR_CODES: frozenset[str] = frozenset(
         PermissionDenied,
         RegexRejected,
         PluginFailed,
+        IdentityRequired,
+        IdentityProviderError,
+        IdentityProviderUnavailable,
+        InvalidGrant,
+        AccessDenied,
+        IdentityExpired,
+        IdentityRevoked,
+        IdTokenInvalid,
+        IdTokenSignatureInvalid,
+        IdTokenIssuerMismatch,
+        IdTokenAudienceMismatch,
+        IdTokenNonceMismatch,
+        IdTokenExpired,
+        RefNotFound,
     )
 )
 """The codes that may cross the wire; a plugin's own codes become ``plugin_failed``."""

@@ -131,6 +131,7 @@ class PluginType(StrEnum):
     CONFIGURATION = "configuration"
     LOGS = "logs"
     IDENTITY = "identity"
+    DEPLOYMENT = "deployment"  # contract 1.3
 
 
 class OptionType(StrEnum):
@@ -431,15 +432,22 @@ class Permissions:
 class Hints:
     """Advice to the host. Configuration plugins may set ``cacheable`` and ``cache_ttl``
     (seconds, > 0 when cacheable); logs plugins may also set ``supports_histogram``
-    (then override ``LogsPlugin.histogram``). Identity plugins may set none."""
+    (then override ``LogsPlugin.histogram``). Identity plugins (contract 1.3) may set
+    ``login_capable`` (its identities are fit to sign in to the platform with: verified
+    subject and email) and ``supports_device_flow`` (then override the two device-flow
+    methods). Deployment plugins may set none."""
 
     cacheable: bool = False
     cache_ttl: int = 0  # seconds
     supports_histogram: bool = False
+    login_capable: bool = False
+    supports_device_flow: bool = False
 
     def __post_init__(self) -> None:
         _bool(self.cacheable, "cacheable")
         _bool(self.supports_histogram, "supports_histogram")
+        _bool(self.login_capable, "login_capable")
+        _bool(self.supports_device_flow, "supports_device_flow")
         if isinstance(self.cache_ttl, bool) or not isinstance(self.cache_ttl, int):
             _fail("cache_ttl", "expected an integer number of seconds")
         if self.cache_ttl < 0:
@@ -448,13 +456,18 @@ class Hints:
             _fail("cache_ttl", "must be > 0 when cacheable")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        for name in ("login_capable", "supports_device_flow"):  # 1.2 manifests keep their shape
+            if not data[name]:
+                del data[name]
+        return data
 
 
 _HINTS_BY_TYPE: Mapping[PluginType, frozenset[str]] = {
     PluginType.CONFIGURATION: frozenset({"cacheable", "cache_ttl"}),
     PluginType.LOGS: frozenset({"cacheable", "cache_ttl", "supports_histogram"}),
-    PluginType.IDENTITY: frozenset(),
+    PluginType.IDENTITY: frozenset({"login_capable", "supports_device_flow"}),
+    PluginType.DEPLOYMENT: frozenset(),
 }
 
 
@@ -637,6 +650,11 @@ class PluginManifest:
     together: tuple[tuple[str, ...], ...] = ()
     """Groups of option names, or of credential names, that go together: give all of a
     group or none of it (e.g. an access key ID and its secret)."""
+    requires_identity: str = ""
+    """Contract 1.3: the slug of the identity plugin whose *calling user's* token each call
+    needs (``"*"``: whichever identity plugin the binding names). The host then hands the
+    call ``context.identity`` for that user, or answers ``identity_required`` without
+    calling the plugin. Not valid on identity plugins themselves."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.slug, str) or not _SLUG_RE.match(self.slug):
@@ -687,6 +705,23 @@ class PluginManifest:
             not isinstance(self.homepage, str) or not _URL_RE.match(self.homepage)
         ):
             _fail("homepage", "expected an http(s) URL")
+        if self.requires_identity:
+            if not isinstance(self.requires_identity, str) or not (
+                self.requires_identity == "*" or _SLUG_RE.match(self.requires_identity)
+            ):
+                _fail("requires_identity", f"{self.requires_identity!r} is not a slug or *")
+            if self.plugin_type is PluginType.IDENTITY:
+                _fail("requires_identity", "identity plugins cannot require an identity")
+        elif not isinstance(self.requires_identity, str):
+            _fail("requires_identity", "expected a string")
+        if self.api < ApiVersion(1, 3):
+            if self.plugin_type is PluginType.DEPLOYMENT:
+                _fail("plugin_type", "deployment plugins need api_version 1.3 or later")
+            if self.requires_identity:
+                _fail("requires_identity", "needs api_version 1.3 or later")
+            for flag in ("login_capable", "supports_device_flow"):
+                if getattr(self.hints, flag):
+                    _fail(f"hints.{flag}", "needs api_version 1.3 or later")
 
     def __hash__(self) -> int:  # fields hold dicts; slug and version identify a manifest
         return hash((self.slug, self.version))
@@ -772,6 +807,7 @@ class PluginManifest:
             "publisher": self.publisher,
             "homepage": self.homepage,
             "together": [list(group) for group in self.together],
+            **({"requires_identity": self.requires_identity} if self.requires_identity else {}),
         }
 
     @classmethod

@@ -13,7 +13,16 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from .deployment import CommitPage, Comparison, Deployment, Environment, RefPage
 from .errors import PluginFailed
+from .identity import (
+    AuthorizationRedirect,
+    DeviceAuthorization,
+    DevicePoll,
+    IdentityInfo,
+    RevocationResult,
+    TokenSet,
+)
 from .types import ConfigKey, ConfigValue, ConnectionResult, Histogram, JSONValue, LogResult
 
 __all__ = ["RESULTS", "check_result", "decode_result", "encode_result", "result_problem"]
@@ -26,6 +35,22 @@ _RESULTS: dict[str, tuple[type, type | None]] = {
     "delete_key": (type(None), None),
     "search": (LogResult, None),
     "histogram": (Histogram, None),
+    # identity (contract 1.3)
+    "begin_authorization": (AuthorizationRedirect, None),
+    "exchange_code": (TokenSet, None),
+    "refresh": (TokenSet, None),
+    "revoke": (RevocationResult, None),
+    "describe": (IdentityInfo, None),
+    "start_device_authorization": (DeviceAuthorization, None),
+    "poll_device_authorization": (DevicePoll, None),
+    # deployment (contract 1.3)
+    "list_refs": (RefPage, None),
+    "list_commits": (CommitPage, None),
+    "compare_refs": (Comparison, None),
+    "list_environments": (list, Environment),
+    "list_deployments": (list, Deployment),
+    "trigger_deployment": (Deployment, None),
+    "get_deployment": (Deployment, None),
 }
 RESULTS: Mapping[str, tuple[type, type | None]] = MappingProxyType(_RESULTS)
 """What each method must return: ``(type, item type)``; the item type is for lists."""

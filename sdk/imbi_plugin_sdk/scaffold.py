@@ -26,7 +26,7 @@ from .manifest import SDK_API_VERSION
 
 __all__ = ["PLUGIN_TYPES", "Names", "ScaffoldError", "create_plugin", "validate_name"]
 
-PLUGIN_TYPES = ("configuration", "logs")
+PLUGIN_TYPES = ("configuration", "logs", "identity", "deployment")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 _MAX_NAME = 40
 
@@ -79,7 +79,7 @@ class Names:
 
     @property
     def class_name(self) -> str:
-        suffix = "Configuration" if self.plugin_type == "configuration" else "Logs"
+        suffix = self.plugin_type.capitalize()
         return "".join(part.capitalize() for part in self.name.split("-")) + suffix
 
     @property
@@ -109,7 +109,7 @@ def create_plugin(
     """Write the package for ``name`` into ``parent / name`` and return that path."""
     bare = validate_name(name)
     if plugin_type not in PLUGIN_TYPES:
-        raise ScaffoldError(f"invalid --type {plugin_type!r}: choose configuration or logs")
+        raise ScaffoldError(f"invalid --type {plugin_type!r}: choose {', '.join(PLUGIN_TYPES)}")
     names = Names(bare, plugin_type, validate_vendor(vendor or bare))
     if not parent.is_dir():
         raise ScaffoldError(f"{parent} is not an existing folder")
@@ -131,8 +131,12 @@ def create_plugin(
 
 
 def _files(names: Names) -> dict[str, str]:
-    handler = CONFIGURATION_HANDLER if names.plugin_type == "configuration" else LOGS_HANDLER
-    tests = CONFIGURATION_TESTS if names.plugin_type == "configuration" else LOGS_TESTS
+    handler, tests = {
+        "configuration": (CONFIGURATION_HANDLER, CONFIGURATION_TESTS),
+        "logs": (LOGS_HANDLER, LOGS_TESTS),
+        "identity": (IDENTITY_HANDLER, IDENTITY_TESTS),
+        "deployment": (DEPLOYMENT_HANDLER, DEPLOYMENT_TESTS),
+    }[names.plugin_type]
     return {
         "pyproject.toml": PYPROJECT,
         "README.md": README,
@@ -484,6 +488,436 @@ class ContractTest(unittest.TestCase):
     def test_a_bad_cursor_is_expired(self) -> None:
         with self.assertRaises(CursorExpired):
             make_handler().search(sample_query(cursor="not-ours"))
+
+
+if __name__ == "__main__":
+    unittest.main()
+'''
+
+IDENTITY_HANDLER = '''\
+"""``$name``: connects a person's account at $vendor_title (OAuth 2.0 code flow + PKCE).
+
+The host keeps state, nonce and the PKCE verifier, and stores the tokens per user; this
+handler only speaks to the provider. Set the service's ``base_url`` and the endpoint paths;
+the client id and secret are the credentials. If the provider issues ID tokens, verify them
+fully (signature with its JWKS, issuer, audience, expiry, nonce) before returning claims:
+see imbi-plugin-oidc for a complete OpenID Connect plugin.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from imbi_plugin_sdk import (
+    AuthorizationRedirect,
+    AuthorizationStart,
+    CodeExchange,
+    ConnectionResult,
+    CredentialField,
+    IdentityExpired,
+    IdentityInfo,
+    IdentityPlugin,
+    IdentityProviderError,
+    IdentityProviderUnavailable,
+    IdentityRevoked,
+    InvalidGrant,
+    OptionField,
+    Permissions,
+    PluginManifest,
+    PluginType,
+    RevocationResult,
+    ServiceTemplate,
+    TokenRevocation,
+    TokenSet,
+)
+
+from . import __version__
+
+
+class $class_name(IdentityPlugin):
+    manifest = PluginManifest(
+        slug="$name",
+        name="$title",
+        description="Connect your $vendor_title account.",
+        version=__version__,
+        api_version="$api_version",
+        plugin_type=PluginType.IDENTITY,
+        publisher="$vendor_title",
+        credentials=(
+            CredentialField(name="client_id", label="Client ID", secret=False),
+            CredentialField(name="client_secret", label="Client secret", required=False),
+        ),
+        permissions=Permissions(operator_host_settings=("base_url",)),
+        service_template=ServiceTemplate(
+            vendor="$vendor",
+            name="$vendor_title",
+            category="identity",
+            icon="$package:icon.svg",
+            settings={
+                "base_url": "https://login.example.com",
+                "authorize_path": "/oauth/authorize",
+                "exchange_path": "/oauth/token",
+                "userinfo_path": "/oauth/userinfo",
+                "scopes": "openid profile email",
+            },
+            setting_fields=(
+                OptionField(name="base_url", label="Provider URL", required=True),
+                OptionField(name="authorize_path", label="Authorization path"),
+                OptionField(name="exchange_path", label="Token endpoint path"),
+                OptionField(name="userinfo_path", label="User info path"),
+                OptionField(name="scopes", label="Default scopes"),
+            ),
+        ),
+    )
+
+    def _setting(self, name: str) -> str:
+        """The service's setting, else the template's default."""
+        template = self.manifest.service_template
+        default = template.settings.get(name, "") if template is not None else ""
+        return str(self.context.service_settings.get(name) or default)
+
+    def _url(self, setting: str) -> str:
+        return self._setting("base_url").rstrip("/") + self._setting(setting)
+
+    def _request(self, url: str, *, form: dict[str, str] | None = None, token: str = "") -> Any:
+        data = urlencode(form).encode() if form is not None else None
+        request = urllib.request.Request(url, data=data, headers={"Accept": "application/json"})
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=self.context.timeout) as response:
+                body = response.read()
+        except urllib.error.HTTPError as exc:
+            status, body = exc.code, exc.read()
+            if status == 401 and token:
+                raise IdentityRevoked("the provider no longer accepts this token") from None
+            if status == 400 and b"invalid_grant" in body:
+                raise InvalidGrant("the provider refused the code or refresh token") from None
+            raise IdentityProviderError(f"the provider answered HTTP {status}") from None
+        except (urllib.error.URLError, TimeoutError):
+            raise IdentityProviderUnavailable("the provider cannot be reached") from None
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise IdentityProviderError("the provider's answer is not JSON") from None
+
+    def _tokens(self, data: Any) -> TokenSet:
+        if not isinstance(data, dict) or not isinstance(data.get("access_token"), str):
+            raise IdentityProviderError("the token response has no access_token")
+        expires_in = data.get("expires_in")
+        return TokenSet(
+            access_token=data["access_token"],
+            refresh_token=data.get("refresh_token"),
+            expires_at=datetime.now(UTC) + timedelta(seconds=int(expires_in))
+            if isinstance(expires_in, int)
+            else None,
+            scopes=tuple(str(data.get("scope", "")).split()),
+        )
+
+    def _client(self) -> dict[str, str]:
+        form = {"client_id": self.credentials.get("client_id", "")}
+        if self.credentials.get("client_secret"):
+            form["client_secret"] = self.credentials["client_secret"]
+        return form
+
+    def test_connection(self) -> ConnectionResult:
+        if not self.credentials.get("client_id"):
+            return ConnectionResult.problem("no client ID is configured")
+        return ConnectionResult.success("configured")
+
+    def begin_authorization(self, start: AuthorizationStart) -> AuthorizationRedirect:
+        scopes = start.scopes or tuple(self._setting("scopes").split())
+        query = {
+            "response_type": "code",
+            "client_id": self.credentials.get("client_id", ""),
+            "redirect_uri": start.redirect_uri,
+            "scope": " ".join(scopes),
+            "state": start.state,
+            "nonce": start.nonce,
+            "code_challenge": start.code_challenge,
+            "code_challenge_method": start.code_challenge_method,
+        }
+        return AuthorizationRedirect(url=f"{self._url('authorize_path')}?{urlencode(query)}")
+
+    def exchange_code(self, exchange: CodeExchange) -> TokenSet:
+        form = {
+            "grant_type": "authorization_code",
+            "code": exchange.code,
+            "redirect_uri": exchange.redirect_uri,
+            "code_verifier": exchange.code_verifier,
+            **self._client(),
+        }
+        return self._tokens(self._request(self._url("exchange_path"), form=form))
+
+    def refresh(self, refresh_token: str) -> TokenSet:
+        form = {"grant_type": "refresh_token", "refresh_token": refresh_token, **self._client()}
+        return self._tokens(self._request(self._url("exchange_path"), form=form))
+
+    def revoke(self, revocation: TokenRevocation) -> RevocationResult:
+        return RevocationResult(revoked=False, message="this provider has no revocation endpoint")
+
+    def describe(self, tokens: TokenSet) -> IdentityInfo:
+        if tokens.expired(datetime.now(UTC)):
+            raise IdentityExpired("the access token has expired")
+        data = self._request(self._url("userinfo_path"), token=tokens.access_token)
+        if not isinstance(data, dict) or not isinstance(data.get("sub"), str):
+            raise IdentityProviderError("the user info has no subject")
+        return IdentityInfo(
+            subject=data["sub"],
+            display_name=str(data.get("name", "")),
+            email=str(data.get("email", "")),
+            email_verified=data.get("email_verified") is True,
+            scopes=tokens.scopes,
+            expires_at=tokens.expires_at,
+        )
+'''
+
+DEPLOYMENT_HANDLER = '''\
+"""``$name``: serves a project's Deployments tab, acting as the signed-in user.
+
+This starter keeps refs and deployments in the host's key-value storage so it works out of
+the box. Replace ``_store`` with your provider's API, authenticated with the calling
+user's token (``self.context.identity.authorization_header()``); keep raising SDK errors
+(``RefNotFound``, ``NotFound``, ``CredentialsInvalid``...) so the host maps them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from imbi_plugin_sdk import (
+    Commit,
+    CommitPage,
+    CommitQuery,
+    Comparison,
+    ComparisonStatus,
+    ConnectionResult,
+    Deployment,
+    DeploymentPlugin,
+    DeploymentQuery,
+    DeploymentRequest,
+    DeploymentStatus,
+    Environment,
+    GitRef,
+    KeyValueStore,
+    NotFound,
+    Permissions,
+    PluginManifest,
+    PluginType,
+    RefKind,
+    RefNotFound,
+    RefPage,
+    RefQuery,
+    ServiceTemplate,
+    UpstreamUnavailable,
+)
+
+from . import __version__
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+REFS = (
+    GitRef(name="main", sha=SHA, default=True),
+    GitRef(name="v1.0.0", kind=RefKind.TAG, sha=SHA),
+)
+
+
+class $class_name(DeploymentPlugin):
+    manifest = PluginManifest(
+        slug="$name",
+        name="$title",
+        description="Deployments of projects with $vendor_title.",
+        version=__version__,
+        api_version="$api_version",
+        plugin_type=PluginType.DEPLOYMENT,
+        publisher="$vendor_title",
+        # Every call gets the calling user's token from this identity plugin ("*": the one
+        # the binding names); without a connection the host asks the user to connect.
+        requires_identity="*",
+        permissions=Permissions(storage=True),
+        service_template=ServiceTemplate(
+            vendor="$vendor",
+            name="$vendor_title",
+            category="deployment",
+            icon="$package:icon.svg",
+        ),
+    )
+
+    def _store(self) -> KeyValueStore:
+        if self.context.storage is None:
+            raise UpstreamUnavailable("the host did not provide key-value storage")
+        return self.context.storage
+
+    def _prefix(self) -> str:
+        return f"{self.context.organization}/{self.context.project_slug or '_'}/deployments/"
+
+    def _ref(self, name: str) -> GitRef:
+        for ref in REFS:
+            if ref.name == name:
+                return ref
+        raise RefNotFound(f"{name} is not a branch or tag of this project")
+
+    def test_connection(self) -> ConnectionResult:
+        if self.context.identity is None:
+            return ConnectionResult.problem("no user is connected")
+        return ConnectionResult.success("ready", user=self.context.identity.subject)
+
+    def list_refs(self, query: RefQuery) -> RefPage:
+        refs = [r for r in REFS if query.kind in (None, r.kind) and r.name.startswith(query.prefix)]
+        return RefPage(refs=tuple(refs[: query.limit]))
+
+    def list_commits(self, query: CommitQuery) -> CommitPage:
+        ref = self._ref(query.ref)
+        return CommitPage(commits=(Commit(sha=ref.sha, message="Initial commit"),)[: query.limit])
+
+    def compare_refs(self, base: str, head: str) -> Comparison:
+        same = self._ref(base).sha == self._ref(head).sha
+        status = ComparisonStatus.IDENTICAL if same else ComparisonStatus.DIVERGED
+        return Comparison(base=base, head=head, status=status)
+
+    def list_environments(self) -> list[Environment]:
+        return [Environment(name="staging"), Environment(name="production", protected=True)]
+
+    def list_deployments(self, query: DeploymentQuery) -> list[Deployment]:
+        store, prefix = self._store(), self._prefix()
+        found = []
+        for key in reversed(store.keys(prefix)):
+            raw = store.get(key)
+            if raw is not None:
+                deployment = Deployment.from_dict(json.loads(raw))
+                if query.environment in (None, deployment.environment):
+                    found.append(deployment)
+        return found[: query.limit]
+
+    def trigger_deployment(self, request: DeploymentRequest) -> Deployment:
+        ref = self._ref(request.ref)
+        now = datetime.now(UTC)
+        deployment = Deployment(
+            id=now.strftime("%Y%m%d%H%M%S%f"),
+            ref=ref.name,
+            sha=ref.sha,
+            environment=request.environment,
+            status=DeploymentStatus.SUCCESS,
+            created_at=now,
+            updated_at=now,
+            creator=self.context.identity.subject if self.context.identity else "",
+            description=request.description,
+        )
+        self._store().set(self._prefix() + deployment.id, json.dumps(deployment.to_dict()))
+        return deployment
+
+    def get_deployment(self, deployment_id: str) -> Deployment:
+        raw = self._store().get(self._prefix() + deployment_id)
+        if raw is None:
+            raise NotFound(f"deployment {deployment_id} does not exist")
+        return Deployment.from_dict(json.loads(raw))
+'''
+
+IDENTITY_TESTS = '''\
+"""The contract kit and the host's JSON call path, without a host (unittest or pytest)."""
+
+import unittest
+
+from imbi_plugin_sdk import Credentials, IdentityProviderUnavailable, check_handler_class
+from imbi_plugin_sdk.testkit import (
+    assert_contract,
+    call_as_host,
+    make_context,
+    sample_authorization,
+)
+
+from $package.handler import $class_name
+
+SETTINGS = {"base_url": "http://127.0.0.1:9", "exchange_path": "/token", "authorize_path": "/a"}
+
+
+def make_handler() -> $class_name:
+    context = make_context(service_settings=SETTINGS)
+    return $class_name(context, Credentials(client_id="test-client"))
+
+
+class ContractTest(unittest.TestCase):
+    def test_manifest_is_valid(self) -> None:
+        self.assertEqual(check_handler_class($class_name).slug, "$name")
+
+    def test_contract(self) -> None:
+        assert_contract(make_handler)
+
+    def test_the_authorization_url_carries_pkce_through_the_hosts_json_contract(self) -> None:
+        start, _pair = sample_authorization()
+        redirect = call_as_host(
+            $class_name,
+            "begin_authorization",
+            start,
+            context=make_context(service_settings=SETTINGS),
+            credentials={"client_id": "test-client"},
+        )
+        query = redirect.query()
+        self.assertEqual(query["code_challenge"], start.code_challenge)
+        self.assertEqual(query["code_challenge_method"], "S256")
+
+    def test_a_provider_that_is_down_is_unavailable(self) -> None:
+        with self.assertRaises(IdentityProviderUnavailable):
+            make_handler().refresh("a-refresh-token")
+
+
+if __name__ == "__main__":
+    unittest.main()
+'''
+
+DEPLOYMENT_TESTS = '''\
+"""The contract kit and the host's JSON call path, without a host (unittest or pytest)."""
+
+import unittest
+
+from imbi_plugin_sdk import Credentials, IdentityRequired, RefNotFound, check_handler_class
+from imbi_plugin_sdk.testkit import (
+    assert_contract,
+    call_as_host,
+    make_context,
+    sample_deployment,
+    sample_identity,
+)
+
+from $package.handler import $class_name
+
+
+def make_handler() -> $class_name:
+    return $class_name(make_context(identity=sample_identity()), Credentials())
+
+
+class ContractTest(unittest.TestCase):
+    def test_manifest_is_valid(self) -> None:
+        self.assertEqual(check_handler_class($class_name).slug, "$name")
+
+    def test_contract_with_a_deployment(self) -> None:
+        assert_contract(make_handler, sample_deployment=sample_deployment())
+
+    def test_a_deployment_as_the_user_through_the_hosts_json_contract(self) -> None:
+        context = make_context(identity=sample_identity(subject="ada"))
+        started = call_as_host(
+            $class_name,
+            "trigger_deployment",
+            sample_deployment(),
+            context=context,
+        )
+        self.assertEqual(started.creator, "ada")
+        with self.assertRaises(RefNotFound):
+            call_as_host(
+                $class_name,
+                "trigger_deployment",
+                sample_deployment("nope"),
+                context=context,
+            )
+
+    def test_without_a_connected_user_the_host_refuses(self) -> None:
+        with self.assertRaises(IdentityRequired):
+            call_as_host($class_name, "list_environments", context=make_context())
 
 
 if __name__ == "__main__":

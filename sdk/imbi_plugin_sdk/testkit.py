@@ -9,6 +9,15 @@ builders for every request type (``sample_keys``, ``sample_write``, ``sample_que
 ``call_as_host`` (one call exactly as the host makes it: Call JSON -> ``wire.execute`` ->
 Reply JSON -> models).
 
+Contract 1.3: ``sample_identity`` (a ``context.identity`` for plugins with
+``requires_identity``: ``make_context(identity=sample_identity())``),
+``sample_authorization`` (an ``AuthorizationStart`` and the PKCE pair behind it, as the host
+makes them) and ``sample_deployment``; ``run_contract`` checks identity plugins
+(``begin_authorization`` always; ``describe``/``refresh`` with ``sample_tokens`` /
+``sample_refresh_token``) and deployment plugins (refs, commits, compare, environments,
+deployments; a trigger and its status with ``sample_deployment``), and that a plugin with
+``requires_identity`` is refused ``identity_required`` without one.
+
 Example::
 
     def test_contract():
@@ -29,7 +38,42 @@ from datetime import timedelta
 from typing import Any, NoReturn, Protocol
 
 from .context import LogSink, MemoryKeyValueStore, PluginContext, sink_logger
-from .interfaces import ConfigurationPlugin, LogsPlugin, PluginHandler, check_handler_class
+from .deployment import (
+    CommitPage,
+    CommitQuery,
+    Comparison,
+    ComparisonStatus,
+    Deployment,
+    DeploymentQuery,
+    DeploymentRequest,
+    DeploymentStatus,
+    Environment,
+    RefPage,
+    RefQuery,
+)
+from .errors import IdentityRequired, RefNotFound
+from .identity import (
+    AuthorizationRedirect,
+    AuthorizationStart,
+    CodeExchange,
+    DeviceAuthorization,
+    DeviceAuthorizationStart,
+    IdentityContext,
+    IdentityInfo,
+    PkcePair,
+    TokenRevocation,
+    TokenSet,
+    new_nonce,
+    new_state,
+)
+from .interfaces import (
+    ConfigurationPlugin,
+    DeploymentPlugin,
+    IdentityPlugin,
+    LogsPlugin,
+    PluginHandler,
+    check_handler_class,
+)
 from .manifest import PluginManifest
 from .projects import MemoryProjectMetadata, ProjectMetadata
 from .results import encode_result, result_problem
@@ -56,7 +100,10 @@ __all__ = [
     "call_as_host",
     "make_context",
     "run_contract",
+    "sample_authorization",
     "sample_call",
+    "sample_deployment",
+    "sample_identity",
     "sample_keys",
     "sample_project",
     "sample_projects",
@@ -231,6 +278,62 @@ def sample_query(
     )
 
 
+SAMPLE_REDIRECT_URI = "https://imbi.example.com/identity/callback"
+"""The redirect URI the kit's samples use (a host uses its own, from an allowlist)."""
+
+
+def sample_identity(
+    plugin: str = "contract-test-identity",
+    *,
+    subject: str = "contract-test-user",
+    access_token: str = "contract-test-access-token",  # noqa: S107 - a test value
+    scopes: tuple[str, ...] = ("openid",),
+    claims: Mapping[str, Any] | None = None,
+) -> IdentityContext:
+    """A ``context.identity`` of one user, as the host hands it to a ``requires_identity``
+    plugin (pass ``plugin=`` your manifest's ``requires_identity`` when it names one)."""
+    return IdentityContext(
+        plugin=plugin,
+        subject=subject,
+        access_token=access_token,
+        scopes=scopes,
+        claims=claims or {"sub": subject},
+    )
+
+
+def sample_authorization(
+    redirect_uri: str = SAMPLE_REDIRECT_URI, *, scopes: tuple[str, ...] = ()
+) -> tuple[AuthorizationStart, PkcePair]:
+    """An ``AuthorizationStart`` with fresh state, nonce and PKCE challenge, and the pair
+    (the host keeps ``pair.verifier`` for ``CodeExchange``)."""
+    pair = PkcePair.generate()
+    start = AuthorizationStart(
+        redirect_uri=redirect_uri,
+        state=new_state(),
+        nonce=new_nonce(),
+        code_challenge=pair.challenge,
+        scopes=scopes,
+    )
+    return start, pair
+
+
+def sample_deployment(ref: str = "main", environment: str = "contract-test") -> DeploymentRequest:
+    """A ``DeploymentRequest`` of ``ref`` to ``environment``."""
+    return DeploymentRequest(ref=ref, environment=environment, description="contract test")
+
+
+def _sample_exchange() -> tuple[CodeExchange]:
+    start, pair = sample_authorization()
+    return (
+        CodeExchange(
+            code="contract-test-code",
+            redirect_uri=start.redirect_uri,
+            code_verifier=pair.verifier,
+            nonce=start.nonce,
+        ),
+    )
+
+
 _SAMPLE_ARGUMENTS: dict[str, Callable[[], tuple[Any, ...]]] = {
     "test_connection": lambda: (),
     "list_keys": lambda: (),
@@ -239,6 +342,20 @@ _SAMPLE_ARGUMENTS: dict[str, Callable[[], tuple[Any, ...]]] = {
     "delete_key": lambda: (sample_write()[0],),
     "search": lambda: (sample_query(),),
     "histogram": lambda: (sample_query(), 10),
+    "begin_authorization": lambda: (sample_authorization()[0],),
+    "exchange_code": _sample_exchange,
+    "refresh": lambda: ("contract-test-refresh-token",),
+    "revoke": lambda: (TokenRevocation(token="contract-test-refresh-token"),),  # noqa: S106
+    "describe": lambda: (TokenSet(access_token="contract-test-access-token"),),  # noqa: S106
+    "start_device_authorization": lambda: (DeviceAuthorizationStart(),),
+    "poll_device_authorization": lambda: ("contract-test-device-code",),
+    "list_refs": lambda: (RefQuery(),),
+    "list_commits": lambda: (CommitQuery(ref="main"),),
+    "compare_refs": lambda: ("main", "main"),
+    "list_environments": lambda: (),
+    "list_deployments": lambda: (DeploymentQuery(),),
+    "trigger_deployment": lambda: (sample_deployment(),),
+    "get_deployment": lambda: ("contract-test-deployment",),
 }
 
 
@@ -298,11 +415,17 @@ def run_contract(
     *,
     sample_write: tuple[str, ConfigWrite] | None = None,
     sample_query: LogQuery | None = None,
+    sample_tokens: TokenSet | None = None,
+    sample_refresh_token: str | None = None,
+    sample_deployment: DeploymentRequest | None = None,
 ) -> ContractReport:
     """Check a handler against the SDK contract; ``handler_factory`` makes a fresh one.
 
     ``sample_write`` (configuration) enables the write/delete checks: the key is created,
-    read back and deleted, so use a key the backend may safely own.
+    read back and deleted, so use a key the backend may safely own. ``sample_tokens`` and
+    ``sample_refresh_token`` (identity) enable the ``describe`` and ``refresh`` checks
+    (tokens your test provider issued). ``sample_deployment`` (deployment) triggers that
+    deployment and reads its status back: use a ref and environment that may be deployed.
     """
     report = ContractReport()
     try:
@@ -328,10 +451,16 @@ def run_contract(
         _round_trips(result)
         _crosses_wire("test_connection", result)
 
+    if handler.manifest.requires_identity:
+        _check_identity_required(report, handler)
     if isinstance(handler, ConfigurationPlugin):
         _check_configuration(report, handler, sample_write)
     elif isinstance(handler, LogsPlugin):
         _check_logs(report, handler, sample_query or LogQuery.ending_now())
+    elif isinstance(handler, IdentityPlugin):
+        _check_identity(report, handler, sample_tokens, sample_refresh_token)
+    elif isinstance(handler, DeploymentPlugin):
+        _check_deployment(report, handler, sample_deployment)
     return report
 
 
@@ -340,9 +469,19 @@ def assert_contract(
     *,
     sample_write: tuple[str, ConfigWrite] | None = None,
     sample_query: LogQuery | None = None,
+    sample_tokens: TokenSet | None = None,
+    sample_refresh_token: str | None = None,
+    sample_deployment: DeploymentRequest | None = None,
 ) -> ContractReport:
     """``run_contract`` then ``assert_ok``: for use inside a pytest test."""
-    report = run_contract(handler_factory, sample_write=sample_write, sample_query=sample_query)
+    report = run_contract(
+        handler_factory,
+        sample_write=sample_write,
+        sample_query=sample_query,
+        sample_tokens=sample_tokens,
+        sample_refresh_token=sample_refresh_token,
+        sample_deployment=sample_deployment,
+    )
     report.assert_ok()
     return report
 
@@ -480,3 +619,138 @@ def _check_logs(report: ContractReport, handler: LogsPlugin, query: LogQuery) ->
                 )
             _round_trips(histogram)
             _crosses_wire("histogram", histogram)
+
+
+def _check_identity_required(report: ContractReport, handler: PluginHandler) -> None:
+    with report.check("a call without the user's identity is refused identity_required"):
+        context = dataclasses.replace(handler.context, identity=None)
+        try:
+            call_as_host(type(handler), "test_connection", context=context)
+        except IdentityRequired:
+            return
+        _fail("test_connection ran without context.identity; the host would refuse it")
+
+
+def _check_identity(
+    report: ContractReport,
+    handler: IdentityPlugin,
+    tokens: TokenSet | None,
+    refresh_token: str | None,
+) -> None:
+    start, _pair = sample_authorization()
+    with report.check("begin_authorization: code flow, S256 PKCE, state, nonce, redirect"):
+        redirect = handler.begin_authorization(start)
+        _expect(isinstance(redirect, AuthorizationRedirect), f"got {type(redirect).__name__}")
+        query = redirect.query()
+        expected = {
+            "response_type": "code",
+            "state": start.state,
+            "nonce": start.nonce,
+            "code_challenge": start.code_challenge,
+            "code_challenge_method": "S256",
+            "redirect_uri": start.redirect_uri,
+        }
+        wrong = sorted(name for name, value in expected.items() if query.get(name) != value)
+        _expect(not wrong, f"the URL's {', '.join(wrong)} do not match the AuthorizationStart")
+        _expect(bool(query.get("client_id")), "the URL has no client_id")
+        _expect("code_verifier" not in query, "the URL carries the PKCE verifier")
+        _round_trips(redirect)
+        _crosses_wire("begin_authorization", redirect)
+
+    if tokens is not None:
+        with report.check("describe returns an IdentityInfo, JSON round trip"):
+            info = handler.describe(tokens)
+            _expect(isinstance(info, IdentityInfo), f"got {type(info).__name__}")
+            text = json.dumps(info.to_dict())
+            _expect(
+                not any(secret in text for secret in tokens.secret_values()),
+                "describe's result carries a token",
+            )
+            _round_trips(info)
+            _crosses_wire("describe", info)
+
+    if refresh_token is not None:
+        with report.check("refresh returns a TokenSet that crosses the wire"):
+            refreshed = handler.refresh(refresh_token)
+            _expect(isinstance(refreshed, TokenSet), f"got {type(refreshed).__name__}")
+            _round_trips(refreshed)
+            _crosses_wire("refresh", refreshed)
+
+    if handler.manifest.hints.supports_device_flow:
+        with report.check("start_device_authorization returns a DeviceAuthorization"):
+            device = handler.start_device_authorization(DeviceAuthorizationStart())
+            _expect(isinstance(device, DeviceAuthorization), f"got {type(device).__name__}")
+            _round_trips(device)
+            _crosses_wire("start_device_authorization", device)
+
+
+def _check_deployment(
+    report: ContractReport, handler: DeploymentPlugin, request: DeploymentRequest | None
+) -> None:
+    refs: RefPage | None = None
+    with report.check("list_refs returns a RefPage within the limit, JSON round trip"):
+        refs = handler.list_refs(RefQuery())
+        _expect(isinstance(refs, RefPage), f"got {type(refs).__name__}")
+        _round_trips(refs)
+        _crosses_wire("list_refs", refs)
+        one = handler.list_refs(RefQuery(limit=1))
+        _expect(len(one.refs) <= 1, f"list_refs(limit=1) returned {len(one.refs)} refs")
+    first = refs.refs[0].name if refs is not None and refs.refs else None
+
+    if first is not None:
+        with report.check("list_commits of a listed ref returns a CommitPage"):
+            page = handler.list_commits(CommitQuery(ref=first, limit=5))
+            _expect(isinstance(page, CommitPage), f"got {type(page).__name__}")
+            _expect(len(page.commits) <= 5, f"{len(page.commits)} commits, limit is 5")
+            _round_trips(page)
+            _crosses_wire("list_commits", page)
+
+        with report.check("compare_refs of a ref with itself is identical"):
+            comparison = handler.compare_refs(first, first)
+            _expect(isinstance(comparison, Comparison), f"got {type(comparison).__name__}")
+            _expect(
+                comparison.status is ComparisonStatus.IDENTICAL
+                and comparison.ahead_by == comparison.behind_by == 0,
+                f"compare_refs({first!r}, {first!r}) is {comparison.status}",
+            )
+            _round_trips(comparison)
+            _crosses_wire("compare_refs", comparison)
+
+    with report.check("list_commits of a ref that does not exist raises RefNotFound"):
+        missing = f"contract-test-missing-{uuid.uuid4().hex[:12]}"
+        try:
+            handler.list_commits(CommitQuery(ref=missing))
+        except RefNotFound:
+            pass
+        else:
+            _fail("list_commits of a missing ref did not raise RefNotFound")
+
+    with report.check("list_environments returns Environments, unique names"):
+        environments = handler.list_environments()
+        _is_list_of(environments, Environment, "list_environments")
+        names = [environment.name for environment in environments]
+        _expect(len(set(names)) == len(names), "list_environments returned a name twice")
+        _crosses_wire("list_environments", environments)
+
+    with report.check("list_deployments returns Deployments within the limit"):
+        deployments = handler.list_deployments(DeploymentQuery(limit=5))
+        _is_list_of(deployments, Deployment, "list_deployments")
+        _expect(len(deployments) <= 5, f"{len(deployments)} deployments, limit is 5")
+        _crosses_wire("list_deployments", deployments)
+
+    if request is None:
+        return
+    with report.check("trigger_deployment then get_deployment shows the same deployment"):
+        started = handler.trigger_deployment(request)
+        _expect(isinstance(started, Deployment), f"got {type(started).__name__}")
+        _expect(started.ref == request.ref, f"deployed ref {started.ref!r}, not {request.ref!r}")
+        _expect(
+            started.environment == request.environment,
+            f"deployed to {started.environment!r}, not {request.environment!r}",
+        )
+        _crosses_wire("trigger_deployment", started)
+        current = handler.get_deployment(started.id)
+        _expect(current.id == started.id, "get_deployment returned another deployment")
+        _expect(isinstance(current.status, DeploymentStatus), "status is not a DeploymentStatus")
+        _round_trips(current)
+        _crosses_wire("get_deployment", current)

@@ -40,7 +40,22 @@ from types import MappingProxyType
 from typing import Any
 
 from .context import Credentials, KeyValueStore, LogSink, PluginContext, sink_logger
-from .errors import SDK_ERROR_CODES, PluginError, PluginFailed
+from .deployment import (
+    CommitQuery,
+    DeploymentQuery,
+    DeploymentRequest,
+    RefQuery,
+    validate_ref_name,
+)
+from .errors import SDK_ERROR_CODES, IdentityRequired, PluginError, PluginFailed
+from .identity import (
+    AuthorizationStart,
+    CodeExchange,
+    DeviceAuthorizationStart,
+    IdentityContext,
+    TokenRevocation,
+    TokenSet,
+)
 from .interfaces import PluginHandler
 from .projects import ProjectMetadataReader
 from .redaction import redact, secret_values
@@ -52,6 +67,7 @@ __all__ = [
     "MAX_DETAIL_CHARS",
     "MAX_ERROR_BYTES",
     "METHODS",
+    "SECRET_ARGUMENTS",
     "WIRE_VERSION",
     "Call",
     "Reply",
@@ -80,6 +96,22 @@ METHODS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "delete_key": ("key",),
         "search": ("query",),
         "histogram": ("query", "bucket_count"),
+        # identity (contract 1.3)
+        "begin_authorization": ("start",),
+        "exchange_code": ("exchange",),
+        "refresh": ("refresh_token",),
+        "revoke": ("revocation",),
+        "describe": ("tokens",),
+        "start_device_authorization": ("device_start",),
+        "poll_device_authorization": ("device_code",),
+        # deployment (contract 1.3)
+        "list_refs": ("ref_query",),
+        "list_commits": ("commit_query",),
+        "compare_refs": ("base", "head"),
+        "list_environments": (),
+        "list_deployments": ("deployment_query",),
+        "trigger_deployment": ("request",),
+        "get_deployment": ("deployment_id",),
     }
 )
 """Every method a host may call, with its parameter names in order."""
@@ -112,8 +144,34 @@ def _refuse_constant(name: str) -> None:
 
 # --------------------------------------------------------------------------- arguments
 
+_MODEL_ARGUMENTS: Mapping[str, type[Any]] = MappingProxyType(
+    {
+        "value": ConfigWrite,
+        "query": LogQuery,
+        "start": AuthorizationStart,
+        "exchange": CodeExchange,
+        "revocation": TokenRevocation,
+        "tokens": TokenSet,
+        "device_start": DeviceAuthorizationStart,
+        "ref_query": RefQuery,
+        "commit_query": CommitQuery,
+        "deployment_query": DeploymentQuery,
+        "request": DeploymentRequest,
+    }
+)
+"""Arguments that travel as a model's ``to_dict()``, by wire name."""
+
+SECRET_ARGUMENTS = frozenset({"refresh_token", "device_code"})
+"""String arguments that are secrets: redacted from everything the plugin says."""
+
 
 def _encode_argument(name: str, value: Any) -> JSONValue:
+    if name in _MODEL_ARGUMENTS:
+        kind = _MODEL_ARGUMENTS[name]
+        if not isinstance(value, kind):
+            raise WireError(f"{name}: expected a {kind.__name__}")
+        encoded: JSONValue = value.to_dict()
+        return encoded
     if name == "keys":
         if value is None:
             return None
@@ -123,20 +181,15 @@ def _encode_argument(name: str, value: Any) -> JSONValue:
         if not all(isinstance(key, str) for key in keys):
             raise WireError("keys: expected a list of strings or None")
         return keys
-    if name == "key":
-        if not isinstance(value, str):
-            raise WireError("key: expected a string")
+    if name in ("key", "deployment_id", *SECRET_ARGUMENTS):
+        if not isinstance(value, str) or not value or len(value) > 16384:
+            raise WireError(f"{name}: expected a non-empty string")
         return value
-    if name == "value":
-        if not isinstance(value, ConfigWrite):
-            raise WireError("value: expected a ConfigWrite")
-        encoded: JSONValue = value.to_dict()
-        return encoded
-    if name == "query":
-        if not isinstance(value, LogQuery):
-            raise WireError("query: expected a LogQuery")
-        query: JSONValue = value.to_dict()
-        return query
+    if name in ("base", "head"):
+        try:
+            return validate_ref_name(value, name)
+        except PluginError as exc:
+            raise WireError(str(exc)) from None
     if name == "bucket_count":
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
             raise WireError("bucket_count: expected an integer from 1 to 1000")
@@ -145,15 +198,26 @@ def _encode_argument(name: str, value: Any) -> JSONValue:
 
 
 def _decode_argument(name: str, value: Any) -> Any:
-    try:
-        if name == "value":
-            return ConfigWrite.from_dict(value)
-        if name == "query":
-            return LogQuery.from_dict(value)
-    except (PluginError, TypeError, ValueError, AttributeError) as exc:
-        raise WireError(f"{name}: {exc}") from None
+    if name in _MODEL_ARGUMENTS:
+        try:
+            return _MODEL_ARGUMENTS[name].from_dict(value)
+        except (PluginError, TypeError, ValueError, AttributeError) as exc:
+            raise WireError(f"{name}: {exc}") from None
     _encode_argument(name, value)  # the JSON form of the others is their Python form
     return value
+
+
+def _argument_secrets(name: str, value: Any) -> list[str]:
+    if name in SECRET_ARGUMENTS and isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping) and name in _MODEL_ARGUMENTS:
+        try:
+            model = _MODEL_ARGUMENTS[name].from_dict(value)
+        except Exception:
+            return [v for v in value.values() if isinstance(v, str)]  # unparsed: all strings
+        found = getattr(model, "secret_values", None)
+        return list(found()) if callable(found) else []
+    return []
 
 
 # --------------------------------------------------------------------------- call
@@ -168,6 +232,9 @@ class Call:
     arguments: Mapping[str, JSONValue] = field(default_factory=dict)
     context: Mapping[str, Any] = field(default_factory=dict)
     credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
+    identity: Mapping[str, Any] | None = field(default=None, repr=False)
+    """Contract 1.3: ``IdentityContext.to_dict()`` of the calling user, for a plugin with
+    ``requires_identity`` (absent otherwise, so older runners see the 1.2 envelope)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.entry_point, str) or not self.entry_point:
@@ -190,6 +257,23 @@ class Call:
         object.__setattr__(self, "arguments", MappingProxyType(dict(self.arguments)))
         object.__setattr__(self, "context", MappingProxyType(dict(self.context)))
         object.__setattr__(self, "credentials", MappingProxyType(dict(self.credentials)))
+        if self.identity is not None:
+            if not isinstance(self.identity, Mapping):
+                raise WireError("identity: expected an object or null")
+            try:
+                IdentityContext.from_dict(self.identity)
+            except (PluginError, TypeError, ValueError) as exc:
+                raise WireError(f"identity: {exc}") from None
+            object.__setattr__(self, "identity", MappingProxyType(dict(self.identity)))
+
+    def secret_values(self) -> list[str]:
+        """Every secret the call carries: credentials, the user's token, secret arguments."""
+        values = [value for value in self.credentials.values() if value]
+        if self.identity is not None and isinstance(self.identity.get("access_token"), str):
+            values.append(self.identity["access_token"])
+        for name, value in self.arguments.items():
+            values.extend(_argument_secrets(name, value))
+        return values
 
     @classmethod
     def build(
@@ -199,13 +283,17 @@ class Call:
         *args: Any,
         context: PluginContext,
         credentials: Mapping[str, str],
+        identity: IdentityContext | None = None,
     ) -> Call:
-        """Encode a Python call (positional arguments, as the handler method takes them)."""
+        """Encode a Python call (positional arguments, as the handler method takes them).
+
+        ``identity`` defaults to ``context.identity``."""
         names = METHODS.get(method)
         if names is None:
             raise WireError(f"method: {method!r} is not a plugin method")
         if len(args) != len(names):
             raise WireError(f"{method} takes {len(names)} argument(s), got {len(args)}")
+        user = identity if identity is not None else context.identity
         return cls(
             entry_point=entry_point,
             method=method,
@@ -214,6 +302,7 @@ class Call:
             },
             context=context.to_dict(),
             credentials=dict(credentials),
+            identity=user.to_dict() if user is not None else None,
         )
 
     def decoded_arguments(self) -> list[Any]:
@@ -221,7 +310,7 @@ class Call:
         return [_decode_argument(name, self.arguments[name]) for name in METHODS[self.method]]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "wire": WIRE_VERSION,
             "entry_point": self.entry_point,
             "method": self.method,
@@ -229,6 +318,9 @@ class Call:
             "context": dict(self.context),
             "credentials": dict(self.credentials),
         }
+        if self.identity is not None:
+            data["identity"] = dict(self.identity)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Call:
@@ -243,6 +335,7 @@ class Call:
             arguments=data.get("arguments", {}),
             context=data.get("context", {}),
             credentials=data.get("credentials", {}),
+            identity=data.get("identity"),
         )
 
     def to_json(self) -> str:
@@ -349,23 +442,34 @@ def execute(
     """
     manifest = handler_cls.manifest
     slug = manifest.slug
-    secrets: list[str] = list(call.credentials.values())
+    secrets: list[str] = call.secret_values()
 
     def failed(detail: str) -> Reply:
         return Reply.failure(PluginFailed(redact(detail, secrets)))
 
     try:
-        logger = sink_logger(f"imbi.plugins.{slug}", log) if log is not None else None
+        identity = _call_identity(call, manifest.requires_identity)
+        if manifest.requires_identity and identity is None:
+            return Reply.failure(
+                IdentityRequired(
+                    f"plugin '{slug}' acts as the signed-in user: connect your account first",
+                    plugin=manifest.requires_identity,
+                )
+            )
+        sink = _RedactingSink(log, secrets) if log is not None else None
+        logger = sink_logger(f"imbi.plugins.{slug}", sink) if sink is not None else None
         context = PluginContext.from_dict(
             call.context,
             logger=logger,
             storage=storage if manifest.permissions.storage else None,
             projects=projects if manifest.permissions.project_metadata else None,
+            identity=identity,
         )
-        secrets = secret_values(manifest, context.options, call.credentials)
+        secrets.extend(secret_values(manifest, context.options, call.credentials))
         arguments = call.decoded_arguments()
     except Exception as exc:  # a malformed call: refused, never raised
-        return Reply.failure(PluginFailed(f"call to plugin '{slug}' is invalid: {exc}"))
+        detail = redact(f"call to plugin '{slug}' is invalid: {exc}", secrets)
+        return Reply.failure(PluginFailed(detail))
     try:
         handler = handler_cls(context, Credentials(call.credentials))
         result = getattr(handler, call.method)(*arguments)
@@ -393,6 +497,30 @@ def execute(
             f"over the {max_reply_bytes}-byte limit"
         )
     return reply
+
+
+class _RedactingSink:
+    """The plugin's log lines with every secret of the call replaced by ``***`` before they
+    reach the host's sink: the user's token and secret arguments (a code, a refresh token)
+    are known only here, not to the host's own redaction of credentials."""
+
+    def __init__(self, sink: LogSink, secrets: list[str]) -> None:
+        self.sink = sink
+        self.secrets = secrets  # the same list execute extends once the options are known
+
+    def log(self, level: int, message: str) -> None:
+        self.sink.log(level, redact(message, self.secrets))
+
+
+def _call_identity(call: Call, required: str) -> IdentityContext | None:
+    """The identity a handler may see: only with ``requires_identity``, and only for the
+    identity plugin it names (``*``: any). Any other identity in the call is dropped."""
+    if not required or call.identity is None:
+        return None
+    identity = IdentityContext.from_dict(call.identity)
+    if required != "*" and identity.plugin != required:
+        raise ValueError(f"identity is for plugin {identity.plugin!r}, not {required!r}")
+    return identity
 
 
 def _error_reply(exc: PluginError, slug: str, secrets: list[str]) -> Reply:

@@ -23,7 +23,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("plugin_type", ["configuration", "logs"])
+@pytest.mark.parametrize("plugin_type", ["configuration", "logs", "identity", "deployment"])
 def test_init_writes_a_plugin_that_passes_its_tests_and_check(
     tmp_path: Path, plugin_type: str
 ) -> None:
@@ -46,7 +46,7 @@ def test_init_writes_a_plugin_that_passes_its_tests_and_check(
     pyproject = (root / "pyproject.toml").read_text()
     major = int(__version__.split(".")[0])
     assert f'"imbi-plugin-sdk>={".".join(__version__.split(".")[:2])},<{major + 1}"' in pyproject
-    suffix = "Configuration" if plugin_type == "configuration" else "Logs"
+    suffix = plugin_type.capitalize()
     assert f'acme-demo = "imbi_plugin_acme_demo.handler:AcmeDemo{suffix}"' in pyproject
     tests = subprocess.run(
         [sys.executable, "-m", "unittest", "discover", "-s", "tests", "-t", "."],

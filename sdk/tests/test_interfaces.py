@@ -153,7 +153,7 @@ def test_rejects_incompatible_api_version() -> None:
         check_handler_class(Future)
 
 
-def test_rejects_non_handlers_and_identity() -> None:
+def test_rejects_non_handlers_and_identity_without_its_interface() -> None:
     assert handler_type_errors(object) == ["<class 'object'> is not a PluginHandler subclass"]
     assert handler_type_errors("nope")
 
@@ -163,9 +163,11 @@ def test_rejects_non_handlers_and_identity() -> None:
         def test_connection(self) -> ConnectionResult:
             return ConnectionResult.success()
 
-    assert handler_type_errors(Identity) == [
-        "plugin_type identity has no handler interface in this SDK"
-    ]
+    # Contract 1.3 gave identity an interface (IdentityPlugin); it needs api_version 1.3.
+    errors = handler_type_errors(Identity)
+    assert len(errors) == 2
+    assert errors[0].endswith(".Identity does not subclass IdentityPlugin")
+    assert errors[1] == "identity handlers need api_version 1.3 or later"
 
 
 def test_error_lists_every_problem_and_names_class() -> None:

@@ -119,7 +119,8 @@ def test_check_deploy_reports_only_the_deliberately_broken_example_plugins(
             "IMBI_TRUSTED_PLUGIN_LOCK": str(lock),
             # The test-only example and hostile plugins are not installed from a signed index.
             "IMBI_PLUGINS_UNSIGNED_ALLOWED": "imbi-plugin-example,imbi-plugin-hostile,"
-            "imbi-plugin-aws,imbi-plugin-github,imbi-plugin-local,imbi-plugin-logzio",
+            "imbi-plugin-aws,imbi-plugin-github,imbi-plugin-local,imbi-plugin-logzio,"
+            "imbi-plugin-oidc",
         },
     )
     assert result.returncode == 0, result.stderr

@@ -31,7 +31,7 @@ def test_every_web_worker_and_celery_child_serves_while_a_hanging_plugin_loads(
             "IMBI_PLUGIN_IMPORT_TIMEOUT": "60",
             # the test-only hostile distribution is not installed from a signed index
             "IMBI_PLUGINS_UNSIGNED_ALLOWED": "imbi-plugin-hostile,imbi-plugin-aws,"
-            "imbi-plugin-github,imbi-plugin-local,imbi-plugin-logzio",
+            "imbi-plugin-github,imbi-plugin-local,imbi-plugin-logzio,imbi-plugin-oidc",
         },
     ) as running:
         node = running.nodes["node-a"]
