@@ -8,6 +8,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
 from imbi.core import converters  # noqa: F401  (registers <id:...>)
+from plugins_core.pages import plugins as plugin_pages
 from plugins_core.pages import views
 
 app_name = "ui"
@@ -30,8 +31,12 @@ urlpatterns = [
         name="logout",
     ),
     path("projects/", views.ProjectListView.as_view(), name="projects"),
-    path("catalog/", views.CatalogView.as_view(), name="catalog"),
-    path("catalog/<str:entry_point>/", views.CatalogDetailView.as_view(), name="catalog-detail"),
+    path("catalog/", plugin_pages.CatalogView.as_view(), name="catalog"),
+    path(
+        "catalog/<str:entry_point>/",
+        plugin_pages.CatalogDetailView.as_view(),
+        name="catalog-detail",
+    ),
     path(f"{project}/", views.ProjectPageView.as_view(), name="project"),
     path(f"{project}/preview/", views.ProjectPreviewView.as_view(), name="project-preview"),
     path(f"{project}/bindings/add/", views.AddBindingView.as_view(), name="project-binding-add"),

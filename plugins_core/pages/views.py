@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.admin import AdminSite
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -29,25 +28,19 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse, reverse_lazy
 from django.utils.decorators import method_decorator
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from imbi_plugin_sdk import DataType, LogLevel
 from imbi_plugin_sdk.errors import InvalidInput
 
-from imbi.core import access
 from imbi.core.access import Grant, can_bind_project_grant, load_project
-from imbi.core.models import Membership, Project
+from imbi.core.models import Project
 from plugins_core import registry
-from plugins_core.isolation import capabilities
 from plugins_core.models import (
-    ConnectionCheck,
     Plugin,
     ProjectPlugin,
     ProjectTypePlugin,
     Tab,
-    binding_impact,
 )
-from plugins_core.pages import catalog
 from plugins_core.pages.forms import (
     AddBindingForm,
     BindingForm,
@@ -55,10 +48,8 @@ from plugins_core.pages.forms import (
     offer_replace_default,
 )
 from plugins_core.provisioning import bindings as binding_service
-from plugins_core.provisioning.lifecycle import set_plugin_enabled
 from plugins_core.serving import health
 from plugins_core.serving.resolution import ResolutionError, manifest_for, preview_search_template
-from plugins_core.supply import trust
 
 LOGIN_URL = reverse_lazy("ui:login")
 login = method_decorator(login_required(login_url=LOGIN_URL), name="dispatch")
@@ -439,66 +430,6 @@ class ProjectPreviewView(View):
 # --------------------------------------------------------------------------- admin registry
 
 
-def can_admin_plugin(user: Any, plugin: Plugin) -> bool:
-    return access.is_operator(user, plugin.organization)
-
-
-@dataclass(frozen=True, slots=True)
-class RegistryRow:
-    entry: registry.Entry
-    installed: list[Plugin]
-    badge: str = "unsigned"
-
-    @property
-    def label(self) -> str:
-        return capabilities.status_label(self.entry)
-
-    @property
-    def manifest(self) -> Any:
-        return self.entry.manifest
-
-
-class RegistryView(View):
-    """Admin: every discovered entry point, and the installed plugins you administer."""
-
-    admin_site: AdminSite | None = None
-
-    def get(self, request: HttpRequest) -> HttpResponse:
-        if not getattr(request.user, "is_staff", False):
-            raise PermissionDenied
-        snapshot = registry.current()
-        plugins = Plugin.objects.select_related("organization", "service").order_by(
-            "organization__slug", "slug"
-        )
-        if not request.user.is_superuser:
-            plugins = plugins.filter(
-                organization__in=access.administered_organizations(request.user)
-            )
-        by_handler: dict[str, list[Plugin]] = {}
-        for plugin in plugins:
-            by_handler.setdefault(plugin.handler, []).append(plugin)
-        badges = trust.installed_badges()
-        rows = [
-            RegistryRow(entry, by_handler.pop(name, []), trust.badge_of(entry.distribution, badges))
-            for name, entry in sorted(snapshot.entries.items())
-        ]
-        orphans = [p for group in by_handler.values() for p in group]
-        context = self.admin_site.each_context(request) if self.admin_site else {}
-        return render(
-            request,
-            "admin/plugins_core/registry.html",
-            {
-                **context,
-                "title": "Plugin registry",
-                "rows": rows,
-                "orphans": orphans,
-                "snapshot": snapshot,
-                "host_api": registry.HOST_API_VERSION,
-                "can_install": access.administers_any(request.user),
-            },
-        )
-
-
 def confirmation(
     request: HttpRequest, template: str, context: dict[str, Any], admin_site: Any = None
 ) -> HttpResponse:
@@ -512,180 +443,13 @@ def confirmed(request: HttpRequest) -> bool:
     return request.method == "POST" and request.POST.get("confirm") == "yes"
 
 
-class PluginStateView(View):
-    """Admin: POST ``enabled=1|0`` to enable or disable one installed plugin.
-
-    Disabling turns the plugin off for every project that uses it, so it is confirmed first:
-    GET ``?enabled=0`` (and a POST without ``confirm=yes``) shows how many projects and
-    bindings it reaches; the POST with ``confirm=yes`` acts. Enabling acts at once. A plugin
-    of an organization the caller does not administer is a 404, like a missing one.
-    """
-
-    admin_site: AdminSite | None = None
-
-    def _plugin(self, request: HttpRequest, plugin_id: int) -> Plugin:
-        if not access.administers_any(request.user):
-            raise PermissionDenied
-        plugin = (
-            Plugin.objects.select_related("organization", "service")
-            .filter(pk=plugin_id, organization__in=access.administered_organizations(request.user))
-            .first()
-            if 0 < plugin_id < 2**63
-            else None
-        )
-        if plugin is None or not can_admin_plugin(request.user, plugin):
-            raise Http404
-        return plugin
-
-    def _next(self, request: HttpRequest) -> str:
-        target = request.POST.get("next", "") or request.GET.get("next", "")
-        if not url_has_allowed_host_and_scheme(
-            target, {request.get_host()}, require_https=request.is_secure()
-        ):
-            target = reverse("admin:plugins_core_registry")
-        return target
-
-    def get(self, request: HttpRequest, plugin_id: int) -> HttpResponse:
-        plugin = self._plugin(request, plugin_id)
-        if not plugin.enabled:
-            return HttpResponseRedirect(self._next(request))
-        return self._confirm(request, plugin)
-
-    def _confirm(self, request: HttpRequest, plugin: Plugin) -> HttpResponse:
-        return confirmation(
-            request,
-            "admin/plugins_core/confirm.html",
-            {
-                "title": f"Disable {plugin.slug}",
-                "question": f"Disable the plugin {plugin.slug} in {plugin.organization.name} "
-                f"(service {plugin.service.name})?",
-                "consequence": "Its tabs stop answering for every project below until it is "
-                "enabled again; its bindings, options and credentials are kept.",
-                "impact": binding_impact(Plugin.objects.filter(pk=plugin.pk)),
-                "action": request.path,
-                "hidden": [("enabled", "0"), ("next", self._next(request))],
-                "confirm_label": f"Yes, disable {plugin.slug}",
-                "cancel_url": self._next(request),
-            },
-            self.admin_site,
-        )
-
-    def post(self, request: HttpRequest, plugin_id: int) -> HttpResponse:
-        plugin = self._plugin(request, plugin_id)
-        enabled = request.POST.get("enabled") == "1"
-        if not enabled and plugin.enabled and not confirmed(request):
-            return self._confirm(request, plugin)
-        if set_plugin_enabled(plugin, enabled, request.user):
-            messages.success(
-                request,
-                f"{plugin.slug} in {plugin.organization.slug} is now "
-                f"{'enabled' if enabled else 'disabled'}.",
-            )
-        return HttpResponseRedirect(self._next(request))
-
-
-def _back(request: HttpRequest, fallback: str) -> HttpResponseRedirect:
-    target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(
-        target, {request.get_host()}, require_https=request.is_secure()
-    ):
-        target = fallback
-    return HttpResponseRedirect(target)
-
-
-class ConnectionTestView(View):
-    """Admin: POST to run the connection test of one plugin, or of every plugin of a service
-    (``scope`` is ``plugin`` or ``service``); the result is recorded and shown as a message."""
-
-    scope = "plugin"
-
-    def post(self, request: HttpRequest, object_id: int) -> HttpResponse:
-        if self.scope == "service":
-            plugins = list(
-                Plugin.objects.select_related("organization", "service").filter(
-                    service_id=object_id
-                )
-            )
-            fallback = reverse("admin:plugins_core_thirdpartyservice_change", args=[object_id])
-        else:
-            plugins = list(
-                Plugin.objects.select_related("organization", "service").filter(pk=object_id)
-            )
-            fallback = reverse("admin:plugins_core_plugin_change", args=[object_id])
-        if self.scope == "plugin" and not plugins:
-            raise Http404
-        if not plugins:
-            messages.warning(request, "This service has no plugins to test.")
-        for plugin in plugins:
-            if not can_admin_plugin(request.user, plugin):
-                raise PermissionDenied
-        for plugin in plugins:
-            check = health.check_connection(
-                plugin, trigger=ConnectionCheck.Trigger.ADMIN, actor=request.user
-            )
-            text = f"{plugin.slug}: connection {check.status} ({check.duration_ms} ms)"
-            if check.message:
-                text += f": {check.message}"
-            (messages.success if check.status == "ok" else messages.error)(request, text)
-        return _back(request, fallback)
-
-
 __all__ = [
     "AddBindingView",
     "BindingView",
-    "CatalogDetailView",
-    "CatalogView",
-    "ConnectionTestView",
     "DeleteBindingView",
-    "PluginStateView",
     "ProjectListView",
     "ProjectPageView",
     "ProjectPreviewView",
-    "RegistryView",
+    "confirmation",
+    "confirmed",
 ]
-
-
-# --------------------------------------------------------------------------- catalog
-
-
-def _viewer_org_ids(user: Any) -> list[int] | None:
-    if getattr(user, "is_superuser", False):
-        return None
-    return list(
-        Membership.objects.filter(user_id=user.pk).values_list("organization_id", flat=True)
-    )
-
-
-@login
-class CatalogView(View):
-    """The plugin catalog as a card grid: logo, type filter, search, installed marker."""
-
-    def get(self, request: HttpRequest) -> HttpResponse:
-        items = catalog.cards(_viewer_org_ids(request.user))
-        return render(
-            request,
-            "plugins_core/catalog.html",
-            {
-                "cards": items,
-                "types": catalog.PLUGIN_TYPES,
-                "can_install": access.administers_any(request.user),
-            },
-        )
-
-
-@login
-class CatalogDetailView(View):
-    """One plugin's details: description, permissions, options, credentials, docs, version."""
-
-    def get(self, request: HttpRequest, entry_point: str) -> HttpResponse:
-        found = [c for c in catalog.cards(_viewer_org_ids(request.user)) if c.name == entry_point]
-        if not found:
-            raise Http404
-        return render(
-            request,
-            "plugins_core/catalog_detail.html",
-            {
-                "card": found[0],
-                "can_install": access.administers_any(request.user),
-            },
-        )

@@ -7,7 +7,7 @@ Owns the Django admin of the plugin framework, one module per concept:
 * ``bindings``: ``BindingAdmin`` for project-type and project bindings;
 * ``site``: the admin's own pages wired under ``/admin/plugins_core/plugin/`` and
   ``/admin/plugins_core/thirdpartyservice/`` (``plugins_core.pages.wizard``, Install a
-  plugin; ``plugins_core.pages.views.RegistryView``; state switch; connection tests).
+  plugin; ``plugins_core.pages.plugin_pages.RegistryView``; state switch; connection tests).
 
 Importing this package registers every ModelAdmin (``plugins_core.apps`` does so in
 ``ready()``), including the supply-chain admin (``plugins_core.supply.admin``: indexes,

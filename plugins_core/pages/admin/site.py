@@ -1,7 +1,7 @@
 """The admin's own pages, routed under the plugin and service change lists.
 
 Owns the URL wiring of the pages that are not ModelAdmin views: the registry page
-(``plugins_core.pages.views.RegistryView``), the "Install a plugin" wizard
+(``plugins_core.pages.plugin_pages.RegistryView``), the "Install a plugin" wizard
 (``plugins_core.pages.wizard``), a plugin's enable/disable switch and the "Test connection"
 posts of plugins and services, all under ``/admin/plugins_core/plugin/`` and
 ``/admin/plugins_core/thirdpartyservice/``. ``PluginAdmin`` and ``ThirdPartyServiceAdmin``
@@ -16,7 +16,8 @@ from django.contrib.admin import AdminSite
 from django.http import HttpRequest
 from django.urls import URLPattern, path, reverse
 
-from plugins_core.pages import views, wizard
+from plugins_core.pages import plugins as plugin_pages
+from plugins_core.pages import wizard
 
 
 class TestConnectionLink:
@@ -41,7 +42,7 @@ def service_urls(site: AdminSite) -> list[URLPattern]:
     return [
         path(
             "<int:object_id>/test-connection/",
-            site.admin_view(views.ConnectionTestView.as_view(scope="service")),
+            site.admin_view(plugin_pages.ConnectionTestView.as_view(scope="service")),
             name="plugins_core_thirdpartyservice_test",
         ),
     ]
@@ -54,17 +55,17 @@ def plugin_urls(site: AdminSite) -> list[URLPattern]:
     return [
         path(
             "registry/",
-            wrap(views.RegistryView.as_view(admin_site=site)),
+            wrap(plugin_pages.RegistryView.as_view(admin_site=site)),
             name="plugins_core_registry",
         ),
         path(
             "<int:object_id>/test-connection/",
-            wrap(views.ConnectionTestView.as_view(scope="plugin")),
+            wrap(plugin_pages.ConnectionTestView.as_view(scope="plugin")),
             name="plugins_core_plugin_test",
         ),
         path(
             "<int:plugin_id>/state/",
-            wrap(views.PluginStateView.as_view(admin_site=site)),
+            wrap(plugin_pages.PluginStateView.as_view(admin_site=site)),
             name="plugins_core_plugin_state",
         ),
         path(
