@@ -110,3 +110,10 @@ def cards(
 
 
 PLUGIN_TYPES = ("configuration", "logs", "identity")
+
+
+def offered_types(found: Iterable[Card]) -> tuple[str, ...]:
+    """The type filters worth offering: those at least one card has (no filter that can
+    only ever show "No plugin matches")."""
+    present = {card.plugin_type for card in found}
+    return tuple(t for t in PLUGIN_TYPES if t in present)

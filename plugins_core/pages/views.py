@@ -543,7 +543,7 @@ class CatalogView(View):
             "plugins_core/catalog.html",
             {
                 "cards": items,
-                "types": catalog.PLUGIN_TYPES,
+                "types": catalog.offered_types(items),
                 "can_install": access.administers_any(request.user),
             },
         )

@@ -73,3 +73,23 @@ def test_a_verified_publisher_is_shown_as_verified(
     api.force_authenticate(admin_user)
     entries = {e["name"]: e for e in api.get("/api/plugins").json()["entries"]}
     assert entries[PLUGIN]["badge"] == "verified"
+
+
+def test_the_platforms_own_catalog_is_first_party_not_unsigned(
+    admin_user: Any, client: Any
+) -> None:
+    """The catalog tells first-party (shipped with the platform) from unsigned; it offers
+    only type filters that match a card, and each card's link says what it opens."""
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    entries = {e["name"]: e for e in api.get("/api/plugins").json()["entries"]}
+    assert entries["local-config"]["badge"] == "first-party"
+    assert entries["example-config"]["badge"] == "unsigned"
+    client.force_login(admin_user)
+    page = client.get("/catalog/").content.decode()
+    assert 'badge-first-party">first-party</span>' in page
+    assert 'badge-unsigned">unsigned</span>' in page
+    assert 'data-catalog-type="configuration"' in page
+    assert 'data-catalog-type="identity"' not in page  # no identity plugin is loaded
+    assert ">Details for " in page
+    assert ">Details</a>" not in page
