@@ -489,6 +489,12 @@ class AvailablePluginOut(serializers.Serializer):  # type: ignore[type-arg]
     publisher = serializers.CharField()
     badge = serializers.CharField(help_text="verified or community (publisher certificate).")
     installed = serializers.CharField(allow_null=True)
+    installed_version = serializers.CharField(
+        allow_null=True, help_text="The version installed on this platform (null: none)."
+    )
+    update_available = serializers.BooleanField(
+        help_text="Installed, and a newer version that is not blocked is offered."
+    )
     blocked_versions = serializers.ListField(child=serializers.CharField())
     description = serializers.CharField(allow_blank=True)
 

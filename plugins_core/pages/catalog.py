@@ -44,6 +44,7 @@ class Card:
     badge: str = (
         "unsigned"  # verified / community (signed index) or unsigned (plugins_core.supply.trust)
     )
+    update: str = ""  # a newer version a followed index offers (superusers' catalog)
 
     @property
     def name(self) -> str:

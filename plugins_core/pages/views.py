@@ -17,6 +17,7 @@ Views stay thin: parse, authorize (``imbi.core.access``), call a service functio
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from imbi_plugin_sdk import DataType, LogLevel
 from imbi_plugin_sdk.errors import InvalidInput
+from packaging.utils import canonicalize_name as canonical
 
 from imbi.core import access
 from imbi.core.access import Grant, can_bind_project_grant, load_project
@@ -45,6 +47,7 @@ from plugins_core.provisioning import bindings as binding_service
 from plugins_core.provisioning.lifecycle import set_plugin_enabled
 from plugins_core.serving import health
 from plugins_core.serving.resolution import ResolutionError, manifest_for, preview_search_template
+from plugins_core.supply import install as index_install
 from plugins_core.supply import trust
 
 LOGIN_URL = reverse_lazy("ui:login")
@@ -538,11 +541,20 @@ class CatalogView(View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         items = catalog.cards(_viewer_org_ids(request.user))
+        offers = index_install.available() if access.is_superuser(request.user) else []
+        updates = {canonical(o.name): o.installable for o in offers if o.update_available}
         return render(
             request,
             "plugins_core/catalog.html",
             {
-                "cards": items,
+                "offers": offers,
+                "updates": updates,
+                "cards": [
+                    dataclasses.replace(
+                        c, update=updates.get(canonical(c.entry.distribution or "-"), "")
+                    )
+                    for c in items
+                ],
                 "types": catalog.offered_types(items),
                 "can_install": access.administers_any(request.user),
             },
