@@ -281,7 +281,7 @@ SPECTACULAR_SETTINGS = {
                     "error": {"color": "#a3120f", "tabTextColor": "#ffa4a2"},
                     "redirect": {"color": "#7a4a00", "tabTextColor": "#ffcc80"},
                     "info": {"color": "#1f4fa8", "tabTextColor": "#a8cfff"},
-                }
+                },
             },
             "typography": {"code": {"color": "#a3120f"}},
             "schema": {"typeNameColor": "#2b3140", "typeTitleColor": "#2b3140"},
