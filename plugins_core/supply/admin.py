@@ -51,6 +51,17 @@ class KeysField(forms.CharField):
                 return value
         return value
 
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        if isinstance(initial, str):
+            try:
+                initial = json.loads(initial)
+            except ValueError:
+                return True
+        try:
+            return list(initial or []) != parse_public_keys(data or "")
+        except ValueError:
+            return True
+
     def clean(self, value: Any) -> list[str]:
         text = super().clean(value)
         try:
