@@ -232,9 +232,10 @@ class RegistryEntryOut(serializers.Serializer):  # type: ignore[type-arg]
         help_text="The distribution is not trusted: imported and run only in sandboxed runners."
     )
     badge = serializers.ChoiceField(
-        choices=["verified", "community", "unsigned"],
+        choices=["verified", "community", "first-party", "unsigned"],
         help_text="verified/community: installed from a signed index, by a verified or an "
-        "unverified publisher; unsigned: not installed from an index (allow-listed).",
+        "unverified publisher; first-party: the platform's own catalog, shipped with it; "
+        "unsigned: not installed from an index (allow-listed).",
     )
 
 
