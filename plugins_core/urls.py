@@ -32,6 +32,11 @@ urlpatterns = [
     path("projects/", views.ProjectListView.as_view(), name="projects"),
     path("catalog/", views.CatalogView.as_view(), name="catalog"),
     path("catalog/<str:entry_point>/", views.CatalogDetailView.as_view(), name="catalog-detail"),
+    path(
+        "catalog/<str:entry_point>/readme/",
+        views.CatalogReadmeView.as_view(),
+        name="catalog-readme",
+    ),
     path(f"{project}/", views.ProjectPageView.as_view(), name="project"),
     path(f"{project}/preview/", views.ProjectPreviewView.as_view(), name="project-preview"),
     path(f"{project}/bindings/add/", views.AddBindingView.as_view(), name="project-binding-add"),

@@ -110,6 +110,21 @@ def cards(
     return found
 
 
+def readme(card: Card) -> str:
+    """The README of the card's distribution (its long description), "" when it has none."""
+    from importlib import metadata
+
+    if not card.entry.distribution:
+        return ""
+    try:
+        meta = metadata.metadata(card.entry.distribution)
+    except metadata.PackageNotFoundError:
+        return ""
+    message: Any = meta  # an email.message.Message: the README is its payload
+    body = message.get_payload() if hasattr(message, "get_payload") else ""
+    return str(body or message.get("Description") or "").strip()
+
+
 PLUGIN_TYPES = ("configuration", "logs", "identity")
 
 

@@ -575,5 +575,21 @@ class CatalogDetailView(View):
             {
                 "card": found[0],
                 "can_install": access.administers_any(request.user),
+                "has_readme": bool(catalog.readme(found[0])),
             },
+        )
+
+
+@login
+class CatalogReadmeView(View):
+    """A plugin distribution's own README (its package's long description), served here so a
+    plugin with no homepage (the built-in local plugins) still has documentation."""
+
+    def get(self, request: HttpRequest, entry_point: str) -> HttpResponse:
+        found = [c for c in catalog.cards(_viewer_org_ids(request.user)) if c.name == entry_point]
+        text = catalog.readme(found[0]) if found else ""
+        if not text:
+            raise Http404
+        return render(
+            request, "plugins_core/catalog_readme.html", {"card": found[0], "readme": text}
         )

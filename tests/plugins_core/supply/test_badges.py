@@ -142,3 +142,15 @@ def test_only_superusers_see_the_index_offers_on_the_catalog(
     client.force_login(staff)
     page = client.get("/catalog/").content.decode()
     assert "From your followed indexes" not in page and "Install " not in page
+
+
+def test_a_local_plugin_links_to_its_readme(admin_user: Any, client: Any) -> None:
+    """The built-in local plugins have no homepage; their details page links the
+    distribution's README, served by the platform."""
+    client.force_login(admin_user)
+    detail = client.get("/catalog/local-config/").content.decode()
+    assert 'href="/catalog/local-config/readme/"' in detail
+    readme = client.get("/catalog/local-config/readme/")
+    assert readme.status_code == 200
+    assert "They need no external service and no credentials" in readme.content.decode()
+    assert client.get("/catalog/no-such-plugin/readme/").status_code == 404
