@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from imbi.api.docs import RedocView, SwaggerView
+from imbi.api.docs import RedocView, SwaggerView, redoc_bundle
 from imbi.core.home import home
 from imbi.core.views import healthz, livez
 
@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", RedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/redoc/redoc.standalone.js", redoc_bundle, name="redoc-bundle"),
     path("api/", include("imbi.api.urls")),
     path("", include("plugins_core.urls")),
 ]

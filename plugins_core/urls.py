@@ -37,6 +37,11 @@ urlpatterns = [
         plugin_pages.CatalogDetailView.as_view(),
         name="catalog-detail",
     ),
+    path(
+        "catalog/<str:entry_point>/readme/",
+        plugin_pages.CatalogReadmeView.as_view(),
+        name="catalog-readme",
+    ),
     path(f"{project}/", views.ProjectPageView.as_view(), name="project"),
     path(f"{project}/preview/", views.ProjectPreviewView.as_view(), name="project-preview"),
     path(f"{project}/bindings/add/", views.AddBindingView.as_view(), name="project-binding-add"),

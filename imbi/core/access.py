@@ -162,17 +162,34 @@ def _instance(model: Any, db: str, **values: Any) -> Any:
     return model.from_db(db, names, [values[name] for name in names])
 
 
+_PRELOADED = "_imbi_preloaded_project"
+
+
+def preload_project(user: Any, org_slug: str, project_id: int, row: tuple[Any, ...] | None) -> None:
+    """Hand ``load_project`` the row of ``_PROJECT_SQL``'s columns (``None``: no such
+    project) that an authentication already read for this request's user, so the request
+    does not ask the database again (``imbi.api.authentication``: token and project in one
+    query). Only for the same organization and project, and only once."""
+    setattr(user, _PRELOADED, (org_slug, project_id, row))
+
+
 def load_project(user: Any, org_slug: str, project_id: int) -> tuple[Project, Grant]:
-    """The project (with its organization and type) and the user's grant, in one query.
+    """The project (with its organization and type) and the user's grant, in one query
+    (none when the request's authentication already read them: ``preload_project``).
 
     Raises ``Http404`` when the project does not exist, is in another organization, or the
     user is not a member: another organization's resources are indistinguishable from none.
     """
     if not getattr(user, "is_authenticated", False):
         raise Http404
-    with connection.cursor() as cursor:
-        cursor.execute(_PROJECT_SQL, [user.pk, org_slug, project_id])
-        row = cursor.fetchone()
+    preloaded = getattr(user, _PRELOADED, None)
+    if preloaded is not None and preloaded[:2] == (org_slug, project_id):
+        delattr(user, _PRELOADED)
+        row = preloaded[2]
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(_PROJECT_SQL, [user.pk, org_slug, project_id])
+            row = cursor.fetchone()
     if row is None:
         raise Http404
     pid, slug, name, org_id, type_id, org_slug_, org_name, version, t_slug, t_name, role, sec = row

@@ -15,7 +15,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
-from django.db.models import Q, QuerySet
+from django.db.models import ManyToManyField, Q, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
@@ -65,7 +65,7 @@ class MembershipInline(OrgScopedInline, admin.TabularInline):  # type: ignore[ty
 
     def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         formset = super().get_formset(request, obj, **kwargs)
-        formset.keep_an_admin = not access.is_superuser(request.user)  # type: ignore[attr-defined]
+        formset.keep_an_admin = not access.is_superuser(request.user)
         return formset
 
 
@@ -195,8 +195,10 @@ class ProjectAdmin(OrgScopedAdmin):
     list_display = ("name", "slug", "organization", "project_type")
     list_filter = ("organization", "project_type")
     search_fields = ("slug", "name")
-    filter_horizontal = ("owners",)
     prepopulated_fields = {"slug": ("name",)}
+    # A checkbox per member, not ``filter_horizontal``: Django's SelectFilter2.js labels
+    # its search icon with an aria-label on a bare span, which assistive technology ignores.
+    formfield_overrides = {ManyToManyField: {"widget": forms.CheckboxSelectMultiple}}
 
     def audit_fields(self, obj: Any) -> dict[str, Any]:
         return {"project": obj if obj.pk else None}

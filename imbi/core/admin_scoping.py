@@ -249,6 +249,23 @@ class OrgScopedInline(_ScopedChoices):
     """Mixin for inlines on an ``OrgScopedAdmin`` page: ``obj`` is the parent row, whose
     admin already answered 404 for other organizations; the role decides here too."""
 
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        """The formset with every input named for assistive technology: a tabular row's
+        inputs sit under column headers, not labels, so each carries its field's label
+        (and the row's "Delete" box says so) as ``aria-label``."""
+        formset = super().get_formset(request, obj, **kwargs)  # type: ignore[misc]
+
+        class LabelledFormSet(formset):  # type: ignore[misc,valid-type]
+            def add_fields(self, form: Any, index: Any) -> None:
+                super().add_fields(form, index)
+                row = "new row" if index is None else f"row {index + 1}"
+                for name, field in form.fields.items():
+                    label = "Delete" if name == "DELETE" else str(field.label or name)
+                    field.widget.attrs.setdefault("aria-label", f"{label} ({row})")
+
+        LabelledFormSet.__name__ = formset.__name__
+        return LabelledFormSet
+
     def _parent_ok(self, request: HttpRequest, obj: Any) -> bool:
         if obj is None:
             return access.administers_any(request.user)

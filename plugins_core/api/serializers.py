@@ -233,9 +233,10 @@ class RegistryEntryOut(serializers.Serializer):  # type: ignore[type-arg]
         help_text="The distribution is not trusted: imported and run only in sandboxed runners."
     )
     badge = serializers.ChoiceField(
-        choices=["verified", "community", "unsigned"],
+        choices=["verified", "community", "first-party", "unsigned"],
         help_text="verified/community: installed from a signed index, by a verified or an "
-        "unverified publisher; unsigned: not installed from an index (allow-listed).",
+        "unverified publisher; first-party: the platform's own catalog, shipped with it; "
+        "unsigned: not installed from an index (allow-listed).",
     )
 
 
@@ -506,6 +507,12 @@ class AvailablePluginOut(serializers.Serializer):  # type: ignore[type-arg]
     publisher = serializers.CharField()
     badge = serializers.CharField(help_text="verified or community (publisher certificate).")
     installed = serializers.CharField(allow_null=True)
+    installed_version = serializers.CharField(
+        allow_null=True, help_text="The version installed on this platform (null: none)."
+    )
+    update_available = serializers.BooleanField(
+        help_text="Installed, and a newer version that is not blocked is offered."
+    )
     blocked_versions = serializers.ListField(child=serializers.CharField())
     description = serializers.CharField(allow_blank=True)
 

@@ -44,6 +44,7 @@ class Card:
     badge: str = (
         "unsigned"  # verified / community (signed index) or unsigned (plugins_core.supply.trust)
     )
+    update: str = ""  # a newer version a followed index offers (superusers' catalog)
 
     @property
     def name(self) -> str:
@@ -109,4 +110,26 @@ def cards(
     return found
 
 
+def readme(card: Card) -> str:
+    """The README of the card's distribution (its long description), "" when it has none."""
+    from importlib import metadata
+
+    if not card.entry.distribution:
+        return ""
+    try:
+        meta = metadata.metadata(card.entry.distribution)
+    except metadata.PackageNotFoundError:
+        return ""
+    message: Any = meta  # an email.message.Message: the README is its payload
+    body = message.get_payload() if hasattr(message, "get_payload") else ""
+    return str(body or message.get("Description") or "").strip()
+
+
 PLUGIN_TYPES = ("configuration", "logs", "identity")
+
+
+def offered_types(found: Iterable[Card]) -> tuple[str, ...]:
+    """The type filters worth offering: those at least one card has (no filter that can
+    only ever show "No plugin matches")."""
+    present = {card.plugin_type for card in found}
+    return tuple(t for t in PLUGIN_TYPES if t in present)

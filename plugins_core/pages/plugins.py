@@ -9,6 +9,7 @@ Routed by ``plugins_core.pages.admin.site`` (registry, state switch, connection 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
+from packaging.utils import canonicalize_name as canonical
 
 from imbi.core import access
 from imbi.core.models import Membership
@@ -34,6 +36,7 @@ from plugins_core.pages import catalog
 from plugins_core.pages.views import confirmation, confirmed, login
 from plugins_core.provisioning.lifecycle import set_plugin_enabled
 from plugins_core.serving import health
+from plugins_core.supply import install as index_install
 from plugins_core.supply import trust
 
 
@@ -232,12 +235,21 @@ class CatalogView(View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         items = catalog.cards(_viewer_org_ids(request.user))
+        offers = index_install.available() if access.is_superuser(request.user) else []
+        updates = {canonical(o.name): o.installable for o in offers if o.update_available}
         return render(
             request,
             "plugins_core/catalog.html",
             {
-                "cards": items,
-                "types": catalog.PLUGIN_TYPES,
+                "offers": offers,
+                "updates": updates,
+                "cards": [
+                    dataclasses.replace(
+                        c, update=updates.get(canonical(c.entry.distribution or "-"), "")
+                    )
+                    for c in items
+                ],
+                "types": catalog.offered_types(items),
                 "can_install": access.administers_any(request.user),
             },
         )
@@ -257,12 +269,29 @@ class CatalogDetailView(View):
             {
                 "card": found[0],
                 "can_install": access.administers_any(request.user),
+                "has_readme": bool(catalog.readme(found[0])),
             },
+        )
+
+
+@login
+class CatalogReadmeView(View):
+    """A plugin distribution's own README (its package's long description), served here so a
+    plugin with no homepage (the built-in local plugins) still has documentation."""
+
+    def get(self, request: HttpRequest, entry_point: str) -> HttpResponse:
+        found = [c for c in catalog.cards(_viewer_org_ids(request.user)) if c.name == entry_point]
+        text = catalog.readme(found[0]) if found else ""
+        if not text:
+            raise Http404
+        return render(
+            request, "plugins_core/catalog_readme.html", {"card": found[0], "readme": text}
         )
 
 
 __all__ = [
     "CatalogDetailView",
+    "CatalogReadmeView",
     "CatalogView",
     "ConnectionTestView",
     "PluginStateView",

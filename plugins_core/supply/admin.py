@@ -10,6 +10,7 @@ Imported by ``plugins_core.pages.admin``.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -25,18 +26,57 @@ from plugins_core.models import IndexedArtifact, PluginIndex, PluginPolicy
 from plugins_core.supply import index as index_module
 from plugins_core.supply import install as index_install
 from plugins_core.supply.errors import InvalidRequirement, SupplyChainError
+from plugins_core.supply.signing import parse_public_keys
 from plugins_core.supply.verification import parse_requirement
+
+_KEYS_HELP = (
+    "Paste the .pub file(s) made by imbi-plugin keygen, a PEM public key, or base64 "
+    "Ed25519 public keys (one per line, or a JSON list)."
+)
+
+
+class KeysField(forms.CharField):
+    """Public keys as pasted: ``.pub`` documents, PEM blocks, base64 lines or a JSON list
+    (``plugins_core.supply.signing.parse_public_keys``); cleans to a list of base64 keys."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "spellcheck": "false"})
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return "\n".join(str(k) for k in value)
+        if isinstance(value, str) and value.startswith("["):
+            try:
+                return "\n".join(str(k) for k in json.loads(value))
+            except ValueError:
+                return value
+        return value
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        if isinstance(initial, str):
+            try:
+                initial = json.loads(initial)
+            except ValueError:
+                return True
+        try:
+            return list(initial or []) != parse_public_keys(data or "")
+        except ValueError:
+            return True
+
+    def clean(self, value: Any) -> list[str]:
+        text = super().clean(value)
+        try:
+            return parse_public_keys(text)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 class PluginIndexForm(forms.ModelForm):  # type: ignore[type-arg]
+    index_keys = KeysField(help_text=f"Keys that may sign the index. {_KEYS_HELP}")
+    root_keys = KeysField(help_text=f"Keys that certify its publishers. {_KEYS_HELP}")
+
     class Meta:
         model = PluginIndex
         fields = ("name", "url", "index_keys", "root_keys", "priority", "enabled")
-        help_texts = {
-            "index_keys": "JSON list of base64 Ed25519 public keys that may sign the index, "
-            'e.g. ["…"] (the "public_key" of imbi-plugin keygen\'s .pub file).',
-            "root_keys": "JSON list of base64 Ed25519 public keys that certify its publishers.",
-        }
 
 
 class InstallForm(forms.Form):

@@ -319,6 +319,18 @@ class AvailablePlugin:
     blocked: tuple[str, ...]
     description: str
 
+    @property
+    def installable(self) -> str:
+        """The newest version that is not blocked ("" when every one is)."""
+        return next((v for v in self.versions if v not in self.blocked), "")
+
+    @property
+    def update_available(self) -> bool:
+        """Installed, and the index offers a newer version that is not blocked."""
+        if not self.installed or not self.installable:
+            return False
+        return version_sort_key(self.installable) > version_sort_key(self.installed)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -328,6 +340,8 @@ class AvailablePlugin:
             "publisher": self.publisher,
             "badge": self.badge,
             "installed": self.installed,
+            "installed_version": self.installed,
+            "update_available": self.update_available,
             "blocked_versions": list(self.blocked),
             "description": self.description,
         }

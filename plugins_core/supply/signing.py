@@ -8,16 +8,85 @@ prefix), so authors' tools and the host can never disagree about them.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from imbi_plugin_sdk import signing as formats
 
 if TYPE_CHECKING:
     from plugins_core.models import PluginIndex
 
-__all__ = ["TrustRoot", "key_id", "signed_by", "trust_root", "valid_public_key"]
+__all__ = [
+    "TrustRoot",
+    "key_id",
+    "parse_public_keys",
+    "signed_by",
+    "trust_root",
+    "valid_public_key",
+]
+
+# DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): the 32 key bytes follow.
+_SPKI_ED25519 = bytes.fromhex("302a300506032b6570032100")
+_PEM_BLOCK = re.compile(r"-----BEGIN [A-Z0-9 ]+-----(.*?)-----END [A-Z0-9 ]+-----", re.DOTALL)
+
+
+def _one_key(text: str) -> str:
+    """A base64 Ed25519 key from base64 text (whitespace ignored) or a PEM body."""
+    compact = "".join(text.split())
+    try:
+        raw = base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"not a base64 Ed25519 public key: {compact[:16]}…") from None
+    if len(raw) == len(_SPKI_ED25519) + 32 and raw.startswith(_SPKI_ED25519):
+        raw = raw[len(_SPKI_ED25519) :]
+    key = base64.b64encode(raw).decode()
+    if len(raw) != 32 or not valid_public_key(key):
+        raise ValueError(f"not a base64 Ed25519 public key (32 bytes): {compact[:16]}…")
+    return key
+
+
+def _from_json(data: Any) -> list[str]:
+    items = data if isinstance(data, list) else [data]
+    keys = []
+    for item in items:
+        if isinstance(item, Mapping):
+            item = item.get("public_key")
+        if not isinstance(item, str):
+            raise ValueError("a JSON key entry is neither a key nor a .pub document")
+        keys.append(_one_key(item))
+    return keys
+
+
+def parse_public_keys(text: str) -> list[str]:
+    """Public keys as an operator pastes them: the ``.pub`` file(s) of ``imbi-plugin keygen``
+    (JSON), a JSON list, PEM blocks (``-----BEGIN PUBLIC KEY-----``), or base64 keys one per
+    line; header lines and whitespace are ignored. Raises ``ValueError`` naming the problem."""
+    text = text.strip()
+    if not text:
+        raise ValueError("List at least one base64 Ed25519 public key.")
+    keys: list[str]
+    try:
+        keys = _from_json(json.loads(text))
+    except json.JSONDecodeError:
+        documents = re.findall(r"\{.*?\}", text, re.DOTALL) if text.startswith("{") else []
+        if documents:
+            keys = [k for doc in documents for k in _from_json(json.loads(doc))]
+        elif "-----BEGIN" in text:
+            keys = [_one_key(body) for body in _PEM_BLOCK.findall(text)]
+        else:
+            try:  # one key, perhaps wrapped over lines
+                keys = [_one_key(text)]
+            except ValueError:
+                keys = [_one_key(line) for line in text.splitlines() if line.strip()]
+    if not keys:
+        raise ValueError("List at least one base64 Ed25519 public key.")
+    return list(dict.fromkeys(keys))
+
 
 key_id = formats.key_id
 

@@ -163,6 +163,9 @@ def badge(certificate: Certificate | None) -> str:
 
 
 UNSIGNED = "unsigned"
+# Shipped with the platform (``plugins_core.registry.FIRST_PARTY``): not from an index, so
+# unsigned, but not a stranger's code either.
+FIRST_PARTY = "first-party"
 
 
 def installed_badges() -> dict[str, str]:
@@ -178,8 +181,16 @@ def installed_badges() -> dict[str, str]:
 
 
 def badge_of(distribution: str, badges: Mapping[str, str]) -> str:
-    """A loaded distribution's badge: ``unsigned`` when it was not installed from an index."""
-    return badges.get(canonicalize_name(distribution), UNSIGNED) if distribution else UNSIGNED
+    """A loaded distribution's badge: its index's when installed from one, ``first-party``
+    for the platform's own catalog, otherwise ``unsigned``."""
+    if not distribution:
+        return UNSIGNED
+    name = canonicalize_name(distribution)
+    if name in badges:
+        return badges[name]
+    from plugins_core.registry import FIRST_PARTY as SHIPPED
+
+    return FIRST_PARTY if name in SHIPPED else UNSIGNED
 
 
 def verified_only(organization: Any = None) -> bool:

@@ -1,5 +1,9 @@
 """Browser-test fixtures: Debian's chromium through Playwright, and a moto server with AWS data.
 
+Every page a test's browser loads is checked with axe-core (the ``axe.min.js`` that the
+``axe-playwright-python`` dev dependency bundles): ``chromium()`` fails the test on any
+critical or serious violation (``page.axe_violations`` lists them as they are found).
+
 Playwright runs in the test's thread while pytest-django's ``live_server`` serves the site
 from another; do every ORM call *before* entering ``chromium()`` (an ORM call inside
 ``sync_playwright()`` raises ``SynchronousOnlyOperation``; see the shared dependency notes).
@@ -48,12 +52,64 @@ document.addEventListener("securitypolicyviolation", (e) => {
 """
 
 
+# axe-core's impact levels that fail a test (the others are reported by ``axe_audit``).
+AXE_BLOCKING = ("critical", "serious")
+# One run at a time per document (the load listener's and a test's own may overlap).
+# ``preload: false``: axe would otherwise re-read the page's style sheets (for
+# css-orientation-lock) by injecting <style> elements (an ``@import`` of the admin's
+# widgets.css), which the Content-Security-Policy rightly refuses, so the check itself would
+# fail every admin form; that one rule then has no style sheets to read (none here locks the
+# orientation).
+_AXE_RUN = """async () => {
+  const previous = window.__imbiAxe || Promise.resolve();
+  const run = previous.catch(() => null).then(
+    () => axe.run(document, {
+      resultTypes: ["violations"],
+      preload: false,
+    }));
+  window.__imbiAxe = run;
+  const result = await run;
+  return result.violations.map((v) => ({
+    id: v.id, impact: v.impact, help: v.help,
+    targets: v.nodes.slice(0, 5).map((n) => n.target.join(" ")),
+  }));
+}"""
+
+
+def _axe_source() -> str:
+    import axe_playwright_python
+
+    return (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text()
+
+
+def axe_audit(page: Any) -> list[dict[str, Any]]:
+    """axe-core's violations on the page as it is now (every impact level).
+
+    The script is injected through the DevTools protocol, which the page's
+    Content-Security-Policy does not govern, so the check itself adds no violation.
+    """
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(_axe_source())
+    return list(page.evaluate(_AXE_RUN))
+
+
+def axe_blocking(page: Any) -> list[str]:
+    """The critical and serious violations on the page, one line each."""
+    return [
+        f"{page.url}: {v['impact']} {v['id']} ({v['help']}) at {v['targets']}"
+        for v in axe_audit(page)
+        if v["impact"] in AXE_BLOCKING
+    ]
+
+
 @contextmanager
 def chromium() -> Iterator[Any]:
     """A fresh chromium page; screenshots go to ``artifacts/``.
 
     Fails the test if any page it visits lacks a Content-Security-Policy header or anything
-    on it violates the policy (``page.csp_violations`` lists them as they happen).
+    on it violates the policy (``page.csp_violations`` lists them as they happen), or has a
+    critical or serious axe-core violation once loaded (``page.axe_violations``; each URL is
+    checked once; a page left before its check finished is checked again on the next visit).
     """
     from playwright.sync_api import sync_playwright
 
@@ -70,7 +126,7 @@ def chromium() -> Iterator[Any]:
             def on_console(message: Any) -> None:
                 text = message.text
                 if "Content Security Policy" in text or text.startswith("CSP violation"):
-                    violations.append(text)
+                    violations.append(f"{text} (on {page.url})")
 
             def on_response(response: Any) -> None:
                 document = response.request.resource_type == "document"
@@ -81,12 +137,35 @@ def chromium() -> Iterator[Any]:
                 ):
                     unprotected.append(response.url)
 
+            inaccessible: list[str] = []
+            audited: set[str] = set()
+
+            def on_load(loaded: Any) -> None:
+                url = loaded.url
+                if url in audited or not url.startswith("http"):
+                    return
+                try:
+                    found = axe_blocking(loaded)
+                except Exception as error:  # the test navigated on before axe finished
+                    if "context was destroyed" in str(error) or "closed" in str(error):
+                        return
+                    raise
+                audited.add(url)
+                inaccessible.extend(found)
+
             page.on("console", on_console)
             page.on("response", on_response)
+            page.on("load", on_load)
             page.csp_violations = violations
+            page.axe_violations = inaccessible
+            page.axe_audited = audited
             yield page
-            assert not violations, f"Content-Security-Policy violations: {violations}"
-            assert not unprotected, f"pages without a Content-Security-Policy: {unprotected}"
+            problems = [
+                *(f"Content-Security-Policy violation: {v}" for v in violations),
+                *(f"page without a Content-Security-Policy: {url}" for url in unprotected),
+                *(f"axe-core (critical/serious): {v}" for v in inaccessible),
+            ]
+            assert not problems, "\n".join(problems)
         finally:
             browser.close()
 

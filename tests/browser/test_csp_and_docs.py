@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
     ("path", "ready"),
     [
         ("/api/docs/", ".swagger-ui .information-container .title"),
-        ("/api/redoc/", "[role=search], .api-content h1"),
+        ("/api/redoc/", ".api-content h1"),
     ],
 )
 def test_api_docs_render_offline_under_the_policy(live_server: Any, path: str, ready: str) -> None:
@@ -44,11 +44,11 @@ def test_api_docs_render_offline_under_the_policy(live_server: Any, path: str, r
         shot(page, f"api-docs-{path.strip('/').replace('/', '-')}")
         assert not elsewhere, f"responses from outside the site: {elsewhere}"
         if path == "/api/redoc/":
-            # ReDoc hard-codes a remote logo; the policy refuses it (it hides on error).
-            blocked = [v for v in page.csp_violations if "cdn.redoc.ly" in v]
-            assert blocked and all("img-src" in v for v in blocked), page.csp_violations
-            for violation in blocked:
-                page.csp_violations.remove(violation)
+            # ReDoc's bundle hard-codes a remote logo; the site serves it with its own.
+            page.wait_for_selector("img[alt='redocly logo']")
+            logo = page.get_attribute("img[alt='redocly logo']", "src") or ""
+            assert logo.startswith("/static/"), logo
+        # chromium() fails on any policy violation (none expected: nothing leaves the site)
 
 
 def test_the_policy_blocks_an_injected_inline_script(live_server: Any) -> None:

@@ -122,16 +122,18 @@ def _plugin_status(plugin: Plugin) -> tuple[str, str]:
 class PluginAdmin(TestConnectionLink, OrgScopedAdmin):
     test_url_name = "plugins_core_plugin_test"
     audit_action = AuditEvent.Action.PLUGIN_CHANGE
+    # What an operator scans for first (status, health, runs) right after the name, so a
+    # 1366 px window shows them without scrolling sideways.
     list_display = (
         "slug",
+        "handler_status",
+        "health_badge",
+        "runs",
+        "enabled",
         "name",
         "plugin_type",
         "service",
         "organization",
-        "enabled",
-        "handler_status",
-        "health_badge",
-        "runs",
     )
     list_filter = ("organization", "plugin_type", "enabled", "execution_mode")
     form = PluginModeForm

@@ -19,7 +19,7 @@ from django.shortcuts import render
 from imbi.core.access import installable_organizations
 from plugins_core import registry
 from plugins_core.models import ThirdPartyService
-from plugins_core.pages.catalog import PLUGIN_TYPES, Card, cards
+from plugins_core.pages.catalog import Card, cards, offered_types
 from plugins_core.pages.forms import PickPluginForm, ServiceForm, setting_names
 from plugins_core.pages.wizard.pipeline import (
     Pipeline,
@@ -102,7 +102,7 @@ class StartView(WizardView):
                 current="plugin",
                 selected=form["entry_point"].value(),
                 cards=shown,
-                types=PLUGIN_TYPES,
+                types=offered_types(shown),
             ),
         )
 

@@ -441,8 +441,10 @@ def test_query_counts_stay_constant_and_changes_invalidate_the_plan(
         assert admin.get(values_url).json()["source"]["slug"] == "s00"
     with CaptureQueriesContext(connection) as warm:
         assert admin.get(values_url).json()["source"]["slug"] == "s00"
-    assert len(cold) == 4  # token, project + grant, candidates, chosen binding
-    assert len(warm) == 2  # token, project + grant (the plan is cached)
+    # the token, its user, the project and the grant in one query (imbi.api.authentication)
+    # cold: that query, the candidates, the chosen binding; warm: that query (plan cached)
+    assert len(cold) == 3, [q["sql"] for q in cold]
+    assert len(warm) == 1, [q["sql"] for q in warm]
     # A binding change through the API bumps the organization's version: the next request
     # resolves again and sees it, in this process or any other.
     created = admin.post(
@@ -561,3 +563,28 @@ def test_replace_default_moves_the_default_in_one_audited_step(
     assert [b.plugin.slug for b in ProjectPlugin.objects.filter(project=project, default=True)] == [
         "example-static"
     ]
+
+
+def test_the_joined_token_lookup_refuses_revoked_tokens_and_hides_other_projects(
+    project: Project, api: Any
+) -> None:
+    """A tab request reads the token and the project in one query: a deleted token or an
+    inactive user is refused on the next request, a missing project is 404 as before."""
+    from rest_framework.authtoken.models import Token
+
+    viewer = api(Role.VIEWER, username="joined")
+    keys_url = url(project, "tabs")
+    assert viewer.get(keys_url).status_code == 200, viewer.get(keys_url).content
+    assert_problem(
+        viewer.get(f"/api/orgs/{project.organization.slug}/projects/{project.pk + 999}/tabs"),
+        404,
+        "not_found",
+    )
+    assert_problem(viewer.get(f"/api/orgs/nope/projects/{project.pk}/tabs"), 404, "not_found")
+    viewer.user.is_active = False
+    viewer.user.save()
+    assert viewer.get(keys_url).status_code in (401, 404)  # as before the joined lookup
+    viewer.user.is_active = True
+    viewer.user.save()
+    Token.objects.filter(user=viewer.user).delete()
+    assert viewer.get(keys_url).status_code == 401

@@ -73,3 +73,84 @@ def test_a_verified_publisher_is_shown_as_verified(
     api.force_authenticate(admin_user)
     entries = {e["name"]: e for e in api.get("/api/plugins").json()["entries"]}
     assert entries[PLUGIN]["badge"] == "verified"
+
+
+def test_the_platforms_own_catalog_is_first_party_not_unsigned(
+    admin_user: Any, client: Any
+) -> None:
+    """The catalog tells first-party (shipped with the platform) from unsigned; it offers
+    only type filters that match a card, and each card's link says what it opens."""
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    entries = {e["name"]: e for e in api.get("/api/plugins").json()["entries"]}
+    assert entries["local-config"]["badge"] == "first-party"
+    assert entries["example-config"]["badge"] == "unsigned"
+    client.force_login(admin_user)
+    page = client.get("/catalog/").content.decode()
+    assert 'badge-first-party">first-party</span>' in page
+    assert 'badge-unsigned">unsigned</span>' in page
+    assert 'data-catalog-type="configuration"' in page
+    assert 'data-catalog-type="identity"' not in page  # no identity plugin is loaded
+    assert ">Details for " in page
+    assert ">Details</a>" not in page
+
+
+def test_the_catalog_offers_install_and_update_from_the_followed_indexes(
+    world: World, site: Path, admin_user: Any, client: Any
+) -> None:
+    """The marketplace: what the indexes offer, with version, publisher and trust, an
+    Install / Update button posting to the install-from-index service, and "update
+    available" on the installed plugin; the API says the same with ``installed_version``."""
+    import re
+
+    world.release("1.0.0")
+    world.release("1.1.0")
+    world.follow()
+    install_from_index("supply-demo==1.0.0")
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    (offer,) = api.get("/api/plugin-index/available").json()
+    assert (offer["installed_version"], offer["latest"], offer["update_available"]) == (
+        "1.0.0",
+        "1.1.0",
+        True,
+    )
+    client.force_login(admin_user)
+    page = client.get("/catalog/").content.decode()
+    row = page[page.index(f'data-offer="{DIST}"') :]
+    row = row[: row.index("</tr>")]
+    assert "1.1.0" in row and "acme" in row and "badge-verified" in row
+    assert "update available" in row
+    assert 'data-update="1.1.0"' in page  # the installed plugin's card says so too
+    form = re.search(r'<form method="post" action="([^"]+)".*?</form>', row, re.DOTALL)
+    assert form is not None and f"Update {DIST} to 1.1.0" in form.group(0)
+    fields = dict(re.findall(r'name="([^"]+)" value="([^"]+)"', form.group(0)))
+    assert fields["requirement"] == f"{DIST}==1.1.0"
+    installed = client.post(form.group(1), fields)  # the form as served
+    assert installed.status_code == 302, installed.content.decode()[-2000:]
+    (offer,) = api.get("/api/plugin-index/available").json()
+    assert (offer["installed_version"], offer["update_available"]) == ("1.1.0", False)
+    assert "Update " not in client.get("/catalog/").content.decode()
+
+
+def test_only_superusers_see_the_index_offers_on_the_catalog(
+    world: World, site: Path, client: Any, django_user_model: Any
+) -> None:
+    world.release("1.0.0")
+    world.follow()
+    staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    client.force_login(staff)
+    page = client.get("/catalog/").content.decode()
+    assert "From your followed indexes" not in page and "Install " not in page
+
+
+def test_a_local_plugin_links_to_its_readme(admin_user: Any, client: Any) -> None:
+    """The built-in local plugins have no homepage; their details page links the
+    distribution's README, served by the platform."""
+    client.force_login(admin_user)
+    detail = client.get("/catalog/local-config/").content.decode()
+    assert 'href="/catalog/local-config/readme/"' in detail
+    readme = client.get("/catalog/local-config/readme/")
+    assert readme.status_code == 200
+    assert "They need no external service and no credentials" in readme.content.decode()
+    assert client.get("/catalog/no-such-plugin/readme/").status_code == 404
