@@ -181,7 +181,11 @@ def _encode_argument(name: str, value: Any) -> JSONValue:
         if not all(isinstance(key, str) for key in keys):
             raise WireError("keys: expected a list of strings or None")
         return keys
-    if name in ("key", "deployment_id", *SECRET_ARGUMENTS):
+    if name == "key":  # the plugin answers a bad key (an empty one too) with a field error
+        if not isinstance(value, str):
+            raise WireError("key: expected a string")
+        return value
+    if name in ("deployment_id", *SECRET_ARGUMENTS):
         if not isinstance(value, str) or not value or len(value) > 16384:
             raise WireError(f"{name}: expected a non-empty string")
         return value

@@ -62,7 +62,7 @@ def test_a_task_whose_worker_is_killed_runs_again(transactional_db: Any, tmp_pat
     try:
         warm = client.send_task("plugins_core.tasks.registry_report", queue=queue)
         first_child = warm.get(timeout=90)["pid"]
-        assert children(worker.pid) == [first_child]
+        assert first_child in children(worker.pid)  # (the worker may also run plugin runners)
         slow = client.send_task(
             "plugins_core.tasks.registry_report", kwargs={"pause": 4}, queue=queue
         )
