@@ -90,7 +90,11 @@ def test_the_platforms_own_catalog_is_first_party_not_unsigned(
     assert 'badge-first-party">first-party</span>' in page
     assert 'badge-unsigned">unsigned</span>' in page
     assert 'data-catalog-type="configuration"' in page
-    assert 'data-catalog-type="identity"' not in page  # no identity plugin is loaded
+    # a type's filter is offered exactly when a card of that type is listed (the first-party
+    # OpenID Connect plugin is an identity plugin; no card is a deployment plugin here)
+    for plugin_type in ("configuration", "logs", "identity", "deployment"):
+        offered = f'data-catalog-type="{plugin_type}"' in page
+        assert offered == (f'data-type="{plugin_type}"' in page), plugin_type
     assert ">Details for " in page
     assert ">Details</a>" not in page
 
