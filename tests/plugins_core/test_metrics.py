@@ -139,3 +139,86 @@ def test_celery_outcomes_are_counted() -> None:
     boom.apply(throw=False)
     assert count("tests.metrics.ok", "success") == ok_before + 1
     assert count("tests.metrics.boom", "failure") == fail_before + 1
+
+
+@override_settings(IMBI_METRICS_TOKEN=TOKEN, IMBI_PLUGIN_BREAKER_REDIS_URL="")
+def test_isolated_calls_count_once_with_runner_starts_and_the_idle_pool(
+    project: Project, install: Any, bind_type: Any, api: Any
+) -> None:
+    from plugins_core.isolation import host
+
+    host.reset_runtime()
+    try:
+        plugin = install("example-config", "iso", execution_mode="isolated")
+        bind_type(plugin, default=True)
+        org = project.organization.slug
+        before = scrape().content.decode()
+        client = api()
+        assert client.get(url(project, "configuration")).status_code == 200
+        assert client.get(url(project, "configuration/values")).status_code == 200
+        after = scrape().content.decode()
+    finally:
+        host.reset_runtime()
+    ok = {"plugin": "iso", "organization": org, "code": "ok"}
+    # counted once per call at the runner seam, not once per layer
+    assert calls(after, **ok) == calls(before, **ok) + 2
+    assert calls(after, method="get_values", **ok) == calls(before, method="get_values", **ok) + 1
+    starts = samples(after, "imbi_plugin_runner_starts_total")
+    started_before = samples(before, "imbi_plugin_runner_starts_total")
+    # the second call reused the warm runner the first one started
+    assert starts[(("plugin", "iso"),)] == started_before.get((("plugin", "iso"),), 0) + 1
+    assert samples(after, "imbi_plugin_runner_pool_idle")[()] == 1
+
+
+@override_settings(IMBI_PLUGIN_BREAKER_REDIS_URL="")
+def test_egress_refusals_are_counted_per_plugin() -> None:
+    from plugins_core.isolation import host
+    from tests.plugins_core.isolation.test_egress import probe
+
+    def refused() -> float:
+        return metrics.EGRESS_REFUSALS.labels("hostile-egress")._value.get()
+
+    before = refused()
+    host.reset_runtime()
+    try:  # a loopback port nobody declared: the broker refuses it before connecting
+        report = probe({"UNDECLARED": "tcp 127.0.0.1 9"}, ("127.0.0.1:10",))
+    finally:
+        host.reset_runtime()
+    assert report == ["UNDECLARED_REFUSED_PermissionError_EACCES"]
+    assert refused() == before + 1
+
+
+@override_settings(
+    IMBI_METRICS_TOKEN=TOKEN,
+    IMBI_PLUGIN_BREAKER_REDIS_URL="",
+    IMBI_PLUGIN_CONCURRENCY_PER_PLUGIN=1,
+)
+def test_a_busy_refusal_is_counted_and_its_call_carries_the_code(
+    project: Project, install: Any, bind_type: Any, api: Any
+) -> None:
+    from plugins_core.isolation import concurrency, host
+
+    plugin = install("example-config", "crowded", execution_mode="isolated")
+    bind_type(plugin, default=True)
+    org = project.organization.slug
+    before = scrape().content.decode()
+    with concurrency.slots(  # another call holds the plugin's only slot
+        scope=host._deployment(),
+        plugin=host.plugin_breaker_key(plugin.pk),
+        organization=org,
+        slug="crowded",
+        per_plugin=1,
+        per_organization=0,
+        timeout=1.0,
+    ):
+        response = api().get(url(project, "configuration"))
+    assert response.status_code == 503 and response.json()["code"] == "plugin_busy"
+    after = scrape().content.decode()
+    busy = (("organization", org), ("plugin", "crowded"))
+    assert (
+        samples(after, "imbi_plugin_busy_refusals_total")[busy]
+        == samples(before, "imbi_plugin_busy_refusals_total").get(busy, 0) + 1
+    )
+    assert calls(after, plugin="crowded", code="plugin_busy") == 1 + calls(
+        before, plugin="crowded", code="plugin_busy"
+    )
