@@ -11,11 +11,16 @@ import os
 from celery import Celery
 from celery.signals import worker_init
 
+from imbi.core import metrics
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imbi.settings.production")
 
 app = Celery("imbi")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Task outcomes counted for /metrics (imbi.core.metrics, a worker process's own counters).
+metrics.connect_celery()
 
 
 @worker_init.connect  # type: ignore[untyped-decorator]

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from imbi.api.docs import RedocView, SwaggerView, redoc_bundle
 from imbi.core.home import home
+from imbi.core.metrics_view import metrics_view
 from imbi.core.views import healthz, livez
 
 urlpatterns = [
@@ -14,6 +15,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", healthz, name="readyz"),
     path("livez", livez, name="livez"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SwaggerView.as_view(url_name="schema"), name="swagger-ui"),

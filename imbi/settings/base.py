@@ -293,6 +293,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # Runtime-installed plugin distributions (docs/operations.md, "Plugin distributions").
 IMBI_NODE_ID: str = env.str("IMBI_NODE_ID", default="")  # default: the host name
+# The bearer token a Prometheus scraper sends to /metrics; unset, /metrics answers 404.
+IMBI_METRICS_TOKEN: str = env.str("IMBI_METRICS_TOKEN", default="")
 IMBI_PLUGIN_ROOT: str = env.str("IMBI_PLUGIN_ROOT", default=str(DATA_DIR / "plugins"))
 IMBI_PLUGIN_GENERATION_CHECK = env.float("IMBI_PLUGIN_GENERATION_CHECK", default=0.5)
 IMBI_PLUGIN_GENERATION_TTL = env.float("IMBI_PLUGIN_GENERATION_TTL", default=5.0)

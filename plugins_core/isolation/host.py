@@ -21,6 +21,7 @@ organization): another organization's project answers ``not_found`` like a missi
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import logging
@@ -42,11 +43,18 @@ from imbi_plugin_sdk import (
 )
 from imbi_plugin_sdk.wire import Call, Reply, WireError
 
+from imbi.core import metrics
 from plugins_core.models.plugins import unapproved_permissions
 
 from . import concurrency, egress
 from .breaker import Breaker, MemoryBreaker, RedisBreaker
-from .errors import PluginCrashed, PluginFailed, PluginMisconfigured, PluginTimeout
+from .errors import (
+    PluginBusy,
+    PluginCrashed,
+    PluginFailed,
+    PluginMisconfigured,
+    PluginTimeout,
+)
 from .paths import granted_paths
 from .policy import Limits, runner_spec
 from .supervisor import Pool, RunnerSpec
@@ -69,6 +77,14 @@ _ids = itertools.count(1)
 _lock = threading.Lock()
 _pool: Pool | None = None
 _breaker: Breaker | None = None
+
+
+def _idle_runners() -> float:
+    current = _pool
+    return float(len(current.runners())) if current is not None else 0.0
+
+
+metrics.watch_pool(_idle_runners)
 
 
 def pool() -> Pool:
@@ -195,7 +211,11 @@ class HostRequests:
         if op in PROJECT_FIELDS:
             return self.project(str(op), fields, request)
         if op == egress.OP:
-            return self.broker()(request)
+            try:
+                return self.broker()(request)
+            except PermissionDenied:
+                metrics.EGRESS_REFUSALS.labels(slug_of(self.target)).inc()
+                raise
         if op not in STORAGE_FIELDS:
             raise PermissionDenied(f"unknown host request {str(op)[:40]!r}")
         store = self.target.context.storage
@@ -332,15 +352,23 @@ class IsolatedRunner:
             )
         except WireError as exc:
             raise PluginFailed(f"call to plugin '{slug}' is invalid: {exc}") from None
-        with concurrency.slots(  # first: a busy refusal never takes a half-open trial
-            scope=_deployment(),
-            plugin=key,
-            organization=str(context.organization),
-            slug=slug,
-            per_plugin=settings.IMBI_PLUGIN_CONCURRENCY_PER_PLUGIN,
-            per_organization=settings.IMBI_PLUGIN_CONCURRENCY_PER_ORGANIZATION,
-            timeout=float(context.timeout) + DEADLINE_GRACE,
-        ):
+        held = contextlib.ExitStack()
+        try:  # first: a busy refusal never takes a half-open trial
+            held.enter_context(
+                concurrency.slots(
+                    scope=_deployment(),
+                    plugin=key,
+                    organization=str(context.organization),
+                    slug=slug,
+                    per_plugin=settings.IMBI_PLUGIN_CONCURRENCY_PER_PLUGIN,
+                    per_organization=settings.IMBI_PLUGIN_CONCURRENCY_PER_ORGANIZATION,
+                    timeout=float(context.timeout) + DEADLINE_GRACE,
+                )
+            )
+        except PluginBusy:
+            metrics.PLUGIN_BUSY.labels(slug, str(context.organization)).inc()
+            raise
+        with held:
             circuit.before(key, slug)
             return self._run(target, method, call, granted, circuit, key)
 
@@ -376,6 +404,8 @@ class IsolatedRunner:
         except (PluginTimeout, PluginCrashed, PluginFailed):
             circuit.failure(key)
             raise
+        if runner.calls == 0:  # just started: no warm runner was idle
+            metrics.RUNNER_STARTS.labels(slug).inc()
         loaded = runner.entries.get(entry.name) or {}
         if not loaded.get("ok"):
             runners.release(runner)

@@ -31,6 +31,7 @@ from collections.abc import Iterable, Sequence
 
 from packaging.utils import canonicalize_name
 
+from imbi.core import metrics
 from plugins_core.registry import loading
 from plugins_core.registry.loading import (
     Untrusted,
@@ -91,6 +92,7 @@ def _publish() -> Snapshot:
     global _current
     generation = (_current.generation + 1) if _current else 1
     _current = assemble([*_examined, *_managed], generation=generation)
+    metrics.REGISTRY_GENERATION.set(generation)
     _settled.notify_all()
     return _current
 

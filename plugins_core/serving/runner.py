@@ -40,6 +40,7 @@ from imbi_plugin_sdk import (
 from imbi_plugin_sdk.results import RESULTS, check_result
 from imbi_plugin_sdk.wire import DEFAULT_MAX_REPLY_BYTES, Call, Reply, WireError, execute
 
+from imbi.core import metrics
 from imbi.core.crypto import DecryptionError
 from plugins_core import registry
 from plugins_core.isolation.modes import ISOLATED, effective_mode
@@ -236,11 +237,27 @@ class ModeRunner:
         return self._isolated
 
     def call(self, target: CallTarget, method: str, *args: Any) -> Any:
+        """The call, counted once in ``imbi.core.metrics`` (plugin, organization, method,
+        outcome code, latency) whichever runner serves it."""
         plugin = getattr(target, "plugin", None)
         chosen = plugin.execution_mode if plugin is not None else "auto"
-        if effective_mode(chosen, target.entry) == ISOLATED:
-            return self.isolated().call(target, method, *args)
-        return self.in_process.call(target, method, *args)
+        started = time.monotonic()
+        failure: BaseException | None = None
+        try:
+            if effective_mode(chosen, target.entry) == ISOLATED:
+                return self.isolated().call(target, method, *args)
+            return self.in_process.call(target, method, *args)
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            metrics.observe_call(
+                str(plugin.slug) if plugin is not None else target.entry.slug,
+                str(target.context.organization),
+                method,
+                time.monotonic() - started,
+                failure,
+            )
 
 
 _default = ModeRunner()
