@@ -174,7 +174,7 @@ def _build_wheels(out: Path) -> dict[str, Path]:
     """The runtime demo plugin's wheels, built the way the tests build them."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "tests" / "plugins_core" / "runtime"
+    path = Path(__file__).resolve().parents[1] / "tests" / "plugins_core" / "distributions"
     spec = importlib.util.spec_from_file_location("runtime_wheels", path / "conftest.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
