@@ -67,5 +67,8 @@ def refuse(reason: str) -> NoReturn:
         for name in ("SIGTERM", "SIGINT", "SIGQUIT"):
             signal.signal(getattr(signal, name), signal.SIG_DFL)
         time.sleep(60)
-    print(f"imbi: refusing to start: {reason}", file=sys.stderr, flush=True)
+    # One write(2) of the whole line: a pipe keeps it whole (under PIPE_BUF), so the master's
+    # log lines written meanwhile never land in the middle of it.
+    sys.stderr.flush()
+    os.write(2, f"imbi: refusing to start: {reason}\n".encode(errors="replace"))
     sys.exit(EXIT_STATUS)
