@@ -1,14 +1,4 @@
-"""The platform's runner sandbox, for authors (Linux, x86_64; standard library only).
-
-A copy of the platform's ``plugins_core.isolation.sandbox`` (the two are kept identical by
-``tests/plugins_core/isolation/test_sdk_sandbox.py``), so ``imbi-plugin check --isolated``
-confines a plugin's calls with the *same* policy the platform applies: resource limits,
-``PR_SET_NO_NEW_PRIVS``, Landlock (files; TCP ``connect`` only to the declared hosts' ports)
-and the seccomp filter. The SDK imports nothing of the platform.
-
-The platform's description follows.
-
-What a runner applies to itself before importing plugin code (Linux, x86_64).
+"""What a runner applies to itself before importing plugin code (Linux, x86_64).
 
 ``apply(policy)`` runs, in order: resource limits (``setrlimit``), ``PR_SET_NO_NEW_PRIVS``,
 Landlock (file system: read/execute beneath ``policy.read_paths``, read files and list
@@ -23,6 +13,11 @@ handshake and the tests.
 
 The PID namespace, the pids cgroup and the allowlisted environment are arranged before
 this, by the host and ``child`` (the warden). Only the standard library is imported.
+
+This module is the one implementation, shared: the platform's runners apply it
+(``plugins_core.isolation.sandbox`` re-exports it) and ``imbi-plugin check --isolated``
+confines a plugin's calls with it, so an author's check applies exactly the platform's
+policy. Standard library only; the SDK imports nothing of the platform.
 """
 
 from __future__ import annotations

@@ -433,7 +433,7 @@ def test_a_broker_socket_cannot_listen_on_the_host(echo: Echo) -> None:
 
 def test_a_networked_runner_needs_landlock_tcp_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     """Below Landlock ABI 4 nothing refuses a second connect() on a broker socket."""
-    from plugins_core.isolation import sandbox
+    from imbi_plugin_sdk import sandbox  # the implementation plugins_core.isolation re-exports
 
     monkeypatch.setattr(sandbox, "landlock_abi", lambda: 3)
     with pytest.raises(sandbox.SandboxError, match="needs 4"):
