@@ -29,6 +29,9 @@ def test_every_web_worker_and_celery_child_serves_while_a_hanging_plugin_loads(
         nodes=("node-a",),
         env={
             "IMBI_PLUGIN_IMPORT_TIMEOUT": "60",
+            # trust by name here (this test is about loading, not the trust lock): production
+            # settings otherwise read <repo>/trusted-plugins.lock, which another test may write
+            "IMBI_TRUSTED_PLUGIN_LOCK": "",
             # the test-only hostile distribution is not installed from a signed index
             "IMBI_PLUGINS_UNSIGNED_ALLOWED": "imbi-plugin-hostile,imbi-plugin-aws,"
             "imbi-plugin-github,imbi-plugin-local,imbi-plugin-logzio,imbi-plugin-oidc",
